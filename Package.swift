@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The folder tree is the architecture:
+//   AgentpenPolicy  pure decisions (CLI parsing, presets, allowlists, sandbox plans,
+//                   ClientHello and DNS parsing); no C, no kernel, fully unit-tested
+//   AgentpenEvents  the one event type every allow/deny decision passes through
+//   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
+//   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
+//   agentpen        the command line: wires the plan to the kernel edge
+let package = Package(
+    name: "agentpen",
+    products: [
+        .executable(name: "agentpen", targets: ["agentpen"]),
+    ],
+    targets: [
+        .target(name: "CShim", cSettings: [.define("_GNU_SOURCE")]),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .executableTarget(name: "EmbedAllowlistsTool"),
+        .plugin(name: "EmbedAllowlists", capability: .buildTool(),
+                dependencies: ["EmbedAllowlistsTool"]),
+        .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
+        .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenKernel",
+                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents"]),
+        .target(name: "AgentpenProxy",
+                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents"]),
+        .executableTarget(name: "agentpen",
+                          dependencies: ["AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
+        .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy"]),
+        .testTarget(name: "AgentpenProxyTests",
+                    dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
+    ]
+)

@@ -1,0 +1,87 @@
+/// What an agent needs beyond the bare sandbox: hosts, environment variables and
+/// config paths. Presets are data (`allowlists/NAME.preset`, embedded at build):
+///
+///     # comment
+///     host api.example.com        reachable host (wildcards allowed)
+///     env EXAMPLE_API_KEY         passed from the caller's environment when set
+///     setenv NAME=VALUE           set inside (a leading ~ is the home directory)
+///     rw ~/.example               mounted read-write (created when missing)
+///     ro ~/.example.toml          mounted read-only (skipped when missing)
+public struct Preset: Sendable, Equatable {
+    public var name: String
+    public var hosts: [HostPattern] = []
+    public var env: [String] = []
+    public var setenv: [(name: String, value: String)] = []
+    public var readWrite: [String] = []
+    public var readOnly: [String] = []
+
+    public static func == (a: Preset, b: Preset) -> Bool {
+        a.name == b.name && a.hosts == b.hosts && a.env == b.env && a.readWrite == b.readWrite
+            && a.readOnly == b.readOnly && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
+    }
+
+    public init(name: String) { self.name = name }
+
+    public struct ParseError: Error, Equatable, CustomStringConvertible {
+        public var preset: String
+        public var line: Int
+        public var message: String
+        public var description: String { "preset \(preset), line \(line): \(message)" }
+    }
+
+    public init(name: String, text: String) throws(ParseError) {
+        self.name = name
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                .trimmed(" \t\r")
+            if line.isEmpty { continue }
+            let parts = line.split(maxSplits: 1, whereSeparator: { $0 == " " || $0 == "\t" })
+            func fail(_ m: String) -> ParseError { ParseError(preset: name, line: index + 1, message: m) }
+            guard parts.count == 2 else { throw fail("expected 'KEYWORD VALUE', got \(line.debugDescription)") }
+            let value = String(parts[1]).trimmed(" \t")
+            switch parts[0] {
+            case "host":
+                do { hosts.append(try HostPattern(value)) } catch { throw fail(error.description) }
+            case "env":
+                guard EnvPolicy.isValidName(value) else { throw fail("bad variable name \(value.debugDescription)") }
+                env.append(value)
+            case "setenv":
+                guard let eq = value.firstIndex(of: "="), EnvPolicy.isValidName(String(value[..<eq])) else {
+                    throw fail("setenv needs NAME=VALUE")
+                }
+                setenv.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
+            case "rw", "ro":
+                guard value.hasPrefix("~/") || value.hasPrefix("/") else { throw fail("path must start with ~/ or /") }
+                guard !value.split(separator: "/").contains("..") else { throw fail("'..' is not allowed in paths") }
+                if parts[0] == "rw" { readWrite.append(value) } else { readOnly.append(value) }
+            default:
+                throw fail("unknown keyword \(parts[0].debugDescription)")
+            }
+        }
+    }
+
+    /// The shipped presets, by agent name.
+    public static func builtin(_ name: String) -> Preset? {
+        guard let text = embeddedPresets[name] else { return nil }
+        // The build embeds files that the unit tests parse; a broken one is a bug.
+        return try! Preset(name: name, text: text)
+    }
+
+    public static var builtinNames: [String] { embeddedPresets.keys.sorted() }
+}
+
+extension StringProtocol {
+    func trimmed(_ set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s.removeFirst() }
+        while let l = s.last, set.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Expands a leading `~` to `home`.
+public func expandTilde(_ path: String, home: String) -> String {
+    if path == "~" { return home }
+    if path.hasPrefix("~/") { return home + path.dropFirst(1) }
+    return path
+}

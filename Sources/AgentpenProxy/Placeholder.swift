@@ -1,0 +1,1 @@
+// The SNI proxy and DNS responder live here.

@@ -1,0 +1,4 @@
+#include <netlink/netlink.h>
+#include <netlink/route/route.h>
+#include <netlink/route/link.h>
+#include <netlink/route/addr.h>

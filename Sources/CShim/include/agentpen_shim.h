@@ -1,0 +1,67 @@
+// Thin wrappers for Linux calls that Swift's Glibc module does not expose.
+// Each wrapper does one call and returns -errno on failure (never sets errno for
+// the caller to read), so Swift sees one convention everywhere.
+#ifndef AGENTPEN_SHIM_H
+#define AGENTPEN_SHIM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+// ---- spawning -------------------------------------------------------------
+
+/// One descriptor to hand to the child: `src` in the parent becomes `dst` in the child.
+typedef struct {
+    int src;
+    int dst;
+} ap_fd_map;
+
+enum {
+    AP_SPAWN_SETPGID = 1 << 0,      // child gets its own process group
+    AP_SPAWN_PDEATHSIG = 1 << 1,    // child gets SIGKILL when the spawning thread dies
+};
+
+/// fork + execve. In the child: every signal reset to default, empty mask, the
+/// listed descriptors moved into place, every other descriptor closed. Exec
+/// failures are reported back: returns the pid (> 0) or -errno of the failed
+/// fork/exec. `envp` may be NULL for the caller's environment.
+pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
+               const ap_fd_map *fds, int nfds, int flags);
+
+// ---- descriptors and processes --------------------------------------------
+int ap_memfd_create(const char *name, unsigned int flags);
+int ap_pipe2(int fds[2], int flags);
+int ap_close_range(unsigned int first, unsigned int last);
+int ap_pidfd_open(pid_t pid);
+int ap_set_cloexec(int fd, int on);
+int ap_set_nonblock(int fd, int on);
+int ap_unshare(int flags);
+int ap_setns(int fd, int nstype);
+int ap_set_pdeathsig(int sig);
+int ap_set_no_new_privs(void);
+int ap_tcsetpgrp_quiet(int fd, pid_t pgrp);
+
+extern const int AP_CLONE_NEWUSER, AP_CLONE_NEWNET, AP_CLONE_NEWNS, AP_CLONE_NEWPID,
+    AP_CLONE_NEWIPC, AP_CLONE_NEWUTS, AP_CLONE_NEWCGROUP, AP_CLONE_NEWTIME;
+extern const int AP_MFD_CLOEXEC, AP_O_CLOEXEC, AP_O_NONBLOCK, AP_O_PATH;
+
+// ---- sockets and splicing -------------------------------------------------
+int ap_accept4(int fd, int flags);
+ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
+extern const unsigned int AP_SPLICE_F_MOVE, AP_SPLICE_F_NONBLOCK;
+extern const int AP_SOCK_NONBLOCK, AP_SOCK_CLOEXEC;
+
+// ---- Landlock (raw syscalls; our own struct definitions) ------------------
+struct ap_landlock_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+/// Returns the best ABI version (>= 1) or -errno (-ENOSYS, -EOPNOTSUPP when disabled).
+int ap_landlock_abi(void);
+/// Creates a ruleset; `attr_size` lets the caller pass a size matching the ABI.
+int ap_landlock_create_ruleset(const struct ap_landlock_ruleset_attr *attr, size_t attr_size);
+/// Allows `access` beneath the directory or file opened at `parent_fd`.
+int ap_landlock_add_path_rule(int ruleset_fd, uint64_t access, int parent_fd);
+int ap_landlock_restrict_self(int ruleset_fd);
+
+#endif

@@ -1,0 +1,157 @@
+#include "agentpen_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <sys/wait.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define RET(x) do { long r_ = (long)(x); return r_ < 0 ? -errno : r_; } while (0)
+
+const int AP_CLONE_NEWUSER = CLONE_NEWUSER, AP_CLONE_NEWNET = CLONE_NEWNET,
+          AP_CLONE_NEWNS = CLONE_NEWNS, AP_CLONE_NEWPID = CLONE_NEWPID,
+          AP_CLONE_NEWIPC = CLONE_NEWIPC, AP_CLONE_NEWUTS = CLONE_NEWUTS,
+          AP_CLONE_NEWCGROUP = CLONE_NEWCGROUP, AP_CLONE_NEWTIME = 0x00000080;
+const int AP_MFD_CLOEXEC = MFD_CLOEXEC, AP_O_CLOEXEC = O_CLOEXEC,
+          AP_O_NONBLOCK = O_NONBLOCK, AP_O_PATH = O_PATH;
+const unsigned int AP_SPLICE_F_MOVE = SPLICE_F_MOVE, AP_SPLICE_F_NONBLOCK = SPLICE_F_NONBLOCK;
+const int AP_SOCK_NONBLOCK = SOCK_NONBLOCK, AP_SOCK_CLOEXEC = SOCK_CLOEXEC;
+
+// Only async-signal-safe calls between fork and exec.
+static void child_fail(int report_fd) {
+    int e = errno;
+    while (write(report_fd, &e, sizeof e) < 0 && errno == EINTR) {}
+    _exit(127);
+}
+
+pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
+               const ap_fd_map *fds, int nfds, int flags) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) return -errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   // no handler may run in the child
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(report[0]);
+        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        if (flags & AP_SPAWN_SETPGID) setpgid(0, 0);
+        if ((flags & AP_SPAWN_PDEATHSIG) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report[1]);
+        // Move the report pipe and every source above all targets first, so a
+        // dup2 into place can never clobber a source still needed.
+        int high = 3;
+        for (int i = 0; i < nfds; i++) if (fds[i].dst >= high) high = fds[i].dst + 1;
+        int rep = fcntl(report[1], F_DUPFD_CLOEXEC, high + nfds + 1);
+        if (rep < 0) child_fail(report[1]);
+        int tmp[nfds > 0 ? nfds : 1];
+        for (int i = 0; i < nfds; i++) {
+            tmp[i] = fcntl(fds[i].src, F_DUPFD, high);
+            if (tmp[i] < 0) child_fail(rep);
+        }
+        for (int i = 0; i < nfds; i++) {
+            if (dup2(tmp[i], fds[i].dst) < 0) child_fail(rep);   // dup2 clears FD_CLOEXEC
+        }
+        // Close everything that is not a target and not the report pipe.
+        int keep_max = 2;
+        for (int i = 0; i < nfds; i++) if (fds[i].dst > keep_max) keep_max = fds[i].dst;
+        for (int fd = 3; fd <= keep_max; fd++) {
+            int wanted = 0;
+            for (int i = 0; i < nfds; i++) if (fds[i].dst == fd) wanted = 1;
+            if (!wanted) close(fd);
+        }
+        if (keep_max + 1 < rep) syscall(SYS_close_range, keep_max + 1, rep - 1, 0);
+        syscall(SYS_close_range, rep + 1, ~0U, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (envp) execve(path, argv, envp);
+        else execv(path, argv);
+        child_fail(rep);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report[1]);
+    if (pid < 0) { close(report[0]); return -fork_errno; }
+    int child_errno = 0;
+    ssize_t n;
+    do { n = read(report[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof child_errno) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        return -child_errno;
+    }
+    return pid;
+}
+
+int ap_memfd_create(const char *name, unsigned int flags) { RET(memfd_create(name, flags)); }
+int ap_pipe2(int fds[2], int flags) { RET(pipe2(fds, flags)); }
+int ap_close_range(unsigned int first, unsigned int last) { RET(syscall(SYS_close_range, first, last, 0)); }
+int ap_pidfd_open(pid_t pid) { RET(syscall(SYS_pidfd_open, pid, 0)); }
+int ap_set_cloexec(int fd, int on) {
+    int f = fcntl(fd, F_GETFD);
+    if (f < 0) return -errno;
+    RET(fcntl(fd, F_SETFD, on ? (f | FD_CLOEXEC) : (f & ~FD_CLOEXEC)));
+}
+int ap_set_nonblock(int fd, int on) {
+    int f = fcntl(fd, F_GETFL);
+    if (f < 0) return -errno;
+    RET(fcntl(fd, F_SETFL, on ? (f | O_NONBLOCK) : (f & ~O_NONBLOCK)));
+}
+int ap_unshare(int flags) { RET(unshare(flags)); }
+int ap_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+int ap_set_pdeathsig(int sig) { RET(prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)); }
+int ap_set_no_new_privs(void) { RET(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); }
+
+// Moving the terminal's foreground group from a background group raises SIGTTOU
+// unless it is ignored; ignore it for this one call.
+int ap_tcsetpgrp_quiet(int fd, pid_t pgrp) {
+    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGTTOU, &ign, &old);
+    int r = tcsetpgrp(fd, pgrp);
+    int e = errno;
+    sigaction(SIGTTOU, &old, NULL);
+    return r < 0 ? -e : 0;
+}
+
+int ap_accept4(int fd, int flags) { RET(accept4(fd, NULL, NULL, flags)); }
+ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags) {
+    RET(splice(fd_in, NULL, fd_out, NULL, len, flags));
+}
+
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+#define AP_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+#define AP_LANDLOCK_RULE_PATH_BENEATH 1
+
+struct ap_landlock_path_beneath_attr {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+
+int ap_landlock_abi(void) {
+    RET(syscall(SYS_landlock_create_ruleset, NULL, 0, AP_LANDLOCK_CREATE_RULESET_VERSION));
+}
+int ap_landlock_create_ruleset(const struct ap_landlock_ruleset_attr *attr, size_t attr_size) {
+    RET(syscall(SYS_landlock_create_ruleset, attr, attr_size, 0));
+}
+int ap_landlock_add_path_rule(int ruleset_fd, uint64_t access, int parent_fd) {
+    struct ap_landlock_path_beneath_attr pb = { .allowed_access = access, .parent_fd = parent_fd };
+    RET(syscall(SYS_landlock_add_rule, ruleset_fd, AP_LANDLOCK_RULE_PATH_BENEATH, &pb, 0));
+}
+int ap_landlock_restrict_self(int ruleset_fd) {
+    RET(syscall(SYS_landlock_restrict_self, ruleset_fd, 0));
+}

@@ -1,0 +1,2 @@
+import AgentpenPolicy
+print(Options.usage)

@@ -1,0 +1,38 @@
+import Testing
+@testable import AgentpenPolicy
+
+@Suite struct PresetTests {
+    @Test func everyShippedPresetParses() throws {
+        #expect(Preset.builtinNames == ["aider", "claude", "codex", "crush", "gemini", "opencode"])
+        for name in Preset.builtinNames {
+            let text = try #require(embeddedPresets[name])
+            let preset = try Preset(name: name, text: text)
+            #expect(!preset.hosts.isEmpty, "\(name) has no hosts")
+        }
+    }
+
+    @Test func claudeKeepsItsConfigInsideTheWritableDir() throws {
+        let p = try #require(Preset.builtin("claude"))
+        #expect(p.readWrite.contains("~/.claude"))
+        #expect(p.setenv.contains { $0.name == "CLAUDE_CONFIG_DIR" && $0.value == "~/.claude" })
+        #expect(p.hosts.contains(try HostPattern("api.anthropic.com")))
+    }
+
+    @Test func parseErrorsNameTheLine() {
+        #expect(throws: Preset.ParseError(preset: "x", line: 2, message: "unknown keyword \"bogus\"")) {
+            try Preset(name: "x", text: "host a.example\nbogus 1\n")
+        }
+        #expect(throws: Preset.ParseError.self) { try Preset(name: "x", text: "host 127.0.0.1") }
+        #expect(throws: Preset.ParseError.self) { try Preset(name: "x", text: "rw relative/path") }
+        #expect(throws: Preset.ParseError.self) { try Preset(name: "x", text: "rw ~/../etc") }
+        #expect(throws: Preset.ParseError.self) { try Preset(name: "x", text: "setenv NOVALUE") }
+    }
+
+    @Test func commentsAndBlankLines() throws {
+        let p = try Preset(name: "t", text: "# c\n\nhost a.example # trailing\n  env  FOO_1 \nsetenv X=~/y\nro /etc/z\n")
+        #expect(p.hosts.map(\.description) == ["a.example"])
+        #expect(p.env == ["FOO_1"])
+        #expect(p.setenv.map(\.value) == ["~/y"])
+        #expect(p.readOnly == ["/etc/z"])
+    }
+}

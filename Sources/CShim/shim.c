@@ -44,6 +44,7 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
     if (pid == 0) {
         close(report[0]);
         for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        if (flags & AP_SPAWN_IGNORE_INTERACTIVE) { signal(SIGINT, SIG_IGN); signal(SIGQUIT, SIG_IGN); }
         if (flags & AP_SPAWN_SETPGID) setpgid(0, 0);
         if ((flags & AP_SPAWN_PDEATHSIG) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report[1]);
         // Move the report pipe and every source above all targets first, so a
@@ -155,3 +156,24 @@ int ap_landlock_add_path_rule(int ruleset_fd, uint64_t access, int parent_fd) {
 int ap_landlock_restrict_self(int ruleset_fd) {
     RET(syscall(SYS_landlock_restrict_self, ruleset_fd, 0));
 }
+
+static volatile sig_atomic_t forward_pid = 0;
+static volatile sig_atomic_t received = 0;
+
+static void forward_handler(int sig) {
+    received = sig;
+    if (forward_pid > 0) kill((pid_t)forward_pid, SIGTERM);
+}
+
+void ap_forward_termination_to(pid_t pid) {
+    forward_pid = pid;
+    struct sigaction sa = { .sa_handler = forward_handler };
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+}
+
+int ap_received_signal(void) { return received; }

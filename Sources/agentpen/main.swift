@@ -1,2 +1,51 @@
+import AgentpenKernel
 import AgentpenPolicy
-print(Options.usage)
+import Glibc
+
+let version = "0.1.0"
+
+func printError(_ message: String) {
+    let line = "agentpen: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+let arguments = CommandLine.arguments
+// Internal entry points, run by agentpen itself; hidden from --help.
+if arguments.count > 1 && arguments[1] == "__exec" {
+    ExecHelper.main(arguments.dropFirst(2))
+}
+
+signal(SIGPIPE, SIG_IGN)
+
+let options: Options
+do {
+    options = try Options.parse(Array(arguments.dropFirst()))
+} catch {
+    printError(error.description)
+    _ = "\(Options.usage)\n".withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+switch options.mode {
+case .help:
+    print(Options.usage)
+    exit(0)
+case .version:
+    print("agentpen \(version)")
+    exit(0)
+case .check:
+    exit(Check.run())
+case .dryRun, .run:
+    do {
+        let prepared = try Runner.prepare(options, network: Network.mode(for:))
+        if options.mode == .dryRun {
+            DryRun.print(prepared)
+            exit(0)
+        }
+        exit(try Network.run(prepared))
+    } catch {
+        printError(error.message)
+        if error.status == 2 { printError("see agentpen --help") }
+        exit(error.status)
+    }
+}

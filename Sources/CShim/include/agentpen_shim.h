@@ -18,6 +18,7 @@ typedef struct {
 enum {
     AP_SPAWN_SETPGID = 1 << 0,      // child gets its own process group
     AP_SPAWN_PDEATHSIG = 1 << 1,    // child gets SIGKILL when the spawning thread dies
+    AP_SPAWN_IGNORE_INTERACTIVE = 1 << 2, // SIGINT and SIGQUIT ignored (Ctrl-C is for the agent)
 };
 
 /// fork + execve. In the child: every signal reset to default, empty mask, the
@@ -39,6 +40,13 @@ int ap_setns(int fd, int nstype);
 int ap_set_pdeathsig(int sig);
 int ap_set_no_new_privs(void);
 int ap_tcsetpgrp_quiet(int fd, pid_t pgrp);
+
+/// SIGTERM and SIGHUP to agentpen are passed on (as SIGTERM) to `pid`, and
+/// remembered; SIGINT and SIGQUIT are ignored (the terminal sends them to the
+/// agent too). Async-signal-safe: the handler only calls kill().
+void ap_forward_termination_to(pid_t pid);
+/// The terminating signal received since ap_forward_termination_to, or 0.
+int ap_received_signal(void);
 
 extern const int AP_CLONE_NEWUSER, AP_CLONE_NEWNET, AP_CLONE_NEWNS, AP_CLONE_NEWPID,
     AP_CLONE_NEWIPC, AP_CLONE_NEWUTS, AP_CLONE_NEWCGROUP, AP_CLONE_NEWTIME;

@@ -1,0 +1,109 @@
+import AgentpenPolicy
+import Glibc
+
+/// Answers the planner's questions from the real filesystem (lstat, readlink, access).
+public struct RealFileSystem: FileSystemView {
+    public init() {}
+
+    public func kind(_ path: String) -> FileKind {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFREG: return .file
+        case S_IFLNK: return .symlink
+        default: return .other
+        }
+    }
+
+    public func readLink(_ path: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4097)
+        let n = readlink(path, &buf, 4096)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func head(_ path: String, bytes: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: bytes)
+        let n = read(fd, &buf, bytes)
+        return n > 0 ? Array(buf[..<n]) : []
+    }
+
+    public func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
+}
+
+/// Small host queries the runner needs.
+public enum Host {
+    public static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    public static var selfExecutable: String {
+        RealFileSystem().readLink("/proc/self/exe") ?? CommandLine.arguments[0]
+    }
+
+    /// Directories of the shared libraries this process has mapped.
+    public static func loadedLibraryDirs() -> [String] {
+        let text = readFile("/proc/self/maps") ?? ""
+        var dirs: [String] = []
+        for line in text.split(separator: "\n") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            guard path.contains(".so") else { continue }
+            let dir = Paths.parent(path)
+            if !dirs.contains(dir) { dirs.append(dir) }
+        }
+        return dirs
+    }
+
+    public static func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += buf[..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func userName(uid: uid_t) -> String? {
+        guard let pw = getpwuid(uid) else { return nil }
+        return String(cString: pw.pointee.pw_name)
+    }
+
+    public static func passwdHome(uid: uid_t) -> String? {
+        guard let pw = getpwuid(uid) else { return nil }
+        return String(cString: pw.pointee.pw_dir)
+    }
+
+    public static var environment: [String: String] {
+        var env: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let s = String(cString: entry)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            p += 1
+        }
+        return env
+    }
+
+    /// Searches PATH for a program (used for bwrap, pasta, nft).
+    public static func which(_ name: String, path: String? = nil) -> String? {
+        let search = path ?? environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in (search + ":/usr/sbin:/sbin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if access(p, X_OK) == 0 { return p }
+        }
+        return nil
+    }
+}

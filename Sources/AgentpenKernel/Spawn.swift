@@ -1,0 +1,110 @@
+import CShim
+import Glibc
+
+/// The one way agentpen starts programs: fork+exec in C with an explicit list
+/// of descriptors to hand over, every other descriptor closed, signals reset.
+public struct Spawn {
+    public struct Options {
+        /// Descriptor in this process → number in the child (0, 1, 2 are inherited unless remapped).
+        public var fds: [(src: Int32, dst: Int32)] = []
+        public var newProcessGroup = false
+        /// SIGKILL the child when the spawning thread dies. Spawn from the main thread.
+        public var dieWithParent = false
+        /// SIGINT and SIGQUIT ignored in the child (they survive exec): the terminal's
+        /// Ctrl-C then reaches only a program that resets them (the agent).
+        public var ignoreInteractiveSignals = false
+        /// Nil keeps agentpen's own environment.
+        public var env: [(String, String)]? = nil
+        public init() {}
+    }
+
+    /// Starts `argv[0]` (an absolute path). Throws with the exec error (ENOENT, EACCES …).
+    public static func start(_ argv: [String], _ options: Options = Options()) throws(SystemError) -> pid_t {
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv: [UnsafeMutablePointer<CChar>?]? = options.env.map { $0.map { strdup("\($0.0)=\($0.1)") } + [nil] }
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv?.forEach { free($0) }
+        }
+        var maps = options.fds.map { ap_fd_map(src: $0.src, dst: $0.dst) }
+        var flags: Int32 = 0
+        if options.newProcessGroup { flags |= Int32(AP_SPAWN_SETPGID) }
+        if options.dieWithParent { flags |= Int32(AP_SPAWN_PDEATHSIG) }
+        if options.ignoreInteractiveSignals { flags |= Int32(AP_SPAWN_IGNORE_INTERACTIVE) }
+        let pid: pid_t = cArgs.withUnsafeBufferPointer { args in
+            maps.withUnsafeMutableBufferPointer { m in
+                if let cEnv {
+                    return cEnv.withUnsafeBufferPointer { e in
+                        ap_spawn(argv[0], args.baseAddress, e.baseAddress, m.baseAddress, Int32(m.count), flags)
+                    }
+                }
+                return ap_spawn(argv[0], args.baseAddress, nil, m.baseAddress, Int32(m.count), flags)
+            }
+        }
+        if pid < 0 { throw SystemError("exec", argv[0], errno: -pid) }
+        return pid
+    }
+
+    /// Waits for `pid`; returns the shell-style status (exit code, or 128+signal).
+    public static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return 125 }
+        }
+        return shellStatus(status)
+    }
+
+    public static func shellStatus(_ status: Int32) -> Int32 {
+        let sig = status & 0x7f
+        if sig == 0 { return (status >> 8) & 0xff }
+        return 128 + sig
+    }
+
+    /// Runs a program to completion, capturing its output (for probes and nft).
+    public static func run(_ argv: [String], input: String? = nil, env: [(String, String)]? = nil,
+                           extraFDs: [(src: Int32, dst: Int32)] = []) -> (status: Int32, output: String) {
+        var outPipe: [Int32] = [0, 0]
+        var inPipe: [Int32] = [0, 0]
+        guard ap_pipe2(&outPipe, AP_O_CLOEXEC) == 0, ap_pipe2(&inPipe, AP_O_CLOEXEC) == 0 else {
+            return (125, "pipe failed")
+        }
+        var o = Options()
+        o.env = env
+        o.fds = [(inPipe[0], 0), (outPipe[1], 1), (outPipe[1], 2)] + extraFDs
+        let pid: pid_t
+        do { pid = try start(argv, o) } catch {
+            [outPipe[0], outPipe[1], inPipe[0], inPipe[1]].forEach { close($0) }
+            return (error.errno == ENOENT ? 127 : 126, error.description)
+        }
+        close(outPipe[1]); close(inPipe[0])
+        if let input {
+            _ = input.utf8CString.withUnsafeBufferPointer { write(inPipe[1], $0.baseAddress, $0.count - 1) }
+        }
+        close(inPipe[1])
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = read(outPipe[0], &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            if out.count < 1 << 20 { out += buf[..<n] }
+        }
+        close(outPipe[0])
+        return (wait(pid), String(decoding: out, as: UTF8.self))
+    }
+}
+
+/// An anonymous in-memory file holding `content`, positioned at its start:
+/// bubblewrap reads generated files and the seccomp program from these.
+public func memoryFile(_ name: String, _ bytes: [UInt8]) throws(SystemError) -> Int32 {
+    let fd = ap_memfd_create(name, UInt32(AP_MFD_CLOEXEC))
+    guard fd >= 0 else { throw SystemError("memfd_create", name, result: Int(fd)) }
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; let e = errno; close(fd); throw SystemError("write", name, errno: e) }
+        off += n
+    }
+    lseek(fd, 0, SEEK_SET)
+    return fd
+}

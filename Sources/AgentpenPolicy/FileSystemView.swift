@@ -1,0 +1,91 @@
+/// What the planner may ask about the host's files. The kernel edge answers for
+/// real; tests answer from a dictionary. Read-only: planning changes nothing.
+public protocol FileSystemView: Sendable {
+    func kind(_ path: String) -> FileKind
+    /// The target of a symlink, as stored (may be relative).
+    func readLink(_ path: String) -> String?
+    /// The first bytes of a file (enough for a `#!` line).
+    func head(_ path: String, bytes: Int) -> [UInt8]
+    func isExecutable(_ path: String) -> Bool
+}
+
+public enum FileKind: Sendable, Equatable {
+    case missing, directory, file, symlink, other
+}
+
+public enum Paths {
+    /// Joins and normalizes `.`/`..`/duplicate slashes lexically.
+    public static func normalize(_ path: String) -> String {
+        var out: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { if !out.isEmpty { out.removeLast() }; continue }
+            out.append(part)
+        }
+        return "/" + out.joined(separator: "/")
+    }
+
+    public static func join(_ base: String, _ rel: String) -> String {
+        rel.hasPrefix("/") ? normalize(rel) : normalize(base + "/" + rel)
+    }
+
+    public static func parent(_ path: String) -> String {
+        let n = normalize(path)
+        guard let slash = n.lastIndex(of: "/"), n != "/" else { return "/" }
+        return slash == n.startIndex ? "/" : String(n[..<slash])
+    }
+
+    public static func basename(_ path: String) -> String {
+        String(normalize(path).split(separator: "/").last ?? "")
+    }
+
+    /// `path` equals `base` or lies beneath it.
+    public static func isWithin(_ path: String, _ base: String) -> Bool {
+        let p = normalize(path), b = normalize(base)
+        return b == "/" || p == b || p.hasPrefix(b + "/")
+    }
+
+    /// Resolves every symlink in `path` (like realpath), through `fs`. Nil when
+    /// a component is missing or the chain loops.
+    public static func resolve(_ path: String, in fs: any FileSystemView) -> String? {
+        var pending = normalize(path).split(separator: "/").map(String.init)
+        var done = "/"
+        var hops = 0
+        while !pending.isEmpty {
+            let part = pending.removeFirst()
+            let candidate = join(done, part)
+            switch fs.kind(candidate) {
+            case .missing: return nil
+            case .symlink:
+                hops += 1
+                guard hops < 40, let target = fs.readLink(candidate) else { return nil }
+                let rest = pending
+                pending = normalize(join(done, target)).split(separator: "/").map(String.init) + rest
+                done = "/"
+            default:
+                done = candidate
+            }
+        }
+        return done
+    }
+
+    /// The chain of symlinks from `path` to its final target: each link's path
+    /// and stored target, then the resolved final file.
+    public static func linkChain(_ path: String, in fs: any FileSystemView) -> (links: [(path: String, target: String)], final: String)? {
+        var links: [(String, String)] = []
+        var current = normalize(path)
+        for _ in 0..<40 {
+            // Resolve the directory part fully; only the last component's link is recorded.
+            guard let dir = resolve(parent(current), in: fs) else { return nil }
+            let here = join(dir, basename(current))
+            if fs.kind(here) == .symlink, let target = fs.readLink(here) {
+                links.append((here, target))
+                current = join(dir, target)
+            } else {
+                guard fs.kind(here) != .missing else { return nil }
+                return (links, here)
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,41 @@
+// Socket wrappers for the proxy, forwarder and DNS responder. Addresses cross
+// the boundary as raw bytes (4 for IPv4, 16 for IPv6) plus a host-order port, so
+// Swift never builds a sockaddr. Each wrapper does one call and returns -errno
+// on failure.
+#ifndef AGENTPEN_NET_H
+#define AGENTPEN_NET_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// socket(AF_INET or AF_INET6 by addr_len, SOCK_STREAM or SOCK_DGRAM, nonblocking, close-on-exec).
+int ap_socket(int addr_len, int datagram);
+int ap_bind_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port);
+int ap_connect_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port);
+int ap_listen(int fd, int backlog);
+/// Writes the local (peer = 0) or peer (peer = 1) address into addr[16]; returns its length (4 or 16).
+int ap_sockname_ip(int fd, int peer, uint8_t *addr, uint16_t *port);
+/// accept4(nonblocking, close-on-exec), also returning the peer address like ap_sockname_ip.
+int ap_accept_ip(int fd, uint8_t *addr, int *addr_len, uint16_t *port);
+ssize_t ap_recvfrom_ip(int fd, void *buf, size_t len, uint8_t *addr, int *addr_len, uint16_t *port);
+ssize_t ap_sendto_ip(int fd, const void *buf, size_t len, const uint8_t *addr, int addr_len, uint16_t port);
+/// recv(MSG_PEEK | MSG_DONTWAIT): look without consuming.
+ssize_t ap_recv_peek(int fd, void *buf, size_t len);
+ssize_t ap_send_nosignal(int fd, const void *buf, size_t len);
+/// Pending error of a nonblocking connect: 0, a positive errno value, or -errno of getsockopt.
+int ap_so_error(int fd);
+int ap_set_reuseaddr(int fd);
+int ap_set_v6only(int fd);
+int ap_set_nodelay(int fd);
+/// SO_RCVLOWAT: poll reports readable only once this many bytes are queued (or at EOF).
+int ap_set_rcvlowat(int fd, int bytes);
+/// SO_LINGER {1, 0}: the next close sends a reset instead of a FIN.
+int ap_set_linger_reset(int fd);
+int ap_shutdown_write(int fd);
+/// F_SETPIPE_SZ; returns the size the kernel chose.
+int ap_set_pipe_size(int fd, int size);
+int ap_get_pipe_size(int fd);
+/// 1 if the peer has shut down its sending side (POLLRDHUP/POLLHUP), 0 if not.
+int ap_peer_closed(int fd);
+
+#endif

@@ -1,0 +1,116 @@
+#include "agentpen_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RET(x) do { long r_ = (long)(x); return r_ < 0 ? -errno : r_; } while (0)
+
+static socklen_t fill(struct sockaddr_storage *ss, const uint8_t *addr, int addr_len, uint16_t port) {
+    memset(ss, 0, sizeof *ss);
+    if (addr_len == 4) {
+        struct sockaddr_in *s = (struct sockaddr_in *)ss;
+        s->sin_family = AF_INET;
+        s->sin_port = htons(port);
+        memcpy(&s->sin_addr, addr, 4);
+        return sizeof *s;
+    }
+    struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+    s->sin6_family = AF_INET6;
+    s->sin6_port = htons(port);
+    memcpy(&s->sin6_addr, addr, 16);
+    return sizeof *s;
+}
+
+static int unfill(const struct sockaddr_storage *ss, uint8_t *addr, uint16_t *port) {
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+        memcpy(addr, &s->sin_addr, 4);
+        *port = ntohs(s->sin_port);
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+        memcpy(addr, &s->sin6_addr, 16);
+        *port = ntohs(s->sin6_port);
+        return 16;
+    }
+    return -EAFNOSUPPORT;
+}
+
+int ap_socket(int addr_len, int datagram) {
+    if (addr_len != 4 && addr_len != 16) return -EINVAL;
+    RET(socket(addr_len == 4 ? AF_INET : AF_INET6,
+               (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+}
+int ap_bind_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port) {
+    struct sockaddr_storage ss;
+    socklen_t l = fill(&ss, addr, addr_len, port);
+    RET(bind(fd, (struct sockaddr *)&ss, l));
+}
+int ap_connect_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port) {
+    struct sockaddr_storage ss;
+    socklen_t l = fill(&ss, addr, addr_len, port);
+    RET(connect(fd, (struct sockaddr *)&ss, l));
+}
+int ap_listen(int fd, int backlog) { RET(listen(fd, backlog)); }
+int ap_sockname_ip(int fd, int peer, uint8_t *addr, uint16_t *port) {
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &l) : getsockname(fd, (struct sockaddr *)&ss, &l);
+    if (r < 0) return -errno;
+    return unfill(&ss, addr, port);
+}
+int ap_accept_ip(int fd, uint8_t *addr, int *addr_len, uint16_t *port) {
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    int c = accept4(fd, (struct sockaddr *)&ss, &l, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) return -errno;
+    int al = unfill(&ss, addr, port);
+    *addr_len = al < 0 ? 0 : al;
+    return c;
+}
+ssize_t ap_recvfrom_ip(int fd, void *buf, size_t len, uint8_t *addr, int *addr_len, uint16_t *port) {
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, &l);
+    if (n < 0) return -errno;
+    int al = unfill(&ss, addr, port);
+    *addr_len = al < 0 ? 0 : al;
+    return n;
+}
+ssize_t ap_sendto_ip(int fd, const void *buf, size_t len, const uint8_t *addr, int addr_len, uint16_t port) {
+    struct sockaddr_storage ss;
+    socklen_t l = fill(&ss, addr, addr_len, port);
+    RET(sendto(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&ss, l));
+}
+ssize_t ap_recv_peek(int fd, void *buf, size_t len) { RET(recv(fd, buf, len, MSG_PEEK | MSG_DONTWAIT)); }
+ssize_t ap_send_nosignal(int fd, const void *buf, size_t len) { RET(send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)); }
+int ap_so_error(int fd) {
+    int e = 0;
+    socklen_t l = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0) return -errno;
+    return e;
+}
+int ap_set_reuseaddr(int fd) { int on = 1; RET(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on)); }
+int ap_set_v6only(int fd) { int on = 1; RET(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on)); }
+int ap_set_nodelay(int fd) { int on = 1; RET(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)); }
+int ap_set_rcvlowat(int fd, int bytes) { RET(setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes)); }
+int ap_set_linger_reset(int fd) {
+    struct linger l = { .l_onoff = 1, .l_linger = 0 };
+    RET(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l));
+}
+int ap_shutdown_write(int fd) { RET(shutdown(fd, SHUT_WR)); }
+int ap_set_pipe_size(int fd, int size) { RET(fcntl(fd, F_SETPIPE_SZ, size)); }
+int ap_get_pipe_size(int fd) { RET(fcntl(fd, F_GETPIPE_SZ)); }
+int ap_peer_closed(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+    int r = poll(&p, 1, 0);
+    if (r < 0) return -errno;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1 : 0;
+}

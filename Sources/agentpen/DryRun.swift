@@ -1,0 +1,50 @@
+import AgentpenKernel
+import AgentpenPolicy
+
+/// `--dry-run`: the whole plan, every argv, mount, variable and rule, nothing started.
+enum DryRun {
+    static func quote(_ s: String) -> String {
+        let safe = s.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@%+,".contains($0) }
+        return safe && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    static func print(_ p: Prepared) {
+        let plan = p.plan
+        var out = "# agentpen dry run: nothing was started\n"
+        out += "project: \(p.project)\n"
+        out += "command: \(plan.command.map(quote).joined(separator: " "))\n"
+        out += "preset: \(p.preset?.name ?? "(none)")\n"
+        out += "\n## what is visible\n"
+        for n in plan.notes { out += "  \(n)\n" }
+        for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
+        out += "\n## network\n"
+        out += Network.describe(p).map { "  \($0)\n" }.joined()
+        out += "\n## environment (everything else is removed)\n"
+        for (k, v) in plan.env { out += "  \(k)=\(v)\n" }
+        out += "\n## generated files\n"
+        for f in plan.dataFiles {
+            out += "  \(f.path) (fd \(f.fd)):\n"
+            for line in f.content.split(separator: "\n") { out += "    \(line)\n" }
+        }
+        out += "\n## seccomp (fd \(plan.seccompFD)); every other syscall allowed, foreign architectures killed\n"
+        for r in SyscallPolicy.rules {
+            let cond = r.args.map { "arg\($0.index) & 0x\(String($0.mask, radix: 16)) == 0x\(String($0.value, radix: 16))" }
+            let action: String
+            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : "errno \(e)" }
+            out += "  \(r.syscall)\(cond.isEmpty ? "" : " if " + cond.joined(separator: " and ")) -> \(action)\n"
+        }
+        out += "\n## Landlock: writes only beneath\n"
+        for w in plan.writable { out += "  \(w)\n" }
+        out += "\n## bubblewrap\n"
+        out += "  bwrap --json-status-fd 3 \\\n"
+        var args = plan.bwrapArgs[...]
+        while let a = args.first {
+            args = args.dropFirst()
+            var line = [a]
+            while let next = args.first, !next.hasPrefix("--") { line.append(next); args = args.dropFirst() }
+            out += "    " + line.map(quote).joined(separator: " ") + " \\\n"
+        }
+        out += "    -- " + plan.innerCommand.map(quote).joined(separator: " ") + "\n"
+        Swift.print(out, terminator: "")
+    }
+}

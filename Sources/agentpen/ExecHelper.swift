@@ -1,0 +1,63 @@
+import AgentpenKernel
+import Glibc
+
+/// `agentpen __exec --rw PATH... -- COMMAND...`, run by bubblewrap inside the
+/// sandbox as the last step before the agent: still single-threaded, it sets
+/// rlimits and Landlock on itself, restores Ctrl-C for the agent, and execs it.
+enum ExecHelper {
+    static func main(_ args: ArraySlice<String>) -> Never {
+        var writable: [String] = []
+        var rest = args
+        while let a = rest.first, a != "--" {
+            rest = rest.dropFirst()
+            guard a == "--rw", let p = rest.first else { fail(125, "internal: bad helper arguments") }
+            writable.append(p)
+            rest = rest.dropFirst()
+        }
+        let command = Array(rest.dropFirst())
+        guard !command.isEmpty else { fail(125, "internal: no command") }
+
+        // No core dumps (they would carry secrets out of memory); bounded processes and files.
+        setLimit(Int32(RLIMIT_CORE.rawValue), 0)
+        setLimit(6 /* RLIMIT_NPROC, hidden by Glibc's module */, 4096)
+        setLimit(Int32(RLIMIT_NOFILE.rawValue), 65536)
+
+        do {
+            _ = try Landlock.restrictWrites(to: writable)
+        } catch {
+            // Missing or disabled in the kernel: the mount layout still confines
+            // writes; --check reports this host as degraded.
+            if error.errno == ENOSYS || error.errno == EOPNOTSUPP {
+                warn("Landlock unavailable (\(error)); writes are confined by the mount layout only")
+            } else {
+                fail(125, "cannot apply Landlock: \(error)")
+            }
+        }
+
+        // agentpen and bubblewrap ignore Ctrl-C so that it reaches the agent alone.
+        signal(SIGINT, SIG_DFL)
+        signal(SIGQUIT, SIG_DFL)
+        let cArgs = command.map { strdup($0) } + [nil]
+        execv(command[0], cArgs)
+        let e = errno
+        fail(e == ENOENT ? 127 : 126, "\(command[0]): \(String(cString: strerror(e)))")
+    }
+
+    private static func setLimit(_ resource: Int32, _ cap: rlim_t) {
+        var current = rlimit()
+        getrlimit(resource, &current)
+        let value = min(current.rlim_max, cap)
+        var limit = rlimit(rlim_cur: value, rlim_max: value)
+        setrlimit(resource, &limit)
+    }
+
+    private static func warn(_ message: String) {
+        let line = "agentpen: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    private static func fail(_ code: Int32, _ message: String) -> Never {
+        warn(message)
+        exit(code)
+    }
+}

@@ -1,0 +1,179 @@
+import AgentpenEvents
+import AgentpenKernel
+import AgentpenPolicy
+import CShim
+import Glibc
+
+/// A failure of agentpen itself, with the exit status it maps to.
+struct Failure: Error, CustomStringConvertible {
+    var status: Int32
+    var message: String
+    var description: String { message }
+
+    static func usage(_ m: String) -> Failure { Failure(status: 2, message: m) }
+    static func internalError(_ m: String) -> Failure { Failure(status: 125, message: m) }
+}
+
+/// Everything decided before anything starts.
+struct Prepared {
+    var options: Options
+    var facts: HostFacts
+    var project: String
+    var preset: Preset?
+    var allowlist: Allowlist
+    var plan: SandboxPlan
+}
+
+enum Runner {
+    static func gatherFacts() -> HostFacts {
+        let env = Host.environment
+        let uid = getuid(), gid = getgid()
+        let user = Host.userName(uid: uid) ?? env["USER"] ?? "user"
+        let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: uid) ?? "/"
+        return HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
+                         shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
+                         callerEnv: env, selfBinary: Host.selfExecutable,
+                         selfLibraryDirs: Host.loadedLibraryDirs())
+    }
+
+    /// Parses what was asked into a complete plan, or the reason it cannot run.
+    static func prepare(_ options: Options, network: (Allowlist) -> NetworkMode) throws(Failure) -> Prepared {
+        let facts = gatherFacts()
+        let fs = RealFileSystem()
+        let cwd = Host.realPath(".") ?? "/"
+        let projectArg = options.project.map { Paths.join(cwd, expandTilde($0, home: facts.home)) } ?? cwd
+        guard let project = Host.realPath(projectArg) else {
+            throw .usage("project directory \(projectArg) does not exist")
+        }
+        var preset: Preset?
+        if let name = options.agent {
+            guard let p = Preset.builtin(name) else {
+                throw .usage("unknown agent preset \(name.debugDescription); presets: \(Preset.builtinNames.joined(separator: ", "))")
+            }
+            preset = p
+        } else if let cmd = options.command.first {
+            preset = Preset.builtin(Paths.basename(cmd))
+        }
+        var allowlist = Allowlist(preset?.hosts ?? [])
+        for h in options.allow { allowlist.add(h) }
+        let plan: SandboxPlan
+        do {
+            plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,
+                                        network: network(allowlist), fs: fs)
+        } catch {
+            if error.isUsage { throw .usage(error.message) }
+            if error.message.hasSuffix("command not found") { throw Failure(status: 127, message: error.message) }
+            if error.message.hasSuffix("not executable") { throw Failure(status: 126, message: error.message) }
+            throw .internalError(error.message)
+        }
+        return Prepared(options: options, facts: facts, project: project, preset: preset,
+                        allowlist: allowlist, plan: plan)
+    }
+
+    /// Makes the host-side paths the plan binds. Returns mount points to remove afterwards.
+    static func prepareHost(_ plan: SandboxPlan) throws(Failure) -> [String] {
+        var transient: [String] = []
+        for prep in plan.createBeforeRun {
+            switch prep {
+            case .directory(let p):
+                var built = ""
+                for part in p.split(separator: "/") {
+                    built += "/" + part
+                    if mkdir(built, 0o700) != 0 && errno != EEXIST {
+                        throw .internalError("cannot create \(built): \(String(cString: strerror(errno)))")
+                    }
+                }
+            case .emptyFile(let p):
+                let fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                if fd < 0 && errno != EEXIST {
+                    throw .internalError("cannot create \(p): \(String(cString: strerror(errno)))")
+                }
+                if fd >= 0 { close(fd) }
+            case .transientMountPoint(let p):
+                transient.append(p)
+            }
+        }
+        return transient
+    }
+
+    /// Descriptors for the generated files and the seccomp program, mapped to the
+    /// numbers the plan gave bubblewrap.
+    static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> [(src: Int32, dst: Int32)] {
+        var fds: [(Int32, Int32)] = []
+        do {
+            for file in plan.dataFiles {
+                fds.append((try memoryFile("agentpen" + file.path, Array(file.content.utf8)), file.fd))
+            }
+            fds.append((try SeccompFilter.exportToMemoryFile(), plan.seccompFD))
+        } catch {
+            fds.forEach { close($0.0) }
+            throw .internalError("cannot prepare the sandbox: \(error)")
+        }
+        return fds
+    }
+
+    static func bwrapPath() throws(Failure) -> String {
+        guard let p = Host.which("bwrap") else {
+            throw .internalError("bubblewrap (bwrap) not found: install it (Debian/Ubuntu: apt install bubblewrap)")
+        }
+        return p
+    }
+
+    /// Runs the plan without a network (no hosts allowed): bubblewrap in its own
+    /// empty network namespace.
+    static func runOffline(_ prepared: Prepared) throws(Failure) -> Int32 {
+        let plan = prepared.plan
+        let bwrap = try bwrapPath()
+        let transient = try prepareHost(plan)
+        defer { removeTransient(transient) }
+        var fds = try planDescriptors(plan)
+        defer { fds.forEach { close($0.src) } }
+        var statusPipe: [Int32] = [0, 0]
+        guard ap_pipe2(&statusPipe, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
+        fds.append((statusPipe[1], 3))
+        let argv = [bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        var spawn = Spawn.Options()
+        spawn.fds = fds
+        spawn.env = plan.env
+        spawn.dieWithParent = true
+        spawn.ignoreInteractiveSignals = true
+        let pid: pid_t
+        do { pid = try Spawn.start(argv, spawn) } catch {
+            close(statusPipe[0]); close(statusPipe[1])
+            throw .internalError("cannot start bubblewrap: \(error)")
+        }
+        close(statusPipe[1])
+        ap_forward_termination_to(pid)
+        let status = Spawn.wait(pid)
+        let report = readAll(statusPipe[0])
+        close(statusPipe[0])
+        return try interpret(status: status, bwrapReport: report)
+    }
+
+    /// bubblewrap exits 1 both when it fails to set up and when the command
+    /// exits 1; its status stream says whether the command ever started.
+    static func interpret(status: Int32, bwrapReport: String) throws(Failure) -> Int32 {
+        let signal = ap_received_signal()
+        if signal != 0 { return 128 + signal }
+        if !bwrapReport.contains("\"child-pid\"") {
+            throw .internalError("the sandbox could not be set up (bubblewrap exit status \(status)); run agentpen --check")
+        }
+        return status
+    }
+
+    static func removeTransient(_ paths: [String]) {
+        for p in paths { rmdir(p) }   // only succeeds while still empty
+    }
+
+    static func readAll(_ fd: Int32) -> String {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += buf[..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

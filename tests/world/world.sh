@@ -1,0 +1,265 @@
+#!/bin/bash
+# Test world for agentpen: two network namespaces joined by a veth pair.
+#   apw-srv  : "the internet" (nginx with TLS, arrival logger, bait listeners)
+#   apw-host : "the user's machine" (agentpen runs here as an unprivileged user)
+# Only 198.18.0.0/24 and fd0c::/64 are used. Nothing leaves the namespaces.
+# Usage (as root): world.sh up | down | status
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${APW_STATE:-/run/apw}
+SRV=apw-srv
+HOST=apw-host
+VH=apw-h0     # veth end in apw-host
+VS=apw-s0     # veth end in apw-srv
+PY=/usr/bin/python3
+NAMES=(allowed.test other.test a.wild.test b.wild.test v6only.test private-denied.test)
+
+die() { echo "world.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root"
+
+ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+pid_alive() {  # pidfile [expected comm substring]
+    local f=$1 p
+    [ -s "$f" ] || return 1
+    p=$(cat "$f")
+    [[ "$p" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$p" 2>/dev/null || return 1
+    if [ -n "${2:-}" ]; then grep -q -- "$2" "/proc/$p/cmdline" 2>/dev/null || return 1; fi
+}
+
+kill_pidfile() {  # pidfile expected-comm-substring
+    local f=$1 p i
+    pid_alive "$f" "$2" || { rm -f "$f"; return 0; }
+    p=$(cat "$f")
+    kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+    rm -f "$f"
+}
+
+make_netns() {
+    ns_exists $SRV  || ip netns add $SRV
+    ns_exists $HOST || ip netns add $HOST
+    ip -n $SRV link set lo up
+    ip -n $HOST link set lo up
+    if ! ip -n $HOST link show $VH >/dev/null 2>&1; then
+        ip -n $HOST link add $VH type veth peer name $VS netns $SRV
+    fi
+    # IPv6 on, no DAD delay, no router solicitations needed.
+    for ns in $SRV $HOST; do
+        ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.accept_dad=0 \
+            net.ipv6.conf.all.accept_dad=0 >/dev/null
+    done
+    ip netns exec $HOST sysctl -qw net.ipv6.conf.$VH.accept_dad=0 >/dev/null 2>&1 || true
+    ip netns exec $SRV  sysctl -qw net.ipv6.conf.$VS.accept_dad=0 >/dev/null 2>&1 || true
+    ip -n $HOST addr replace 198.18.0.2/24 dev $VH
+    ip -n $HOST addr replace fd0c::2/64 dev $VH nodad
+    ip -n $SRV addr replace 198.18.0.1/24 dev $VS
+    ip -n $SRV addr replace fd0c::1/64 dev $VS nodad
+    ip -n $SRV addr replace 198.18.0.10/32 dev $VS
+    ip -n $SRV addr replace 198.18.0.11/32 dev $VS
+    ip -n $SRV addr replace fd0c::10/128 dev $VS nodad
+    ip -n $HOST link set $VH up
+    ip -n $SRV link set $VS up
+    ip -n $HOST route replace default via 198.18.0.1 dev $VH
+    ip -n $HOST -6 route replace default via fd0c::1 dev $VH
+}
+
+make_etc() {
+    mkdir -p /etc/netns/$HOST
+    cat > /etc/netns/$HOST/hosts <<HOSTS
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+198.18.0.10	allowed.test other.test a.wild.test b.wild.test
+fd0c::10	v6only.test
+198.18.0.11	private-denied.test
+HOSTS
+    echo "nameserver 198.18.0.1" > /etc/netns/$HOST/resolv.conf
+    chmod 0644 /etc/netns/$HOST/hosts /etc/netns/$HOST/resolv.conf
+}
+
+make_pki() {
+    [ -s "$STATE/ca.pem" ] && [ -s "$STATE/server.pem" ] && return 0
+    local d="$STATE/pki"
+    mkdir -p "$d"; chmod 0700 "$d"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$d/ca.key" -sha256 -days 30 -subj "/CN=agentpen test world CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" \
+        -out "$d/ca.pem" 2>/dev/null
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/server.key" 2>/dev/null
+    openssl req -new -key "$d/server.key" -subj "/CN=allowed.test" -out "$d/server.csr" 2>/dev/null
+    local san="DNS:allowed.test,DNS:other.test,DNS:*.wild.test,DNS:a.wild.test,DNS:b.wild.test"
+    san+=",DNS:v6only.test,DNS:private-denied.test"
+    san+=",IP:198.18.0.1,IP:198.18.0.10,IP:198.18.0.11,IP:fd0c:0:0:0:0:0:0:1,IP:fd0c:0:0:0:0:0:0:10"
+    cat > "$d/server.ext" <<EXT
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+subjectAltName=$san
+EXT
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 30 -sha256 -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null
+    cp "$d/ca.pem" "$STATE/ca.pem"; chmod 0644 "$STATE/ca.pem"
+    cp "$d/server.pem" "$STATE/server.pem"; chmod 0644 "$STATE/server.pem"
+}
+
+make_www() {
+    mkdir -p "$STATE/www"
+    [ -e "$STATE/www/big" ] || truncate -s 256M "$STATE/www/big"
+    echo "agentpen test world" > "$STATE/www/index.html"
+    chmod 0755 "$STATE/www"; chmod 0644 "$STATE/www/big" "$STATE/www/index.html"
+    mkdir -p "$STATE/nginx-tmp"; chmod 0700 "$STATE/nginx-tmp"
+    chown www-data: "$STATE/nginx-tmp" 2>/dev/null || true
+    local tls="ssl_certificate $STATE/server.pem; ssl_certificate_key $STATE/pki/server.key;"
+    cat > "$STATE/nginx.conf" <<CONF
+# generated by tests/world/world.sh; runs inside netns $SRV
+worker_processes auto;
+worker_rlimit_nofile 16384;
+pid $STATE/nginx.pid;
+error_log $STATE/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+    default_type application/octet-stream;
+    types { text/html html; text/plain txt; }
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 120s;
+    keepalive_requests 100000;
+    client_body_temp_path $STATE/nginx-tmp/body;
+    proxy_temp_path $STATE/nginx-tmp/proxy;
+    fastcgi_temp_path $STATE/nginx-tmp/fastcgi;
+    uwsgi_temp_path $STATE/nginx-tmp/uwsgi;
+    scgi_temp_path $STATE/nginx-tmp/scgi;
+    log_format apw '\$ssl_server_name \$host \$remote_addr "\$request" \$status \$bytes_sent \$server_addr \$server_port';
+    access_log $STATE/nginx-access.log apw;
+    map \$ssl_server_name \$apw_name { "" \$host; default \$ssl_server_name; }
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {
+        listen 198.18.0.10:443 ssl http2;
+        listen 198.18.0.11:443 ssl http2;
+        listen [fd0c::10]:443 ssl http2;
+        listen 198.18.0.10:8443 ssl;
+        listen 198.18.0.11:8443 ssl;
+        listen [fd0c::10]:8443 ssl;
+        listen 198.18.0.10:80;
+        listen 198.18.0.11:80;
+        listen [fd0c::10]:80;
+        server_name _;
+        $tls
+        root $STATE/www;
+        location = /hello { default_type text/plain; return 200 "hello from \$apw_name\n"; }
+        location / { }
+    }
+}
+CONF
+    chmod 0644 "$STATE/nginx.conf"
+}
+
+start_nginx() {
+    pid_alive "$STATE/nginx.pid" nginx && return 0
+    touch "$STATE/nginx-access.log" "$STATE/nginx-error.log"
+    chmod 0644 "$STATE/nginx-access.log" "$STATE/nginx-error.log"
+    ip netns exec $SRV nginx -c "$STATE/nginx.conf" -p "$STATE" -g 'daemon on;' \
+        || die "nginx failed; see $STATE/nginx-error.log"
+    local i; for i in $(seq 1 50); do pid_alive "$STATE/nginx.pid" nginx && return 0; sleep 0.1; done
+    die "nginx did not write its pid file"
+}
+
+start_logger() {
+    pid_alive "$STATE/arrivals.pid" arrivals.py && return 0
+    touch "$STATE/arrivals.log"; chmod 0644 "$STATE/arrivals.log"
+    rm -f "$STATE/arrivals.ready"
+    ip netns exec $SRV setsid $PY "$HERE/arrivals.py" --iface $VS --log "$STATE/arrivals.log" \
+        --pidfile "$STATE/arrivals.pid" --ready "$STATE/arrivals.ready" \
+        </dev/null >>"$STATE/arrivals.stderr" 2>&1 &
+    local i; for i in $(seq 1 50); do [ -e "$STATE/arrivals.ready" ] && return 0; sleep 0.1; done
+    die "arrival logger did not start; see $STATE/arrivals.stderr"
+}
+
+wait_net() {
+    local i
+    for i in $(seq 1 50); do
+        if ip netns exec $HOST curl -s -o /dev/null --max-time 1 http://198.18.0.10/ &&
+           ip netns exec $HOST curl -s -o /dev/null --max-time 1 'http://[fd0c::10]/'; then return 0; fi
+        sleep 0.1
+    done
+    die "veth link not usable"
+}
+
+cmd_up() {
+    mkdir -p "$STATE"; chmod 0755 "$STATE"
+    if [ -e /dev/net/tun ]; then
+        [ "$(stat -c %a /dev/net/tun)" = 666 ] || chmod 0666 /dev/net/tun
+    else
+        echo "world.sh: warning: /dev/net/tun missing (pasta will not work)" >&2
+    fi
+    make_netns
+    make_etc
+    make_pki
+    make_www
+    start_logger
+    start_nginx
+    wait_net
+    echo "world up: state=$STATE  (apw-host 198.18.0.2, fd0c::2; servers 198.18.0.10/.11, fd0c::10)"
+}
+
+cmd_down() {
+    [ -d "$STATE" ] && kill_pidfile "$STATE/arrivals.pid" arrivals.py
+    if [ -d "$STATE" ] && pid_alive "$STATE/nginx.pid" nginx; then
+        local p; p=$(cat "$STATE/nginx.pid")
+        kill -QUIT "$p" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+    fi
+    # Anything else still running inside OUR namespaces (e.g. a test left behind):
+    # end those processes by PID (TERM, then KILL), bounded.
+    local ns pids
+    for ns in $HOST $SRV; do
+        ns_exists $ns || continue
+        for attempt in 1 2 3; do
+            pids=$(ip netns pids $ns 2>/dev/null || true)
+            [ -z "$pids" ] && break
+            for p in $pids; do
+                if [ $attempt -lt 3 ]; then kill -TERM "$p" 2>/dev/null || true
+                else kill -KILL "$p" 2>/dev/null || true; fi
+            done
+            sleep 0.5
+        done
+    done
+    ns_exists $HOST && ip netns del $HOST
+    ns_exists $SRV && ip netns del $SRV
+    rm -rf /etc/netns/$HOST
+    rmdir /etc/netns 2>/dev/null || true
+    rm -rf "$STATE"
+    echo "world down"
+}
+
+cmd_status() {
+    local ok=0
+    for ns in $SRV $HOST; do
+        if ns_exists $ns; then echo "netns $ns: present"; else echo "netns $ns: MISSING"; ok=1; fi
+    done
+    if pid_alive "$STATE/nginx.pid" nginx; then echo "nginx: running pid $(cat "$STATE/nginx.pid")"
+    else echo "nginx: NOT running"; ok=1; fi
+    if pid_alive "$STATE/arrivals.pid" arrivals.py; then echo "arrivals logger: running pid $(cat "$STATE/arrivals.pid")"
+    else echo "arrivals logger: NOT running"; ok=1; fi
+    [ -s "$STATE/ca.pem" ] && echo "CA: $STATE/ca.pem" || { echo "CA: missing"; ok=1; }
+    [ -s /etc/netns/$HOST/hosts ] && echo "hosts: /etc/netns/$HOST/hosts" || { echo "hosts: missing"; ok=1; }
+    echo "logs: $STATE/nginx-access.log $STATE/arrivals.log"
+    return $ok
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy"]),
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim"]),
+        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]
 )

@@ -51,6 +51,8 @@ public struct InstallTree: Sendable, Equatable {
                             visible: (String) -> Bool, fs: any FileSystemView) -> InstallTree {
         var tree = InstallTree()
         tree.add(executable, home: home, callerPath: callerPath, visible: visible, fs: fs, depth: 0)
+        // A link inside a tree that is bound whole comes with it.
+        tree.symlinks.removeAll { link in tree.readOnly.contains { Paths.isWithin(link.path, $0) } }
         return tree
     }
 

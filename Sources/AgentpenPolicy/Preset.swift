@@ -33,12 +33,12 @@ public struct Preset: Sendable, Equatable {
         self.name = name
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                .trimmed(" \t\r")
+                .trimmingWhitespace()
             if line.isEmpty { continue }
             let parts = line.split(maxSplits: 1, whereSeparator: { $0 == " " || $0 == "\t" })
             func fail(_ m: String) -> ParseError { ParseError(preset: name, line: index + 1, message: m) }
             guard parts.count == 2 else { throw fail("expected 'KEYWORD VALUE', got \(line.debugDescription)") }
-            let value = String(parts[1]).trimmed(" \t")
+            let value = String(parts[1]).trimmingWhitespace()
             switch parts[0] {
             case "host":
                 do { hosts.append(try HostPattern(value)) } catch { throw fail(error.description) }
@@ -71,10 +71,11 @@ public struct Preset: Sendable, Equatable {
 }
 
 extension StringProtocol {
-    func trimmed(_ set: String) -> String {
+    /// Without leading and trailing white space (spaces, tabs, CR, LF).
+    func trimmingWhitespace() -> String {
         var s = Substring(self)
-        while let f = s.first, set.contains(f) { s.removeFirst() }
-        while let l = s.last, set.contains(l) { s.removeLast() }
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
         return String(s)
     }
 }

@@ -237,8 +237,8 @@ extension SandboxPlan {
 
         // Environment: empty, then what is allowed in. PATH keeps entries that exist inside.
         let insidePath = callerPath.split(separator: ":").map(String.init).filter { entry in
-            entry.hasPrefix("/") && fs.kind(entry) == .directory
-                && (visible(entry) || tree.symlinks.contains { Paths.parent($0.path) == entry })
+            guard entry.hasPrefix("/"), let real = Paths.resolve(entry, in: fs), fs.kind(real) == .directory else { return false }
+            return visible(entry) || visible(real) || tree.symlinks.contains { Paths.parent($0.path) == entry }
         }
         var seen = Set<String>()
         let pathValue = insidePath.filter { seen.insert($0).inserted }.joined(separator: ":")
@@ -282,11 +282,11 @@ extension SandboxPlan {
             // A worktree: ".git" names the real git dir inside the parent repository.
             let text = String(decoding: fs.head(git, bytes: 4096), as: UTF8.self)
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("gitdir:") }) else { break }
-            let gitdir = Paths.join(project, String(line.dropFirst("gitdir:".count)).trimmed(" \t\r"))
+            let gitdir = Paths.join(project, String(line.dropFirst("gitdir:".count)).trimmingWhitespace())
             // .../.git/worktrees/NAME → the common dir is two levels up.
             var common = gitdir
             let commonFile = String(decoding: fs.head(gitdir + "/commondir", bytes: 4096), as: UTF8.self)
-                .trimmed(" \t\r\n")
+                .trimmingWhitespace()
             if !commonFile.isEmpty { common = Paths.join(gitdir, commonFile) }
             else if Paths.basename(Paths.parent(gitdir)) == "worktrees" { common = Paths.parent(Paths.parent(gitdir)) }
             guard fs.kind(common) == .directory else { break }

@@ -9,6 +9,12 @@ func printError(_ message: String) {
     _ = line.withCString { write(2, $0, strlen($0)) }
 }
 
+// A blocked signal mask survives exec: whoever started us may have left signals
+// blocked, which would make SIGTERM and SIGHUP silently pending forever.
+var emptySignalSet = sigset_t()
+sigemptyset(&emptySignalSet)
+sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+
 let arguments = CommandLine.arguments
 // Internal entry points, run by agentpen itself; hidden from --help.
 if arguments.count > 1 && arguments[1] == "__exec" {

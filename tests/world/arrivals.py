@@ -3,8 +3,11 @@
 
 1. Sniffs the srv end of the veth with an AF_PACKET socket and writes one line per
    TCP connection attempt (deduplicated by src,sport,dst,dport; a new SYN with a new
-   sequence number is a new attempt), one line per UDP datagram, one per ICMP packet,
-   and one per packet of any other IP protocol.
+   sequence number is a new attempt; a FIN/RST of a flow never seen before is logged
+   too), one line per UDP datagram, one per ICMP packet, and one per packet of any
+   other IP protocol. By default an in-kernel BPF filter drops TCP segments without
+   SYN/FIN/RST before they reach this process (bulk transfers would otherwise cost a
+   wake-up per ACK); --all-packets disables it and logs the first segment of any flow.
 2. Runs bait listeners (TCP 22, 8080, 9000; UDP 53, 9999, dual-stack) that log what
    they receive, so a leak has something to talk to.
 
@@ -38,10 +41,12 @@ def tcp_flags(b):
 
 
 class Sniffer:
-    def __init__(self, iface):
+    def __init__(self, iface, full):
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.bind((iface, 0))
+        if not full:
+            attach_filter(self.sock)
         self.flows = collections.OrderedDict()   # (src,sport,dst,dport) -> syn seq or None
         self.buf = bytearray(256)                  # headers are all we need
 
@@ -119,6 +124,58 @@ class Sniffer:
                 log(ev="error", what=repr(str(e)))
 
 
+def attach_filter(sock):
+    """Classic BPF: drop, in the kernel, TCP segments that carry none of SYN/FIN/RST
+    (the ACK/data stream of established connections), so bulk transfers do not wake
+    this process per packet. Every connection attempt still arrives (it needs a SYN);
+    so does every non-TCP packet, every IP fragment and anything with IPv6 extension
+    headers. Use --all-packets to switch this off."""
+    ACCEPT, DROP = 0x40000, 0
+    prog = [  # (code, jt label/0, jf label/0, k)
+        ("ldh_abs", None, None, 12),
+        ("jeq", "v4", None, 0x0800),
+        ("jeq", "v6", "accept", 0x86DD),
+        ("v4:ldb_abs", None, None, 23),           # IPv4 protocol
+        ("jeq", None, "accept", 6),
+        ("ldh_abs", None, None, 20),              # flags + fragment offset
+        ("jset", "accept", None, 0x1FFF),
+        ("ldxb_msh", None, None, 14),             # X = IPv4 header length
+        ("ldb_ind", None, None, 14 + 13),         # TCP flags
+        ("jset", "accept", "drop", 0x07),
+        ("v6:ldb_abs", None, None, 14 + 6),       # IPv6 next header
+        ("jeq", None, "accept", 6),
+        ("ldb_abs", None, None, 14 + 40 + 13),    # TCP flags
+        ("jset", "accept", "drop", 0x07),
+        ("accept:ret", None, None, ACCEPT),
+        ("drop:ret", None, None, DROP),
+    ]
+    codes = {"ldh_abs": 0x28, "ldb_abs": 0x30, "jeq": 0x15, "jset": 0x45,
+             "ldxb_msh": 0xB1, "ldb_ind": 0x50, "ret": 0x06}
+    labels = {}
+    for i, (op, *_r) in enumerate(prog):
+        if ":" in op:
+            labels[op.split(":")[0]] = i
+    raw = b""
+    for i, (op, jt, jf, k) in enumerate(prog):
+        op = op.split(":")[-1]
+        rel = lambda l: 0 if l is None else labels[l] - i - 1
+        raw += struct.pack("HBBI", codes[op], rel(jt), rel(jf), k)
+    import ctypes
+    buf = ctypes.create_string_buffer(raw)
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    SO_ATTACH_FILTER = 26
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    # drain anything queued before the filter was attached
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.recv(1)
+    except BlockingIOError:
+        pass
+    sock.setblocking(True)
+    attach_filter.keep = buf
+
+
 def proto_name(p):
     return {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp"}.get(p, "ip%d" % p)
 
@@ -191,11 +248,13 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--pidfile")
     ap.add_argument("--ready")
+    ap.add_argument("--all-packets", action="store_true",
+                    help="no in-kernel filter: wake up for every TCP segment too")
     a = ap.parse_args()
     logf = open(a.log, "a", buffering=1)
     os.chmod(a.log, 0o644)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    sn = Sniffer(a.iface)
+    sn = Sniffer(a.iface, a.all_packets)
     for p in TCP_PORTS:
         threading.Thread(target=tcp_listener, args=(p,), daemon=True).start()
     for p in UDP_PORTS:

@@ -178,7 +178,7 @@ start_logger() {
     touch "$STATE/arrivals.log"; chmod 0644 "$STATE/arrivals.log"
     rm -f "$STATE/arrivals.ready"
     ip netns exec $SRV setsid $PY "$HERE/arrivals.py" --iface $VS --log "$STATE/arrivals.log" \
-        --pidfile "$STATE/arrivals.pid" --ready "$STATE/arrivals.ready" \
+        --pidfile "$STATE/arrivals.pid" --ready "$STATE/arrivals.ready" ${APW_ARRIVALS_ALL:+--all-packets} \
         </dev/null >>"$STATE/arrivals.stderr" 2>&1 &
     local i; for i in $(seq 1 50); do [ -e "$STATE/arrivals.ready" ] && return 0; sleep 0.1; done
     die "arrival logger did not start; see $STATE/arrivals.stderr"

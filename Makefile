@@ -1,0 +1,33 @@
+PREFIX ?= /usr/local
+SWIFT ?= swift
+
+.PHONY: all build debug deps test bench install clean run
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build:
+	$(SWIFT) build -c release --static-swift-stdlib
+
+debug:
+	$(SWIFT) build
+
+# Installs missing packages, builds, and starts a confined shell in this directory.
+run: deps build
+	./.build/release/agentpen
+
+# Unit tests, then the end-to-end suite as an unprivileged user and as root
+# (needs root or sudo: it creates the test user and the test network world).
+test:
+	bash tests/run.sh
+
+bench: deps build
+	bash bench/run.sh
+
+install: build
+	install -D -m 0755 .build/release/agentpen $(DESTDIR)$(PREFIX)/bin/agentpen
+
+clean:
+	rm -rf .build

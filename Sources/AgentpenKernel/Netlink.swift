@@ -1,0 +1,408 @@
+import CNetlink
+import Glibc
+
+// The network namespace's routing table, read and changed over one rtnetlink
+// socket (libnl-route-3). Used by the single-threaded network helper once pasta
+// has configured the namespace: it waits for pasta to finish, then removes every
+// route that could lead anywhere except the one /32 to the gateway.
+
+/// One route of the main table.
+public struct RouteInfo: Sendable, Equatable, CustomStringConvertible {
+    /// AF_INET or AF_INET6.
+    public var family: Int32
+    /// CIDR ("198.18.5.0/24", "fe80::/64"); nil for a default route.
+    public var destination: String?
+    public var gateway: String?
+    /// The first next hop's output interface (0 when the route has none, e.g. unreachable).
+    public var interfaceIndex: Int32
+    public var scope: UInt8
+    public var table: UInt32
+
+    public init(family: Int32, destination: String?, gateway: String?, interfaceIndex: Int32,
+                scope: UInt8, table: UInt32) {
+        self.family = family
+        self.destination = destination
+        self.gateway = gateway
+        self.interfaceIndex = interfaceIndex
+        self.scope = scope
+        self.table = table
+    }
+
+    public var description: String {
+        var s = family == AF_INET6 ? "inet6 " : "inet "
+        s += destination ?? "default"
+        if let gateway { s += " via \(gateway)" }
+        s += " dev #\(interfaceIndex) scope \(scope) table \(table)"
+        return s
+    }
+}
+
+// Constants from kernel and libnl headers, spelled out (macros and enums that do
+// not reliably import).
+private let nlRoute: Int32 = 0            // NETLINK_ROUTE
+private let tableMain: UInt32 = 254       // RT_TABLE_MAIN
+private let scopeLink: UInt8 = 253        // RT_SCOPE_LINK
+private let rtnUnicast: UInt8 = 1         // RTN_UNICAST
+private let rtprotBoot: UInt8 = 3         // RTPROT_BOOT
+private let iffUp: UInt32 = 0x1           // IFF_UP
+private let iffLoopback: UInt32 = 0x8     // IFF_LOOPBACK
+private let nlmFExcl: Int32 = 0x200       // NLM_F_EXCL
+
+/// libnl reports its own error numbers (NLE_*); map them back to errno so the
+/// project's one error type prints the usual text.
+private func errnoFromNL(_ err: Int32) -> Int32 {
+    switch abs(err) {
+    case 2: return EINTR            // NLE_INTR
+    case 3: return EBADF            // NLE_BAD_SOCK
+    case 4: return EAGAIN           // NLE_AGAIN
+    case 5: return ENOMEM           // NLE_NOMEM
+    case 6: return EEXIST           // NLE_EXIST
+    case 7: return EINVAL           // NLE_INVAL
+    case 8: return ERANGE           // NLE_RANGE
+    case 9: return EMSGSIZE         // NLE_MSGSIZE
+    case 10: return EOPNOTSUPP      // NLE_OPNOTSUPP
+    case 11: return EAFNOSUPPORT    // NLE_AF_NOSUPPORT
+    case 12: return ESRCH           // NLE_OBJ_NOTFOUND (the kernel's "no such route")
+    case 19: return EADDRNOTAVAIL   // NLE_NOADDR
+    case 25: return EBUSY           // NLE_BUSY
+    case 27: return EACCES          // NLE_NOACCESS
+    case 28: return EPERM           // NLE_PERM
+    case 31: return ENODEV          // NLE_NODEV
+    default: return EIO
+    }
+}
+
+private func nlError(_ call: String, _ subject: String, _ err: Int32) -> SystemError {
+    let text = String(cString: nl_geterror(err))
+    let what = subject.isEmpty ? "(\(text))" : "\(subject) (\(text))"
+    return SystemError(call, what, errno: errnoFromNL(err))
+}
+
+/// "a.b.c.d" or an IPv6 text form of an nl_addr, without prefix length; nil if empty.
+private func addressText(_ addr: OpaquePointer?) -> String? {
+    guard let addr, nl_addr_get_len(addr) > 0, let bin = nl_addr_get_binary_addr(addr) else { return nil }
+    let family = nl_addr_get_family(addr)
+    var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+    guard inet_ntop(family, bin, &buf, socklen_t(buf.count)) != nil else { return nil }
+    return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// A route's destination as CIDR, nil for a default route (prefix length 0).
+private func destinationText(_ addr: OpaquePointer?) -> String? {
+    guard let addr else { return nil }
+    let prefix = nl_addr_get_prefixlen(addr)
+    if prefix == 0 { return nil }
+    guard let text = addressText(addr) else { return nil }
+    return "\(text)/\(prefix)"
+}
+
+/// Parses "a.b.c.d" into 4 bytes; nil unless it is a plain dotted IPv4 address.
+private func ipv4Bytes(_ text: String) -> [UInt8]? {
+    var a = in_addr()
+    guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
+    return withUnsafeBytes(of: &a) { Array($0) }
+}
+
+private func ipv6Bytes(_ text: String) -> [UInt8]? {
+    var a = in6_addr()
+    guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
+    return withUnsafeBytes(of: &a) { Array($0) }
+}
+
+/// A new nl_addr (caller puts it) from address text and prefix length.
+private func makeAddr(family: Int32, _ text: String, prefix: Int32) -> OpaquePointer? {
+    guard var bytes = family == AF_INET ? ipv4Bytes(text) : ipv6Bytes(text) else { return nil }
+    guard let a = bytes.withUnsafeMutableBytes({ nl_addr_build(family, $0.baseAddress, $0.count) }) else { return nil }
+    nl_addr_set_prefixlen(a, prefix)
+    return a
+}
+
+/// One rtnetlink socket. Not thread-safe: use it from one thread (the helper is
+/// single-threaded anyway).
+public final class NetlinkRoute {
+    private let sock: OpaquePointer
+
+    public init() throws {
+        guard let s = nl_socket_alloc() else { throw SystemError("nl_socket_alloc", "rtnetlink", errno: ENOMEM) }
+        let err = nl_connect(s, nlRoute)
+        if err < 0 {
+            nl_socket_free(s)
+            throw nlError("nl_connect", "rtnetlink", err)
+        }
+        sock = s
+    }
+
+    deinit {
+        nl_close(sock)
+        nl_socket_free(sock)
+    }
+
+    // MARK: reading
+
+    /// Calls `body` with every object of a freshly dumped cache, then frees it.
+    private func withRouteCache<T>(_ body: ([OpaquePointer]) throws -> T) throws -> T {
+        var cache: OpaquePointer?
+        let err = rtnl_route_alloc_cache(sock, AF_UNSPEC, 0, &cache)
+        guard err >= 0, let cache else { throw nlError("rtnl_route_alloc_cache", "routes", err) }
+        defer { nl_cache_free(cache) }
+        return try body(objects(cache))
+    }
+
+    private func objects(_ cache: OpaquePointer) -> [OpaquePointer] {
+        var out: [OpaquePointer] = []
+        var obj = nl_cache_get_first(cache)
+        while let o = obj {
+            out.append(o)
+            obj = nl_cache_get_next(o)
+        }
+        return out
+    }
+
+    private func info(_ route: OpaquePointer) -> RouteInfo {
+        var ifindex: Int32 = 0
+        var gateway: String?
+        let n = rtnl_route_get_nnexthops(route)
+        if n > 0, let nh = rtnl_route_nexthop_n(route, 0) {
+            ifindex = rtnl_route_nh_get_ifindex(nh)
+            gateway = addressText(rtnl_route_nh_get_gateway(nh))
+        }
+        return RouteInfo(family: Int32(rtnl_route_get_family(route)),
+                         destination: destinationText(rtnl_route_get_dst(route)),
+                         gateway: gateway,
+                         interfaceIndex: ifindex,
+                         scope: rtnl_route_get_scope(route),
+                         table: rtnl_route_get_table(route))
+    }
+
+    /// Every next hop's interface of a route (empty for unreachable/blackhole routes).
+    private func interfaces(_ route: OpaquePointer) -> [Int32] {
+        let n = rtnl_route_get_nnexthops(route)
+        return (0..<max(n, 0)).compactMap { rtnl_route_nexthop_n(route, $0).map { rtnl_route_nh_get_ifindex($0) } }
+    }
+
+    /// The main table's routes, IPv4 and IPv6.
+    public func routes() throws -> [RouteInfo] {
+        try withRouteCache { objs in
+            objs
+                .filter { rtnl_route_get_table($0) == tableMain }
+                .map { info($0) }
+        }
+    }
+
+    public func links() throws -> [(index: Int32, name: String, isUp: Bool, isLoopback: Bool)] {
+        var cache: OpaquePointer?
+        let err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache)
+        guard err >= 0, let cache else { throw nlError("rtnl_link_alloc_cache", "links", err) }
+        defer { nl_cache_free(cache) }
+        return objects(cache).map { obj in
+            let link = obj
+            let flags = rtnl_link_get_flags(link)
+            let name = rtnl_link_get_name(link).map { String(cString: $0) } ?? ""
+            return (index: rtnl_link_get_ifindex(link), name: name,
+                    isUp: flags & iffUp != 0, isLoopback: flags & iffLoopback != 0)
+        }
+    }
+
+    /// The IPv4 addresses (without prefix length) on one interface.
+    public func ipv4Addresses(interfaceIndex: Int32) throws -> [String] {
+        var cache: OpaquePointer?
+        let err = rtnl_addr_alloc_cache(sock, &cache)
+        guard err >= 0, let cache else { throw nlError("rtnl_addr_alloc_cache", "addresses", err) }
+        defer { nl_cache_free(cache) }
+        return objects(cache).compactMap { obj in
+            let a = obj
+            guard rtnl_addr_get_family(a) == AF_INET, rtnl_addr_get_ifindex(a) == interfaceIndex else { return nil }
+            return addressText(rtnl_addr_get_local(a))
+        }
+    }
+
+    // MARK: changing
+
+    public func setLinkUp(index: Int32) throws {
+        var orig: OpaquePointer?
+        var err = rtnl_link_get_kernel(sock, index, nil, &orig)
+        guard err >= 0, let orig else { throw nlError("rtnl_link_get_kernel", "interface #\(index)", err) }
+        defer { rtnl_link_put(orig) }
+        guard let change = rtnl_link_alloc() else { throw SystemError("rtnl_link_alloc", "", errno: ENOMEM) }
+        defer { rtnl_link_put(change) }
+        rtnl_link_set_flags(change, iffUp)
+        err = rtnl_link_change(sock, orig, change, 0)
+        if err < 0 { throw nlError("rtnl_link_change", "set interface #\(index) up", err) }
+    }
+
+    /// Deletes the main-table route matching `route` (family, destination, gateway,
+    /// interface, scope, table).
+    public func deleteRoute(_ route: RouteInfo) throws {
+        guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
+        defer { rtnl_route_put(r) }
+        let family = route.family
+        rtnl_route_set_family(r, UInt8(family))
+        rtnl_route_set_table(r, route.table)
+        rtnl_route_set_scope(r, route.scope)
+        // libnl defaults to protocol "static" and type "unicast"; 0 matches any.
+        rtnl_route_set_protocol(r, 0)
+        rtnl_route_set_type(r, 0)
+        let dst: OpaquePointer?
+        if let d = route.destination {
+            let parts = d.split(separator: "/", maxSplits: 1)
+            let hostBits: Int32 = family == AF_INET ? 32 : 128
+            let prefix = parts.count == 2 ? Int32(parts[1]) ?? -1 : hostBits
+            guard prefix >= 0, prefix <= hostBits else {
+                throw SystemError("deleteRoute", "bad destination \(d)", errno: EINVAL)
+            }
+            dst = makeAddr(family: family, String(parts[0]), prefix: prefix)
+        } else {
+            dst = makeAddr(family: family, family == AF_INET ? "0.0.0.0" : "::", prefix: 0)
+        }
+        guard let dst else { throw SystemError("deleteRoute", "bad destination \(route)", errno: EINVAL) }
+        defer { nl_addr_put(dst) }
+        var err = rtnl_route_set_dst(r, dst)
+        if err < 0 { throw nlError("rtnl_route_set_dst", route.description, err) }
+        if route.interfaceIndex != 0 || route.gateway != nil {
+            guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
+            if route.interfaceIndex != 0 { rtnl_route_nh_set_ifindex(nh, route.interfaceIndex) }
+            if let g = route.gateway {
+                guard let ga = makeAddr(family: family, g, prefix: family == AF_INET ? 32 : 128) else {
+                    rtnl_route_nh_free(nh)
+                    throw SystemError("deleteRoute", "bad gateway \(g)", errno: EINVAL)
+                }
+                rtnl_route_nh_set_gateway(nh, ga)
+                nl_addr_put(ga)
+            }
+            rtnl_route_add_nexthop(r, nh)   // the route owns it now
+        }
+        err = rtnl_route_delete(sock, r, 0)
+        if err < 0 { throw nlError("rtnl_route_delete", route.description, err) }
+    }
+
+    /// Adds `gateway/32 dev #interfaceIndex scope link` to the main table.
+    public func addHostRoute(to gateway: String, interfaceIndex: Int32) throws {
+        guard let dst = makeAddr(family: AF_INET, gateway, prefix: 32) else {
+            throw SystemError("addHostRoute", "not an IPv4 address: \(gateway)", errno: EINVAL)
+        }
+        defer { nl_addr_put(dst) }
+        guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
+        defer { rtnl_route_put(r) }
+        rtnl_route_set_family(r, UInt8(AF_INET))
+        rtnl_route_set_table(r, tableMain)
+        rtnl_route_set_scope(r, scopeLink)
+        rtnl_route_set_type(r, rtnUnicast)
+        rtnl_route_set_protocol(r, rtprotBoot)
+        var err = rtnl_route_set_dst(r, dst)
+        if err < 0 { throw nlError("rtnl_route_set_dst", gateway, err) }
+        guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
+        rtnl_route_nh_set_ifindex(nh, interfaceIndex)
+        rtnl_route_add_nexthop(r, nh)
+        err = rtnl_route_add(sock, r, nlmFExcl)
+        if err < 0 { throw nlError("rtnl_route_add", "\(gateway)/32 dev #\(interfaceIndex)", err) }
+    }
+
+    // MARK: the helper's two steps
+
+    /// Waits until an interface other than loopback is up with an IPv4 address and
+    /// the main table has an IPv4 default route through it (pasta has finished
+    /// configuring the namespace). Polls every 5 ms; throws ETIMEDOUT after `timeout` s.
+    public func waitForConfiguredUplink(timeout: Double) throws -> (interfaceIndex: Int32, gateway: String, address: String) {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        func elapsed() -> Double {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            return Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
+        }
+        var lastState = "no interface up"
+        while true {
+            let up = try links().filter { $0.isUp && !$0.isLoopback }
+            if up.isEmpty {
+                lastState = "no interface other than loopback is up"
+            } else {
+                let defaults = try routes().filter {
+                    $0.family == AF_INET && $0.destination == nil && $0.gateway != nil
+                }
+                lastState = "interfaces up: \(up.map(\.name).joined(separator: ", ")); no IPv4 default route through one with an address"
+                for route in defaults {
+                    guard up.contains(where: { $0.index == route.interfaceIndex }) else { continue }
+                    if let address = try ipv4Addresses(interfaceIndex: route.interfaceIndex).first, let gw = route.gateway {
+                        return (route.interfaceIndex, gw, address)
+                    }
+                }
+            }
+            if elapsed() >= timeout {
+                throw SystemError("waitForConfiguredUplink",
+                                  "pasta did not configure the namespace within \(timeout) s (\(lastState))",
+                                  errno: ETIMEDOUT)
+            }
+            var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+            var rest = timespec()
+            while nanosleep(&ts, &rest) < 0 && errno == EINTR { ts = rest }
+        }
+    }
+
+    /// Leaves the main table with exactly one route that leaves the machine:
+    /// `keepGateway/32 dev #interfaceIndex scope link`. Every IPv4 and IPv6 route
+    /// not on loopback is deleted (default, subnet, link-local, unreachable…), IPv6
+    /// is switched off on every non-loopback interface where the kernel allows it
+    /// (so a router advertisement cannot bring a route back later), loopback is
+    /// brought up, and the result is read back: any other route is an error that
+    /// names it.
+    public func lockDownRoutes(keepGateway: String, interfaceIndex: Int32) throws {
+        guard ipv4Bytes(keepGateway) != nil else {
+            throw SystemError("lockDownRoutes", "gateway is not an IPv4 address: \(keepGateway)", errno: EINVAL)
+        }
+        let allLinks = try links()
+        let loopbacks = Set(allLinks.filter(\.isLoopback).map(\.index))
+        guard allLinks.contains(where: { $0.index == interfaceIndex && !$0.isLoopback }) else {
+            throw SystemError("lockDownRoutes", "no such uplink interface #\(interfaceIndex)", errno: ENODEV)
+        }
+
+        // IPv6 off on the uplinks: drops their addresses and routes and ignores
+        // router advertisements from now on (pasta answers router solicitations).
+        // Best effort: /proc/sys may be read-only; the routes are removed below
+        // and the firewall drops IPv6 regardless.
+        for link in allLinks where !link.isLoopback && !link.name.isEmpty && !link.name.contains("/") {
+            writeSysctl("/proc/sys/net/ipv6/conf/\(link.name)/accept_ra", "0")
+            writeSysctl("/proc/sys/net/ipv6/conf/\(link.name)/disable_ipv6", "1")
+        }
+
+        // Delete with the kernel's own route objects, so metric, type and protocol match exactly.
+        try withRouteCache { objs in
+            for obj in objs {
+                let r = obj
+                guard rtnl_route_get_table(r) == tableMain else { continue }
+                let ifs = interfaces(r)
+                if !ifs.isEmpty && ifs.allSatisfy({ loopbacks.contains($0) }) { continue }
+                let err = rtnl_route_delete(sock, r, 0)
+                // ESRCH: already gone (e.g. taken away with IPv6 just above).
+                if err < 0 && errnoFromNL(err) != ESRCH {
+                    throw nlError("rtnl_route_delete", info(r).description, err)
+                }
+            }
+        }
+
+        try addHostRoute(to: keepGateway, interfaceIndex: interfaceIndex)
+        for index in loopbacks { try setLinkUp(index: index) }
+
+        // Read back.
+        var sawGateway = false
+        for route in try routes() {
+            if route.interfaceIndex != 0 && loopbacks.contains(route.interfaceIndex) { continue }
+            if route.family == AF_INET, route.destination == "\(keepGateway)/32", route.gateway == nil,
+               route.interfaceIndex == interfaceIndex, route.scope == scopeLink, !sawGateway {
+                sawGateway = true
+                continue
+            }
+            throw SystemError("lockDownRoutes", "unexpected route left after lock-down: \(route)", errno: EEXIST)
+        }
+        if !sawGateway {
+            throw SystemError("lockDownRoutes", "route \(keepGateway)/32 dev #\(interfaceIndex) missing after lock-down",
+                              errno: ENOENT)
+        }
+    }
+}
+
+private func writeSysctl(_ path: String, _ value: String) {
+    let fd = open(path, O_WRONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    _ = value.withCString { write(fd, $0, strlen($0)) }
+    close(fd)
+}

@@ -1,0 +1,56 @@
+import AgentpenPolicy
+import Glibc
+
+/// Runs `nft` inside the network namespace (the helper is uid 0 with
+/// CAP_NET_ADMIN there). Every failure says what to do about it.
+public enum NftLoader {
+    private static func nft() throws -> String {
+        guard let path = Host.which("nft") else {
+            throw SystemError("nft", "not found: install nftables (Debian: apt install nftables)", errno: ENOENT)
+        }
+        return path
+    }
+
+    private static func run(_ args: [String], input: String? = nil, what: String) throws -> String {
+        let path = try nft()
+        let (status, output) = Spawn.run([path] + args, input: input)
+        switch status {
+        case 0:
+            return output
+        case 127:
+            throw SystemError("nft", "\(path) could not be started: install nftables (Debian: apt install nftables)",
+                              errno: ENOENT)
+        default:
+            let text = output.trimmingTrailingWhitespace()
+            let hint = text.contains("Operation not permitted") || text.contains("Permission denied")
+                ? " (nft needs CAP_NET_ADMIN in the namespace: run it from the network helper)"
+                : text.contains("Protocol not supported") || text.contains("No such file or directory")
+                ? " (the kernel lacks nf_tables support: load the nf_tables module or use a kernel with it)"
+                : ""
+            throw SystemError("nft", "\(what) failed with status \(status)\(hint): \(text)", errno: EIO)
+        }
+    }
+
+    /// Loads an `nft -f` script (fed on stdin).
+    public static func load(_ script: String) throws {
+        _ = try run(["-f", "-"], input: script, what: "loading the agentpen ruleset")
+    }
+
+    /// The agentpen table as the kernel holds it.
+    public static func list() throws -> String {
+        try run(["list", "table", "inet", Firewall.table], what: "listing the agentpen table")
+    }
+
+    /// `nft list counters table inet agentpen`, for `Firewall.parseCounters`.
+    public static func counters() throws -> String {
+        try run(["list", "counters", "table", "inet", Firewall.table], what: "listing the agentpen counters")
+    }
+}
+
+private extension String {
+    func trimmingTrailingWhitespace() -> String {
+        var s = Substring(self)
+        while let last = s.last, last.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,85 @@
+import AgentpenEvents
+import AgentpenPolicy
+import CShim
+import Dispatch
+import Foundation
+
+/// Answers DNS over UDP inside the sandbox's namespace: allowed names get the
+/// forwarder's address, everything else NXDOMAIN. It never sends a packet
+/// anywhere but back to the asker, so DNS cannot carry data out.
+public final class DNSResponder: @unchecked Sendable {
+    let allowlist: Allowlist
+    let events: any EventSink
+    let answers: DNSMessage.AnswerConfig
+    private let queue = DispatchQueue(label: "agentpen.dns")
+    private var sockets: [(fd: Int32, watch: Watch)] = []
+
+    public init(allowlist: Allowlist, events: any EventSink, answers: DNSMessage.AnswerConfig = .init()) {
+        self.allowlist = allowlist
+        self.events = events
+        self.answers = answers
+    }
+
+    /// Binds UDP `bindAddress:port` (0 picks a free port) and returns the port.
+    /// Call once per address (e.g. 127.0.0.1 and ::1).
+    @discardableResult
+    public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 53) throws -> UInt16 {
+        let address = try Sock.parseAddress(bindAddress)
+        let (fd, bound) = try Sock.bindUDP(address, port: port)
+        queue.sync {
+            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
+            w.source.setCancelHandler { close(fd) }
+            sockets.append((fd, w))
+            w.enable()
+        }
+        return bound
+    }
+
+    public func stop() {
+        queue.sync {
+            for s in sockets { s.watch.cancel() }
+            sockets = []
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        var packet = [UInt8](repeating: 0, count: 1500)
+        var from = [UInt8](repeating: 0, count: 16)
+        // Bounded per wake-up; the source fires again if more is queued.
+        for _ in 0..<64 {
+            var fromLen: Int32 = 0
+            var fromPort: UInt16 = 0
+            let n = packet.withUnsafeMutableBytes { ap_recvfrom_ip(fd, $0.baseAddress, $0.count, &from, &fromLen, &fromPort) }
+            if n < 0 { return }
+            let reply = DNSMessage.reply(to: Array(packet[0..<n]), allowlist: allowlist, config: answers)
+            record(reply.decision)
+            if let bytes = reply.bytes, fromLen > 0 {
+                _ = bytes.withUnsafeBytes { ap_sendto_ip(fd, $0.baseAddress, $0.count, from, fromLen, fromPort) }
+            }
+        }
+    }
+
+    private func typeName(_ t: UInt16) -> String {
+        switch t {
+        case DNSMessage.typeA: return "A"
+        case DNSMessage.typeAAAA: return "AAAA"
+        case DNSMessage.typeANY: return "ANY"
+        default: return "TYPE\(t)"
+        }
+    }
+
+    private func record(_ d: DNSMessage.Decision) {
+        switch d {
+        case .answered(let name, let type, let pattern, let addresses):
+            events.record(Event(.dnsAnswered, subject: name, reason: "allowed by \(pattern)",
+                                details: ["type": typeName(type),
+                                          "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
+        case .nxDomain(let name, let why):
+            events.record(Event(.dnsRefused, subject: name, reason: why, details: ["rcode": "NXDOMAIN"]))
+        case .error(let rcode, let why):
+            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "\(rcode)"]))
+        case .dropped(let why):
+            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "(no reply)"]))
+        }
+    }
+}

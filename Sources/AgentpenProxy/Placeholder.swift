@@ -1,1 +1,0 @@
-// The SNI proxy and DNS responder live here.

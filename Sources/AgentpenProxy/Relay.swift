@@ -1,0 +1,259 @@
+import CShim
+import Dispatch
+import Foundation
+
+struct RelayConfig: Sendable {
+    var idleTimeout: TimeInterval
+    var pipeSize: Int
+}
+
+/// Moves bytes both ways between two connected nonblocking sockets until both
+/// directions have ended, either side fails, or nothing moved for the idle
+/// timeout. Each direction splices through its own pipe (falling back to a small
+/// user-space buffer if no pipe can be had), so bytes stay in the kernel. One
+/// serial queue owns all state; Dispatch sources wake it, so there is no thread
+/// per connection and a slow peer only ever stalls its own direction.
+final class Relay: @unchecked Sendable {
+    enum End: Equatable, Sendable {
+        case finished
+        case idle
+        case failed(String)
+        case stopped
+    }
+
+    struct Stats: Sendable, Equatable {
+        /// Bytes from the first socket to the second, and back.
+        var forward = 0
+        var backward = 0
+    }
+
+    private final class Direction {
+        let src: Int32
+        let dst: Int32
+        var pipeR: Int32 = -1
+        var pipeW: Int32 = -1
+        /// Bytes the pipe (or buffer) can take.
+        var capacity = 0
+        var buffer: UnsafeMutableRawPointer?
+        var bufStart = 0
+        var bufEnd = 0
+        /// Bytes read from `src` and not yet written to `dst`.
+        var inFlight = 0
+        var eof = false
+        var done = false
+        var bytes = 0
+        /// The pipe was offered a bigger size once already.
+        var grown = false
+        var readWatch: Watch?
+        var writeWatch: Watch?
+
+        init(src: Int32, dst: Int32) {
+            self.src = src
+            self.dst = dst
+        }
+
+        static let bufferSize = 16 * 1024
+
+        /// Source to pipe/buffer: bytes moved, 0 at end of stream, or -errno.
+        func fill() -> Int {
+            if pipeR >= 0 {
+                return Int(ap_splice(src, pipeW, capacity - inFlight, AP_SPLICE_F_MOVE | AP_SPLICE_F_NONBLOCK))
+            }
+            if buffer == nil { buffer = .allocate(byteCount: Self.bufferSize, alignment: 16) }
+            let n = Foundation.read(src, buffer! + bufEnd, Self.bufferSize - bufEnd)
+            if n < 0 { return -Int(errno) }
+            bufEnd += n
+            return n
+        }
+
+        /// Pipe/buffer to destination: bytes moved or -errno.
+        func drain() -> Int {
+            if pipeR >= 0 {
+                return Int(ap_splice(pipeR, dst, inFlight, AP_SPLICE_F_MOVE | AP_SPLICE_F_NONBLOCK))
+            }
+            let n = Int(ap_send_nosignal(dst, buffer! + bufStart, bufEnd - bufStart))
+            if n > 0 {
+                bufStart += n
+                if bufStart == bufEnd {
+                    // An idle tunnel holds no user-space buffer.
+                    bufStart = 0; bufEnd = 0
+                    buffer?.deallocate(); buffer = nil
+                }
+            }
+            return n
+        }
+
+        var room: Int { pipeR >= 0 ? capacity - inFlight : Self.bufferSize - bufEnd }
+
+        func release() {
+            if pipeR >= 0 { close(pipeR); close(pipeW) }
+            pipeR = -1; pipeW = -1
+            buffer?.deallocate(); buffer = nil
+        }
+    }
+
+    let queue: DispatchQueue
+    private let a: Int32
+    private let b: Int32
+    private let config: RelayConfig
+    private var dirs: [Direction] = []
+    private var timer: DispatchSourceTimer?
+    private var lastActivity: UInt64 = DispatchTime.now().uptimeNanoseconds
+    private var closed = false
+    private let group = DispatchGroup()
+    private var onClose: ((End, Stats) -> Void)?
+
+    /// Takes ownership of both descriptors; they are closed when the relay ends.
+    init(_ a: Int32, _ b: Int32, queue: DispatchQueue, config: RelayConfig, onClose: @escaping (End, Stats) -> Void) {
+        self.a = a
+        self.b = b
+        self.queue = queue
+        self.config = config
+        self.onClose = onClose
+    }
+
+    func start() { queue.async { self.setUp() } }
+
+    /// Ends the relay from outside (proxy shutdown). Safe to call more than once.
+    func stop() { queue.async { self.teardown(.stopped, reset: false) } }
+
+    private func setUp() {
+        guard !closed else { return }
+        dirs = [Direction(src: a, dst: b), Direction(src: b, dst: a)]
+        for (i, d) in dirs.enumerated() {
+            var p: [Int32] = [-1, -1]
+            if ap_pipe2(&p, AP_O_NONBLOCK | AP_O_CLOEXEC) == 0 {
+                d.pipeR = p[0]; d.pipeW = p[1]
+                d.capacity = Int(max(ap_get_pipe_size(p[1]), 4096))
+            }
+            d.readWatch = Watch.read(d.src, queue: queue, group: group) { [weak self] in self?.pump(i) }
+            d.writeWatch = Watch.write(d.dst, queue: queue, group: group) { [weak self] in self?.pump(i) }
+        }
+        let t = DispatchSource.makeTimerSource(queue: queue)
+        t.setEventHandler { [weak self] in self?.idleCheck() }
+        timer = t
+        scheduleIdle(after: config.idleTimeout)
+        t.activate()
+        pump(0)
+        pump(1)
+    }
+
+    private func scheduleIdle(after seconds: TimeInterval) {
+        let leeway = DispatchTimeInterval.milliseconds(Int(min(1000, max(10, seconds * 100))))
+        timer?.schedule(deadline: .now() + max(seconds, 0.001), leeway: leeway)
+    }
+
+    private func idleCheck() {
+        guard !closed else { return }
+        let idleFor = Double(DispatchTime.now().uptimeNanoseconds - lastActivity) / 1e9
+        if idleFor >= config.idleTimeout {
+            teardown(.idle, reset: false)
+        } else {
+            // Traffic only stamps a time; the timer moves here, not per byte.
+            scheduleIdle(after: config.idleTimeout - idleFor)
+        }
+    }
+
+    private func pump(_ i: Int) {
+        guard !closed else { return }
+        let d = dirs[i]
+        guard !d.done else { return }
+        var progressed = true
+        var rounds = 0
+        // Bounded so one fast stream yields its thread to others now and then.
+        while progressed && rounds < 32 {
+            rounds += 1
+            progressed = false
+            if d.inFlight > 0 {
+                let n = d.drain()
+                if n > 0 {
+                    d.inFlight -= n; d.bytes += n; progressed = true
+                } else if n != -Int(EAGAIN) {
+                    return fail(i, "write: \(errnoName(n))")
+                }
+            }
+            if d.inFlight == 0 && d.eof {
+                d.done = true
+                d.readWatch?.disable()
+                d.writeWatch?.disable()
+                // Half-close: pass the end of stream on and keep the other way open.
+                _ = ap_shutdown_write(d.dst)
+                if dirs.allSatisfy(\.done) { teardown(.finished, reset: false) }
+                return
+            }
+            if d.room == 0 && !d.grown { grow(d) }
+            if !d.eof && d.room > 0 {
+                let n = d.fill()
+                if n > 0 {
+                    d.inFlight += n; progressed = true
+                } else if n == 0 {
+                    d.eof = true; progressed = true
+                } else if n != -Int(EAGAIN) {
+                    return fail(i, "read: \(errnoName(n))")
+                }
+            }
+            if progressed { lastActivity = DispatchTime.now().uptimeNanoseconds }
+        }
+        if progressed {
+            d.readWatch?.disable()
+            d.writeWatch?.disable()
+            queue.async { [weak self] in self?.pump(i) }
+            return
+        }
+        // Waiting on exactly one thing: the destination to drain what is in
+        // flight, or the source to deliver more.
+        d.writeWatch?.set(d.inFlight > 0)
+        d.readWatch?.set(d.inFlight == 0 && !d.eof)
+    }
+
+    /// A pipe that filled up carries bulk data: a bigger one means fewer wake-ups.
+    /// Done only then, because pipe memory counts against a per-user quota
+    /// (fs.pipe-user-pages-soft) that idle tunnels should not use up. The kernel
+    /// may refuse; the current size is fine then.
+    private func grow(_ d: Direction) {
+        d.grown = true
+        guard d.pipeW >= 0, config.pipeSize > d.capacity else { return }
+        let sized = ap_set_pipe_size(d.pipeW, Int32(config.pipeSize))
+        if sized > 0 { d.capacity = Int(sized) }
+    }
+
+    private func errnoName(_ n: Int) -> String { String(cString: strerror(Int32(-n))) }
+
+    private func fail(_ i: Int, _ why: String) {
+        let side = i == 0 ? "first→second" : "second→first"
+        // Pass a reset on, so the other peer learns the stream broke instead of
+        // seeing a clean end.
+        teardown(.failed("\(side) \(why)"), reset: true)
+    }
+
+    private func teardown(_ end: End, reset: Bool) {
+        guard !closed else { return }
+        closed = true
+        timer?.cancel()
+        timer = nil
+        if reset {
+            _ = ap_set_linger_reset(a)
+            _ = ap_set_linger_reset(b)
+        }
+        for d in dirs {
+            d.readWatch?.cancel()
+            d.writeWatch?.cancel()
+        }
+        let stats = Stats(forward: dirs.first?.bytes ?? 0, backward: dirs.last?.bytes ?? 0)
+        let dirs = self.dirs
+        let (a, b) = (self.a, self.b)
+        let onClose = self.onClose
+        self.onClose = nil
+        // Descriptors are closed only after every source watching them is gone.
+        group.notify(queue: queue) {
+            for d in dirs {
+                d.readWatch = nil
+                d.writeWatch = nil
+                d.release()
+            }
+            close(a)
+            close(b)
+            onClose?(end, stats)
+        }
+    }
+}

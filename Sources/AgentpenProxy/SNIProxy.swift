@@ -1,0 +1,357 @@
+import AgentpenEvents
+import AgentpenPolicy
+import CShim
+import Dispatch
+import Foundation
+
+public struct ProxyConfig: Sendable {
+    /// Port dialled on the vetted upstream address.
+    public var upstreamPort: UInt16
+    /// Time a client has, from connecting, to send a complete ClientHello.
+    public var handshakeTimeout: TimeInterval
+    /// Per upstream address tried.
+    public var connectTimeout: TimeInterval
+    /// A tunnel with no traffic either way for this long is closed. No absolute
+    /// lifetime: long streams are fine as long as they move.
+    public var idleTimeout: TimeInterval
+    /// Concurrent connections from one client address (pending and relaying).
+    public var maxConnectionsPerClient: Int
+    /// Bytes of ClientHello (record headers included) looked at before giving up.
+    public var maxHelloSize: Int
+    /// Requested size of each splice pipe; the kernel may refuse, then its default is used.
+    public var pipeSize: Int
+    /// Lets tests point allowed names at a local server. Loopback upstreams are
+    /// otherwise refused always, whatever the allowlist says.
+    public var permitLoopbackUpstreamForTests: Bool
+
+    public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
+                idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
+                maxHelloSize: Int = ClientHello.maxSize, pipeSize: Int = 256 * 1024,
+                permitLoopbackUpstreamForTests: Bool = false) {
+        self.upstreamPort = upstreamPort
+        self.handshakeTimeout = handshakeTimeout
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnectionsPerClient = maxConnectionsPerClient
+        self.maxHelloSize = maxHelloSize
+        self.pipeSize = pipeSize
+        self.permitLoopbackUpstreamForTests = permitLoopbackUpstreamForTests
+    }
+
+    var relay: RelayConfig { RelayConfig(idleTimeout: idleTimeout, pipeSize: pipeSize) }
+}
+
+/// Something the proxy or forwarder can shut down when it stops.
+protocol Stoppable: AnyObject, Sendable {
+    func stop()
+}
+
+/// Bookkeeping shared by the proxy and the forwarder: live connections for
+/// `stop()`, and per-client counts for the connection cap.
+final class ConnectionTable: @unchecked Sendable {
+    private struct State {
+        var live: [ObjectIdentifier: any Stoppable] = [:]
+        var perClient: [IPAddress: Int] = [:]
+        var stopped = false
+    }
+    private let state = Locked(State())
+    let cap: Int
+
+    init(cap: Int) { self.cap = cap }
+
+    /// Counts a new connection from `client`; false when over the cap or stopped.
+    func admit(_ client: IPAddress?) -> Bool {
+        state.withLock { s in
+            guard !s.stopped else { return false }
+            let key = client ?? IPAddress(0, 0, 0, 0)
+            if s.perClient[key, default: 0] >= cap { return false }
+            s.perClient[key, default: 0] += 1
+            return true
+        }
+    }
+
+    /// Registers the connection; if the table stopped meanwhile, stops it at once.
+    func add(_ c: any Stoppable) {
+        let stopNow = state.withLock { s in
+            s.live[ObjectIdentifier(c)] = c
+            return s.stopped
+        }
+        if stopNow { c.stop() }
+    }
+
+    func remove(_ c: any Stoppable, client: IPAddress?) {
+        state.withLock { s in
+            s.live[ObjectIdentifier(c)] = nil
+            let key = client ?? IPAddress(0, 0, 0, 0)
+            if let n = s.perClient[key] { s.perClient[key] = n > 1 ? n - 1 : nil }
+        }
+    }
+
+    func stopAll() {
+        let all = state.withLock { s in
+            s.stopped = true
+            return Array(s.live.values)
+        }
+        for c in all { c.stop() }
+    }
+
+    var count: Int { state.withLock { $0.live.count } }
+}
+
+/// The host-side SNI proxy: the sandbox's only way out. For each connection it
+/// peeks at the ClientHello (consuming nothing), checks the server name against
+/// the allowlist, resolves the name itself, vets every address, dials exactly a
+/// vetted one and splices bytes both ways. Every decision becomes an Event.
+public final class SNIProxy: @unchecked Sendable {
+    let allowlist: Allowlist
+    let events: any EventSink
+    let config: ProxyConfig
+    let resolver: @Sendable (String) -> [IPAddress]
+    let table: ConnectionTable
+    private let acceptQueue = DispatchQueue(label: "agentpen.proxy.accept")
+    private var listeners: [Listener] = []
+
+    public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
+                resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
+        self.allowlist = allowlist
+        self.events = events
+        self.config = config
+        self.resolver = resolver
+        self.table = ConnectionTable(cap: config.maxConnectionsPerClient)
+    }
+
+    /// Listens on `bindAddress:port` (0 picks a free port) and returns the port.
+    /// May be called again for another address.
+    @discardableResult
+    public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 0) throws -> UInt16 {
+        ignoreSIGPIPE()
+        let address = try Sock.parseAddress(bindAddress)
+        let l = try Listener(address: address, port: port, queue: acceptQueue) { [weak self] fd, peer, peerPort in
+            guard let self else { close(fd); return }
+            self.accepted(fd, peer: peer, peerPort: peerPort)
+        }
+        acceptQueue.sync { listeners.append(l) }
+        l.start()
+        return l.port
+    }
+
+    /// Stops listening and closes every connection, pending or relaying.
+    public func stop() {
+        let ls = acceptQueue.sync { () -> [Listener] in
+            defer { listeners = [] }
+            return listeners
+        }
+        for l in ls { l.stop() }
+        table.stopAll()
+    }
+
+    /// Connections currently pending or relaying.
+    public var connectionCount: Int { table.count }
+
+    private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
+        let client = peer.map { endpoint($0, peerPort) } ?? "?"
+        guard table.admit(peer) else {
+            _ = ap_set_linger_reset(fd)
+            close(fd)
+            events.record(Event(.connectionBlocked, subject: "(client \(client))",
+                                reason: "more than \(config.maxConnectionsPerClient) concurrent connections from this client",
+                                details: ["client": client]))
+            return
+        }
+        let c = ProxyConnection(fd: fd, peer: peer, clientEndpoint: client, proxy: self)
+        table.add(c)
+        c.start()
+    }
+
+    func vet(_ address: IPAddress, _ pattern: HostPattern) -> AddressPolicy.Verdict {
+        if config.permitLoopbackUpstreamForTests, AddressPolicy.classify(address) == .loopback { return .allowed }
+        return AddressPolicy.vet(address, allowPrivate: pattern.allowsPrivateUpstream)
+    }
+}
+
+/// One client connection through the proxy: ClientHello, decision, resolve,
+/// dial, relay. All state lives on `queue`.
+final class ProxyConnection: Stoppable, @unchecked Sendable {
+    private enum Phase { case hello, connecting, relaying(Relay), closed }
+
+    private let client: Int32
+    private let peer: IPAddress?
+    private let clientEndpoint: String
+    private let proxy: SNIProxy
+    private let queue = WorkerQueues.connectionQueue("agentpen.proxy.conn")
+    private var phase = Phase.hello
+    private var helloWatch: Watch?
+    private var deadline: DispatchSourceTimer?
+    private let helloGroup = DispatchGroup()
+    private var buffer: UnsafeMutableRawBufferPointer?
+    private var seen = 0
+    private var stopRequested = false
+
+    init(fd: Int32, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
+        self.client = fd
+        self.peer = peer
+        self.clientEndpoint = clientEndpoint
+        self.proxy = proxy
+    }
+
+    func start() {
+        queue.async { [self] in
+            guard case .hello = phase else { return }
+            let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
+            helloWatch = w
+            let t = DispatchSource.makeTimerSource(queue: queue)
+            t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
+            t.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.block("(no SNI)", "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
+            }
+            deadline = t
+            t.activate()
+            w.enable()
+        }
+    }
+
+    func stop() {
+        queue.async { [self] in
+            stopRequested = true
+            switch phase {
+            case .hello: endHello { self.closeClient() }
+            case .relaying(let r): r.stop()
+            case .connecting, .closed: break   // the dial/resolve completion sees stopRequested
+            }
+        }
+    }
+
+    private func record(_ kind: Event.Kind, _ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+        var details = extra
+        details["client"] = clientEndpoint
+        proxy.events.record(Event(kind, subject: subject, reason: reason, details: details))
+    }
+
+    private func readable() {
+        guard case .hello = phase, helloWatch != nil else { return }
+        let size = proxy.config.maxHelloSize
+        if buffer == nil { buffer = .allocate(byteCount: size, alignment: 8) }
+        let n = Int(ap_recv_peek(client, buffer!.baseAddress, size))
+        if n == -Int(EAGAIN) || n == -Int(EINTR) { return }
+        if n < 0 { return block("(no SNI)", "client error before the ClientHello: \(String(cString: strerror(Int32(-n))))") }
+        if n == 0 { return block("(no SNI)", "client closed without sending anything") }
+        if n == seen {
+            // With SO_RCVLOWAT set we are only woken for more bytes or an end.
+            if ap_peer_closed(client) == 1 { return block("(no SNI)", "client closed before the ClientHello was complete") }
+            return
+        }
+        seen = n
+        let hello = ClientHello.parse(UnsafeRawBufferPointer(rebasing: buffer![0..<n]), maxSize: size)
+        var extra: [String: String] = [:]
+        if hello.hasECH { extra["ech"] = "present (the name seen is the outer public name)" }
+        switch hello.outcome {
+        case .needMore:
+            // Peeking leaves the bytes queued, so the socket stays readable; ask the
+            // kernel to wake us only once more has arrived.
+            _ = ap_set_rcvlowat(client, Int32(n + 1))
+        case .noServerName:
+            block("(no SNI)", "ClientHello without a server name", extra)
+        case .invalid(let why):
+            block("(no SNI)", "invalid ClientHello: \(why)", extra)
+        case .serverName(let name):
+            guard let pattern = proxy.allowlist.match(name) else {
+                return block(name, "not in the allowlist", extra)
+            }
+            phase = .connecting
+            endHello { self.resolve(name, pattern, extra) }
+        }
+    }
+
+    /// Cancels the hello watcher and deadline; `then` runs once the source is gone
+    /// and the descriptor may be closed or handed on.
+    private func endHello(then: @escaping () -> Void) {
+        deadline?.cancel()
+        deadline = nil
+        buffer?.deallocate()
+        buffer = nil
+        _ = ap_set_rcvlowat(client, 1)
+        if let w = helloWatch {
+            helloWatch = nil
+            w.cancel()
+        }
+        helloGroup.notify(queue: queue, execute: then)
+    }
+
+    private func block(_ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+        guard case .hello = phase else { return }
+        phase = .closed
+        record(.connectionBlocked, subject, reason, extra)
+        endHello { self.closeClient() }
+    }
+
+    private func closeClient() {
+        phase = .closed
+        close(client)
+        proxy.table.remove(self, client: peer)
+    }
+
+    private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String]) {
+        if stopRequested { return closeClient() }
+        let resolver = proxy.resolver
+        // getaddrinfo blocks; keep it off the connection queue and its worker.
+        WorkerQueues.resolver().async {
+            let addresses = resolver(name)
+            self.queue.async { self.vetAndDial(name, pattern, addresses, extra) }
+        }
+    }
+
+    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String]) {
+        if stopRequested { return closeClient() }
+        guard !addresses.isEmpty else {
+            record(.failure, name, "could not resolve \(name)", extra)
+            return closeClient()
+        }
+        var vetted: [IPAddress] = []
+        var refusals: [String] = []
+        for a in addresses {
+            switch proxy.vet(a, pattern) {
+            case .allowed: vetted.append(a)
+            case .refused(let why): refusals.append(why)
+            }
+        }
+        guard !vetted.isEmpty else {
+            record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
+            return closeClient()
+        }
+        dial(name, pattern, vetted, 0, [], extra)
+    }
+
+    private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
+                      _ failures: [String], _ extra: [String: String]) {
+        if stopRequested { return closeClient() }
+        guard i < vetted.count else {
+            record(.failure, name, "could not connect: " + failures.joined(separator: "; "), extra)
+            return closeClient()
+        }
+        let address = vetted[i]
+        let port = proxy.config.upstreamPort
+        // Dial exactly the address that was vetted: no second lookup.
+        Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+            switch result {
+            case .failure(let e):
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra)
+            case .success(let upstream):
+                if stopRequested {
+                    close(upstream)
+                    return closeClient()
+                }
+                var details = extra
+                details["upstream"] = endpoint(address, port)
+                details["pattern"] = pattern.description
+                record(.connectionAllowed, name, "allowed by \(pattern)", details)
+                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
+                    phase = .closed
+                    proxy.table.remove(self, client: peer)
+                }
+                phase = .relaying(relay)
+                relay.start()
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+import Dispatch
+import Foundation
+
+/// The few threads the proxy, forwarder and DNS responder run on. Connection
+/// queues target one of a fixed set of serial queues instead of the global
+/// pool, so blocking work elsewhere in the process (or a slow getaddrinfo)
+/// cannot starve the relays, and the thread count stays bounded however many
+/// connections there are.
+enum WorkerQueues {
+    private static let counter = Locked(0)
+
+    /// Serial queues made with a label only are "overcommit": Dispatch gives them
+    /// a thread even when its global pool looks busy.
+    static let relays: [DispatchQueue] = (0..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map {
+        DispatchQueue(label: "agentpen.relay.\($0)")
+    }
+
+    /// getaddrinfo blocks for as long as the host's resolver takes; at most this
+    /// many lookups run at once, on threads of their own.
+    static let resolvers: [DispatchQueue] = (0..<4).map { DispatchQueue(label: "agentpen.resolve.\($0)") }
+
+    private static func next() -> Int { counter.withLock { $0 &+= 1; return $0 } }
+
+    /// A new serial queue for one connection's state.
+    static func connectionQueue(_ label: String) -> DispatchQueue {
+        DispatchQueue(label: label, target: relays[next() % relays.count])
+    }
+
+    static func resolver() -> DispatchQueue { resolvers[next() % resolvers.count] }
+}

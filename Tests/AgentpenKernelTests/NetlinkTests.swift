@@ -1,0 +1,360 @@
+import AgentpenKernel
+import AgentpenPolicy
+import Glibc
+import Testing
+
+// The route lock-down and the firewall, exercised for real in a network namespace
+// of the test's own making. A test process is multithreaded, so it cannot
+// unshare(CLONE_NEWUSER) itself: the outer test re-runs this test bundle under
+// `unshare -Urn` with AGENTPEN_NETLINK_INNER=1, and only the inner suite runs there.
+// The inner suite plays pasta's part with a veth pair (the `dummy` module is not
+// available to unprivileged namespaces everywhere; veth is), then runs the helper's
+// steps and checks them with `ip` and with real sockets.
+
+private let innerFlag = "AGENTPEN_NETLINK_INNER"
+private let isInner = Host.environment[innerFlag] != nil
+
+@Suite("Netlink lock-down in a fresh user+net namespace")
+struct NetlinkTests {
+    @Test(.enabled(if: !isInner))
+    func lockDownInsideFreshNamespace() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let (status, output) = try runSelf(stage: "1", filter: "NetlinkInsideNamespace")
+        #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
+        // The inner suite really ran (a filter that matched nothing would also exit 0).
+        #expect(output.contains("lockDownAndFirewall") && output.contains("passed"),
+                "inner test did not run:\n\(output)")
+    }
+
+    /// The same against the real pasta, in a world of the test's own: an outer
+    /// user+net namespace plays the host (a veth uplink with a default route that
+    /// leads nowhere, listeners on its loopback), a nested one plays the sandbox.
+    @Test(.enabled(if: !isInner))
+    func lockDownWithRealPasta() throws {
+        signal(SIGPIPE, SIG_IGN)
+        _ = try #require(Host.which("pasta"), "pasta (Debian: apt install passt) is needed for this test")
+        let (status, output) = try runSelf(stage: "pasta-host", filter: "NetlinkPastaHost")
+        #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
+        #expect(output.contains("lockDownUnderPasta") && output.contains("passed"),
+                "inner test did not run:\n\(output)")
+    }
+}
+
+/// This test bundle, as an argv prefix.
+func selfBundle() throws -> String {
+    var exe = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &exe, exe.count - 1)
+    try #require(n > 0)
+    return String(decoding: exe[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Runs the suites matching `filter` of this bundle in a fresh user+net namespace.
+func runSelf(stage: String, filter: String, via prefix: [String]? = nil,
+             extraEnv: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let unshare = try #require(Host.which("unshare"), "util-linux unshare is needed for this test")
+    var env = Host.environment.merging(extraEnv) { $1 }
+    env[innerFlag] = stage
+    env["NO_COLOR"] = "1"
+    return Spawn.run((prefix ?? [unshare, "-Urn"]) + [try selfBundle(), "--testing-library", "swift-testing", "--filter", filter],
+                     env: env.map { ($0.key, $0.value) })
+}
+
+@Suite("NetlinkPastaHost", .serialized, .enabled(if: Host.environment[innerFlag] == "pasta-host"))
+struct NetlinkPastaHost {
+    /// A listener on 127.0.0.1 (the host's loopback); returns (fd, port).
+    func listener() throws -> (Int32, UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &len) == 0
+            }
+        }
+        try #require(ok)
+        return (fd, UInt16(bigEndian: sa.sin_port))
+    }
+
+    @Test func lockDownUnderPasta() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let setup = """
+            set -e
+            ip link set lo up
+            ip link add h0 type veth peer name h1
+            ip addr add 198.18.9.2/24 dev h0
+            ip -6 addr add fd0c:9::2/64 dev h0 nodad
+            ip link set h0 up; ip link set h1 up
+            ip route add default via 198.18.9.1
+            ip -6 route add default via fd0c:9::1 dev h0
+            """
+        let r = Spawn.run(["/bin/sh", "-c", setup])
+        try #require(r.status == 0, "\(r.output)")
+        let (proxyFD, proxyPort) = try listener()      // the SNI proxy's stand-in
+        let (dbFD, dbPort) = try listener()            // a local service the sandbox must not reach
+        defer { close(proxyFD); close(dbFD) }
+
+        let unshare = try #require(Host.which("unshare"))
+        let nsenter = try #require(Host.which("nsenter"))
+        let pasta = try #require(Host.which("pasta"))
+        let sandbox = try Spawn.start([unshare, "-rn", "/bin/sleep", "120"])
+        defer { kill(sandbox, SIGKILL); _ = Spawn.wait(sandbox) }
+        // The namespace must exist before pasta attaches; pasta starts 300 ms late so
+        // the helper's wait is real.
+        usleep(100_000)
+        var o = Spawn.Options()
+        let devnull = open("/dev/null", O_RDWR)
+        o.fds = [(devnull, 1), (devnull, 2)]
+        let pastaPID = try Spawn.start(["/bin/sh", "-c",
+            "sleep 0.3; exec \(pasta) --config-net -t none -u none -T none -U none -f \(sandbox)"], o)
+        close(devnull)
+        defer { kill(pastaPID, SIGTERM); _ = Spawn.wait(pastaPID) }
+
+        let (status, output) = try runSelf(stage: "pasta-ns", filter: "NetlinkPastaNamespace",
+                                           via: [nsenter, "-t", "\(sandbox)", "-U", "-n", "--preserve-credentials"],
+                                           extraEnv: ["AGENTPEN_TEST_PROXY_PORT": "\(proxyPort)",
+                                                      "AGENTPEN_TEST_OTHER_PORT": "\(dbPort)"])
+        #expect(status == 0, "namespace run failed (status \(status)):\n\(output)")
+        #expect(output.contains("insideSandbox") && output.contains("passed"), "did not run:\n\(output)")
+    }
+}
+
+@Suite("NetlinkPastaNamespace", .serialized, .enabled(if: Host.environment[innerFlag] == "pasta-ns"))
+struct NetlinkPastaNamespace {
+    @Test func insideSandbox() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let proxyPort = try #require(Host.environment["AGENTPEN_TEST_PROXY_PORT"].flatMap { UInt16($0) })
+        let otherPort = try #require(Host.environment["AGENTPEN_TEST_OTHER_PORT"].flatMap { UInt16($0) })
+        let probe = NetlinkInsideNamespace()
+        let nl = try NetlinkRoute()
+        let uplink = try nl.waitForConfiguredUplink(timeout: 5)
+        #expect(uplink.gateway == "198.18.9.1")
+        #expect(uplink.address == "198.18.9.2")
+        // pasta's gateway mapping: before lock-down every host loopback port is reachable.
+        #expect(probe.tcpConnect(uplink.gateway, otherPort, wait: 2) == 0)
+
+        try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
+        let locked = [RouteInfo(family: AF_INET, destination: "198.18.9.1/32", gateway: nil,
+                                interfaceIndex: uplink.interfaceIndex, scope: 253, table: 254)]
+        #expect(try nl.routes() == locked)
+        try NftLoader.load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
+
+        #expect(probe.tcpConnect(uplink.gateway, proxyPort, wait: 2) == 0)   // the proxy
+        #expect(probe.tcpConnect(uplink.gateway, otherPort) == ETIMEDOUT)     // a host service: dropped
+        #expect(probe.udpSend(uplink.gateway, 53) == EPERM)                   // DNS to the host: dropped
+        #expect(probe.tcpConnect("198.18.9.77", 443) == ENETUNREACH)          // elsewhere: no route
+        let counters = Firewall.parseCounters(try NftLoader.counters())
+        #expect(counters["blocked_tcp"]?.packets == 1)
+        #expect(counters["blocked_udp"]?.packets == 1)
+
+        // Nothing comes back later: the kernel's router solicitation (after DAD) is
+        // answered by pasta, which would otherwise reinstall an IPv6 default route.
+        usleep(2_000_000)
+        let later = try nl.routes()
+        #expect(later == locked, "\(later)")
+    }
+}
+
+@Suite("NetlinkInsideNamespace", .serialized, .enabled(if: Host.environment[innerFlag] == "1"))
+struct NetlinkInsideNamespace {
+    func sh(_ cmd: String) -> (status: Int32, output: String) {
+        Spawn.run(["/bin/sh", "-c", cmd])
+    }
+
+    @discardableResult
+    func mustRun(_ cmd: String) throws -> String {
+        let r = sh(cmd)
+        try #require(r.status == 0, "\(cmd): \(r.output)")
+        return r.output
+    }
+
+    /// A TCP connect to addr:port, waiting up to `wait` seconds: 0 when connected,
+    /// otherwise the errno (ECONNREFUSED: the SYN reached a peer, which answered with
+    /// a reset; ETIMEDOUT here: no answer within `wait`, e.g. dropped by the firewall;
+    /// ENETUNREACH: no route).
+    func tcpConnect(_ addr: String, _ port: UInt16, wait: Double = 0.3) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        inet_pton(AF_INET, addr, &sa.sin_addr)
+        let r = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if r == 0 { return 0 }
+        guard errno == EINPROGRESS else { return errno }
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&p, 1, Int32(wait * 1000)) == 1 else { return ETIMEDOUT }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+        return err
+    }
+
+    func udpSend(_ addr: String, _ port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        inet_pton(AF_INET, addr, &sa.sin_addr)
+        let r = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, "x", 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return r >= 0 ? 0 : errno
+    }
+
+    /// An ICMP echo request over a raw socket (uid 0 in the namespace may).
+    func icmpEcho(_ addr: String) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_ICMP))
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, addr, &sa.sin_addr)
+        var packet: [UInt8] = [8, 0, 0xf7, 0xfe, 0, 1, 0, 0]   // type 8, checksum of the rest
+        let r = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, &packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return r >= 0 ? 0 : errno
+    }
+
+    @Test func lockDownAndFirewall() throws {
+        signal(SIGPIPE, SIG_IGN)
+        try #require(getuid() == 0, "expected to run as uid 0 inside unshare -Urn")
+
+        // The far side of the uplink: ap1 in a second namespace holding the gateway
+        // address, so packets that leave really arrive somewhere (its kernel answers a
+        // SYN to a closed port with a reset).
+        let nsenter = try #require(Host.which("nsenter"))
+        let unshare = try #require(Host.which("unshare"))
+        let peer = try Spawn.start([unshare, "-n", "/bin/sleep", "120"])
+        defer { kill(peer, SIGKILL); _ = Spawn.wait(peer) }
+        try mustRun("ip link add ap0 type veth peer name ap1 && ip link set ap1 netns \(peer)")
+        try mustRun("\(nsenter) -t \(peer) -n sh -c 'ip addr add 198.18.5.1/24 dev ap1 && ip link set ap1 up'")
+
+        // Pasta's part, done late (after 300 ms) in the background, so the wait is exercised.
+        let configure = """
+            sleep 0.3
+            ip link set ap0 up
+            ip addr add 198.18.5.2/24 dev ap0
+            ip -6 addr add fd0c::2/64 dev ap0 nodad
+            ip route add default via 198.18.5.1
+            ip route add 10.9.0.0/16 via 198.18.5.7
+            ip -6 route add default via fd0c::1 dev ap0
+            """
+        var o = Spawn.Options()
+        o.fds = [(open("/dev/null", O_RDWR), 1)]
+        let pasta = try Spawn.start(["/bin/sh", "-c", configure], o)
+
+        let nl = try NetlinkRoute()
+        #expect(throws: SystemError.self) { try nl.waitForConfiguredUplink(timeout: 0.05) }
+        let t0 = monotonic()
+        let uplink = try nl.waitForConfiguredUplink(timeout: 5)
+        let waited = monotonic() - t0
+        #expect(Spawn.wait(pasta) == 0)
+        let ap0 = try #require(try nl.links().first { $0.name == "ap0" })
+        #expect(uplink.interfaceIndex == ap0.index)
+        #expect(uplink.gateway == "198.18.5.1")
+        #expect(uplink.address == "198.18.5.2")
+        #expect(waited < 2, "waited \(waited) s")
+        #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == ["198.18.5.2"])
+
+        let before = try nl.routes()
+        #expect(before.contains(RouteInfo(family: AF_INET, destination: nil, gateway: "198.18.5.1",
+                                          interfaceIndex: ap0.index, scope: 0, table: 254)))
+        #expect(before.contains { $0.family == AF_INET && $0.destination == "198.18.5.0/24" })
+        #expect(before.contains { $0.family == AF_INET6 && $0.destination == "fe80::/64" })
+        #expect(before.contains { $0.family == AF_INET6 && $0.destination == nil && $0.gateway == "fd0c::1" })
+        #expect(before.allSatisfy { $0.table == 254 })
+
+        // deleteRoute on its own: the extra route goes, the rest stays.
+        let extra = try #require(before.first { $0.destination == "10.9.0.0/16" })
+        try nl.deleteRoute(extra)
+        #expect(try !nl.routes().contains(extra))
+        #expect(throws: SystemError.self) { try nl.deleteRoute(extra) }
+
+        try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
+
+        let after = try nl.routes()
+        #expect(after == [RouteInfo(family: AF_INET, destination: "198.18.5.1/32", gateway: nil,
+                                    interfaceIndex: ap0.index, scope: 253, table: 254)], "\(after)")
+        #expect(try nl.links().first { $0.isLoopback }?.isUp == true)
+        // The same, as iproute2 sees it.
+        let v4 = try mustRun("ip -4 route show table main")
+        #expect(v4.trimmingCharacters() == "198.18.5.1 dev ap0 scope link", "\(v4)")
+        let v6 = try mustRun("ip -6 route show table main")
+        #expect(v6.split(separator: "\n").allSatisfy { $0.contains(" dev lo ") }, "\(v6)")
+        #expect(try mustRun("ip link show lo").contains("UP"))
+        // Running it again is harmless and still verifies.
+        try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
+        #expect(try nl.routes() == after)
+        #expect(throws: SystemError.self) {
+            try nl.lockDownRoutes(keepGateway: "fd0c::1", interfaceIndex: uplink.interfaceIndex)
+        }
+
+        // Routing alone: nothing but the gateway is reachable, on any port so far.
+        #expect(tcpConnect("198.18.5.9", 443) == ENETUNREACH)
+        #expect(tcpConnect("10.9.0.1", 443) == ENETUNREACH)
+        #expect(tcpConnect("198.18.5.1", 5432, wait: 2) == ECONNREFUSED)
+
+        // The firewall: loaded twice (idempotent), then read back.
+        let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
+        try NftLoader.load(script)
+        try NftLoader.load(script)
+        let listed = try NftLoader.list()
+        #expect(listed.components("table inet agentpen") == 1, "\(listed)")
+        #expect(listed.components("policy drop;") == 3, "\(listed)")
+        #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
+
+        #expect(tcpConnect("198.18.5.1", 40000, wait: 2) == ECONNREFUSED)  // the proxy port reaches the gateway
+        #expect(tcpConnect("198.18.5.1", 5432) == ETIMEDOUT)               // any other port is dropped
+        #expect(tcpConnect("198.18.5.1", 22) == ETIMEDOUT)
+        #expect(udpSend("198.18.5.1", 53) == EPERM)
+        #expect(icmpEcho("198.18.5.1") == EPERM)
+        // Loopback still works (refused at once by the local stack, not dropped).
+        #expect(tcpConnect("127.0.0.1", 9) == ECONNREFUSED)
+
+        let counters = Firewall.parseCounters(try NftLoader.counters())
+        #expect(Set(counters.keys) == Set(Firewall.counterNames), "\(counters)")
+        #expect(counters["blocked_tcp"]?.packets == 2)
+        #expect(counters["blocked_udp"]?.packets == 1)
+        #expect(counters["blocked_icmp"]?.packets == 1)
+        #expect(counters["blocked_other"]?.packets == 0)
+        #expect((counters["blocked_tcp"]?.bytes ?? 0) > 0)
+    }
+}
+
+private func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+private extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        return String(s)
+    }
+
+    func components(_ needle: String) -> Int {
+        var count = 0
+        var rest = Substring(self)
+        while let r = rest.firstRange(of: needle) {
+            count += 1
+            rest = rest[r.upperBound...]
+        }
+        return count
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+
+/// Nothing agentpen started may outlive it, however it ends; Ctrl-C is the agent's.
+@Suite struct LifecycleTests {
+    /// A `sleep` whose argument no other process on the machine has.
+    static func marker() -> String { "1000.\(Int.random(in: 100_000...999_999))" }
+
+    /// agentpen in a process group of its own (as a shell job would be), so a
+    /// terminal's Ctrl-C can be imitated by signalling the group. posix_spawn and
+    /// waitpid directly: the test must see the exit status itself.
+    static func start(_ f: Fixture, _ script: String) throws -> pid_t {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attr, 0)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0) }
+        let args: [String] = [Agentpen.binary, "-C", f.project, "--", "/bin/sh", "-c", script]
+        let env: [String] = Agentpen.environment(home: f.home).map { "\($0.key)=\($0.value)" }
+        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, Agentpen.binary, &actions, &attr, argv, envp)
+        if rc != 0 { throw TestFailure("posix_spawn: \(rc)") }
+        return pid
+    }
+
+    /// The shell-style exit status, or nil when it did not exit in time (then killed).
+    static func finish(_ pid: pid_t, within seconds: Double) -> Int32? {
+        var status: Int32 = 0
+        let exited = waitUntil(seconds) { waitpid(pid, &status, WNOHANG) == pid }
+        guard exited else {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            return nil
+        }
+        let sig = status & 0x7f
+        return sig == 0 ? (status >> 8) & 0xff : 128 + sig
+    }
+
+    @Test func backgroundProcessesDieWithTheAgent() throws {
+        let f = try Fixture()
+        let m = Self.marker()
+        let r = try f.sh("sleep \(m) & sleep \(m) & echo started")
+        #expect(r.stdout.contains("started"))
+        #expect(waitUntil(5) { processes(running: ["sleep", m]).isEmpty }, "left running: \(processes(running: ["sleep", m]))")
+    }
+
+    @Test(arguments: [SIGTERM, SIGHUP, SIGINT, SIGKILL])
+    func nothingIsLeftAfterASignal(_ sig: Int32) throws {
+        let f = try Fixture()
+        let m = Self.marker()
+        let pid = try Self.start(f, "sleep \(m) & sleep \(m); echo done")
+        var reaped = false
+        defer { if !reaped { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) } }
+        #expect(waitUntil(20) { processes(running: ["sleep", m]).count == 2 }, "sandbox did not start")
+        let tmpBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
+        if sig == SIGINT {
+            // Ctrl-C: the terminal signals the whole foreground process group.
+            kill(-pid, SIGINT)
+        } else {
+            kill(pid, sig)
+        }
+        let status = Self.finish(pid, within: 10)
+        reaped = true
+        #expect(status != nil, "agentpen did not exit after signal \(sig)")
+        if sig == SIGINT {
+            // The agent's shell got Ctrl-C; agentpen passed its status on.
+            #expect(status == 130, "status \(String(describing: status))")
+        } else {
+            #expect(status == 128 + sig, "status \(String(describing: status))")
+        }
+        #expect(waitUntil(5) { processes(running: ["sleep", m]).isEmpty }, "left running after signal \(sig)")
+        let tmpAfter = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
+        #expect(tmpAfter.subtracting(tmpBefore).isEmpty, "left in /tmp: \(tmpAfter.subtracting(tmpBefore))")
+    }
+}
+
+/// Terminal behaviour, driven through a real pseudo-terminal.
+@Suite struct TerminalTests {
+    /// Runs agentpen on a pty; types Ctrl-C and resizes the window once the agent is ready.
+    static let driver = #"""
+    import os, pty, sys, time, select, struct, fcntl, termios
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.argv[1], sys.argv[1:])
+    out = b""
+    def pump(until, timeout):
+        global out
+        end = time.time() + timeout
+        while time.time() < end and until not in out:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    d = os.read(fd, 4096)
+                except OSError:
+                    return
+                if not d:
+                    return
+                out += d
+    pump(b"READY", 20)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 77, 0, 0))
+    pump(b"SIZE 77x33", 5)
+    os.write(fd, b"\x03")
+    pump(b"GOT-SIGINT", 5)
+    os.write(fd, b"quit\n")
+    pump(b"BYE", 5)
+    _, status = os.waitpid(pid, 0)
+    sys.stdout.write(out.decode(errors="replace"))
+    print("STATUS", os.waitstatus_to_exitcode(status))
+    """#
+
+    static let agent = #"""
+    import os, signal, sys, time, select
+    signal.signal(signal.SIGWINCH, lambda *a: print("SIZE %dx%d" % tuple(os.get_terminal_size(0)), flush=True))
+    signal.signal(signal.SIGINT, lambda *a: print("GOT-SIGINT", flush=True))
+    print("ISATTY", os.isatty(0), os.isatty(1), flush=True)
+    print("READY", flush=True)
+    end = time.time() + 15
+    while time.time() < end:
+        r, _, _ = select.select([0], [], [], 0.1)
+        if r and b"quit" in os.read(0, 100):
+            print("BYE", flush=True)
+            sys.exit(0)
+    sys.exit(3)
+    """#
+
+    @Test func ctrlCAndWindowSizeReachTheAgent() throws {
+        let f = try Fixture()
+        try f.write(f.project + "/agent.py", Self.agent)
+        try f.write(f.root + "/driver.py", Self.driver)
+        let r = try runProgram("/usr/bin/python3", [f.root + "/driver.py", Agentpen.binary, "--", "/usr/bin/python3", f.project + "/agent.py"],
+                               env: Agentpen.environment(home: f.home), cwd: f.project, timeout: 60)
+        #expect(r.stdout.contains("ISATTY True True"), "\(r.stdout)")
+        #expect(r.stdout.contains("SIZE 77x33"), "window size did not reach the agent: \(r.stdout)")
+        #expect(r.stdout.contains("GOT-SIGINT"), "Ctrl-C did not reach the agent: \(r.stdout)")
+        #expect(r.stdout.contains("BYE"), "agent did not survive Ctrl-C: \(r.stdout)")
+        #expect(r.stdout.contains("STATUS 0"), "\(r.stdout)")
+    }
+}

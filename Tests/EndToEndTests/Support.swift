@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+/// Runs the real agentpen binary. The tests run as whoever starts them (CI runs
+/// them once as an unprivileged user and once as root) and never skip a layer
+/// under CI=true.
+enum Agentpen {
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["AGENTPEN_BIN"] { return b }
+        // The test bundle sits beside the built binary in .build/debug.
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return dir.appendingPathComponent("agentpen").path
+    }
+
+    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs agentpen with `args`, HOME set to `home`, cwd `cwd`; bounded by `timeout`.
+    static func run(_ args: [String], home: String, cwd: String, extraEnv: [String: String] = [:],
+                    path: String? = nil, timeout: Double = 60) throws -> Result {
+        try runProgram(binary, args, env: environment(home: home, extra: extraEnv, path: path), cwd: cwd, timeout: timeout)
+    }
+
+    static func environment(home: String, extra: [String: String] = [:], path: String? = nil) -> [String: String] {
+        let me = ProcessInfo.processInfo.environment
+        var env: [String: String] = [
+            "HOME": home,
+            "PATH": path ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "USER": me["USER"] ?? "test",
+            "LANG": "C.UTF-8",
+            "TERM": "dumb",
+            "SHELL": "/bin/sh",
+        ]
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+}
+
+func runProgram(_ program: String, _ args: [String], env: [String: String], cwd: String,
+                stdin: String? = nil, timeout: Double = 60) throws -> Agentpen.Result {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: program)
+    p.arguments = args
+    p.environment = env
+    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = inp
+    try p.run()
+    if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try? inp.fileHandleForWriting.close()
+    // Read both pipes concurrently so a chatty child cannot block on a full pipe.
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        p.terminate()
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        throw TestFailure("timed out after \(timeout)s: \(program) \(args)")
+    }
+    p.waitUntilExit()
+    let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+    return .init(status: status, stdout: String(decoding: outData, as: UTF8.self),
+                 stderr: String(decoding: errData, as: UTF8.self))
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A fake user's world: a home full of secrets, a project that is a git repo,
+/// and a sibling repository. Removed when the test ends.
+final class Fixture {
+    let root: String
+    var home: String { root + "/home/user" }
+    var project: String { home + "/src/project" }
+    var sibling: String { home + "/src/sibling" }
+
+    static let secrets: [String: String] = [
+        ".ssh/id_ed25519": "SECRET-SSH-KEY",
+        ".aws/credentials": "SECRET-AWS",
+        ".gnupg/private-keys-v1.d/key": "SECRET-GPG",
+        ".config/gh/hosts.yml": "SECRET-GH",
+        ".netrc": "SECRET-NETRC",
+        ".git-credentials": "SECRET-GITCRED",
+        ".docker/config.json": "SECRET-DOCKER",
+        ".kube/config": "SECRET-KUBE",
+        ".npmrc": "SECRET-NPM",
+        ".pypirc": "SECRET-PYPI",
+        ".bash_history": "SECRET-HISTORY",
+        ".zsh_history": "SECRET-HISTORY",
+        ".bashrc": "# original bashrc\n",
+    ]
+
+    init(gitInit: Bool = true) throws {
+        let base = ProcessInfo.processInfo.environment["AGENTPEN_TEST_DIR"] ?? NSTemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        var template = Array((base + "/e2e.XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
+        root = String(cString: made)
+        chmod(root, 0o755)
+        for (path, content) in Self.secrets { try write(home + "/" + path, content) }
+        try write(sibling + "/README", "SECRET-SIBLING")
+        try FileManager.default.createDirectory(atPath: project, withIntermediateDirectories: true)
+        if gitInit {
+            try git(["init", "-q"])
+            try git(["-c", "user.email=t@e.st", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"])
+        }
+    }
+
+    deinit {
+        // Make everything removable (tests may leave read-only directories behind).
+        _ = try? runProgram("/bin/chmod", ["-R", "u+rwX", root], env: [:], cwd: "/")
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func write(_ path: String, _ content: String, mode: Int = 0o644) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try content.write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, mode_t(mode))
+    }
+
+    func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
+
+    @discardableResult
+    func git(_ args: [String], in dir: String? = nil) throws -> Agentpen.Result {
+        let r = try runProgram("/usr/bin/git", args, env: Agentpen.environment(home: home), cwd: dir ?? project)
+        if r.status != 0 { throw TestFailure("git \(args) failed: \(r.stderr)") }
+        return r
+    }
+
+    /// agentpen in the project, with this fixture's home.
+    func agentpen(_ args: [String], env: [String: String] = [:], path: String? = nil,
+                  cwd: String? = nil, timeout: Double = 60) throws -> Agentpen.Result {
+        try Agentpen.run(args, home: home, cwd: cwd ?? project, extraEnv: env, path: path, timeout: timeout)
+    }
+
+    /// Shell snippet run confined.
+    func sh(_ script: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> Agentpen.Result {
+        try agentpen(extra + ["--", "/bin/sh", "-c", script], env: env)
+    }
+}
+
+/// Processes whose command line is exactly `argv`, system-wide.
+func processes(running argv: [String]) -> [Int32] {
+    let wanted = argv.joined(separator: "\0") + "\0"
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: data, as: UTF8.self) == wanted
+    }
+}
+
+/// Polls `condition` every 20 ms until true or `timeout` seconds pass.
+func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}

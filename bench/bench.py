@@ -1,0 +1,480 @@
+#!/usr/bin/python3
+"""agentpen benchmark driver (run by bench/run.sh as root, with the test world up).
+
+Every measured command runs as the unprivileged bench user inside netns apw-host:
+the baseline directly, the agentpen side under `agentpen --allow-private ... --`.
+Prints a table (baseline, agentpen, ratio, target, met?) and writes results.md.
+Exit status: 0 if every case ran (targets missed are reported, not fatal); 1 if any
+case FAILED (agentpen or a baseline could not run).
+"""
+import argparse, datetime, json, os, platform, pwd, shlex, statistics, subprocess
+import sys, threading, time
+
+GiB = 1 << 30
+BIG = 256 << 20
+WORKLOAD = {"curl", "python3", "hyperfine", "tlsload.py", "true", "bash", "sh", "sleep"}
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        pw = pwd.getpwnam(a.user)
+        self.uid, self.home = pw.pw_uid, pw.pw_dir
+        self.proj = a.proj
+        self.rows = []        # table rows
+        self.notes = []
+        self.failed = []
+        self.host_netns = self._netns_of_apw_host()
+
+    # ---- running things as the bench user inside apw-host -----------------------
+    def _netns_of_apw_host(self):
+        out = subprocess.run(["ip", "netns", "exec", "apw-host", "readlink", "/proc/self/ns/net"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return out
+
+    def user_cmd(self, argv, env=()):
+        return (["ip", "netns", "exec", "apw-host", "setpriv", "--reuid=%s" % self.a.user,
+                 "--regid=%s" % self.a.user, "--clear-groups", "--inh-caps=-all", "--",
+                 "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=%s" % self.home,
+                 "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]
+                + list(env) + list(argv))
+
+    def ap(self, argv, allow=True):
+        cmd = [self.a.agentpen]
+        if allow:
+            cmd += ["--allow-private", "allowed.test"]
+        return cmd + ["-C", self.proj, "--"] + list(argv)
+
+    def run(self, argv, timeout, **kw):
+        """Run as the bench user; returns (rc, stdout, stderr); rc 124 on timeout."""
+        try:
+            p = subprocess.run(self.user_cmd(argv), cwd=self.proj, capture_output=True,
+                               text=True, timeout=timeout, **kw)
+            return p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            return 124, "", "timed out after %ss" % timeout
+
+    # ---- rows ----------------------------------------------------------------
+    def row(self, case, metric, base, agent, ratio, target, met, note=""):
+        self.rows.append(dict(case=case, metric=metric, base=base, agent=agent, ratio=ratio,
+                              target=target, met=met, note=note))
+
+    def fail(self, case, metric, base, target, err):
+        err = " ".join(str(err).split())[-300:]
+        self.failed.append("%s/%s: %s" % (case, metric, err))
+        self.row(case, metric, base, "FAILED", "-", target, "FAILED", err)
+
+    # ---- cases -----------------------------------------------------------------
+    def agentpen_smoke(self, argv, allow=True, timeout=60):
+        rc, out, err = self.run(self.ap(argv, allow), timeout)
+        return rc == 0, (err.strip() or out.strip() or "exit %d" % rc) if rc else ""
+
+    def hyperfine(self, name, argv, runs):
+        jf = os.path.join(self.proj, "hf-%s.json" % name)
+        cmd = ["hyperfine", "-N", "--style", "none", "--warmup", "3", "--runs", str(runs),
+               "--export-json", jf, " ".join(shlex.quote(x) for x in argv)]
+        rc, out, err = self.run(cmd, timeout=runs * 5 + 60)
+        if rc != 0:
+            raise RuntimeError("hyperfine: " + (err.strip() or out.strip())[-300:])
+        with open(jf) as f:
+            t = json.load(f)["results"][0]["times"]
+        t = sorted(x * 1000.0 for x in t)
+        return {"p50": pct(t, 50), "p95": pct(t, 95), "mean": statistics.mean(t), "n": len(t)}
+
+    def case_startup(self):
+        runs = self.a.startup_runs
+        try:
+            base = self.hyperfine("true", ["true"], runs)
+            bw = self.hyperfine("bwrap", ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                                          "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                                          "--tmpfs", "/tmp", "--", "true"], runs)
+        except Exception as e:
+            self.fail("startup", "baseline", "-", "-", e)
+            return
+        self.notes.append("startup: `true` p50 %.2f ms; bare bwrap (all namespaces) p50 %.1f ms, p95 %.1f ms"
+                          % (base["p50"], bw["p50"], bw["p95"]))
+        for label, allow in (("agentpen -- true", False), ("agentpen --allow-private allowed.test -- true", True)):
+            ok, err = self.agentpen_smoke(["true"], allow)
+            if not ok:
+                self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", err)
+                continue
+            try:
+                ag = self.hyperfine("agentpen%d" % allow, self.ap(["true"], allow), runs)
+            except Exception as e:
+                self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", e)
+                continue
+            for q, tgt in (("p50", 150.0), ("p95", 300.0)):
+                self.row("startup", "%s %s (vs true)" % (label, q), "%.1f ms" % base[q], "%.1f ms" % ag[q],
+                         "%.0fx" % (ag[q] / base[q]), "≤ %.0f ms" % tgt, yes(ag[q] <= tgt))
+                self.row("startup", "%s %s (vs bare bwrap)" % (label, q), "%.1f ms" % bw[q], "%.1f ms" % ag[q],
+                         "%.1fx" % (ag[q] / bw[q]), "-", "-")
+
+    def curl_big(self, inside, urls=1):
+        c = ["curl", "-sS", "--max-time", "120", "--cacert", "ca.pem"]
+        for _ in range(urls):
+            c += ["-o", "/dev/null", "https://allowed.test/big"]
+        c += ["-w", "%{speed_download},%{size_download},%{http_code}\\n"]
+        argv = self.ap(c) if inside else c
+        return self.run(argv, timeout=150 * urls)
+
+    def case_bulk(self):
+        runs = self.a.bulk_runs
+        direct, inside, err = [], [], None
+        self.curl_big(False)                      # warm-up: page cache, nginx workers
+        for _ in range(runs):                     # interleaved, so drift hits both sides
+            rc, out, e = self.curl_big(False)
+            sp = parse_speed(out)
+            if rc or sp is None:
+                self.fail("bulk", "256 MiB TLS download", "-", "≥ 60% of direct", "direct curl failed: %s" % (e or out))
+                return
+            direct.append(sp)
+            if err:
+                continue
+            rc, out, e = self.curl_big(True)
+            sp = parse_speed(out)
+            if rc or sp is None:
+                err = (e.strip() or out.strip() or "exit %d" % rc)
+                continue
+            inside.append(sp)
+        d = statistics.median(direct)
+        dstr = "%.0f MB/s" % (d / 1e6)
+        if err:
+            self.fail("bulk", "256 MiB TLS download (median of %d)" % runs, dstr, "≥ 60% of direct", err)
+            return
+        i = statistics.median(inside)
+        self.row("bulk", "256 MiB TLS download (median of %d)" % runs, dstr, "%.0f MB/s" % (i / 1e6),
+                 "%.2f" % (i / d), "≥ 0.60", yes(i / d >= 0.60),
+                 "direct %s; inside %s MB/s" % (fmt_list(direct), fmt_list(inside)))
+
+    def case_cpu(self):
+        n = self.a.cpu_gib_quarters     # number of 256 MiB downloads in one sandbox
+        moved = n * BIG / GiB
+        # baseline: the client's own CPU directly
+        mon = ProcMon(self.uid, self.host_netns); mon.start()
+        rc, out, e = self.curl_big(False, n)
+        mon.stop()
+        base_cpu = mon.cpu(workload=True)["all"]
+        base = "%.2f s/GiB (curl)" % (base_cpu / moved) if rc == 0 else "-"
+        ok, err = self.agentpen_smoke(["true"])
+        if not ok:
+            self.fail("cpu", "agentpen CPU per GiB", base, "report", err); return
+        mon0 = ProcMon(self.uid, self.host_netns); mon0.start()
+        self.run(self.ap(["true"]), timeout=60)
+        mon0.stop()
+        idle = mon0.cpu(workload=False)
+        mon = ProcMon(self.uid, self.host_netns); mon.start()
+        rc, out, e = self.curl_big(True, n)
+        mon.stop()
+        if rc != 0:
+            self.fail("cpu", "agentpen CPU per GiB", base, "report", e or out); return
+        c = mon.cpu(workload=False)
+        if not c["by_comm"]:
+            self.fail("cpu", "agentpen CPU per GiB", base, "report", "no agentpen processes seen"); return
+        host = (c["host"] - idle["host"]) / moved
+        inside = (c["inside"] - idle["inside"]) / moved
+        self.row("cpu", "agentpen CPU s per GiB moved (host side: agentpen+pasta)", base,
+                 "%.2f s/GiB" % host, "%.2f" % (host / (base_cpu / moved)) if base_cpu else "-", "report", "-",
+                 "in-namespace helpers %.2f s/GiB; by process: %s; start-up-only CPU subtracted (%.3f s host, %.3f s inside)"
+                 % (inside, c["by_comm"], idle["host"], idle["inside"]))
+
+    def tlsload(self, inside, args, timeout):
+        argv = ["/usr/bin/python3", "tlsload.py"] + args
+        return self.run(self.ap(argv) if inside else argv, timeout)
+
+    def case_connsetup(self):
+        n = self.a.conn_n
+        args = ["seq", "--host", "allowed.test", "--cafile", "ca.pem", "-n", str(n)]
+        rc, out, e = self.tlsload(False, args, 600)
+        b = last_json(out)
+        if not b or b["errors"]:
+            self.fail("connsetup", "%d sequential HTTPS requests" % n, "-", "added p50 ≤ 1 ms", e or out); return
+        rc, out, e = self.tlsload(True, args, 600)
+        g = last_json(out)
+        if rc != 0 or not g or g["errors"]:
+            self.fail("connsetup", "%d new-connection HTTPS GETs: p50" % n, "%.2f ms" % b["p50_ms"], "added ≤ 1 ms",
+                      (g or {}).get("first_error") or e or out); return
+        for q, tgt in (("p50", 1.0), ("p99", 5.0)):
+            bv, gv = b[q + "_ms"], g[q + "_ms"]
+            self.row("connsetup", "%d new-connection HTTPS GETs: %s" % (n, q), "%.2f ms" % bv, "%.2f ms" % gv,
+                     "+%.2f ms" % (gv - bv), "added ≤ %.0f ms" % tgt, yes(gv - bv <= tgt))
+
+    def case_concurrency(self):
+        m = self.a.conc_m
+        args = ["conc", "--host", "allowed.test", "--cafile", "ca.pem", "-m", str(m), "--hold", str(self.a.hold)]
+        rc, out, e = self.tlsload(False, args, 300)
+        b = last_json(out)
+        if not b:
+            self.fail("concurrency", "%d tunnels" % m, "-", "0 errors", e or out); return
+        # agentpen: stream the client's output to sample RSS at BEFORE and IDLE
+        mon = ProcMon(self.uid, self.host_netns); mon.start()
+        p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args)), cwd=self.proj,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        killer = threading.Timer(300, p.kill); killer.start()
+        before = idle = None; opened = 0; lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if line.startswith("BEFORE"):
+                time.sleep(0.3); before = mon.rss_host()
+            elif line.startswith("IDLE"):
+                opened = int(line.split("open=")[1].split()[0])
+                time.sleep(1.0); idle = mon.rss_host()
+        err = p.stderr.read(); p.wait(); killer.cancel(); mon.stop()
+        g = last_json("".join(lines))
+        if not g:
+            self.fail("concurrency", "%d tunnels: errors" % m, "%d" % b["errors"], "0 errors",
+                      err.strip() or "".join(lines) or "exit %d" % p.returncode); return
+        self.row("concurrency", "%d concurrent tunnels, then a GET on each: errors" % m, "%d" % b["errors"],
+                 "%d" % g["errors"], "-", "0", yes(g["errors"] == 0),
+                 "open %.2fs/%.2fs, use %.2fs/%.2fs (baseline/agentpen)%s" % (
+                     b["open_seconds"], g["open_seconds"], b["use_seconds"], g["use_seconds"],
+                     ("; first error: " + g["first_error"]) if g.get("first_error") else ""))
+        if before is not None and before[0] == 0:
+            self.fail("concurrency", "proxy RSS per idle tunnel", "-", "≤ 64 KiB",
+                      "no agentpen processes found in apw-host's network namespace")
+        elif before is not None and idle is not None and opened > 0:
+            per = (idle[0] - before[0]) / opened / 1024.0
+            self.row("concurrency", "proxy RSS per idle tunnel (host side)", "-", "%.1f KiB" % per, "-",
+                     "≤ 64 KiB", yes(per <= 64),
+                     "host-side RSS %.1f MiB with none open, %.1f MiB with %d open (%s)" % (
+                         before[0] / 2**20, idle[0] / 2**20, opened, idle[1]))
+        else:
+            self.fail("concurrency", "proxy RSS per idle tunnel", "-", "≤ 64 KiB",
+                      "no RSS samples (markers: before=%s idle=%s opened=%d)" % (before is not None, idle is not None, opened))
+
+    def case_hops(self):
+        rc, out, e = self.run(["bash", "hops.sh", self.proj, "ca.pem", str(self.a.bulk_runs)], timeout=300)
+        res = {}
+        for line in out.splitlines():
+            kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
+            if kv.get("rc") == "0" and kv.get("size") == str(BIG):
+                res.setdefault(kv["hop"], []).append(float(kv["speed"]))
+        direct = self.direct_median or None
+        for hop, what in (("relay", "host relay only (no namespace)"),
+                          ("tap", "netns → gateway → pasta tap → host relay"),
+                          ("splice", "netns loopback → pasta -T splice → host relay")):
+            if hop not in res:
+                self.fail("hops", what, "-", "info", e or out or "no result"); continue
+            v = statistics.median(res[hop])
+            self.row("hops", what, "%.0f MB/s" % (direct / 1e6) if direct else "-", "%.0f MB/s" % (v / 1e6),
+                     "%.2f" % (v / direct) if direct else "-", "info (no agentpen)", "-",
+                     "runs %s MB/s" % fmt_list(res[hop]))
+
+    # ---- output ----------------------------------------------------------------
+    def table(self):
+        hdr = ["case", "metric", "baseline", "agentpen", "ratio/added", "target", "met?"]
+        rows = [[r["case"], r["metric"], r["base"], r["agent"], r["ratio"], r["target"], r["met"]] for r in self.rows]
+        return hdr, rows
+
+
+class ProcMon:
+    """Polls /proc for processes of one uid: CPU ticks (last seen per pid) and RSS.
+    'host' = in apw-host's network namespace (agentpen, its proxy, pasta);
+    'inside' = any other namespace (agentpen's in-sandbox helpers, bwrap)."""
+
+    def __init__(self, uid, host_netns, interval=0.02):
+        self.uid, self.host_netns, self.interval = uid, host_netns, interval
+        self.first, self.last, self.info = {}, {}, {}
+        self._stop = threading.Event()
+
+    def scan(self):
+        seen = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                if os.stat("/proc/" + d).st_uid != self.uid:
+                    continue
+                with open("/proc/%s/stat" % d) as f:
+                    s = f.read()
+                comm = s[s.index("(") + 1:s.rindex(")")]
+                fl = s[s.rindex(")") + 2:].split()
+                ticks = int(fl[11]) + int(fl[12])
+                rss = int(fl[21]) * PAGE
+                ns = os.readlink("/proc/%s/ns/net" % d)
+                start = fl[19]
+            except (OSError, ValueError, IndexError):
+                continue
+            key = (int(d), start)
+            seen[key] = (comm, ticks, rss, ns)
+        return seen
+
+    def _loop(self):
+        end = time.monotonic() + 900
+        while not self._stop.is_set() and time.monotonic() < end:
+            for k, (comm, ticks, rss, ns) in self.scan().items():
+                self.last[k] = ticks
+                self.info[k] = (comm, ns)
+            time.sleep(self.interval)
+
+    def start(self):
+        for k, (comm, ticks, rss, ns) in self.scan().items():
+            self.first[k] = ticks
+            self.info[k] = (comm, ns)
+        self.t = threading.Thread(target=self._loop, daemon=True); self.t.start()
+
+    def stop(self):
+        self._stop.set(); self.t.join(5)
+
+    def cpu(self, workload):
+        out = {"host": 0.0, "inside": 0.0, "all": 0.0}
+        by = {}
+        for k, t in self.last.items():
+            comm, ns = self.info[k]
+            if (comm in WORKLOAD) != workload:
+                continue
+            sec = (t - self.first.get(k, 0)) / CLK
+            side = "host" if ns == self.host_netns else "inside"
+            out[side] += sec; out["all"] += sec
+            by["%s/%s" % (comm, side)] = by.get("%s/%s" % (comm, side), 0.0) + sec
+        out["by_comm"] = ", ".join("%s %.2fs" % kv for kv in sorted(by.items()))
+        return out
+
+    def rss_host(self):
+        tot, names = 0, {}
+        for (pid, _), (comm, ticks, rss, ns) in self.scan().items():
+            if comm in WORKLOAD or ns != self.host_netns:
+                continue
+            tot += rss; names[comm] = names.get(comm, 0) + rss
+        return tot, ", ".join("%s %.1f MiB" % (c, r / 2**20) for c, r in sorted(names.items()))
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def yes(b):
+    return "yes" if b else "NO"
+
+
+def fmt_list(xs):
+    return "/".join("%.0f" % (x / 1e6) for x in xs)
+
+
+def parse_speed(out):
+    try:
+        sp, size, code = out.strip().splitlines()[-1].split(",")
+        return float(sp) if int(size) == BIG and code == "200" else None
+    except (ValueError, IndexError):
+        return None
+
+
+def last_json(out):
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def machine():
+    mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
+    cpu = sh("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo") or platform.machine()
+    return [("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+            ("kernel", sh("uname -r")), ("arch", platform.machine()), ("cpus", "%s × %s" % (sh("nproc"), cpu)),
+            ("memory", mem), ("os", sh(". /etc/os-release; echo $PRETTY_NAME")),
+            ("pasta", sh("dpkg-query -W -f '${Version}' passt 2>/dev/null") or "?"),
+            ("bwrap", sh("bwrap --version")), ("curl", sh("curl --version | head -1 | cut -d' ' -f1-2")),
+            ("openssl", sh("openssl version")), ("nginx", sh("nginx -v 2>&1 | cut -d/ -f2")),
+            ("python", sh("/usr/bin/python3 --version")), ("hyperfine", sh("hyperfine --version"))]
+
+
+def render_md(b, hdr, rows, mach, agentpen_desc):
+    L = ["# agentpen benchmark results", "",
+         "Generated by `make bench` (bench/run.sh). Baseline and agentpen measured in the same run "
+         "on the same machine, as an unprivileged user inside the test world (tests/world); "
+         "no outside address is contacted.", "",
+         "## Machine", ""]
+    L += ["- %s: %s" % kv for kv in mach]
+    L += ["- agentpen: %s" % agentpen_desc, "", "## Results", "",
+          "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in rows:
+        L.append("| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |")
+    L += ["", "## Notes", ""]
+    for r in b.rows:
+        if r["note"]:
+            L.append("- %s / %s: %s" % (r["case"], r["metric"], r["note"]))
+    L += ["- " + n for n in b.notes]
+    L += ["- ratio for bulk = agentpen / direct; for connsetup the added latency; "
+          "startup ratios compare with `true` and with a bare bwrap sandbox (all namespaces).",
+          "- CPU: utime+stime of the bench user's non-workload processes, sampled from /proc every 20 ms; "
+          "host side = agentpen's processes in the host network namespace plus pasta.",
+          "- Memory: summed RSS of the same host-side processes with the tunnels idle minus with none open, "
+          "divided by the number of open tunnels."]
+    if b.failed:
+        L += ["", "## FAILED", ""] + ["- " + f for f in b.failed]
+    return "\n".join(L) + "\n"
+
+
+def print_table(hdr, rows):
+    w = [max(len(str(r[i])) for r in [hdr] + rows) for i in range(len(hdr))]
+    w[1] = min(w[1], 60)
+    fmt = "  ".join("%%-%ds" % x for x in w)
+    print(fmt % tuple(hdr))
+    print("  ".join("-" * x for x in w))
+    for r in rows:
+        print(fmt % tuple(str(x)[:60] if i == 1 else x for i, x in enumerate(r)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agentpen", required=True)
+    ap.add_argument("--agentpen-desc", default="")
+    ap.add_argument("--proj", required=True)
+    ap.add_argument("--user", default="apw-test")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops")
+    ap.add_argument("--startup-runs", type=int, default=50)
+    ap.add_argument("--bulk-runs", type=int, default=3)
+    ap.add_argument("--cpu-gib-quarters", type=int, default=4)
+    ap.add_argument("--conn-n", type=int, default=1000)
+    ap.add_argument("--conc-m", type=int, default=1000)
+    ap.add_argument("--hold", type=float, default=5.0)
+    a = ap.parse_args()
+    b = Bench(a)
+    b.direct_median = None
+    cases = a.cases.split(",")
+    for c in cases:
+        fn = getattr(b, "case_" + c, None)
+        if not fn:
+            print("unknown case %s" % c, file=sys.stderr); sys.exit(2)
+        t0 = time.monotonic()
+        print("== %s" % c, file=sys.stderr, flush=True)
+        try:
+            if c == "hops" and b.direct_median is None:
+                rc, out, e = b.curl_big(False); b.direct_median = parse_speed(out)
+            fn()
+        except Exception as e:
+            b.fail(c, "(harness)", "-", "-", repr(e))
+        if c == "bulk":
+            for r in b.rows:
+                if r["case"] == "bulk" and r["base"].endswith("MB/s"):
+                    b.direct_median = float(r["base"].split()[0]) * 1e6
+        print("   %.1fs" % (time.monotonic() - t0), file=sys.stderr, flush=True)
+    hdr, rows = b.table()
+    print()
+    print_table(hdr, rows)
+    if b.notes:
+        print(); [print("note: " + n) for n in b.notes]
+    with open(a.out, "w") as f:
+        f.write(render_md(b, hdr, rows, machine(), a.agentpen_desc or a.agentpen))
+    print("\nwrote %s" % a.out)
+    if b.failed:
+        print("\n%d FAILED:" % len(b.failed)); [print("  " + x) for x in b.failed]
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+#!/bin/bash
+# Hop benchmark (runs as the unprivileged user inside apw-host; no agentpen needed).
+# Measures the two ways from an unprivileged netns to a host-side relay on loopback:
+#   tap    : ns connects to the gateway address; pasta (default map-gw) relays it
+#            through its tap device to host 127.0.0.1:RELAY
+#   splice : pasta -T 443:RELAY; ns connects to its own 127.0.0.1:443 and pasta
+#            splices that socket to host 127.0.0.1:RELAY
+#   relay  : no namespace, client -> relay directly (the relay's own ceiling)
+# Prints one line per run: "hop=<name> run=<i> speed=<bytes/s> size=<bytes> rc=<rc>".
+# Usage: hops.sh WORKDIR CA RUNS
+set -u
+W=$1; CA=$2; RUNS=${3:-3}
+RP=47443
+URL=https://allowed.test/big
+C="curl -sS --max-time 60 --cacert $CA -o /dev/null -w %{speed_download},%{size_download}"
+/usr/bin/python3 "$W/relay.py" $RP 198.18.0.10 443 --max-seconds 300 >/dev/null 2>&1 &
+rpid=$!; echo $rpid > "$W/relay.pid"
+sleep 0.5
+cleanup() {
+    for f in "$W"/hop-*.pid "$W/relay.pid"; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done
+}
+trap cleanup EXIT
+report() { local r; r=$("${@:3}" 2>&1); local rc=$?; echo "hop=$1 run=$2 speed=${r%%,*} size=${r##*,} rc=$rc"; }
+
+for i in $(seq 1 "$RUNS"); do
+    report relay $i $C --connect-to allowed.test:443:127.0.0.1:$RP $URL
+done
+for mode in tap splice; do
+    unshare -Urn sleep 120 </dev/null >/dev/null 2>&1 & spid=$!; echo $spid > "$W/hop-ns-$mode.pid"
+    sleep 0.2
+    if [ $mode = tap ]; then
+        pasta --quiet -t none -u none -T none -U none --config-net -P "$W/hop-pasta-$mode.pid" $spid >/dev/null 2>&1
+        target=198.18.0.1:$RP   # the gateway address, mapped by pasta to host loopback
+    else
+        pasta --quiet -t none -u none -T 443:$RP -U none --no-map-gw --config-net -P "$W/hop-pasta-$mode.pid" $spid >/dev/null 2>&1
+        target=127.0.0.1:443
+    fi
+    for i in $(seq 1 "$RUNS"); do
+        report $mode $i nsenter -t $spid -U -n --preserve-credentials $C --connect-to allowed.test:443:$target $URL
+    done
+    ppid=$(cat "$W/hop-pasta-$mode.pid" 2>/dev/null)
+    [ -n "$ppid" ] && kill "$ppid" 2>/dev/null; kill $spid 2>/dev/null; wait $spid 2>/dev/null
+    for _ in $(seq 1 40); do [ -n "$ppid" ] && kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
+    rm -f "$W/hop-pasta-$mode.pid" "$W/hop-ns-$mode.pid"
+done

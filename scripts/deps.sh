@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what agentpen needs to build and run, on Debian/Ubuntu, as root or through sudo.
+set -euo pipefail
+packages=(bubblewrap passt nftables iproute2 libseccomp-dev libnl-3-dev libnl-route-3-dev
+          pkg-config gcc make git python3 util-linux openssl curl nginx-light hyperfine)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# pasta opens /dev/net/tun as the calling user; some images ship it 0600 instead of
+# the distribution's 0666.
+if [ -e /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != "666" ]; then
+    $sudo chmod 0666 /dev/net/tun
+fi

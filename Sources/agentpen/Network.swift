@@ -1,16 +1,203 @@
+import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
+import CShim
+import Foundation
+import Glibc
 
-/// Network confinement: no allowed hosts means no network at all.
+/// Network confinement. No allowed hosts: bubblewrap's own empty network
+/// namespace. Otherwise agentpen's namespace with pasta, a /32 route, an nft
+/// firewall, the in-namespace DNS responder, and the SNI proxy on the host.
 enum Network {
-    static func mode(for allowlist: Allowlist) -> NetworkMode { .none }
-
-    static func describe(_ p: Prepared) -> [String] {
-        p.allowlist.isEmpty ? ["none: the sandbox has its own empty network namespace"]
-            : ["allowed hosts: " + p.allowlist.patterns.map(\.description).joined(separator: ", ")]
+    static func mode(for allowlist: Allowlist) -> NetworkMode {
+        allowlist.isEmpty ? .none
+            : .proxied(hostsFile: NetworkPlan.hostsFile(allowlist), resolvConf: NetworkPlan.resolvConf)
     }
 
-    static func run(_ p: Prepared) throws(Failure) -> Int32 {
-        try Runner.runOffline(p)
+    /// `AGENTPEN_HOP=gateway` selects the tap path (for measurements); splice is the default.
+    static var hop: NetworkPlan.Hop {
+        ProcessInfo.processInfo.environment["AGENTPEN_HOP"].flatMap(NetworkPlan.Hop.init(rawValue:)) ?? .splice
+    }
+
+    static func describe(_ p: Prepared) -> [String] {
+        if p.allowlist.isEmpty { return ["none: the sandbox has its own empty network namespace"] }
+        var lines = ["allowed hosts (TLS on port 443 only): " + p.allowlist.patterns.map {
+            $0.description + ($0.allowsPrivateUpstream ? " (private upstream allowed)" : "") }.joined(separator: ", ")]
+        lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
+        let pasta = Host.which("pasta") ?? "pasta"
+        let features = NetworkPlan.PastaFeatures(helpText: pastaHelp(pasta))
+        lines.append("pasta: " + NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: 0, uid: p.facts.uid,
+                                                       gid: p.facts.gid, targetPID: 0, features: features)
+            .joined(separator: " ") + "   (port and pid filled in at start)")
+        lines.append("routes inside: GATEWAY/32 only (no default, no subnet route)")
+        lines.append("nft ruleset inside:")
+        lines += Firewall.ruleset(gateway: hop == .gateway ? "GATEWAY" : nil, proxyPort: nil)
+            .split(separator: "\n").map { "  " + $0 }
+        lines.append("DNS responder inside on 127.0.0.1:53: allowed names → \(NetworkPlan.forwarderAddress), others NXDOMAIN")
+        return lines
+    }
+
+    static func pastaHelp(_ pasta: String) -> String {
+        Spawn.run([pasta, "--help"]).output
+    }
+
+    static func run(_ p: Prepared, events: EventLog) throws(Failure) -> Int32 {
+        if p.allowlist.isEmpty { return try Runner.runOffline(p) }
+        return try NetworkedRun(prepared: p, events: events).run()
+    }
+}
+
+/// One networked run: the proxy, the namespace helper and pasta, and their teardown.
+final class NetworkedRun {
+    let prepared: Prepared
+    let events: EventLog
+    private var children: [pid_t] = []
+
+    init(prepared: Prepared, events: EventLog) {
+        self.prepared = prepared
+        self.events = events
+    }
+
+    func run() throws(Failure) -> Int32 {
+        let plan = prepared.plan
+        let bwrap = try Runner.bwrapPath()
+        guard let pasta = Host.which("pasta") else {
+            throw .internalError("pasta not found: install passt (Debian/Ubuntu: apt install passt); run agentpen --check")
+        }
+        guard Host.which("nft") != nil else {
+            throw .internalError("nft not found: install nftables (Debian/Ubuntu: apt install nftables); run agentpen --check")
+        }
+        let hop = Network.hop
+
+        // The proxy, before anything can connect to it.
+        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events)
+        let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
+        let port: UInt16
+        do { port = try proxy.start(bindAddress: "127.0.0.1", port: requested) } catch {
+            throw .internalError("cannot start the proxy on 127.0.0.1:\(requested): \(error)"
+                                 + (requested != 0 ? "; choose a free AGENTPEN_PROXY_PORT or unset it" : ""))
+        }
+        defer { proxy.stop() }
+
+        let transient = try Runner.prepareHost(plan)
+        defer { Runner.removeTransient(transient) }
+        let planFDs = try Runner.planDescriptors(plan)
+        var opened: [Int32] = planFDs.map(\.src)
+        defer { opened.forEach { close($0) } }
+        func pipe() throws(Failure) -> (r: Int32, w: Int32) {
+            var fds: [Int32] = [0, 0]
+            guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
+            opened += fds
+            return (fds[0], fds[1])
+        }
+        let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
+
+        // The namespace helper; it runs bubblewrap once the namespace is locked down.
+        var argv = [prepared.facts.selfBinary, "__netns", "--proxy-port", String(port), "--hop", hop.rawValue]
+        for h in prepared.allowlist.patterns { argv += ["--host", h.description] }
+        for f in planFDs { argv += ["--fd", String(f.dst)] }
+        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        var spawn = Spawn.Options()
+        spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
+                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD)]
+        spawn.env = plan.env
+        spawn.dieWithParent = true
+        spawn.ignoreInteractiveSignals = true
+        let helper: pid_t
+        do { helper = try Spawn.start(argv, spawn) } catch {
+            throw .internalError("cannot start the namespace helper: \(error)")
+        }
+        children.append(helper)
+        for fd in [status.w, ready.w, go.r, eventPipe.w] + planFDs.map(\.src) { close(fd) }
+        opened.removeAll { [status.w, ready.w, go.r, eventPipe.w].contains($0) || planFDs.map(\.src).contains($0) }
+        ap_forward_termination_to(helper)
+        let relay = relayEvents(from: eventPipe.r)
+
+        // Wait for the namespace, then attach pasta to it.
+        guard Runner.readByte(ready.r) else {
+            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+        }
+        let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
+        let pastaArgv = NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: port, uid: prepared.facts.uid,
+                                              gid: prepared.facts.gid, targetPID: helper, features: features)
+        let pastaLog: Int32
+        do { pastaLog = try memoryFile("agentpen-pasta-log", []) } catch { throw .internalError("\(error)") }
+        opened.append(pastaLog)
+        var pastaSpawn = Spawn.Options()
+        pastaSpawn.fds = [(pastaLog, 1), (pastaLog, 2)]
+        pastaSpawn.dieWithParent = true
+        pastaSpawn.ignoreInteractiveSignals = true
+        let pastaPID: pid_t
+        do { pastaPID = try Spawn.start(pastaArgv, pastaSpawn) } catch {
+            kill(helper, SIGKILL)
+            _ = Spawn.wait(helper)
+            throw .internalError("cannot start pasta: \(error); install passt (apt install passt)")
+        }
+        children.append(pastaPID)
+        var one: UInt8 = 1
+        _ = write(go.w, &one, 1)
+        return try finish(helper: helper, pasta: (pastaPID, pastaLog), statusFD: status.r, relay: relay)
+    }
+
+    /// Waits for the helper (the sandbox) to end; pasta ending first is a failure.
+    private func finish(helper: pid_t, pasta: (pid: pid_t, log: Int32)?, statusFD: Int32,
+                        relay: DispatchGroup) throws(Failure) -> Int32 {
+        var helperStatus: Int32?
+        var pastaFailure: String?
+        while helperStatus == nil {
+            var raw: Int32 = 0
+            let pid = waitpid(-1, &raw, 0)
+            if pid < 0 { if errno == EINTR { continue }; break }
+            if pid == helper { helperStatus = Spawn.shellStatus(raw) }
+            else if let pasta, pid == pasta.pid {
+                pastaFailure = "pasta exited (status \(Spawn.shellStatus(raw))): "
+                    + Self.pastaMessage(pasta.log)
+                kill(helper, SIGKILL)
+            }
+        }
+        if let pasta, pastaFailure == nil {
+            kill(pasta.pid, SIGTERM)
+            _ = Spawn.wait(pasta.pid)
+        }
+        _ = relay.wait(timeout: .now() + 2)
+        let report = Runner.readAll(statusFD)
+        if let pastaFailure {
+            throw .internalError(pastaFailure + "; run agentpen --check")
+        }
+        return try Runner.interpret(status: helperStatus ?? 125, bwrapReport: report)
+    }
+
+    static func pastaMessage(_ fd: Int32) -> String {
+        lseek(fd, 0, SEEK_SET)
+        let text = Runner.readAll(fd).split(separator: "\n")
+            .filter { !$0.hasPrefix("Failed to send") && !$0.isEmpty }
+            .joined(separator: "; ")
+        return text.isEmpty ? "no message" : text
+    }
+
+    /// Events from the helper (DNS answers, firewall drops) join the run's log.
+    private func relayEvents(from fd: Int32) -> DispatchGroup {
+        let group = DispatchGroup()
+        let events = self.events
+        DispatchQueue.global().async(group: group) {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            var pending = Data()
+            var buf = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let n = read(fd, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: buf[..<n])
+                while let nl = pending.firstIndex(of: 10) {
+                    let line = pending[pending.startIndex..<nl]
+                    pending = Data(pending[(nl + 1)...])
+                    if let e = try? decoder.decode(Event.self, from: line) { events.record(e) }
+                }
+            }
+            close(fd)
+        }
+        return group
     }
 }

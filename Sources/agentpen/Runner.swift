@@ -161,6 +161,14 @@ enum Runner {
         return status
     }
 
+    /// One byte from a readiness pipe; false on EOF (the writer died).
+    static func readByte(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        var n: Int
+        repeat { n = read(fd, &byte, 1) } while n < 0 && errno == EINTR
+        return n == 1
+    }
+
     static func removeTransient(_ paths: [String]) {
         for p in paths { rmdir(p) }   // only succeeds while still empty
     }

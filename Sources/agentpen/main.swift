@@ -1,3 +1,4 @@
+import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import Glibc
@@ -15,10 +16,24 @@ var emptySignalSet = sigset_t()
 sigemptyset(&emptySignalSet)
 sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
 
+/// The --log file, opened for appending; nil when not asked for.
+func openLog(_ path: String?) -> Int32? {
+    guard let path else { return nil }
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    if fd < 0 {
+        printError("cannot open log \(path): \(String(cString: strerror(errno)))")
+        exit(125)
+    }
+    return fd
+}
+
 let arguments = CommandLine.arguments
 // Internal entry points, run by agentpen itself; hidden from --help.
 if arguments.count > 1 && arguments[1] == "__exec" {
     ExecHelper.main(arguments.dropFirst(2))
+}
+if arguments.count > 1 && arguments[1] == "__netns" {
+    NetHelper.main(arguments.dropFirst(2))
 }
 
 signal(SIGPIPE, SIG_IGN)
@@ -48,7 +63,12 @@ case .dryRun, .run:
             DryRun.print(prepared)
             exit(0)
         }
-        exit(try Network.run(prepared))
+        let events = EventLog(fd: openLog(options.logPath), onBlock: { event in
+            printError("blocked \(event.subject): \(event.reason)")
+        })
+        let status = try Network.run(prepared, events: events)
+        if let summary = events.summary() { printError(summary) }
+        exit(status)
     } catch {
         printError(error.message)
         if error.status == 2 { printError("see agentpen --help") }

@@ -1,0 +1,161 @@
+import AgentpenEvents
+import AgentpenKernel
+import AgentpenPolicy
+import AgentpenProxy
+import CShim
+import Glibc
+
+/// `agentpen __netns …`: builds the user and network namespace the sandbox runs
+/// in, locks it down once pasta has attached, and starts bubblewrap in it.
+/// Starts single-threaded (unshare of a user namespace requires it).
+///
+/// Descriptors from the parent: 3 bubblewrap's status stream (passed on),
+/// 4 "namespace ready" to the parent, 5 "pasta started" from the parent,
+/// 6 event lines to the parent; 10 and up the plan's files (passed on).
+enum NetHelper {
+    static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6
+
+    struct Arguments {
+        var proxyPort: UInt16 = 0
+        var hop: NetworkPlan.Hop = .splice
+        var hosts: [HostPattern] = []
+        var passFDs: [Int32] = []
+        var bwrap: [String] = []
+    }
+
+    static func parse(_ args: ArraySlice<String>) -> Arguments? {
+        var a = Arguments()
+        var rest = args
+        while let flag = rest.first, flag != "--" {
+            rest = rest.dropFirst()
+            guard let value = rest.first else { return nil }
+            rest = rest.dropFirst()
+            switch flag {
+            case "--proxy-port": guard let p = UInt16(value) else { return nil }; a.proxyPort = p
+            case "--hop": guard let h = NetworkPlan.Hop(rawValue: value) else { return nil }; a.hop = h
+            case "--host": guard let h = try? HostPattern(value) else { return nil }; a.hosts.append(h)
+            case "--fd": guard let fd = Int32(value) else { return nil }; a.passFDs.append(fd)
+            default: return nil
+            }
+        }
+        a.bwrap = Array(rest.dropFirst())
+        return a.bwrap.isEmpty ? nil : a
+    }
+
+    static func main(_ raw: ArraySlice<String>) -> Never {
+        guard let args = parse(raw) else { fail("internal: bad network helper arguments") }
+        let uid = getuid(), gid = getgid()
+
+        // 1. Our own user and network namespace; uid 0 inside is the caller outside.
+        let rc = ap_unshare(AP_CLONE_NEWUSER | AP_CLONE_NEWNET)
+        guard rc == 0 else {
+            fail("cannot create a user and network namespace: \(SystemError("unshare", result: Int(rc)))."
+                 + " Fix: allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000;"
+                 + " on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0). Run agentpen --check.")
+        }
+        do {
+            try writeFile("/proc/self/setgroups", "deny")
+            try writeFile("/proc/self/uid_map", "0 \(uid) 1")
+            try writeFile("/proc/self/gid_map", "0 \(gid) 1")
+        } catch { fail("cannot map the user namespace: \(error)") }
+
+        // 2. Tell the parent to attach pasta, and wait until it has.
+        guard signal(readyFD), waitFor(goFD) else { exit(125) }   // the parent reports why
+
+        // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
+        let events = EventLog(fd: eventsFD)
+        let gateway: String
+        do {
+            let nl = try NetlinkRoute()
+            let uplink = try nl.waitForConfiguredUplink(timeout: 5)
+            gateway = uplink.gateway
+            try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
+        } catch { fail("cannot lock down the sandbox's routes: \(error)") }
+        do {
+            let viaGateway = args.hop == .gateway
+            try NftLoader.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
+                                                proxyPort: viaGateway ? args.proxyPort : nil))
+            let loaded = try NftLoader.list()
+            guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
+                fail("the firewall did not load as written:\n\(loaded)")
+            }
+        } catch { fail("cannot load the sandbox firewall: \(error)") }
+
+        // 4. Names: the DNS responder answers allowed names with the forwarder's address.
+        let allowlist = Allowlist(args.hosts)
+        let dns = DNSResponder(allowlist: allowlist, events: events)
+        do { try dns.start(bindAddress: "127.0.0.1", port: 53) }
+        catch { fail("cannot start the DNS responder inside the sandbox: \(error)") }
+        _ = try? dns.start(bindAddress: "::1", port: 53)   // IPv6 loopback may be absent
+        var forwarder: Forwarder?
+        if args.hop == .gateway {
+            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
+            let f = Forwarder(target: target, port: args.proxyPort, events: events)
+            do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
+            catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
+            forwarder = f
+        }
+
+        // 5. The sandbox itself.
+        var spawn = Spawn.Options()
+        spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
+        spawn.dieWithParent = true
+        spawn.ignoreInteractiveSignals = true
+        let pid: pid_t
+        do { pid = try Spawn.start(args.bwrap, spawn) } catch { fail("cannot start bubblewrap: \(error)") }
+        for fd in args.passFDs { close(fd) }
+        close(statusFD)
+        ap_forward_termination_to(pid)
+        let status = Spawn.wait(pid)
+        dns.stop()
+        forwarder?.stop()
+        reportFirewall(events)
+        exit(status)
+    }
+
+    /// What the firewall dropped, as one event per protocol.
+    static func reportFirewall(_ events: EventLog) {
+        guard let text = try? NftLoader.counters() else { return }
+        for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
+            let proto = name.replacingPrefix("blocked_")
+            events.record(Event(.connectionBlocked, subject: "firewall",
+                                reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
+                                details: ["protocol": proto, "packets": String(c.packets)]))
+        }
+    }
+
+    static func writeFile(_ path: String, _ text: String) throws(SystemError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path, errno: errno) }
+        defer { close(fd) }
+        let n = text.withCString { write(fd, $0, strlen($0)) }
+        if n < 0 { throw SystemError("write", path, errno: errno) }
+    }
+
+    static func signal(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 1
+        let ok = write(fd, &byte, 1) == 1
+        close(fd)
+        return ok
+    }
+
+    static func waitFor(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        var n: Int
+        repeat { n = read(fd, &byte, 1) } while n < 0 && errno == EINTR
+        close(fd)
+        return n == 1
+    }
+
+    static func fail(_ message: String) -> Never {
+        let line = "agentpen: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        exit(125)
+    }
+}
+
+extension String {
+    func replacingPrefix(_ prefix: String) -> String {
+        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
+    }
+}

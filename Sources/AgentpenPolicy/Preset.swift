@@ -70,7 +70,7 @@ public struct Preset: Sendable, Equatable {
     public static var builtinNames: [String] { embeddedPresets.keys.sorted() }
 }
 
-extension StringProtocol {
+public extension StringProtocol {
     /// Without leading and trailing white space (spaces, tabs, CR, LF).
     func trimmingWhitespace() -> String {
         var s = Substring(self)

@@ -1,3 +1,228 @@
+import AgentpenKernel
+import AgentpenPolicy
+import CShim
+import Glibc
+
+/// `agentpen --check`: tries each layer for real and says what this host can
+/// enforce, with the exact fix for what is missing. Exit 0 only when a default
+/// run (an agent with allowed hosts) would work.
 enum Check {
-    static func run() -> Int32 { 0 }
+    enum State: String { case ok, degraded, missing }
+
+    struct Row {
+        var layer: String
+        var state: State
+        var detail: String
+        var fix: String? = nil
+    }
+
+    static func run() -> Int32 {
+        var rows: [Row] = []
+
+        // Tools.
+        let bwrap = Host.which("bwrap"), pasta = Host.which("pasta"), nft = Host.which("nft")
+        rows.append(bwrap.map { Row(layer: "bubblewrap", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
+                    ?? Row(layer: "bubblewrap", state: .missing, detail: "bwrap not found", fix: "apt install bubblewrap"))
+        if let pasta {
+            let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
+            rows.append(Row(layer: "pasta", state: .ok, detail: "\(pasta): \(features.generation)"))
+        } else {
+            rows.append(Row(layer: "pasta", state: .missing, detail: "pasta not found", fix: "apt install passt"))
+        }
+        rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
+                    ?? Row(layer: "nftables", state: .missing, detail: "nft not found", fix: "apt install nftables"))
+
+        // User namespaces, tried for real in a fresh single-threaded process.
+        let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"])
+        if userns.status == 0 {
+            rows.append(Row(layer: "user namespaces", state: .ok, detail: "unprivileged user+network namespace created"))
+        } else {
+            var fix = "sysctl -w user.max_user_namespaces=15000"
+            if Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true {
+                fix = "AppArmor restricts unprivileged user namespaces: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or add an AppArmor profile allowing userns for agentpen, bwrap and pasta)"
+            }
+            rows.append(Row(layer: "user namespaces", state: .missing, detail: firstLine(userns.output), fix: fix))
+        }
+        if Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true, userns.status == 0 {
+            rows.append(Row(layer: "apparmor", state: .ok, detail: "restricts unprivileged user namespaces, but this host allows them for agentpen"))
+        }
+
+        // /dev/net/tun: pasta opens it as the calling user.
+        let tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        if tun >= 0 {
+            close(tun)
+            rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
+        } else {
+            rows.append(Row(layer: "/dev/net/tun", state: .missing, detail: String(cString: strerror(errno)),
+                            fix: "sudo chmod 0666 /dev/net/tun (the distribution default), or modprobe tun"))
+        }
+
+        // seccomp: the filter compiles by name on this architecture.
+        do {
+            let fd = try SeccompFilter.exportToMemoryFile()
+            close(fd)
+            rows.append(Row(layer: "seccomp", state: .ok, detail: "libseccomp \(SeccompFilter.libraryVersion), filter compiled"))
+        } catch {
+            rows.append(Row(layer: "seccomp", state: .missing, detail: "\(error)", fix: "apt install libseccomp2"))
+        }
+
+        // Landlock: negotiated ABI.
+        switch Landlock.abi() {
+        case .success(let abi):
+            rows.append(Row(layer: "landlock", state: .ok, detail: "ABI \(abi)" + (abi >= 6 ? ", with signal and abstract-socket scoping" : "")))
+        case .failure(let e):
+            rows.append(Row(layer: "landlock", state: .degraded, detail: "\(e): writes are confined by the mount layout alone",
+                            fix: "a kernel ≥ 5.13 with Landlock enabled (boot with lsm=landlock,…)"))
+        }
+
+        // The sandbox for real: offline, then with the network stack.
+        let scratch = makeScratchDir()
+        defer { if let scratch { rmdir(scratch) } }
+        if let scratch, bwrap != nil {
+            let inside = Spawn.run([Host.selfExecutable, "-C", scratch, "--", Host.selfExecutable, "__probe", "inside"])
+            rows.append(insideRow(inside, layerName: "sandbox", expectNetwork: false))
+            if pasta != nil && nft != nil && userns.status == 0 {
+                let net = Spawn.run([Host.selfExecutable, "-C", scratch, "--allow", "check.agentpen.invalid", "--",
+                                     Host.selfExecutable, "__probe", "inside", "network"])
+                rows.append(insideRow(net, layerName: "network", expectNetwork: true))
+            } else {
+                rows.append(Row(layer: "network", state: .missing, detail: "not tried: a tool or user namespaces are missing",
+                                fix: "see the rows above"))
+            }
+        }
+
+        var out = "agentpen --check: what this host can enforce\n"
+        for r in rows {
+            out += "  \(r.state.rawValue.padding(9)) \(r.layer.padding(16)) \(r.detail)\n"
+            if let fix = r.fix, r.state != .ok { out += "            fix: \(fix)\n" }
+        }
+        let works = !rows.contains { $0.state == .missing }
+        out += works ? "A default run works here.\n" : "A default run would fail here: fix the rows marked missing.\n"
+        print(out, terminator: "")
+        return works ? 0 : 1
+    }
+
+    static func insideRow(_ r: (status: Int32, output: String), layerName: String, expectNetwork: Bool) -> Row {
+        let facts = Dictionary(r.output.split(separator: "\n").compactMap { line -> (String, String)? in
+            let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
+            return kv.count == 2 ? (kv[0], kv[1]) : nil
+        }, uniquingKeysWith: { a, _ in a })
+        guard r.status == 0, facts["probe"] == "ran" else {
+            return Row(layer: layerName, state: .missing, detail: "could not start: " + r.output.split(separator: "\n").suffix(3).joined(separator: " | "),
+                       fix: "see the rows above; run agentpen --dry-run to see the plan")
+        }
+        var problems: [String] = []
+        if facts["seccomp"] != "2" { problems.append("seccomp filter not in force") }
+        if facts["nnp"] != "1" { problems.append("no_new_privs not set") }
+        if facts["capeff"] != "0000000000000000" { problems.append("capabilities present") }
+        if facts["userns"] != "EPERM" { problems.append("nested user namespace allowed") }
+        if expectNetwork {
+            if facts["proxy"] != "connected" { problems.append("the proxy is unreachable from inside") }
+            if facts["routes"] != "1" { problems.append("unexpected routes: \(facts["routes"] ?? "?")") }
+            if facts["udp"] != "EPERM" { problems.append("UDP leaves the namespace") }
+        }
+        if !problems.isEmpty {
+            return Row(layer: layerName, state: .missing, detail: problems.joined(separator: "; "), fix: "report this as a bug")
+        }
+        let detail = expectNetwork
+            ? "namespace, /32 route, nft drop policy, DNS responder and proxy all in force"
+            : "bubblewrap, seccomp, no capabilities, no nested user namespaces, landlock \(facts["landlock"] ?? "?")"
+        return Row(layer: layerName, state: .ok, detail: detail)
+    }
+
+    static func makeScratchDir() -> String? {
+        var template = Array(((Host.environment["TMPDIR"] ?? "/tmp") + "/agentpen-check.XXXXXX").utf8CString)
+        guard let p = mkdtemp(&template) else { return nil }
+        return String(cString: p)
+    }
+
+    static func firstLine(_ s: String) -> String {
+        String(s.split(separator: "\n").first(where: { !$0.hasPrefix("Failed to send") }) ?? "")
+    }
+}
+
+/// `agentpen __probe userns` (fresh process: can it unshare?) and
+/// `agentpen __probe inside [network]` (run inside the sandbox: what holds?).
+enum Probe {
+    static func main(_ args: ArraySlice<String>) -> Never {
+        switch args.first {
+        case "userns":
+            let rc = ap_unshare(AP_CLONE_NEWUSER | AP_CLONE_NEWNET)
+            if rc != 0 { print("unshare: \(String(cString: strerror(-rc)))"); exit(1) }
+            exit(0)
+        case "inside":
+            print("probe=ran")
+            let status = Host.readFile("/proc/self/status") ?? ""
+            for line in status.split(separator: "\n") {
+                let kv = line.split(separator: ":", maxSplits: 1).map { String($0).trimmingWhitespace() }
+                guard kv.count == 2 else { continue }
+                switch kv[0] {
+                case "Seccomp": print("seccomp=\(kv[1])")
+                case "NoNewPrivs": print("nnp=\(kv[1])")
+                case "CapEff": print("capeff=\(kv[1])")
+                default: break
+                }
+            }
+            let rc = ap_unshare(AP_CLONE_NEWUSER)
+            print("userns=\(rc == -EPERM ? "EPERM" : rc == 0 ? "allowed" : String(cString: strerror(-rc)))")
+            let comm = open("/proc/self/comm", O_WRONLY)
+            print("landlock=\(comm < 0 && errno == EACCES ? "on" : "off")")
+            if comm >= 0 { close(comm) }
+            if args.dropFirst().first == "network" {
+                let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
+                print("routes=\(routes)")
+                print("proxy=\(connectLoopback443() ? "connected" : "unreachable")")
+                print("udp=\(udpToGateway())")
+            }
+            exit(0)
+        default:
+            exit(2)
+        }
+    }
+
+    static func connectLoopback443() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(443).bigEndian
+        addr.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    /// A UDP datagram to a documentation address: the firewall must refuse it.
+    static func udpToGateway() -> String {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return "socket failed" }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(53).bigEndian
+        // The gateway route is the only route; aim at whatever it leads to.
+        addr.sin_addr.s_addr = gatewayAddress() ?? in_addr_t(0xc000_0201).bigEndian
+        var byte: UInt8 = 0
+        let n = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, &byte, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        return n >= 0 ? "sent" : errno == EPERM ? "EPERM" : String(cString: strerror(errno))
+    }
+
+    /// The destination of the single /32 route (network byte order), from /proc/net/route.
+    static func gatewayAddress() -> in_addr_t? {
+        let lines = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
+        guard let fields = lines.first?.split(whereSeparator: { $0 == "\t" || $0 == " " }), fields.count > 1,
+              let hex = UInt32(fields[1], radix: 16) else { return nil }
+        return in_addr_t(hex)   // already in network byte order as the kernel printed it
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

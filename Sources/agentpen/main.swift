@@ -32,6 +32,9 @@ let arguments = CommandLine.arguments
 if arguments.count > 1 && arguments[1] == "__exec" {
     ExecHelper.main(arguments.dropFirst(2))
 }
+if arguments.count > 1 && arguments[1] == "__probe" {
+    Probe.main(arguments.dropFirst(2))
+}
 if arguments.count > 1 && arguments[1] == "__netns" {
     NetHelper.main(arguments.dropFirst(2))
 }

@@ -419,3 +419,36 @@ import Testing
         #expect(r.stdout.contains("ok"))
     }
 }
+
+@Suite struct PresetRunTests {
+    /// A stand-in `claude` on PATH: the preset applies by the command's name.
+    @Test func claudePresetKeepsItsConfigAndNothingElse() throws {
+        let f = try Fixture()
+        try f.write(f.home + "/bin/claude", """
+            #!/bin/sh
+            echo "config=$CLAUDE_CONFIG_DIR key=$ANTHROPIC_API_KEY"
+            echo token > "$CLAUDE_CONFIG_DIR/.credentials.json" && echo saved
+            grep -c anthropic /etc/hosts
+            cat ~/.ssh/id_ed25519 2>/dev/null || echo no-ssh
+            """, mode: 0o755)
+        let r = try f.agentpen(["claude"], env: ["ANTHROPIC_API_KEY": "sk-test", "GITHUB_TOKEN": "SECRET-TOKEN"],
+                               path: "\(f.home)/bin:/usr/bin:/bin")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("config=\(f.home)/.claude key=sk-test"), "\(r.stdout)")
+        #expect(r.stdout.contains("saved"))
+        #expect(r.stdout.contains("no-ssh"))
+        #expect(!r.stdout.contains("SECRET"))
+        #expect((Int(r.stdout.split(separator: "\n").dropFirst(2).first ?? "") ?? 0) >= 1, "no preset hosts in /etc/hosts")
+        // The login survives the run: ~/.claude is the real directory, created when missing.
+        #expect(f.read(f.home + "/.claude/.credentials.json") == "token\n")
+    }
+
+    @Test func unknownCommandsGetNoHostsAndNoPaths() throws {
+        let f = try Fixture()
+        let r = try f.agentpen(["--dry-run", "--", "/bin/sh"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("preset: (none)"))
+        #expect(r.stdout.contains("none: the sandbox has its own empty network namespace"))
+        #expect(!r.stdout.contains("preset "), "unexpected preset mounts: \(r.stdout)")
+    }
+}

@@ -211,6 +211,12 @@ import Testing
     #endif
             return 0;
         }
+        if (argc > 1 && strcmp(argv[1], "x32") == 0) {
+    #if defined(__x86_64__)
+            printf("x32=%ld\n", syscall(0x40000000 | SYS_getpid));
+    #endif
+            return 0;
+        }
         char buf[8], dst[8];
         struct iovec l = { dst, 8 }, rv = { buf, 8 };
         unsigned long cl3[11] = { 0 };
@@ -308,6 +314,9 @@ import Testing
         let r = try f.agentpen(["--", bin, "i386"])
         #expect(r.status == 128 + 31, "i386 syscall was not refused: \(r.status) \(r.stdout)")
         #expect(!r.stdout.contains("i386="))
+        let x32 = try f.agentpen(["--", bin, "x32"])
+        #expect(x32.status == 128 + 31, "x32 syscall was not refused: \(x32.status) \(x32.stdout)")
+        #expect(!x32.stdout.contains("x32="))
     }
     #endif
 }

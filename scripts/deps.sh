@@ -2,7 +2,8 @@
 # Installs what agentpen needs to build and run, on Debian/Ubuntu, as root or through sudo.
 set -euo pipefail
 packages=(bubblewrap passt nftables iproute2 libseccomp-dev libnl-3-dev libnl-route-3-dev
-          pkg-config gcc make git python3 util-linux openssl curl nginx-light hyperfine)
+          pkg-config gcc make git python3 util-linux openssl curl nginx-light hyperfine
+          iputils-ping)
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()

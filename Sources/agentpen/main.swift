@@ -41,6 +41,15 @@ if arguments.count > 1 && arguments[1] == "__netns" {
 
 signal(SIGPIPE, SIG_IGN)
 
+// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
+// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
+// agent's own limit is set separately by the exec helper.
+var fileLimit = rlimit()
+if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
+    fileLimit.rlim_cur = fileLimit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+}
+
 let options: Options
 do {
     options = try Options.parse(Array(arguments.dropFirst()))

@@ -12,6 +12,7 @@ import sys, threading, time
 
 GiB = 1 << 30
 BIG = 256 << 20
+HOPS = ("splice", "gateway")     # AGENTPEN_HOP values; the first is agentpen's default
 WORKLOAD = {"curl", "python3", "hyperfine", "tlsload.py", "true", "bash", "sh", "sleep"}
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -41,8 +42,12 @@ class Bench:
                  "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]
                 + list(env) + list(argv))
 
-    def ap(self, argv, allow=True):
+    def ap(self, argv, allow=True, hop=None):
+        """agentpen ... -- argv; with `hop`, run through `env AGENTPEN_HOP=hop` (the
+        variable agentpen reads to choose the namespace → proxy hop)."""
         cmd = [self.a.agentpen]
+        if hop:
+            cmd = ["env", "AGENTPEN_HOP=" + hop] + cmd
         if allow:
             cmd += ["--allow-private", "allowed.test"]
         return cmd + ["-C", self.proj, "--"] + list(argv)
@@ -67,8 +72,8 @@ class Bench:
         self.row(case, metric, base, "FAILED", "-", target, "FAILED", err)
 
     # ---- cases -----------------------------------------------------------------
-    def agentpen_smoke(self, argv, allow=True, timeout=60):
-        rc, out, err = self.run(self.ap(argv, allow), timeout)
+    def agentpen_smoke(self, argv, allow=True, timeout=60, hop=None):
+        rc, out, err = self.run(self.ap(argv, allow, hop=hop), timeout)
         return rc == 0, (err.strip() or out.strip() or "exit %d" % rc) if rc else ""
 
     def hyperfine(self, name, argv, runs):
@@ -111,42 +116,47 @@ class Bench:
                 self.row("startup", "%s %s (vs bare bwrap)" % (label, q), "%.1f ms" % bw[q], "%.1f ms" % ag[q],
                          "%.1fx" % (ag[q] / bw[q]), "-", "-")
 
-    def curl_big(self, inside, urls=1):
+    def curl_big(self, inside, urls=1, hop=None):
         c = ["curl", "-sS", "--max-time", "120", "--cacert", "ca.pem"]
         for _ in range(urls):
             c += ["-o", "/dev/null", "https://allowed.test/big"]
         c += ["-w", "%{speed_download},%{size_download},%{http_code}\\n"]
-        argv = self.ap(c) if inside else c
+        argv = self.ap(c, hop=hop) if inside else c
         return self.run(argv, timeout=150 * urls)
 
     def case_bulk(self):
+        """Direct, then agentpen with each hop, interleaved run by run so drift hits all."""
         runs = self.a.bulk_runs
-        direct, inside, err = [], [], None
+        direct, inside, err = [], {h: [] for h in HOPS}, {h: None for h in HOPS}
         self.curl_big(False)                      # warm-up: page cache, nginx workers
-        for _ in range(runs):                     # interleaved, so drift hits both sides
+        for _ in range(runs):
             rc, out, e = self.curl_big(False)
             sp = parse_speed(out)
             if rc or sp is None:
-                self.fail("bulk", "256 MiB TLS download", "-", "≥ 60% of direct", "direct curl failed: %s" % (e or out))
+                self.fail("bulk", "256 MiB TLS download", "-", "≥ 0.60 of direct",
+                          "direct curl failed: %s" % (e or out))
                 return
             direct.append(sp)
-            if err:
-                continue
-            rc, out, e = self.curl_big(True)
-            sp = parse_speed(out)
-            if rc or sp is None:
-                err = (e.strip() or out.strip() or "exit %d" % rc)
-                continue
-            inside.append(sp)
+            for h in HOPS:
+                if err[h]:
+                    continue
+                rc, out, e = self.curl_big(True, hop=h)
+                sp = parse_speed(out)
+                if rc or sp is None:
+                    err[h] = (e.strip() or out.strip() or "exit %d" % rc)
+                    continue
+                inside[h].append(sp)
         d = statistics.median(direct)
         dstr = "%.0f MB/s" % (d / 1e6)
-        if err:
-            self.fail("bulk", "256 MiB TLS download (median of %d)" % runs, dstr, "≥ 60% of direct", err)
-            return
-        i = statistics.median(inside)
-        self.row("bulk", "256 MiB TLS download (median of %d)" % runs, dstr, "%.0f MB/s" % (i / 1e6),
-                 "%.2f" % (i / d), "≥ 0.60", yes(i / d >= 0.60),
-                 "direct %s; inside %s MB/s" % (fmt_list(direct), fmt_list(inside)))
+        self.direct_median = d
+        for h in HOPS:
+            metric = "256 MiB TLS download, hop %s%s (median of %d)" % (h, " [default]" if h == HOPS[0] else "", runs)
+            if err[h]:
+                self.fail("bulk", metric, dstr, "≥ 0.60", err[h])
+                continue
+            i = statistics.median(inside[h])
+            self.row("bulk", metric, dstr, "%.0f MB/s" % (i / 1e6), "%.2f" % (i / d), "≥ 0.60", yes(i / d >= 0.60),
+                     "direct %s; inside %s MB/s" % (fmt_list(direct), fmt_list(inside[h])))
 
     def case_cpu(self):
         n = self.a.cpu_gib_quarters     # number of 256 MiB downloads in one sandbox
@@ -157,48 +167,59 @@ class Bench:
         mon.stop()
         base_cpu = mon.cpu(workload=True)["all"]
         base = "%.2f s/GiB (curl)" % (base_cpu / moved) if rc == 0 else "-"
-        ok, err = self.agentpen_smoke(["true"])
-        if not ok:
-            self.fail("cpu", "agentpen CPU per GiB", base, "report", err); return
-        mon0 = ProcMon(self.uid, self.host_netns); mon0.start()
-        self.run(self.ap(["true"]), timeout=60)
-        mon0.stop()
-        idle = mon0.cpu(workload=False)
-        mon = ProcMon(self.uid, self.host_netns); mon.start()
-        rc, out, e = self.curl_big(True, n)
-        mon.stop()
-        if rc != 0:
-            self.fail("cpu", "agentpen CPU per GiB", base, "report", e or out); return
-        c = mon.cpu(workload=False)
-        if not c["by_comm"]:
-            self.fail("cpu", "agentpen CPU per GiB", base, "report", "no agentpen processes seen"); return
-        host = (c["host"] - idle["host"]) / moved
-        inside = (c["inside"] - idle["inside"]) / moved
-        self.row("cpu", "agentpen CPU s per GiB moved (host side: agentpen+pasta)", base,
-                 "%.2f s/GiB" % host, "%.2f" % (host / (base_cpu / moved)) if base_cpu else "-", "report", "-",
-                 "in-namespace helpers %.2f s/GiB; by process: %s; start-up-only CPU subtracted (%.3f s host, %.3f s inside)"
-                 % (inside, c["by_comm"], idle["host"], idle["inside"]))
+        for h in HOPS:
+            metric = "agentpen CPU s per GiB moved, hop %s (agentpen+pasta, both sides)" % h
+            ok, err = self.agentpen_smoke(["true"], hop=h)
+            if not ok:
+                self.fail("cpu", metric, base, "report", err); continue
+            # start-up and teardown alone, to subtract
+            mon0 = ProcMon(self.uid, self.host_netns); mon0.start()
+            self.run(self.ap(["true"], hop=h), timeout=60)
+            mon0.stop()
+            idle = mon0.cpu(workload=False)
+            mon = ProcMon(self.uid, self.host_netns); mon.start()
+            rc, out, e = self.curl_big(True, n, hop=h)
+            mon.stop()
+            if rc != 0 or parse_speed(out) is None:
+                self.fail("cpu", metric, base, "report", e or out or "exit %d" % rc); continue
+            c = mon.cpu(workload=False)
+            if not c["by_comm"]:
+                self.fail("cpu", metric, base, "report", "no agentpen processes seen"); continue
+            host = max(0.0, c["host"] - idle["host"]) / moved
+            inside = max(0.0, c["inside"] - idle["inside"]) / moved
+            tot = host + inside
+            self.row("cpu", metric, base, "%.2f s/GiB" % tot,
+                     "%.2f" % (tot / (base_cpu / moved)) if base_cpu else "-", "report", "-",
+                     "host side (proxy, pasta) %.2f s/GiB, in-namespace helpers (forwarder) %.2f s/GiB; "
+                     "by process: %s; start-up-only CPU subtracted (%.3f s host, %.3f s inside)"
+                     % (host, inside, c["by_comm"], idle["host"], idle["inside"]))
 
-    def tlsload(self, inside, args, timeout):
+    def tlsload(self, inside, args, timeout, hop=None):
         argv = ["/usr/bin/python3", "tlsload.py"] + args
-        return self.run(self.ap(argv) if inside else argv, timeout)
+        return self.run(self.ap(argv, hop=hop) if inside else argv, timeout)
 
     def case_connsetup(self):
         n = self.a.conn_n
         args = ["seq", "--host", "allowed.test", "--cafile", "ca.pem", "-n", str(n)]
         rc, out, e = self.tlsload(False, args, 600)
         b = last_json(out)
-        if not b or b["errors"]:
-            self.fail("connsetup", "%d sequential HTTPS requests" % n, "-", "added p50 ≤ 1 ms", e or out); return
-        rc, out, e = self.tlsload(True, args, 600)
-        g = last_json(out)
-        if rc != 0 or not g or g["errors"]:
-            self.fail("connsetup", "%d new-connection HTTPS GETs: p50" % n, "%.2f ms" % b["p50_ms"], "added ≤ 1 ms",
-                      (g or {}).get("first_error") or e or out); return
-        for q, tgt in (("p50", 1.0), ("p99", 5.0)):
-            bv, gv = b[q + "_ms"], g[q + "_ms"]
-            self.row("connsetup", "%d new-connection HTTPS GETs: %s" % (n, q), "%.2f ms" % bv, "%.2f ms" % gv,
-                     "+%.2f ms" % (gv - bv), "added ≤ %.0f ms" % tgt, yes(gv - bv <= tgt))
+        if rc != 0 or not b or b["errors"]:
+            self.fail("connsetup", "%d new-connection HTTPS GETs (baseline)" % n, "-", "added p50 ≤ 1 ms",
+                      (b or {}).get("first_error") or e or out); return
+        for h in HOPS:
+            label = "%d new-connection HTTPS GETs, hop %s%s" % (n, h, " [default]" if h == HOPS[0] else "")
+            rc, out, e = self.tlsload(True, args, 600, hop=h)
+            g = last_json(out)
+            if rc != 0 or not g or g["errors"]:
+                self.fail("connsetup", label + ": p50", "%.2f ms" % b["p50_ms"], "added ≤ 1 ms",
+                          (g or {}).get("first_error") or e or out); continue
+            for q, tgt in (("p50", 1.0), ("p99", 5.0)):
+                bv, gv = b[q + "_ms"], g[q + "_ms"]
+                self.row("connsetup", "%s: %s" % (label, q), "%.2f ms" % bv, "%.2f ms" % gv,
+                         "+%.2f ms" % (gv - bv), "added ≤ %.0f ms" % tgt, yes(gv - bv <= tgt),
+                         "p90 %.2f / %.2f ms, mean %.2f / %.2f ms, max %.2f / %.2f ms (baseline / agentpen)"
+                         % (b["p90_ms"], g["p90_ms"], b["mean_ms"], g["mean_ms"], b["max_ms"], g["max_ms"])
+                         if q == "p50" else "")
 
     def case_concurrency(self):
         m = self.a.conc_m
@@ -212,6 +233,10 @@ class Bench:
         p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args)), cwd=self.proj,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         killer = threading.Timer(300, p.kill); killer.start()
+        # Drain stderr meanwhile: agentpen reports every blocked connection there, and
+        # a full pipe would stall it (and the whole case) until the timer fires.
+        errbuf = []
+        drain = threading.Thread(target=lambda: errbuf.append(p.stderr.read()), daemon=True); drain.start()
         before = idle = None; opened = 0; lines = []
         for line in p.stdout:
             lines.append(line)
@@ -220,16 +245,20 @@ class Bench:
             elif line.startswith("IDLE"):
                 opened = int(line.split("open=")[1].split()[0])
                 time.sleep(1.0); idle = mon.rss_host()
-        err = p.stderr.read(); p.wait(); killer.cancel(); mon.stop()
+        p.wait(); killer.cancel(); drain.join(10); mon.stop()
+        err = "".join(errbuf)
         g = last_json("".join(lines))
         if not g:
             self.fail("concurrency", "%d tunnels: errors" % m, "%d" % b["errors"], "0 errors",
                       err.strip() or "".join(lines) or "exit %d" % p.returncode); return
+        capped = [l for l in err.splitlines() if "concurrent connections" in l and "blocked (" in l]
         self.row("concurrency", "%d concurrent tunnels, then a GET on each: errors" % m, "%d" % b["errors"],
                  "%d" % g["errors"], "-", "0", yes(g["errors"] == 0),
-                 "open %.2fs/%.2fs, use %.2fs/%.2fs (baseline/agentpen)%s" % (
-                     b["open_seconds"], g["open_seconds"], b["use_seconds"], g["use_seconds"],
-                     ("; first error: " + g["first_error"]) if g.get("first_error") else ""))
+                 "opened %d/%d, open %.2fs/%.2fs, use %.2fs/%.2fs (baseline/agentpen)%s%s" % (
+                     b["opened"], g["opened"], b["open_seconds"], g["open_seconds"], b["use_seconds"], g["use_seconds"],
+                     ("; first error: " + g["first_error"]) if g.get("first_error") else "",
+                     ("; agentpen refused %d connection(s): %s" % (len(capped), capped[0].split(": ", 1)[-1].strip()))
+                     if capped else ""))
         if before is not None and before[0] == 0:
             self.fail("concurrency", "proxy RSS per idle tunnel", "-", "≤ 64 KiB",
                       "no agentpen processes found in apw-host's network namespace")
@@ -338,6 +367,14 @@ class ProcMon:
                 continue
             tot += rss; names[comm] = names.get(comm, 0) + rss
         return tot, ", ".join("%s %.1f MiB" % (c, r / 2**20) for c, r in sorted(names.items()))
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
 
 
 def pct(xs, p):
@@ -451,6 +488,7 @@ def main():
         if not fn:
             print("unknown case %s" % c, file=sys.stderr); sys.exit(2)
         t0 = time.monotonic()
+        load0 = loadavg()
         print("== %s" % c, file=sys.stderr, flush=True)
         try:
             if c == "hops" and b.direct_median is None:
@@ -462,6 +500,8 @@ def main():
             for r in b.rows:
                 if r["case"] == "bulk" and r["base"].endswith("MB/s"):
                     b.direct_median = float(r["base"].split()[0]) * 1e6
+        b.notes.append("%s: %.0f s; load average %s at start, %s at end (2 CPUs: above ~2 means something "
+                       "else competed for the CPUs)" % (c, time.monotonic() - t0, load0, loadavg()))
         print("   %.1fs" % (time.monotonic() - t0), file=sys.stderr, flush=True)
     hdr, rows = b.table()
     print()

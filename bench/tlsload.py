@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """TLS load client for the agentpen benchmark (stdlib only).
 
-  tlsload.py seq  --host H [--port 443] --cafile CA -n 1000
+  tlsload.py seq  --host H [--port 443] [--address IP] --cafile CA -n 1000
       N sequential HTTPS GETs, each on a new TCP+TLS connection; reports latency
       percentiles of the whole request (connect + handshake + GET + response).
   tlsload.py conc --host H [--port 443] --cafile CA -m 1000 [--hold 5]
@@ -21,7 +21,7 @@ def ctx_for(a):
 
 
 def resolve(a):
-    ai = socket.getaddrinfo(a.host, a.port, type=socket.SOCK_STREAM)
+    ai = socket.getaddrinfo(a.address or a.host, a.port, type=socket.SOCK_STREAM)
     return ai[0][0], ai[0][4]
 
 
@@ -163,6 +163,7 @@ def main():
     ap.add_argument("mode", choices=["seq", "conc"])
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, default=443)
+    ap.add_argument("--address", help="connect here instead of resolving --host (SNI and Host stay --host)")
     ap.add_argument("--cafile", required=True)
     ap.add_argument("--path", default="/hello")
     ap.add_argument("-n", type=int, default=1000)

@@ -228,6 +228,10 @@ final class Listener: @unchecked Sendable {
             var port: UInt16 = 0
             let c = ap_accept_ip(fd, &addr, &len, &port)
             if c >= 0 {
+                // Relayed bytes are already segmented by the sender: forward each
+                // write at once instead of holding small ones back (Nagle) until
+                // the peer's delayed ACK, which costs ~40 ms per TLS flight.
+                _ = ap_set_nodelay(c)
                 onAccept(c, IPAddress(bytes: Array(addr[0..<Int(len)])), port)
                 continue
             }

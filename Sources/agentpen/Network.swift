@@ -114,11 +114,14 @@ final class NetworkedRun {
         ap_forward_termination_to(helper)
         let relay = relayEvents(from: eventPipe.r)
 
+        // pasta's feature probe (a `pasta --help` run) while the helper builds the
+        // namespace, so it costs no time on the way to the sandbox.
+        let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
+
         // Wait for the namespace, then attach pasta to it.
         guard Runner.readByte(ready.r) else {
             return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
         }
-        let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
         let pastaArgv = NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: port, uid: prepared.facts.uid,
                                               gid: prepared.facts.gid, targetPID: helper, features: features)
         let pastaLog: Int32

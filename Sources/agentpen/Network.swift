@@ -71,7 +71,8 @@ final class NetworkedRun {
         let hop = Network.hop
 
         // The proxy, before anything can connect to it.
-        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events)
+        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events,
+                             config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
         let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
         let port: UInt16
         do { port = try proxy.start(bindAddress: "127.0.0.1", port: requested) } catch {

@@ -30,9 +30,11 @@ let package = Package(
                 dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents"]),
         .executableTarget(name: "agentpen",
                           dependencies: ["AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
-        .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy"]),
+        // Test helpers shared by several test targets; not part of the product.
+        .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
+        .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenProxyTests",
-                    dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim"]),
+                    dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]

@@ -5,16 +5,16 @@ import Dispatch
 import Foundation
 
 /// Accepts on a local address and splices every connection to one fixed target
-/// (inside the namespace: loopback:443 → gateway:<proxy port>). It decides
-/// nothing; the proxy at the other end does. Same relay as the proxy.
+/// (inside the namespace: loopback:443 → pasta's splice port, or gateway:<proxy
+/// port> through the tap). It decides nothing; the proxy at the other end does.
+/// Same relay as the proxy.
 public final class Forwarder: @unchecked Sendable {
     public let target: IPAddress
     public let targetPort: UInt16
     let events: any EventSink
     let config: ProxyConfig
-    let table: ConnectionTable
-    private let acceptQueue = DispatchQueue(label: "agentpen.forwarder.accept")
-    private var listeners: [Listener] = []
+    private let acceptor: Acceptor
+    var table: ConnectionTable { acceptor.table }
 
     /// Only `connectTimeout`, `idleTimeout`, `pipeSize` and
     /// `maxConnectionsPerClient` of `config` apply.
@@ -23,51 +23,24 @@ public final class Forwarder: @unchecked Sendable {
         self.targetPort = port
         self.events = events
         self.config = config
-        self.table = ConnectionTable(cap: config.maxConnectionsPerClient)
+        self.acceptor = Acceptor(label: "agentpen.forwarder.accept", cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] fd, peer, client in
+            self.map { ForwardedConnection(fd: fd, peer: peer, clientEndpoint: client, forwarder: $0) }
+        }
     }
 
     /// Listens on `bindAddress:port` (0 picks a free port); returns the port.
     @discardableResult
     public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 443) throws -> UInt16 {
-        ignoreSIGPIPE()
-        let address = try Sock.parseAddress(bindAddress)
-        let l = try Listener(address: address, port: port, queue: acceptQueue) { [weak self] fd, peer, peerPort in
-            guard let self else { close(fd); return }
-            self.accepted(fd, peer: peer, peerPort: peerPort)
-        }
-        acceptQueue.sync { listeners.append(l) }
-        l.start()
-        return l.port
+        try acceptor.listen(bindAddress: bindAddress, port: port)
     }
 
-    public func stop() {
-        let ls = acceptQueue.sync { () -> [Listener] in
-            defer { listeners = [] }
-            return listeners
-        }
-        for l in ls { l.stop() }
-        table.stopAll()
-    }
+    public func stop() { acceptor.stop() }
 
     public var connectionCount: Int { table.count }
-
-    private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
-        let client = peer.map { endpoint($0, peerPort) } ?? "?"
-        guard table.admit(peer) else {
-            _ = ap_set_linger_reset(fd)
-            close(fd)
-            events.record(Event(.connectionBlocked, subject: "(client \(client))",
-                                reason: "more than \(config.maxConnectionsPerClient) concurrent connections from this client",
-                                details: ["client": client]))
-            return
-        }
-        let c = ForwardedConnection(fd: fd, peer: peer, clientEndpoint: client, forwarder: self)
-        table.add(c)
-        c.start()
-    }
 }
 
-final class ForwardedConnection: Stoppable, @unchecked Sendable {
+final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
     private let peer: IPAddress?
     private let clientEndpoint: String

@@ -79,9 +79,10 @@ final class ConnectionTable: @unchecked Sendable {
         if stopNow { c.stop() }
     }
 
-    func remove(_ c: any Stoppable, client: IPAddress?) {
+    /// Forgets `c` (nil: one that was admitted but never added) and its client count.
+    func remove(_ c: (any Stoppable)?, client: IPAddress?) {
         state.withLock { s in
-            s.live[ObjectIdentifier(c)] = nil
+            if let c { s.live[ObjectIdentifier(c)] = nil }
             let key = client ?? IPAddress(0, 0, 0, 0)
             if let n = s.perClient[key] { s.perClient[key] = n > 1 ? n - 1 : nil }
         }
@@ -107,9 +108,8 @@ public final class SNIProxy: @unchecked Sendable {
     let events: any EventSink
     let config: ProxyConfig
     let resolver: @Sendable (String) -> [IPAddress]
-    let table: ConnectionTable
-    private let acceptQueue = DispatchQueue(label: "agentpen.proxy.accept")
-    private var listeners: [Listener] = []
+    private let acceptor: Acceptor
+    var table: ConnectionTable { acceptor.table }
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
@@ -117,51 +117,24 @@ public final class SNIProxy: @unchecked Sendable {
         self.events = events
         self.config = config
         self.resolver = resolver
-        self.table = ConnectionTable(cap: config.maxConnectionsPerClient)
+        self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] fd, peer, client in
+            self.map { ProxyConnection(fd: fd, peer: peer, clientEndpoint: client, proxy: $0) }
+        }
     }
 
     /// Listens on `bindAddress:port` (0 picks a free port) and returns the port.
     /// May be called again for another address.
     @discardableResult
     public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 0) throws -> UInt16 {
-        ignoreSIGPIPE()
-        let address = try Sock.parseAddress(bindAddress)
-        let l = try Listener(address: address, port: port, queue: acceptQueue) { [weak self] fd, peer, peerPort in
-            guard let self else { close(fd); return }
-            self.accepted(fd, peer: peer, peerPort: peerPort)
-        }
-        acceptQueue.sync { listeners.append(l) }
-        l.start()
-        return l.port
+        try acceptor.listen(bindAddress: bindAddress, port: port)
     }
 
     /// Stops listening and closes every connection, pending or relaying.
-    public func stop() {
-        let ls = acceptQueue.sync { () -> [Listener] in
-            defer { listeners = [] }
-            return listeners
-        }
-        for l in ls { l.stop() }
-        table.stopAll()
-    }
+    public func stop() { acceptor.stop() }
 
     /// Connections currently pending or relaying.
     public var connectionCount: Int { table.count }
-
-    private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
-        let client = peer.map { endpoint($0, peerPort) } ?? "?"
-        guard table.admit(peer) else {
-            _ = ap_set_linger_reset(fd)
-            close(fd)
-            events.record(Event(.connectionBlocked, subject: "(client \(client))",
-                                reason: "more than \(config.maxConnectionsPerClient) concurrent connections from this client",
-                                details: ["client": client]))
-            return
-        }
-        let c = ProxyConnection(fd: fd, peer: peer, clientEndpoint: client, proxy: self)
-        table.add(c)
-        c.start()
-    }
 
     func vet(_ address: IPAddress, _ pattern: HostPattern) -> AddressPolicy.Verdict {
         if config.permitLoopbackUpstreamForTests, AddressPolicy.classify(address) == .loopback { return .allowed }
@@ -171,7 +144,7 @@ public final class SNIProxy: @unchecked Sendable {
 
 /// One client connection through the proxy: ClientHello, decision, resolve,
 /// dial, relay. All state lives on `queue`.
-final class ProxyConnection: Stoppable, @unchecked Sendable {
+final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private enum Phase { case hello, connecting, relaying(Relay), closed }
 
     private let client: Int32

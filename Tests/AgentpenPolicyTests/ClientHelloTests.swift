@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import AgentpenTestSupport
 import Testing
 @testable import AgentpenPolicy
 

@@ -2,6 +2,7 @@ import AgentpenEvents
 import AgentpenPolicy
 import Foundation
 import Glibc
+import AgentpenTestSupport
 import Testing
 @testable import AgentpenProxy
 

@@ -1,0 +1,70 @@
+import AgentpenEvents
+import AgentpenPolicy
+import CShim
+import Dispatch
+import Foundation
+
+/// A connection the acceptor made and owns until it removes itself from the table.
+protocol AcceptedConnection: Stoppable {
+    func start()
+}
+
+/// What the proxy and the forwarder share: listening sockets, the table of live
+/// connections, and the per-client cap. Each admitted descriptor becomes a
+/// connection made by `open`; one over the cap is reset and recorded.
+final class Acceptor: @unchecked Sendable {
+    let table: ConnectionTable
+    private let events: any EventSink
+    private let queue: DispatchQueue
+    private var listeners: [Listener] = []
+    /// Set once by the owner after its own initialisation.
+    var open: (@Sendable (_ fd: Int32, _ peer: IPAddress?, _ client: String) -> (any AcceptedConnection)?)?
+
+    init(label: String, cap: Int, events: any EventSink) {
+        table = ConnectionTable(cap: cap)
+        self.events = events
+        queue = DispatchQueue(label: label)
+    }
+
+    /// Listens on `bindAddress:port` (0 picks a free port); returns the port.
+    func listen(bindAddress: String, port: UInt16) throws -> UInt16 {
+        ignoreSIGPIPE()
+        let address = try Sock.parseAddress(bindAddress)
+        let l = try Listener(address: address, port: port, queue: queue) { [weak self] fd, peer, peerPort in
+            guard let self else { close(fd); return }
+            self.accepted(fd, peer: peer, peerPort: peerPort)
+        }
+        queue.sync { listeners.append(l) }
+        l.start()
+        return l.port
+    }
+
+    /// Stops listening and closes every connection.
+    func stop() {
+        let ls = queue.sync { () -> [Listener] in
+            defer { listeners = [] }
+            return listeners
+        }
+        for l in ls { l.stop() }
+        table.stopAll()
+    }
+
+    private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
+        let client = peer.map { endpoint($0, peerPort) } ?? "?"
+        guard table.admit(peer) else {
+            _ = ap_set_linger_reset(fd)
+            close(fd)
+            events.record(Event(.connectionBlocked, subject: "(client \(client))",
+                                reason: "more than \(table.cap) concurrent connections from this client",
+                                details: ["client": client]))
+            return
+        }
+        guard let c = open?(fd, peer, client) else {
+            close(fd)
+            table.remove(nil, client: peer)
+            return
+        }
+        table.add(c)
+        c.start()
+    }
+}

@@ -36,6 +36,7 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
     local report="$dir/report.xml"
     local -a cmd=(env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 NO_COLOR=1
                   CI="${CI:-}" AGENTPEN_BIN="$stage/agentpen" AGENTPEN_TEST_DIR="$dir/work" TMPDIR=/tmp
+                  AGENTPEN_WORLD="${world:-}"
                   "$stage/$(basename "$bundle")" --testing-library swift-testing --filter "$filter"
                   ${skip:+--skip "$skip"} --xunit-output "$report")
     if [ "$as_user" = yes ]; then
@@ -44,6 +45,8 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
     else
         cmd=(env HOME=/root USER=root "${cmd[@]}")
     fi
+    # world=DIR run_suite …: inside the test world's host namespace (tests/world).
+    if [ -n "${world:-}" ]; then cmd=(ip netns exec apw-host "${cmd[@]}"); fi
     echo "== $name"
     "${cmd[@]}" || true
     reports+=("$report")
@@ -52,7 +55,17 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
 # The netlink tests re-run their inner halves inside fresh namespaces; those
 # halves are not run (nor reported) at the top level.
 run_suite unit 'AgentpenPolicyTests|AgentpenProxyTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
-run_suite e2e-user 'EndToEndTests' yes
-run_suite e2e-root 'EndToEndTests' no
+run_suite e2e-user 'EndToEndTests' yes 'NetworkTests'
+run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
+
+# --- The network suite, inside the test world (tests/world/README.md) ----------
+# world.sh up is idempotent; the cleanup trap takes the world down again. If it
+# fails to come up, the suite still runs and fails (under CI=true it never skips).
+world_up=1
+bash tests/world/world.sh up || echo "run.sh: the test world did not come up" >&2
+world=/run/apw run_suite network-user 'NetworkTests' yes
+world=/run/apw run_suite network-root 'NetworkTests' no
+bash tests/world/world.sh down >/dev/null 2>&1 || true
+world_up=
 
 python3 tests/summary.py "${reports[@]}"

@@ -169,6 +169,10 @@ final class NetworkedRun {
         if let pastaFailure {
             throw .internalError(pastaFailure + "; run agentpen --check")
         }
+        // The helper exits 125 after printing why, before bubblewrap ever ran.
+        if helperStatus == 125 && !report.contains("\"child-pid\"") && ap_received_signal() == 0 {
+            throw .alreadyReported
+        }
         return try Runner.interpret(status: helperStatus ?? 125, bwrapReport: report)
     }
 

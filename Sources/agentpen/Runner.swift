@@ -11,6 +11,8 @@ struct Failure: Error, CustomStringConvertible {
     var description: String { message }
 
     static func usage(_ m: String) -> Failure { Failure(status: 2, message: m) }
+    /// A failure whose cause a helper has already printed.
+    static let alreadyReported = Failure(status: 125, message: "")
     static func internalError(_ m: String) -> Failure { Failure(status: 125, message: m) }
 }
 

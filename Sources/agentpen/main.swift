@@ -30,16 +30,18 @@ func openLog(_ path: String?) -> Int32? {
 let arguments = CommandLine.arguments
 // Internal entry points, run by agentpen itself; hidden from --help.
 if arguments.count > 1 && arguments[1] == "__exec" {
-    ExecHelper.main(arguments.dropFirst(2))
+    ExecHelper.main(arguments.dropFirst(2))   // the agent's signals stay at their defaults
 }
+
+// A helper that dies of SIGPIPE (nft exiting before reading its input) could not
+// say what failed; children get default signals back from the spawn primitive.
+signal(SIGPIPE, SIG_IGN)
 if arguments.count > 1 && arguments[1] == "__probe" {
     Probe.main(arguments.dropFirst(2))
 }
 if arguments.count > 1 && arguments[1] == "__netns" {
     NetHelper.main(arguments.dropFirst(2))
 }
-
-signal(SIGPIPE, SIG_IGN)
 
 // Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
 // usual soft limit of 1024 would cap a busy agent at ~170 connections. The
@@ -82,7 +84,7 @@ case .dryRun, .run:
         if let summary = events.summary() { printError(summary) }
         exit(status)
     } catch {
-        printError(error.message)
+        if !error.message.isEmpty { printError(error.message) }
         if error.status == 2 { printError("see agentpen --help") }
         exit(error.status)
     }

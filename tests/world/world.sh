@@ -13,7 +13,7 @@ HOST=apw-host
 VH=apw-h0     # veth end in apw-host
 VS=apw-s0     # veth end in apw-srv
 PY=/usr/bin/python3
-NAMES=(allowed.test other.test a.wild.test b.wild.test v6only.test private-denied.test)
+NAMES=(allowed.test other.test a.wild.test b.wild.test v6only.test private-denied.test reset.test)
 
 die() { echo "world.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
@@ -60,6 +60,7 @@ make_netns() {
     ip -n $SRV addr replace fd0c::1/64 dev $VS nodad
     ip -n $SRV addr replace 198.18.0.10/32 dev $VS
     ip -n $SRV addr replace 198.18.0.11/32 dev $VS
+    ip -n $SRV addr replace 198.18.0.12/32 dev $VS   # faults.py (reset server)
     ip -n $SRV addr replace fd0c::10/128 dev $VS nodad
     ip -n $HOST link set $VH up
     ip -n $SRV link set $VS up
@@ -75,6 +76,12 @@ make_etc() {
 198.18.0.10	allowed.test other.test a.wild.test b.wild.test
 fd0c::10	v6only.test
 198.18.0.11	private-denied.test
+198.18.0.12	reset.test
+# Names the SNI proxy must never dial (never reachable; for refusal tests):
+127.0.0.1	loopback-name.test
+::1	loopback6-name.test
+169.254.169.254	metadata.test
+0.0.0.0	unspecified-name.test
 HOSTS
     echo "nameserver 198.18.0.1" > /etc/netns/$HOST/resolv.conf
     chmod 0644 /etc/netns/$HOST/hosts /etc/netns/$HOST/resolv.conf
@@ -93,7 +100,7 @@ make_pki() {
     openssl ecparam -name prime256v1 -genkey -noout -out "$d/server.key" 2>/dev/null
     openssl req -new -key "$d/server.key" -subj "/CN=allowed.test" -out "$d/server.csr" 2>/dev/null
     local san="DNS:allowed.test,DNS:other.test,DNS:*.wild.test,DNS:a.wild.test,DNS:b.wild.test"
-    san+=",DNS:v6only.test,DNS:private-denied.test"
+    san+=",DNS:v6only.test,DNS:private-denied.test,DNS:reset.test"
     san+=",IP:198.18.0.1,IP:198.18.0.10,IP:198.18.0.11,IP:fd0c:0:0:0:0:0:0:1,IP:fd0c:0:0:0:0:0:0:10"
     cat > "$d/server.ext" <<EXT
 basicConstraints=critical,CA:FALSE
@@ -114,6 +121,7 @@ make_www() {
     [ -e "$STATE/www/big" ] || truncate -s 256M "$STATE/www/big"
     echo "agentpen test world" > "$STATE/www/index.html"
     chmod 0755 "$STATE/www"; chmod 0644 "$STATE/www/big" "$STATE/www/index.html"
+    make_git_repo
     mkdir -p "$STATE/nginx-tmp"; chmod 0700 "$STATE/nginx-tmp"
     chown www-data: "$STATE/nginx-tmp" 2>/dev/null || true
     local tls="ssl_certificate $STATE/server.pem; ssl_certificate_key $STATE/pki/server.key;"
@@ -163,6 +171,31 @@ CONF
     chmod 0644 "$STATE/nginx.conf"
 }
 
+# A bare repository served over git's dumb HTTP protocol (static files):
+# https://allowed.test/repo.git, one commit with README "hello from the test repo".
+make_git_repo() {
+    local repo="$STATE/www/repo.git" tmp
+    [ -s "$repo/info/refs" ] && return 0
+    rm -rf "$repo"
+    tmp=$(mktemp -d)
+    git -c init.defaultBranch=main init -q "$tmp/src"
+    echo "hello from the test repo" > "$tmp/src/README"
+    git -C "$tmp/src" add README
+    git -C "$tmp/src" -c user.email=world@apw.test -c user.name=world commit -q -m "test repo"
+    git clone -q --bare "$tmp/src" "$repo"
+    git -C "$repo" update-server-info
+    rm -rf "$tmp"
+    chmod -R a+rX "$repo"
+}
+
+start_faults() {
+    pid_alive "$STATE/faults.pid" faults.py && return 0
+    ip netns exec $SRV setsid $PY "$HERE/faults.py" --log "$STATE/arrivals.log" --pidfile "$STATE/faults.pid" \
+        </dev/null >>"$STATE/faults.stderr" 2>&1 &
+    local i; for i in $(seq 1 50); do pid_alive "$STATE/faults.pid" faults.py && return 0; sleep 0.1; done
+    die "fault servers did not start; see $STATE/faults.stderr"
+}
+
 start_nginx() {
     pid_alive "$STATE/nginx.pid" nginx && return 0
     touch "$STATE/nginx-access.log" "$STATE/nginx-error.log"
@@ -207,12 +240,14 @@ cmd_up() {
     make_www
     start_logger
     start_nginx
+    start_faults
     wait_net
     echo "world up: state=$STATE  (apw-host 198.18.0.2, fd0c::2; servers 198.18.0.10/.11, fd0c::10)"
 }
 
 cmd_down() {
     [ -d "$STATE" ] && kill_pidfile "$STATE/arrivals.pid" arrivals.py
+    [ -d "$STATE" ] && kill_pidfile "$STATE/faults.pid" faults.py
     if [ -d "$STATE" ] && pid_alive "$STATE/nginx.pid" nginx; then
         local p; p=$(cat "$STATE/nginx.pid")
         kill -QUIT "$p" 2>/dev/null || true
@@ -251,6 +286,8 @@ cmd_status() {
     else echo "nginx: NOT running"; ok=1; fi
     if pid_alive "$STATE/arrivals.pid" arrivals.py; then echo "arrivals logger: running pid $(cat "$STATE/arrivals.pid")"
     else echo "arrivals logger: NOT running"; ok=1; fi
+    if pid_alive "$STATE/faults.pid" faults.py; then echo "fault servers: running pid $(cat "$STATE/faults.pid")"
+    else echo "fault servers: NOT running"; ok=1; fi
     [ -s "$STATE/ca.pem" ] && echo "CA: $STATE/ca.pem" || { echo "CA: missing"; ok=1; }
     [ -s /etc/netns/$HOST/hosts ] && echo "hosts: /etc/netns/$HOST/hosts" || { echo "hosts: missing"; ok=1; }
     echo "logs: $STATE/nginx-access.log $STATE/arrivals.log"

@@ -501,7 +501,7 @@ extension NetworkTests {
         /// The command line of agentpen's pasta child (polled: up to 5 s).
         static func pastaCommandLine(_ l: Launched) -> [String] {
             for _ in 0..<250 {
-                if let pasta = l.tree.first(where: { ($0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt")) && $0.isAlive }),
+                if let pasta = attachedPasta(l),
                    let text = try? String(contentsOfFile: "/proc/\(pasta.pid)/cmdline", encoding: .utf8), !text.isEmpty {
                     return text.split(separator: "\0").map(String.init)
                 }
@@ -540,13 +540,22 @@ extension NetworkTests {
             }
         }
 
+        static func attachedPasta(_ l: Launched) -> ProcInfo? {
+            l.tree.first { p in
+                (p.comm.hasPrefix("pasta") || p.comm.hasPrefix("passt")) && p.isAlive
+                    && ((try? String(contentsOfFile: "/proc/\(p.pid)/cmdline", encoding: .utf8)) ?? "").contains("--config-net")
+            }
+        }
+
         @Test func pastaKilledMidRun() throws {
             let f = try NetFixture()
             let m = "1000.\(Int.random(in: 100_000...999_999))"
             var killed: ProcInfo?
             let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/sleep", m]) { l in
                 #expect(waitUntil(20) { !processes(running: ["/bin/sleep", m]).isEmpty }, "sandbox did not start: \(l.stderr)")
-                killed = l.tree.first { $0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt") }
+                // The pasta attached to the namespace, not a short-lived `pasta --help` probe.
+                #expect(waitUntil(5) { Self.attachedPasta(l) != nil }, "no attached pasta: \(l.tree)")
+                killed = Self.attachedPasta(l)
                 if let killed { kill(killed.pid, SIGKILL) }
             }
             #expect(killed != nil, "no pasta among agentpen's processes: \(r.tree)")

@@ -47,6 +47,12 @@ private let rtprotBoot: UInt8 = 3         // RTPROT_BOOT
 private let iffUp: UInt32 = 0x1           // IFF_UP
 private let iffLoopback: UInt32 = 0x8     // IFF_LOOPBACK
 private let nlmFExcl: Int32 = 0x200       // NLM_F_EXCL
+private let nlmFReplace: Int32 = 0x100    // NLM_F_REPLACE
+private let tableLocal: UInt32 = 255      // RT_TABLE_LOCAL
+private let rtnLocal: UInt8 = 2           // RTN_LOCAL
+private let scopeHost: UInt8 = 254        // RT_SCOPE_HOST
+private let rtprotKernel: UInt8 = 2       // RTPROT_KERNEL
+private let rtaxQuickAck: Int32 = 15      // RTAX_QUICKACK
 
 /// libnl reports its own error numbers (NLE_*); map them back to errno so the
 /// project's one error type prints the usual text.
@@ -295,6 +301,41 @@ public final class NetlinkRoute {
         rtnl_route_add_nexthop(r, nh)
         err = rtnl_route_add(sock, r, nlmFExcl)
         if err < 0 { throw nlError("rtnl_route_add", "\(gateway)/32 dev #\(interfaceIndex)", err) }
+    }
+
+    /// Marks the loopback routes (local table) `quickack`: TCP on the namespace's
+    /// loopback then acknowledges at once. pasta's spliced socket writes small
+    /// records without TCP_NODELAY and waits for each ACK, which a client's
+    /// delayed ACK would hold for up to 40 ms on every new connection.
+    public func setLoopbackQuickAck() throws {
+        guard let lo = try links().first(where: { $0.isLoopback }) else {
+            throw SystemError("setLoopbackQuickAck", "no loopback interface", errno: ENODEV)
+        }
+        for (destination, prefix) in [("127.0.0.0", Int32(8)), ("127.0.0.1", Int32(32))] {
+            guard let dst = makeAddr(family: AF_INET, destination, prefix: prefix),
+                  let src = makeAddr(family: AF_INET, "127.0.0.1", prefix: 32) else {
+                throw SystemError("setLoopbackQuickAck", destination, errno: EINVAL)
+            }
+            defer { nl_addr_put(dst); nl_addr_put(src) }
+            guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
+            defer { rtnl_route_put(r) }
+            rtnl_route_set_family(r, UInt8(AF_INET))
+            rtnl_route_set_table(r, tableLocal)
+            rtnl_route_set_type(r, rtnLocal)
+            rtnl_route_set_scope(r, scopeHost)
+            rtnl_route_set_protocol(r, rtprotKernel)
+            var err = rtnl_route_set_dst(r, dst)
+            if err < 0 { throw nlError("rtnl_route_set_dst", destination, err) }
+            err = rtnl_route_set_pref_src(r, src)
+            if err < 0 { throw nlError("rtnl_route_set_pref_src", destination, err) }
+            err = rtnl_route_set_metric(r, rtaxQuickAck, 1)
+            if err < 0 { throw nlError("rtnl_route_set_metric", "quickack", err) }
+            guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
+            rtnl_route_nh_set_ifindex(nh, lo.index)
+            rtnl_route_add_nexthop(r, nh)
+            err = rtnl_route_add(sock, r, nlmFReplace)
+            if err < 0 { throw nlError("rtnl_route_add", "local \(destination)/\(prefix) quickack", err) }
+        }
     }
 
     // MARK: the helper's two steps

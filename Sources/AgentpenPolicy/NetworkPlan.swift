@@ -3,11 +3,8 @@
 public enum NetworkPlan {
     /// How a connection to an allowed name travels from the namespace to the proxy.
     public enum Hop: String, Sendable, CaseIterable {
-        /// agentpen's forwarder listens on the namespace's loopback :443 and connects
-        /// to an inner loopback port that pasta splices to the proxy's port on the
-        /// host's loopback (`-T INNER:PORT`). The forwarder, not the agent's own
-        /// socket, then talks to pasta: it acks at once, which pasta's unbuffered
-        /// small writes need (else ~40 ms per new connection).
+        /// pasta listens on the namespace's loopback :443 and splices each
+        /// connection to the proxy's port on the host's loopback (`-T 443:PORT`).
         case splice
         /// agentpen's forwarder listens on the namespace's loopback :443 and
         /// connects to gateway:PORT, which pasta's tap maps to the host's loopback.
@@ -35,12 +32,6 @@ public enum NetworkPlan {
     /// this is the cap per sandbox.
     public static let connectionsPerSandbox = 2048
 
-    /// The namespace loopback port pasta splices to the proxy (splice hop): the
-    /// proxy's own number, unless that would collide with :443 or :53 inside.
-    public static func innerPort(forProxyPort port: UInt16) -> UInt16 {
-        port == 443 || port == 53 ? 4443 : port
-    }
-
     /// /etc/hosts inside: each exact allowed name → the forwarder. Wildcards
     /// cannot be listed; the DNS responder answers those.
     public static func hostsFile(_ allowlist: Allowlist) -> String {
@@ -59,8 +50,8 @@ public enum NetworkPlan {
                  "-t", "none", "-u", "none", "-U", "none"]
         switch hop {
         case .splice:
-            // The one port that leads anywhere: namespace loopback INNER → the proxy.
-            a += ["-T", "\(innerPort(forProxyPort: proxyPort)):\(proxyPort)"]
+            // The one port that leads anywhere: namespace loopback :443 → the proxy.
+            a += ["-T", "443:\(proxyPort)"]
             // Nothing needs the gateway to reach the host, so it does not.
             if features.noMapGateway { a += ["--no-map-gw"] }
             else if features.mapHostLoopback { a += ["--map-host-loopback", "none"] }

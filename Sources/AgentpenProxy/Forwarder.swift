@@ -5,8 +5,8 @@ import Dispatch
 import Foundation
 
 /// Accepts on a local address and splices every connection to one fixed target
-/// (inside the namespace: loopback:443 → pasta's splice port, or gateway:<proxy
-/// port> through the tap). It decides nothing; the proxy at the other end does.
+/// (inside the namespace, for the gateway hop: loopback:443 → gateway:<proxy
+/// port> through pasta's tap). It decides nothing; the proxy at the other end does.
 /// Same relay as the proxy.
 public final class Forwarder: @unchecked Sendable {
     public let target: IPAddress

@@ -87,22 +87,20 @@ enum NetHelper {
         do { try dns.start(bindAddress: "127.0.0.1", port: 53) }
         catch { fail("cannot start the DNS responder inside the sandbox: \(error)") }
         _ = try? dns.start(bindAddress: "::1", port: 53)   // IPv6 loopback may be absent
-        // The forwarder on loopback :443: to pasta's splice port, or through the tap to the gateway.
-        let target: IPAddress?
-        let targetPort: UInt16
+        // Loopback :443: pasta's splice, or agentpen's forwarder through the tap to the gateway.
+        var forwarder: Forwarder?
         switch args.hop {
         case .splice:
-            target = IPAddress(NetworkPlan.forwarderAddress)
-            targetPort = NetworkPlan.innerPort(forProxyPort: args.proxyPort)
+            do { try NetlinkRoute().setLoopbackQuickAck() }
+            catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
-            target = IPAddress(gateway)
-            targetPort = args.proxyPort
+            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
+            let f = Forwarder(target: target, port: args.proxyPort, events: events,
+                              config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
+            do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
+            catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
+            forwarder = f
         }
-        guard let target else { fail("gateway \(gateway) is not an IPv4 address") }
-        let forwarder = Forwarder(target: target, port: targetPort, events: events,
-                                  config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
-        do { try forwarder.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
-        catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
 
         // 5. The sandbox itself.
         var spawn = Spawn.Options()
@@ -116,7 +114,7 @@ enum NetHelper {
         ap_forward_termination_to(pid)
         let status = Spawn.wait(pid)
         dns.stop()
-        forwarder.stop()
+        forwarder?.stop()
         reportFirewall(events)
         exit(status)
     }

@@ -437,6 +437,7 @@ import Testing
             #!/bin/sh
             echo "config=$CLAUDE_CONFIG_DIR key=$ANTHROPIC_API_KEY"
             echo token > "$CLAUDE_CONFIG_DIR/.credentials.json" && echo saved
+            echo '{"n":1}' > "$CLAUDE_CONFIG_DIR/.claude.json.tmp" && mv "$CLAUDE_CONFIG_DIR/.claude.json.tmp" "$CLAUDE_CONFIG_DIR/.claude.json" && echo renamed
             grep -c anthropic /etc/hosts
             cat ~/.ssh/id_ed25519 2>/dev/null || echo no-ssh
             """, mode: 0o755)
@@ -445,9 +446,12 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("config=\(f.home)/.claude key=sk-test"), "\(r.stdout)")
         #expect(r.stdout.contains("saved"))
+        // Claude rewrites its config by rename; that works inside the writable dir.
+        #expect(r.stdout.contains("renamed"))
+        #expect(f.read(f.home + "/.claude/.claude.json") == "{\"n\":1}\n")
         #expect(r.stdout.contains("no-ssh"))
         #expect(!r.stdout.contains("SECRET"))
-        #expect((Int(r.stdout.split(separator: "\n").dropFirst(2).first ?? "") ?? 0) >= 1, "no preset hosts in /etc/hosts")
+        #expect((Int(r.stdout.split(separator: "\n").dropFirst(3).first ?? "") ?? 0) >= 1, "no preset hosts in /etc/hosts")
         // The login survives the run: ~/.claude is the real directory, created when missing.
         #expect(f.read(f.home + "/.claude/.credentials.json") == "token\n")
     }

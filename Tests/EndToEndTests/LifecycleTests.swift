@@ -10,24 +10,8 @@ import Testing
     /// terminal's Ctrl-C can be imitated by signalling the group. posix_spawn and
     /// waitpid directly: the test must see the exit status itself.
     static func start(_ f: Fixture, _ script: String) throws -> pid_t {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attr, 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", O_RDWR, 0) }
-        let args: [String] = [Agentpen.binary, "-C", f.project, "--", "/bin/sh", "-c", script]
-        let env: [String] = Agentpen.environment(home: f.home).map { "\($0.key)=\($0.value)" }
-        let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, Agentpen.binary, &actions, &attr, argv, envp)
-        if rc != 0 { throw TestFailure("posix_spawn: \(rc)") }
-        return pid
+        try spawn([Agentpen.binary, "-C", f.project, "--", "/bin/sh", "-c", script],
+                  env: Agentpen.environment(home: f.home), stdout: "/dev/null")
     }
 
     /// The shell-style exit status, or nil when it did not exit in time (then killed).

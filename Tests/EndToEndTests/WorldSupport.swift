@@ -527,36 +527,6 @@ final class HostListener {
 
 // MARK: - Processes
 
-/// Starts `argv` in its own process group with stdin from /dev/null and stdout and
-/// stderr to files (stderr to `stderr`, or to `stdout` when nil).
-func spawn(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil, stdout: String,
-           stderr: String? = nil) throws -> pid_t {
-    var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
-    posix_spawnattr_setpgroup(&attr, 0)
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    if let stderr {
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    } else {
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    }
-    let environment = env ?? ProcessInfo.processInfo.environment
-    // The working directory through env(1), which then execs the program (same PID).
-    let argv = cwd.map { ["/usr/bin/env", "-C", $0, "--"] + argv } ?? argv
-    let argvC: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    let envC: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (argvC + envC).forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, &attr, argvC, envC)
-    if rc != 0 { throw TestFailure("posix_spawn \(argv[0]): \(rc)") }
-    return pid
-}
 
 /// One entry of /proc/PID/stat.
 struct ProcInfo: Hashable, CustomStringConvertible {

@@ -283,24 +283,8 @@ public final class NetlinkRoute {
 
     /// Adds `gateway/32 dev #interfaceIndex scope link` to the main table.
     public func addHostRoute(to gateway: String, interfaceIndex: Int32) throws {
-        guard let dst = makeAddr(family: AF_INET, gateway, prefix: 32) else {
-            throw SystemError("addHostRoute", "not an IPv4 address: \(gateway)", errno: EINVAL)
-        }
-        defer { nl_addr_put(dst) }
-        guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
-        defer { rtnl_route_put(r) }
-        rtnl_route_set_family(r, UInt8(AF_INET))
-        rtnl_route_set_table(r, tableMain)
-        rtnl_route_set_scope(r, scopeLink)
-        rtnl_route_set_type(r, rtnUnicast)
-        rtnl_route_set_protocol(r, rtprotBoot)
-        var err = rtnl_route_set_dst(r, dst)
-        if err < 0 { throw nlError("rtnl_route_set_dst", gateway, err) }
-        guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
-        rtnl_route_nh_set_ifindex(nh, interfaceIndex)
-        rtnl_route_add_nexthop(r, nh)
-        err = rtnl_route_add(sock, r, nlmFExcl)
-        if err < 0 { throw nlError("rtnl_route_add", "\(gateway)/32 dev #\(interfaceIndex)", err) }
+        try addIPv4Route(destination: gateway, prefix: 32, table: tableMain, type: rtnUnicast, scope: scopeLink,
+                         protocol: rtprotBoot, interfaceIndex: interfaceIndex, flags: nlmFExcl)
     }
 
     /// Marks the loopback routes (local table) `quickack`: TCP on the namespace's
@@ -312,30 +296,47 @@ public final class NetlinkRoute {
             throw SystemError("setLoopbackQuickAck", "no loopback interface", errno: ENODEV)
         }
         for (destination, prefix) in [("127.0.0.0", Int32(8)), ("127.0.0.1", Int32(32))] {
-            guard let dst = makeAddr(family: AF_INET, destination, prefix: prefix),
-                  let src = makeAddr(family: AF_INET, "127.0.0.1", prefix: 32) else {
-                throw SystemError("setLoopbackQuickAck", destination, errno: EINVAL)
-            }
-            defer { nl_addr_put(dst); nl_addr_put(src) }
-            guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
-            defer { rtnl_route_put(r) }
-            rtnl_route_set_family(r, UInt8(AF_INET))
-            rtnl_route_set_table(r, tableLocal)
-            rtnl_route_set_type(r, rtnLocal)
-            rtnl_route_set_scope(r, scopeHost)
-            rtnl_route_set_protocol(r, rtprotKernel)
-            var err = rtnl_route_set_dst(r, dst)
-            if err < 0 { throw nlError("rtnl_route_set_dst", destination, err) }
-            err = rtnl_route_set_pref_src(r, src)
-            if err < 0 { throw nlError("rtnl_route_set_pref_src", destination, err) }
-            err = rtnl_route_set_metric(r, rtaxQuickAck, 1)
-            if err < 0 { throw nlError("rtnl_route_set_metric", "quickack", err) }
-            guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
-            rtnl_route_nh_set_ifindex(nh, lo.index)
-            rtnl_route_add_nexthop(r, nh)
-            err = rtnl_route_add(sock, r, nlmFReplace)
-            if err < 0 { throw nlError("rtnl_route_add", "local \(destination)/\(prefix) quickack", err) }
+            try addIPv4Route(destination: destination, prefix: prefix, table: tableLocal, type: rtnLocal,
+                             scope: scopeHost, protocol: rtprotKernel, interfaceIndex: lo.index,
+                             preferredSource: "127.0.0.1", quickAck: true, flags: nlmFReplace)
         }
+    }
+
+    /// One IPv4 route with a single next hop through `interfaceIndex`.
+    private func addIPv4Route(destination: String, prefix: Int32, table: UInt32, type: UInt8, scope: UInt8,
+                              protocol proto: UInt8, interfaceIndex: Int32, preferredSource: String? = nil,
+                              quickAck: Bool = false, flags: Int32) throws {
+        let what = "\(destination)/\(prefix) dev #\(interfaceIndex) table \(table)"
+        guard let dst = makeAddr(family: AF_INET, destination, prefix: prefix) else {
+            throw SystemError("addIPv4Route", "not an IPv4 address: \(destination)", errno: EINVAL)
+        }
+        defer { nl_addr_put(dst) }
+        guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
+        defer { rtnl_route_put(r) }
+        rtnl_route_set_family(r, UInt8(AF_INET))
+        rtnl_route_set_table(r, table)
+        rtnl_route_set_scope(r, scope)
+        rtnl_route_set_type(r, type)
+        rtnl_route_set_protocol(r, proto)
+        var err = rtnl_route_set_dst(r, dst)
+        if err < 0 { throw nlError("rtnl_route_set_dst", what, err) }
+        if let preferredSource {
+            guard let src = makeAddr(family: AF_INET, preferredSource, prefix: 32) else {
+                throw SystemError("addIPv4Route", "not an IPv4 address: \(preferredSource)", errno: EINVAL)
+            }
+            defer { nl_addr_put(src) }
+            err = rtnl_route_set_pref_src(r, src)
+            if err < 0 { throw nlError("rtnl_route_set_pref_src", what, err) }
+        }
+        if quickAck {
+            err = rtnl_route_set_metric(r, rtaxQuickAck, 1)
+            if err < 0 { throw nlError("rtnl_route_set_metric", "quickack " + what, err) }
+        }
+        guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
+        rtnl_route_nh_set_ifindex(nh, interfaceIndex)
+        rtnl_route_add_nexthop(r, nh)
+        err = rtnl_route_add(sock, r, flags)
+        if err < 0 { throw nlError("rtnl_route_add", what, err) }
     }
 
     // MARK: the helper's two steps

@@ -19,4 +19,4 @@ for path in args.dropFirst() {
     source += "    \(String(reflecting: name)): \(hashes)\"\"\"\n\(text)\n\"\"\"\(hashes),\n"
 }
 source += "]\n"
-try source.write(toFile: output, atomically: true, encoding: .utf8)
+try source.write(toFile: output, atomically: false, encoding: .utf8)

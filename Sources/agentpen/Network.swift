@@ -52,7 +52,6 @@ enum Network {
 final class NetworkedRun {
     let prepared: Prepared
     let events: EventLog
-    private var children: [pid_t] = []
 
     init(prepared: Prepared, events: EventLog) {
         self.prepared = prepared
@@ -109,7 +108,6 @@ final class NetworkedRun {
         do { helper = try Spawn.start(argv, spawn) } catch {
             throw .internalError("cannot start the namespace helper: \(error)")
         }
-        children.append(helper)
         for fd in [status.w, ready.w, go.r, eventPipe.w] + planFDs.map(\.src) { close(fd) }
         opened.removeAll { [status.w, ready.w, go.r, eventPipe.w].contains($0) || planFDs.map(\.src).contains($0) }
         ap_forward_termination_to(helper)
@@ -138,7 +136,6 @@ final class NetworkedRun {
             _ = Spawn.wait(helper)
             throw .internalError("cannot start pasta: \(error); install passt (apt install passt)")
         }
-        children.append(pastaPID)
         var one: UInt8 = 1
         _ = write(go.w, &one, 1)
         return try finish(helper: helper, pasta: (pastaPID, pastaLog), statusFD: status.r, relay: relay)

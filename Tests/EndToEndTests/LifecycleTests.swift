@@ -114,11 +114,13 @@ import Testing
     sys.exit(3)
     """#
 
-    @Test func ctrlCAndWindowSizeReachTheAgent() throws {
+    /// Offline, and with the network stack (helper, pasta) between agentpen and the agent.
+    @Test(arguments: [[], ["--allow", "unused.test"]])
+    func ctrlCAndWindowSizeReachTheAgent(_ flags: [String]) throws {
         let f = try Fixture()
         try f.write(f.project + "/agent.py", Self.agent)
         try f.write(f.root + "/driver.py", Self.driver)
-        let r = try runProgram("/usr/bin/python3", [f.root + "/driver.py", Agentpen.binary, "--", "/usr/bin/python3", f.project + "/agent.py"],
+        let r = try runProgram("/usr/bin/python3", [f.root + "/driver.py", Agentpen.binary] + flags + ["--", "/usr/bin/python3", f.project + "/agent.py"],
                                env: Agentpen.environment(home: f.home), cwd: f.project, timeout: 60)
         #expect(r.stdout.contains("ISATTY True True"), "\(r.stdout)")
         #expect(r.stdout.contains("SIZE 77x33"), "window size did not reach the agent: \(r.stdout)")

@@ -77,8 +77,12 @@ case .dryRun, .run:
             DryRun.print(prepared)
             exit(0)
         }
+        // Each block is printed as it happens, except onto a terminal the agent's
+        // TUI owns (a stray line would garble its screen): there the summary at
+        // exit lists every blocked name, and --log FILE has each one with its time.
+        let live = isatty(2) == 0
         let events = EventLog(fd: openLog(options.logPath), onBlock: { event in
-            printError("blocked \(event.subject): \(event.reason)")
+            if live { printError("blocked \(event.subject): \(event.reason)") }
         })
         let status = try Network.run(prepared, events: events)
         if let summary = events.summary() { printError(summary) }

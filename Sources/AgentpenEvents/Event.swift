@@ -63,11 +63,19 @@ public final class EventLog: EventSink, @unchecked Sendable {
         self.onBlock = onBlock
     }
 
+    /// Distinct blocked subjects kept for the summary; the rest are only counted,
+    /// so a sandbox asking for endless random names cannot grow agentpen's memory.
+    public static let summaryLimit = 1000
+    private var blockedElsewhere = 0
+
     public func record(_ event: Event) {
         let line = event.jsonLine() + "\n"
         lock.lock()
-        if event.isBlock { blocked["\(event.kind.rawValue) \(event.subject)", default: 0] += 1 }
-        else if event.kind == .connectionAllowed { allowedCount += 1 }
+        if event.isBlock {
+            let key = "\(event.kind.rawValue) \(event.subject)"
+            if blocked[key] != nil || blocked.count < Self.summaryLimit { blocked[key, default: 0] += 1 }
+            else { blockedElsewhere += 1 }
+        } else if event.kind == .connectionAllowed { allowedCount += 1 }
         if let fd {
             line.utf8CString.withUnsafeBufferPointer { buf in
                 _ = write(fd, buf.baseAddress, buf.count - 1)
@@ -81,9 +89,10 @@ public final class EventLog: EventSink, @unchecked Sendable {
     public func summary() -> String? {
         lock.lock(); defer { lock.unlock() }
         guard !blocked.isEmpty else { return nil }
-        let total = blocked.values.reduce(0, +)
-        let items = blocked.sorted { $0.key < $1.key }
+        let total = blocked.values.reduce(0, +) + blockedElsewhere
+        var items = blocked.sorted { $0.key < $1.key }
             .map { $0.value > 1 ? "\($0.key) ×\($0.value)" : $0.key }
+        if blockedElsewhere > 0 { items.append("\(blockedElsewhere) more (see --log)") }
         return "blocked \(total): " + items.joined(separator: ", ")
     }
 }

@@ -1,6 +1,7 @@
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import Foundation
 import Glibc
 
 let version = "0.1.0"
@@ -25,6 +26,27 @@ func openLog(_ path: String?) -> Int32? {
         exit(125)
     }
     return fd
+}
+
+/// Prints blocks as they happen, up to a bound: a sandbox hammering denied names
+/// must not flood the user's stderr; the exit summary still counts them all.
+final class LiveBlockPrinter: @unchecked Sendable {
+    static let limit = 200
+    private let enabled: Bool
+    private let lock = NSLock()
+    private var count = 0
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func show(_ event: Event) {
+        guard enabled else { return }
+        lock.lock()
+        count += 1
+        let n = count
+        lock.unlock()
+        if n <= Self.limit { printError("blocked \(event.subject): \(event.reason)") }
+        if n == Self.limit { printError("further blocks are counted in the summary at exit (and in --log)") }
+    }
 }
 
 let arguments = CommandLine.arguments
@@ -81,9 +103,8 @@ case .dryRun, .run:
         // TUI owns (a stray line would garble its screen): there the summary at
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
-        let events = EventLog(fd: openLog(options.logPath), onBlock: { event in
-            if live { printError("blocked \(event.subject): \(event.reason)") }
-        })
+        let printed = LiveBlockPrinter(enabled: live)
+        let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
         let status = try Network.run(prepared, events: events)
         if let summary = events.summary() { printError(summary) }
         exit(status)

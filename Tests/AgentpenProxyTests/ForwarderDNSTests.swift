@@ -96,3 +96,23 @@ import Testing
         #expect(events.wait { $0.kind == .dnsRefused && $0.subject == "(malformed query)" } != nil)
     }
 }
+
+@Suite struct EventLogTests {
+    @Test func summaryIsBoundedAndCountsEverything() {
+        let log = EventLog()
+        for i in 0..<(EventLog.summaryLimit + 50) {
+            log.record(Event(.dnsRefused, subject: "n\(i).example", reason: "not in the allowlist"))
+        }
+        log.record(Event(.dnsRefused, subject: "n0.example", reason: "again"))
+        let s = log.summary() ?? ""
+        #expect(s.hasPrefix("blocked \(EventLog.summaryLimit + 51): "))
+        #expect(s.contains("dns-refused n0.example ×2"))
+        #expect(s.hasSuffix("50 more (see --log)"))
+    }
+
+    @Test func nothingBlockedNoSummary() {
+        let log = EventLog()
+        log.record(Event(.connectionAllowed, subject: "a.example", reason: "allowed"))
+        #expect(log.summary() == nil)
+    }
+}

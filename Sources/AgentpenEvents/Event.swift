@@ -9,6 +9,7 @@ public struct Event: Sendable, Equatable, Codable {
         case connectionBlocked = "connection-blocked"
         case dnsAnswered = "dns-answered"
         case dnsRefused = "dns-refused"
+        case persistenceRemoved = "persistence-removed"
         case setup = "setup"
         case failure = "failure"
     }
@@ -31,7 +32,9 @@ public struct Event: Sendable, Equatable, Codable {
         self.time = time
     }
 
-    public var isBlock: Bool { kind == .connectionBlocked || kind == .dnsRefused || kind == .failure }
+    public var isBlock: Bool {
+        kind == .connectionBlocked || kind == .dnsRefused || kind == .failure || kind == .persistenceRemoved
+    }
 
     /// One JSON object, one line.
     public func jsonLine() -> String {

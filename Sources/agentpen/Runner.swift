@@ -163,6 +163,32 @@ enum Runner {
         return status
     }
 
+    /// Files in a repository's `.git` that point git at a config the read-only
+    /// guards do not cover: `commondir` is honoured in any repository, not only
+    /// in worktrees, and `config.worktree` is read when worktree config is on.
+    static let gitRedirects = ["commondir", "config.worktree"]
+
+    /// Which of `gitRedirects` exist before the run.
+    static func gitRedirectsPresent(in project: String) -> Set<String> {
+        let fs = RealFileSystem()
+        guard fs.kind(project + "/.git") == .directory else { return [] }
+        return Set(gitRedirects.filter { fs.kind(project + "/.git/" + $0) != .missing })
+    }
+
+    /// Removes redirects the sandbox planted during the run, and says so.
+    static func removePlantedGitRedirects(in project: String, before: Set<String>, events: EventLog) {
+        let fs = RealFileSystem()
+        guard fs.kind(project + "/.git") == .directory else { return }
+        for name in gitRedirects where !before.contains(name) {
+            let path = project + "/.git/" + name
+            guard fs.kind(path) != .missing else { continue }
+            let removed = unlink(path) == 0
+            events.record(Event(.persistenceRemoved, subject: path,
+                                reason: removed ? "created inside the sandbox; it would redirect git's config, removed"
+                                                : "created inside the sandbox and could not be removed: \(String(cString: strerror(errno))); delete it before running git here"))
+        }
+    }
+
     /// One byte from a readiness pipe; false on EOF (the writer died).
     static func readByte(_ fd: Int32) -> Bool {
         var byte: UInt8 = 0

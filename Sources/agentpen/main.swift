@@ -105,7 +105,12 @@ case .dryRun, .run:
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
         let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
-        let status = try Network.run(prepared, events: events)
+        let redirects = Runner.gitRedirectsPresent(in: prepared.project)
+        func runAndAudit() throws(Failure) -> Int32 {
+            defer { Runner.removePlantedGitRedirects(in: prepared.project, before: redirects, events: events) }
+            return try Network.run(prepared, events: events)
+        }
+        let status = try runAndAudit()
         if let summary = events.summary() { printError(summary) }
         exit(status)
     } catch {

@@ -91,6 +91,19 @@ import Testing
         #expect(!(f.read(f.project + "/.git/config") ?? "").contains("fsmonitor"))
     }
 
+    /// git honours .git/commondir in any repository: a planted one would point
+    /// git at a config with hooks; agentpen removes it after the run and says so.
+    @Test func plantedGitRedirectsAreRemoved() throws {
+        let f = try Fixture()
+        try f.write(f.home + "/src/evil/config", "[core]\n\thooksPath = /tmp\n")
+        let r = try f.sh("echo ../../evil > .git/commondir && echo x > .git/config.worktree && echo planted")
+        #expect(r.stdout.contains("planted"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.project + "/.git/commondir"))
+        #expect(!FileManager.default.fileExists(atPath: f.project + "/.git/config.worktree"))
+        #expect(r.stderr.contains("persistence-removed"), "\(r.stderr)")
+        try f.git(["status", "--short"])   // the repository still works
+    }
+
     @Test func missingHooksDirIsGuardedToo() throws {
         let f = try Fixture()
         try FileManager.default.removeItem(atPath: f.project + "/.git/hooks")

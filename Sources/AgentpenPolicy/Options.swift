@@ -102,6 +102,9 @@ public struct Options: Sendable, Equatable {
       -h, --help             this help
 
     Options end at COMMAND: flags after it belong to COMMAND.
+    environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
+    one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
+    its loopback splice (for measurements).
     exit status: COMMAND's own; 128+N if it died by signal N; 125 agentpen failed;
     126 COMMAND not executable; 127 COMMAND not found; 2 bad usage.
     """

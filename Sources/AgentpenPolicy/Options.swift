@@ -11,6 +11,8 @@ public struct Options: Sendable, Equatable {
     public var mountsRW: [String] = []
     public var allow: [HostPattern] = []
     public var allowParentGit = false
+    /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
+    public var readOnlyConfig = false
     public var logPath: String?
     /// The command and its arguments; empty means the user's shell.
     public var command: [String] = []
@@ -58,6 +60,7 @@ public struct Options: Sendable, Equatable {
             case "--allow": o.allow.append(try host(try value(flag, inline), privateOK: false))
             case "--allow-private": o.allow.append(try host(try value(flag, inline), privateOK: true))
             case "--allow-parent-git": o.allowParentGit = true
+            case "--ro-config": o.readOnlyConfig = true
             case "--log": o.logPath = try value(flag, inline)
             case "--check": modes.append(.check)
             case "--dry-run": modes.append(.dryRun)
@@ -65,7 +68,7 @@ public struct Options: Sendable, Equatable {
             case "-h", "--help": modes.append(.help)
             default: throw UsageError(message: "unknown option \(arg)")
             }
-            if inline != nil && ["--check", "--dry-run", "--version", "--help", "--allow-parent-git"].contains(flag) {
+            if inline != nil && ["--check", "--dry-run", "--version", "--help", "--allow-parent-git", "--ro-config"].contains(flag) {
                 throw UsageError(message: "\(flag) takes no value")
             }
             i += 1
@@ -95,6 +98,8 @@ public struct Options: Sendable, Equatable {
                              subdomain of example.com (repeatable)
       --allow-private HOST   like --allow, and HOST may resolve to a private address
       --allow-parent-git     a git worktree's parent git dir becomes writable
+      --ro-config            the preset's config paths (e.g. ~/.claude) read-only:
+                             nothing the agent runs later can be planted there
       --log FILE             append every allow/block decision to FILE (JSON lines)
       --check                report what this host can enforce, exit 0 if a run would work
       --dry-run              print the full plan and exit

@@ -122,6 +122,13 @@ extension SandboxPlan {
         if let preset {
             for p in preset.readWrite {
                 let abs = Paths.normalize(expandTilde(p, home: home))
+                if options.readOnlyConfig {
+                    // Stricter mode: the agent reads its login and settings, changes nothing.
+                    guard let real = Paths.resolve(abs, in: fs) else { continue }
+                    roMounts.append(real)
+                    plan.notes.append("preset \(preset.name): \(abs) read-only (--ro-config)")
+                    continue
+                }
                 if fs.kind(abs) == .missing { plan.createBeforeRun.append(.directory(abs)) }
                 rwMounts.append(Paths.resolve(abs, in: fs) ?? abs)
                 plan.notes.append("preset \(preset.name): \(abs) read-write")

@@ -207,6 +207,17 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         #expect(p.writable.contains("/home/u/.tool"))
     }
 
+    @Test func readOnlyConfigMode() throws {
+        var nodes = debianLike
+        nodes["/home/u/.tool/settings.json"] = .file("{}", exec: false)
+        let preset = try Preset(name: "t", text: "rw ~/.tool\nrw ~/.missing\n")
+        let p = try plan(["--ro-config", "--", "/bin/sh"], fs: FakeFS(nodes), preset: preset)
+        #expect(occurrences("--ro-bind", in: p.bwrapArgs, width: 2).contains(["/home/u/.tool", "/home/u/.tool"]))
+        #expect(!occurrences("--bind", in: p.bwrapArgs, width: 2).contains(["/home/u/.tool", "/home/u/.tool"]))
+        #expect(!p.writable.contains("/home/u/.tool"))
+        #expect(p.createBeforeRun.isEmpty)   // nothing is created for a read-only run
+    }
+
     @Test func commandNotFound() {
         #expect(throws: PlanError.self) { try plan(["--", "no-such-tool"]) }
     }

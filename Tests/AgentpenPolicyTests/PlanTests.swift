@@ -218,6 +218,31 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         #expect(p.createBeforeRun.isEmpty)   // nothing is created for a read-only run
     }
 
+    /// NixOS: programs live in /nix/store, the system profile is a symlink in /run.
+    @Test func nixosLayout() throws {
+        let fs = FakeFS([
+            "/etc/NIXOS": .file("", exec: false),
+            "/nix/store/aaa-bash/bin/sh": .file("", exec: true),
+            "/nix/store/sss-system/sw/bin/git": .file("", exec: true),
+            "/run/current-system": .link("/nix/store/sss-system"),
+            "/bin/sh": .link("/nix/store/aaa-bash/bin/sh"),
+            "/usr/bin/env": .file("", exec: true),
+            "/home/u/src/p/f": .file("", exec: false),
+        ])
+        var f = facts()
+        f.isNixOS = true
+        let p = try SandboxPlan.make(options: try Options.parse(["--", "/bin/sh"]), facts: f, project: "/home/u/src/p",
+                                     preset: nil, network: .none, fs: fs)
+        let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2)
+        #expect(ro.contains(["/nix", "/nix"]))
+        #expect(ro.contains(["/bin", "/bin"]))
+        #expect(occurrences("--symlink", in: p.bwrapArgs, width: 2).contains(["/nix/store/sss-system", "/run/current-system"]))
+        // The /run tmpfs comes first, the profile symlink after it.
+        let tmpfsRun = p.bwrapArgs.indices.first { p.bwrapArgs[$0] == "--tmpfs" && p.bwrapArgs[$0 + 1] == "/run" }!
+        let link = p.bwrapArgs.firstIndex(of: "/run/current-system")!
+        #expect(tmpfsRun < link)
+    }
+
     @Test func commandNotFound() {
         #expect(throws: PlanError.self) { try plan(["--", "no-such-tool"]) }
     }

@@ -33,6 +33,19 @@ public struct RealFileSystem: FileSystemView {
     }
 
     public func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
+
+    public func list(_ directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
 }
 
 /// Small host queries the runner needs.

@@ -271,6 +271,28 @@ extension SandboxPlan {
         return plan
     }
 
+    /// Submodule git dirs (`.git/modules/NAME`, nested for paths and for
+    /// submodules of submodules) get the same read-only hooks and config.
+    static func guardSubmodules(_ dir: String, fs: any FileSystemView, args a: inout [String],
+                                notes: inout [String], depth: Int) -> [HostPrep] {
+        guard depth < 6, fs.kind(dir) == .directory else { return [] }
+        var create: [HostPrep] = []
+        for name in fs.list(dir).sorted() {
+            let m = dir + "/" + name
+            guard fs.kind(m) == .directory else { continue }
+            if fs.kind(m + "/config") == .file && fs.kind(m + "/HEAD") != .missing {
+                if fs.kind(m + "/hooks") == .missing { create.append(.directory(m + "/hooks")) }
+                for g in ["hooks", "config"] { a += ["--ro-bind", m + "/" + g, m + "/" + g] }
+                notes.append("persistence guard: submodule \(m) hooks and config read-only")
+                create += guardSubmodules(m + "/modules", fs: fs, args: &a, notes: &notes, depth: depth + 1)
+            } else {
+                // A submodule at a/b lives in modules/a/b.
+                create += guardSubmodules(m, fs: fs, args: &a, notes: &notes, depth: depth + 1)
+            }
+        }
+        return create
+    }
+
     /// Read-only `.git/hooks` and `.git/config` (created empty first when
     /// missing), and the parent git dir of a worktree. Returns paths to create.
     static func gitGuards(project: String, options: Options, fs: any FileSystemView,
@@ -285,6 +307,7 @@ extension SandboxPlan {
                 a += ["--ro-bind", p, p]
                 notes.append("persistence guard: \(p) read-only")
             }
+            create += guardSubmodules(git + "/modules", fs: fs, args: &a, notes: &notes, depth: 0)
         case .file:
             // A worktree: ".git" names the real git dir inside the parent repository.
             let text = String(decoding: fs.head(git, bytes: 4096), as: UTF8.self)

@@ -33,6 +33,10 @@ struct FakeFS: FileSystemView {
         if case .file(let c, _) = nodes[Paths.normalize(path)] { return Array(c.utf8.prefix(bytes)) }
         return []
     }
+    func list(_ directory: String) -> [String] {
+        let d = Paths.normalize(directory)
+        return nodes.keys.filter { $0 != "/" && Paths.parent($0) == d }.map { Paths.basename($0) }
+    }
     func isExecutable(_ path: String) -> Bool {
         guard let real = Paths.resolve(path, in: self) else { return false }
         if case .file(_, let x) = nodes[real] { return x }
@@ -157,6 +161,22 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2).map { $0[0] }
         #expect(ro.contains("/home/u/src/p/.git/hooks"))
         #expect(ro.contains("/home/u/src/p/.git/config"))
+    }
+
+    @Test func submoduleGitDirsAreGuarded() throws {
+        var nodes = debianLike
+        nodes["/home/u/src/p/.git/modules/lib/config"] = .file("", exec: false)
+        nodes["/home/u/src/p/.git/modules/lib/HEAD"] = .file("", exec: false)
+        nodes["/home/u/src/p/.git/modules/vendor/x/config"] = .file("", exec: false)
+        nodes["/home/u/src/p/.git/modules/vendor/x/HEAD"] = .file("", exec: false)
+        nodes["/home/u/src/p/.git/modules/vendor/x/hooks/pre-commit.sample"] = .file("", exec: false)
+        let p = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
+        let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2).map { $0[0] }
+        for path in ["/home/u/src/p/.git/modules/lib/config", "/home/u/src/p/.git/modules/lib/hooks",
+                     "/home/u/src/p/.git/modules/vendor/x/config", "/home/u/src/p/.git/modules/vendor/x/hooks"] {
+            #expect(ro.contains(path), "\(path) not guarded")
+        }
+        #expect(p.createBeforeRun.contains(.directory("/home/u/src/p/.git/modules/lib/hooks")))
     }
 
     @Test func missingHooksAreCreatedFirst() throws {

@@ -104,6 +104,25 @@ import Testing
         try f.git(["status", "--short"])   // the repository still works
     }
 
+    @Test func submoduleHooksAndConfigAreReadOnly() throws {
+        let f = try Fixture()
+        let lib = f.home + "/src/lib"
+        try FileManager.default.createDirectory(atPath: lib, withIntermediateDirectories: true)
+        try f.git(["init", "-q"], in: lib)
+        try f.git(["-c", "user.email=t@e.st", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "lib"], in: lib)
+        try f.git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", lib, "lib"])
+        let m = f.project + "/.git/modules/lib"
+        let r = try f.sh("""
+            echo evil > \(m)/hooks/pre-commit && echo HOOK-WRITTEN
+            git -C lib config core.fsmonitor 'touch /tmp/pwn' && echo CONFIG-WRITTEN
+            git -C lib status --short >/dev/null && echo STATUS-OK
+            """)
+        #expect(!r.stdout.contains("HOOK-WRITTEN"))
+        #expect(!r.stdout.contains("CONFIG-WRITTEN"))
+        #expect(r.stdout.contains("STATUS-OK"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: m + "/hooks/pre-commit"))
+    }
+
     @Test func missingHooksDirIsGuardedToo() throws {
         let f = try Fixture()
         try FileManager.default.removeItem(atPath: f.project + "/.git/hooks")

@@ -7,7 +7,6 @@ public struct Spawn {
     public struct Options {
         /// Descriptor in this process → number in the child (0, 1, 2 are inherited unless remapped).
         public var fds: [(src: Int32, dst: Int32)] = []
-        public var newProcessGroup = false
         /// SIGKILL the child when the spawning thread dies. Spawn from the main thread.
         public var dieWithParent = false
         /// SIGINT and SIGQUIT ignored in the child (they survive exec): the terminal's
@@ -28,7 +27,6 @@ public struct Spawn {
         }
         var maps = options.fds.map { ap_fd_map(src: $0.src, dst: $0.dst) }
         var flags: Int32 = 0
-        if options.newProcessGroup { flags |= Int32(AP_SPAWN_SETPGID) }
         if options.dieWithParent { flags |= Int32(AP_SPAWN_PDEATHSIG) }
         if options.ignoreInteractiveSignals { flags |= Int32(AP_SPAWN_IGNORE_INTERACTIVE) }
         let pid: pid_t = cArgs.withUnsafeBufferPointer { args in

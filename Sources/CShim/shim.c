@@ -8,23 +8,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
-#include <termios.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #define RET(x) do { long r_ = (long)(x); return r_ < 0 ? -errno : r_; } while (0)
 
-const int AP_CLONE_NEWUSER = CLONE_NEWUSER, AP_CLONE_NEWNET = CLONE_NEWNET,
-          AP_CLONE_NEWNS = CLONE_NEWNS, AP_CLONE_NEWPID = CLONE_NEWPID,
-          AP_CLONE_NEWIPC = CLONE_NEWIPC, AP_CLONE_NEWUTS = CLONE_NEWUTS,
-          AP_CLONE_NEWCGROUP = CLONE_NEWCGROUP, AP_CLONE_NEWTIME = 0x00000080;
+const int AP_CLONE_NEWUSER = CLONE_NEWUSER, AP_CLONE_NEWNET = CLONE_NEWNET;
 const int AP_MFD_CLOEXEC = MFD_CLOEXEC, AP_O_CLOEXEC = O_CLOEXEC,
           AP_O_NONBLOCK = O_NONBLOCK, AP_O_PATH = O_PATH;
 const unsigned int AP_SPLICE_F_MOVE = SPLICE_F_MOVE, AP_SPLICE_F_NONBLOCK = SPLICE_F_NONBLOCK;
-const int AP_SOCK_NONBLOCK = SOCK_NONBLOCK, AP_SOCK_CLOEXEC = SOCK_CLOEXEC;
 
 // Only async-signal-safe calls between fork and exec.
 static void child_fail(int report_fd) {
@@ -45,7 +39,6 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
         close(report[0]);
         for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
         if (flags & AP_SPAWN_IGNORE_INTERACTIVE) { signal(SIGINT, SIG_IGN); signal(SIGQUIT, SIG_IGN); }
-        if (flags & AP_SPAWN_SETPGID) setpgid(0, 0);
         if ((flags & AP_SPAWN_PDEATHSIG) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report[1]);
         // Move the report pipe and every source above all targets first, so a
         // dup2 into place can never clobber a source still needed.
@@ -96,36 +89,9 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 
 int ap_memfd_create(const char *name, unsigned int flags) { RET(memfd_create(name, flags)); }
 int ap_pipe2(int fds[2], int flags) { RET(pipe2(fds, flags)); }
-int ap_close_range(unsigned int first, unsigned int last) { RET(syscall(SYS_close_range, first, last, 0)); }
-int ap_pidfd_open(pid_t pid) { RET(syscall(SYS_pidfd_open, pid, 0)); }
-int ap_set_cloexec(int fd, int on) {
-    int f = fcntl(fd, F_GETFD);
-    if (f < 0) return -errno;
-    RET(fcntl(fd, F_SETFD, on ? (f | FD_CLOEXEC) : (f & ~FD_CLOEXEC)));
-}
-int ap_set_nonblock(int fd, int on) {
-    int f = fcntl(fd, F_GETFL);
-    if (f < 0) return -errno;
-    RET(fcntl(fd, F_SETFL, on ? (f | O_NONBLOCK) : (f & ~O_NONBLOCK)));
-}
 int ap_unshare(int flags) { RET(unshare(flags)); }
-int ap_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
-int ap_set_pdeathsig(int sig) { RET(prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)); }
-int ap_set_no_new_privs(void) { RET(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); }
 
-// Moving the terminal's foreground group from a background group raises SIGTTOU
-// unless it is ignored; ignore it for this one call.
-int ap_tcsetpgrp_quiet(int fd, pid_t pgrp) {
-    struct sigaction ign = { .sa_handler = SIG_IGN }, old;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGTTOU, &ign, &old);
-    int r = tcsetpgrp(fd, pgrp);
-    int e = errno;
-    sigaction(SIGTTOU, &old, NULL);
-    return r < 0 ? -e : 0;
-}
 
-int ap_accept4(int fd, int flags) { RET(accept4(fd, NULL, NULL, flags)); }
 ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags) {
     RET(splice(fd_in, NULL, fd_out, NULL, len, flags));
 }

@@ -34,16 +34,17 @@ enum Check {
 
         // User namespaces, tried for real in a fresh single-threaded process.
         let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"])
+        let appArmorRestricts = Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true
         if userns.status == 0 {
             rows.append(Row(layer: "user namespaces", state: .ok, detail: "unprivileged user+network namespace created"))
         } else {
             var fix = "sysctl -w user.max_user_namespaces=15000"
-            if Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true {
+            if appArmorRestricts {
                 fix = "AppArmor restricts unprivileged user namespaces: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (or add an AppArmor profile allowing userns for agentpen, bwrap and pasta)"
             }
             rows.append(Row(layer: "user namespaces", state: .missing, detail: firstLine(userns.output), fix: fix))
         }
-        if Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true, userns.status == 0 {
+        if appArmorRestricts, userns.status == 0 {
             rows.append(Row(layer: "apparmor", state: .ok, detail: "restricts unprivileged user namespaces, but this host allows them for agentpen"))
         }
 

@@ -16,9 +16,8 @@ typedef struct {
 } ap_fd_map;
 
 enum {
-    AP_SPAWN_SETPGID = 1 << 0,      // child gets its own process group
-    AP_SPAWN_PDEATHSIG = 1 << 1,    // child gets SIGKILL when the spawning thread dies
-    AP_SPAWN_IGNORE_INTERACTIVE = 1 << 2, // SIGINT and SIGQUIT ignored (Ctrl-C is for the agent)
+    AP_SPAWN_PDEATHSIG = 1 << 0,    // child gets SIGKILL when the spawning thread dies
+    AP_SPAWN_IGNORE_INTERACTIVE = 1 << 1, // SIGINT and SIGQUIT ignored (Ctrl-C is for the agent)
 };
 
 /// fork + execve. In the child: every signal reset to default, empty mask, the
@@ -31,15 +30,7 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 // ---- descriptors and processes --------------------------------------------
 int ap_memfd_create(const char *name, unsigned int flags);
 int ap_pipe2(int fds[2], int flags);
-int ap_close_range(unsigned int first, unsigned int last);
-int ap_pidfd_open(pid_t pid);
-int ap_set_cloexec(int fd, int on);
-int ap_set_nonblock(int fd, int on);
 int ap_unshare(int flags);
-int ap_setns(int fd, int nstype);
-int ap_set_pdeathsig(int sig);
-int ap_set_no_new_privs(void);
-int ap_tcsetpgrp_quiet(int fd, pid_t pgrp);
 
 /// SIGTERM and SIGHUP to agentpen are passed on (as SIGTERM) to `pid`, and
 /// remembered; SIGINT and SIGQUIT are ignored (the terminal sends them to the
@@ -48,15 +39,12 @@ void ap_forward_termination_to(pid_t pid);
 /// The terminating signal received since ap_forward_termination_to, or 0.
 int ap_received_signal(void);
 
-extern const int AP_CLONE_NEWUSER, AP_CLONE_NEWNET, AP_CLONE_NEWNS, AP_CLONE_NEWPID,
-    AP_CLONE_NEWIPC, AP_CLONE_NEWUTS, AP_CLONE_NEWCGROUP, AP_CLONE_NEWTIME;
+extern const int AP_CLONE_NEWUSER, AP_CLONE_NEWNET;
 extern const int AP_MFD_CLOEXEC, AP_O_CLOEXEC, AP_O_NONBLOCK, AP_O_PATH;
 
-// ---- sockets and splicing -------------------------------------------------
-int ap_accept4(int fd, int flags);
+// ---- splicing ----------------------------------------------------------------
 ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 extern const unsigned int AP_SPLICE_F_MOVE, AP_SPLICE_F_NONBLOCK;
-extern const int AP_SOCK_NONBLOCK, AP_SOCK_CLOEXEC;
 
 // ---- Landlock (raw syscalls; our own struct definitions) ------------------
 struct ap_landlock_ruleset_attr {

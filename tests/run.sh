@@ -10,47 +10,16 @@ bash scripts/deps.sh
 export NO_COLOR=1
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 swift build --build-tests >/dev/null   # fail here if the build failed
-bin=.build/debug
-bundle=$bin/agentpenPackageTests.xctest
-
-stage=$(mktemp -d /var/tmp/agentpen-test.XXXXXX)
+source tests/suite.sh
+stage_setup
 cleanup() {
     [ -n "${world_up:-}" ] && bash tests/world/world.sh down >/dev/null 2>&1 || true
-    chmod -R u+rwX "$stage" 2>/dev/null || true
-    rm -rf "$stage"
+    stage_cleanup
 }
 trap cleanup EXIT
-chmod 0755 "$stage"
-cp "$bin/agentpen" "$bundle" "$stage/"
-chmod 0755 "$stage/agentpen" "$stage/$(basename "$bundle")"
-
-user=agentpen-test
-id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
-uid=$(id -u "$user"); gid=$(id -g "$user")
-
-reports=()
-run_suite() {  # name, filter, as-user(yes/no), [skip regex]
-    local name=$1 filter=$2 as_user=$3 skip=${4:-}
-    local dir="$stage/$name"
-    mkdir -p "$dir/work"
-    local report="$dir/report.xml"
-    local -a cmd=(env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 NO_COLOR=1
-                  CI="${CI:-}" AGENTPEN_BIN="$stage/agentpen" AGENTPEN_TEST_DIR="$dir/work" TMPDIR=/tmp
-                  AGENTPEN_WORLD="${world:-}"
-                  "$stage/$(basename "$bundle")" --testing-library swift-testing --filter "$filter"
-                  ${skip:+--skip "$skip"} --xunit-output "$report")
-    if [ "$as_user" = yes ]; then
-        chown -R "$uid:$gid" "$dir"
-        cmd=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- env HOME="/home/$user" USER="$user" "${cmd[@]}")
-    else
-        cmd=(env HOME=/root USER=root "${cmd[@]}")
-    fi
-    # world=DIR run_suite …: inside the test world's host namespace (tests/world).
-    if [ -n "${world:-}" ]; then cmd=(ip netns exec apw-host "${cmd[@]}"); fi
-    echo "== $name"
-    "${cmd[@]}" || true
-    reports+=("$report")
-}
+# The test world is shared by every checkout on this machine (tests/dev.sh --world).
+exec 9>/tmp/agentpen-world.lock
+flock 9
 
 # The netlink tests re-run their inner halves inside fresh namespaces; those
 # halves are not run (nor reported) at the top level.

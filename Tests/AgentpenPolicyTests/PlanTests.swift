@@ -198,6 +198,11 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         var nodes = debianLike
         nodes["/home/u/src/wt/.git"] = .file("gitdir: /home/u/src/p/.git/worktrees/wt\n", exec: false)
         nodes["/home/u/src/p/.git/worktrees/wt/commondir"] = .file("../..\n", exec: false)
+        // A verified parent: a real git dir whose worktrees/wt/gitdir points back.
+        nodes["/home/u/src/p/.git/worktrees/wt/gitdir"] = .file("/home/u/src/wt/.git\n", exec: false)
+        nodes["/home/u/src/p/.git/HEAD"] = .file("ref: refs/heads/main\n", exec: false)
+        nodes["/home/u/src/p/.git/objects/pack"] = .dir
+        nodes["/home/u/src/p/.git/refs/heads"] = .dir
         let fs = FakeFS(nodes)
         let locked = try plan(["--", "/bin/sh"], fs: fs, project: "/home/u/src/wt")
         #expect(occurrences("--ro-bind", in: locked.bwrapArgs, width: 2).contains(["/home/u/src/p/.git", "/home/u/src/p/.git"]))

@@ -14,14 +14,25 @@
 /// - Each guarded git dir (and a worktree's `.git` file) is bound onto itself
 ///   before the read-only binds inside it: a mount point cannot be renamed
 ///   (EBUSY), so the guards cannot be carried aside.
+/// - Every bind is made from a descriptor the runner opens without following
+///   any symlink (`GitMount.bind` → `--bind-fd`), so a link swapped in between
+///   planning and bubblewrap's mount cannot redirect it.
 public struct GitGuardPlan: Sendable, Equatable {
-    public var args: [String] = []
+    /// In order: a git dir's own bind comes before the binds inside it.
+    public var mounts: [GitMount] = []
     public var notes: [String] = []
     public var create: [HostPrep] = []
     /// Every git dir guarded or bound, the one git uses for the project first.
     public var gitDirs: [String] = []
     /// Bound read-write outside the project (Landlock must allow writes there).
     public var writable: [String] = []
+}
+
+public enum GitMount: Sendable, Equatable {
+    /// `path` bound onto itself.
+    case bind(String, writable: Bool)
+    /// No repository yet: an empty read-only directory, so `git init` cannot plant hooks.
+    case emptyReadOnlyDir(String)
 }
 
 enum GitGuards {
@@ -35,7 +46,7 @@ enum GitGuards {
         switch fs.kind(dotGit) {
         case .missing:
             // No repository yet: an empty read-only .git, so `git init` cannot plant hooks.
-            b.out.args += ["--perms", "0555", "--tmpfs", dotGit, "--remount-ro", dotGit]
+            b.out.mounts.append(.emptyReadOnlyDir(dotGit))
             b.out.create.append(.transientMountPoint(dotGit))
             b.out.notes.append("persistence guard: no .git yet; \(dotGit) is an empty read-only directory")
         case .directory:
@@ -131,7 +142,7 @@ enum GitGuards {
                 out.create.append(create)
             default: break
             }
-            out.args += ["--ro-bind", path, path]
+            out.mounts.append(.bind(path, writable: false))
             out.notes.append("persistence guard: \(path) read-only")
         }
 
@@ -142,7 +153,7 @@ enum GitGuards {
                 let target = firstLine(dir + "/commondir") ?? "?"
                 throw refuse(dir + "/commondir", "it points git's config and hooks at \(Paths.join(dir, target)) (commondir: \(target)), which only a worktree's git dir may do")
             }
-            out.args += ["--bind", dir, dir]
+            out.mounts.append(.bind(dir, writable: true))
             out.gitDirs.append(dir)
             out.notes.append("git dir \(dir) pinned (a mount point: it cannot be renamed aside)")
             try readOnly(dir + "/hooks", expected: "git's hooks directory", create: .directory(dir + "/hooks"))
@@ -192,7 +203,7 @@ enum GitGuards {
                 case .directory: break
                 default: continue
                 }
-                out.args += ["--bind", w, w]
+                out.mounts.append(.bind(w, writable: true))
                 out.gitDirs.append(w)
                 out.notes.append("worktree git dir \(w) read-write, pinned")
                 try readOnly(w + "/commondir", expected: "a worktree's commondir")
@@ -223,7 +234,7 @@ enum GitGuards {
                 throw outside("which is \(what), outside the project and not a worktree of a repository")
             }
             // The .git file itself: read-only and pinned (the next git run reads it).
-            out.args += ["--ro-bind", dotGit, dotGit]
+            out.mounts.append(.bind(dotGit, writable: false))
             out.notes.append("persistence guard: \(dotGit) read-only, pinned")
             if Paths.isWithin(real, project) {
                 try guardRepository(real, depth: 0)
@@ -241,7 +252,7 @@ enum GitGuards {
                     out.writable.append(common)
                     out.notes.append("parent git dir \(common) read-write (--allow-parent-git)")
                 } else {
-                    out.args += ["--ro-bind", common, common]
+                    out.mounts.append(.bind(common, writable: false))
                     out.gitDirs.append(common)
                     out.notes.append("parent git dir \(common) read-only (--allow-parent-git makes it writable)")
                     try guardWorktrees(of: common, only: Paths.basename(real))

@@ -12,6 +12,10 @@ public struct SandboxPlan: Sendable {
 
     public var bwrapArgs: [String] = []
     public var dataFiles: [DataFile] = []
+    /// Paths the runner opens (O_PATH, no symlink in any component) and hands to
+    /// bubblewrap as descriptors for `--bind-fd`/`--ro-bind-fd`: what is bound is
+    /// what the plan checked, even if the project changes before the mount.
+    public var pathFDs: [PathFD] = []
     /// Descriptor number bubblewrap reads the seccomp program from.
     public var seccompFD: Int32 = 0
     public var env: [(String, String)] = []
@@ -28,6 +32,12 @@ public struct SandboxPlan: Sendable {
     /// Git dirs the plan guards or binds: the project's own first, then a
     /// worktree's parent (common) dir, submodule and worktree git dirs.
     public var gitDirs: [String] = []
+}
+
+/// A host path opened by the runner for bubblewrap as descriptor `fd`.
+public struct PathFD: Sendable, Equatable {
+    public var fd: Int32
+    public var path: String
 }
 
 /// A change on the host made before the run so a mount has something to bind.
@@ -236,7 +246,16 @@ extension SandboxPlan {
         a += ["--bind", project, project]
         plan.notes.append("project \(project) read-write")
         let git = try GitGuards.plan(project: project, home: home, allowParentGit: options.allowParentGit, fs: fs)
-        a += git.args
+        for mount in git.mounts {
+            switch mount {
+            case .bind(let p, let writable):
+                plan.pathFDs.append(PathFD(fd: nextFD, path: p))
+                a += [writable ? "--bind-fd" : "--ro-bind-fd", String(nextFD), p]
+                nextFD += 1
+            case .emptyReadOnlyDir(let p):
+                a += ["--perms", "0555", "--tmpfs", p, "--remount-ro", p]
+            }
+        }
         plan.notes += git.notes
         plan.createBeforeRun += git.create
         plan.gitDirs = git.gitDirs

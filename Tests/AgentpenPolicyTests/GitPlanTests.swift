@@ -44,9 +44,12 @@ import Testing
         } catch { return nil }
     }
 
-    /// Where `flag src dst` (dst = src) appears in `args`.
+    /// Where `flag path path`, or its descriptor form `flag-fd N path`, appears in `args`.
     static func position(_ flag: String, _ path: String, in args: [String]) -> Int? {
-        args.indices.first { $0 + 2 < args.count && args[$0] == flag && args[$0 + 1] == path && args[$0 + 2] == path }
+        args.indices.first {
+            $0 + 2 < args.count && args[$0 + 2] == path
+                && ((args[$0] == flag && args[$0 + 1] == path) || args[$0] == flag + "-fd")
+        }
     }
 
     // MARK: `.git` files pointing outside the project
@@ -268,6 +271,28 @@ import Testing
         let ro = try #require(Self.position("--ro-bind", Self.p + "/.gitdata/hooks", in: a))
         #expect(pin < ro)
         #expect(plan.gitDirs == [Self.p + "/.gitdata"])
+    }
+
+    /// Every git bind comes from a descriptor the runner opens without following
+    /// symlinks, numbered apart from the generated files and the seccomp program.
+    @Test func gitBindsUseDescriptors() throws {
+        for (nodes, project) in [(Self.worktree, Self.p), (Self.submodule, Self.sub)] {
+            let plan = try plan(["--allow-parent-git", "--", "/bin/sh"], fs: FakeFS(nodes), project: project)
+            let a = plan.bwrapArgs
+            var fromArgs: [PathFD] = []
+            for i in a.indices where a[i] == "--bind-fd" || a[i] == "--ro-bind-fd" {
+                fromArgs.append(PathFD(fd: try #require(Int32(a[i + 1])), path: a[i + 2]))
+            }
+            #expect(!fromArgs.isEmpty)
+            #expect(fromArgs == plan.pathFDs)
+            let others = plan.dataFiles.map(\.fd) + [plan.seccompFD]
+            #expect(Set(plan.pathFDs.map(\.fd)).count == plan.pathFDs.count)
+            #expect(plan.pathFDs.allSatisfy { !others.contains($0.fd) && $0.fd > 9 })
+            // No git path is bound by name (which would follow a symlink swapped in).
+            for flag in ["--bind", "--ro-bind"] {
+                #expect(!occurrences(flag, in: a, width: 1).contains { $0[0].contains("/.git") }, "\(flag) by path")
+            }
+        }
     }
 
     @Test func noRepositoryStillGetsAReadOnlyEmptyGitDir() throws {

@@ -70,11 +70,17 @@ enum GitGuards {
         let project: String
         let home: String
         let fs: any FileSystemView
+        /// The home as given and as resolved (HOME may name it through a symlink).
+        var homes: [String] = []
         var out = GitGuardPlan()
 
         init(project: String, home: String, fs: any FileSystemView) {
             self.project = project; self.home = home; self.fs = fs
+            homes = [home] + [resolve(home)?.real].compactMap { $0 }.filter { $0 != home }
         }
+
+        /// `dir` is the home or an ancestor of it.
+        func holdsHome(_ dir: String) -> Bool { homes.contains { Paths.isWithin($0, dir) } }
 
         func symlink(_ path: String, _ expected: String) -> PlanError {
             let target = fs.readLink(path) ?? "?"
@@ -129,7 +135,7 @@ enum GitGuards {
 
         /// `/`, the home or an ancestor of it, or a directory holding the project.
         func isForbidden(_ dir: String) -> Bool {
-            dir == "/" || Paths.isWithin(home, dir) || Paths.isWithin(project, dir)
+            dir == "/" || holdsHome(dir) || Paths.isWithin(project, dir)
         }
 
         /// Binds `path` read-only after checking it is no symlink; a missing
@@ -229,8 +235,8 @@ enum GitGuards {
             if let link = links.first(where: { Paths.isWithin($0, project) }) {
                 throw outside("through the symlink \(link) in the project")
             }
-            if real == "/" || Paths.isWithin(home, real) {
-                let what = real == home ? "your home directory" : real == "/" ? "/" : "a directory holding your home"
+            if real == "/" || holdsHome(real) {
+                let what = homes.contains(real) ? "your home directory" : real == "/" ? "/" : "a directory holding your home"
                 throw outside("which is \(what), outside the project and not a worktree of a repository")
             }
             // The .git file itself: read-only and pinned (the next git run reads it).

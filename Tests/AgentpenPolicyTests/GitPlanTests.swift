@@ -76,6 +76,17 @@ import Testing
         #expect(e.message.hasSuffix("remove or fix it"), "\(e.message)")
     }
 
+    /// HOME may name the home through a symlink; its real path is refused too.
+    @Test func realPathOfASymlinkedHomeIsRefused() throws {
+        var nodes = Self.base.filter { !$0.key.hasPrefix("/home/u") }
+        for (k, v) in Self.base where k.hasPrefix("/home/u/") { nodes["/var/home/u/" + k.dropFirst("/home/u/".count)] = v }
+        nodes["/home"] = .link("var/home")
+        nodes["/var/home/u/src/p/.git"] = .file("gitdir: /var/home/u\n", exec: false)
+        let refused = Self.refusal(nodes, project: "/var/home/u/src/p")
+        let e = try #require(refused)
+        #expect(e.message.contains("which is your home directory"), "\(e.message)")
+    }
+
     @Test func gitFileWithoutGitdirIsRefused() throws {
         var nodes = Self.base
         nodes[Self.p + "/.git"] = .file("hello\n", exec: false)

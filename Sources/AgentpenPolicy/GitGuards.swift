@@ -177,6 +177,8 @@ enum GitGuards {
             default: return
             }
             guard depth < GitGuards.maxModuleDepth else { return }
+            // Pinned as well: renaming the directory would carry the guards inside away.
+            out.mounts.append(.bind(dir, writable: true))
             for name in fs.list(dir).sorted() {
                 let m = dir + "/" + name
                 switch fs.kind(m) {
@@ -202,6 +204,9 @@ enum GitGuards {
             case .directory: break
             default: return
             }
+            // In a writable repository the directory itself is pinned too (in a
+            // read-only parent nothing can be renamed).
+            if only == nil { out.mounts.append(.bind(dir, writable: true)) }
             for name in fs.list(dir).sorted() where only == nil || only == name {
                 let w = dir + "/" + name
                 switch fs.kind(w) {

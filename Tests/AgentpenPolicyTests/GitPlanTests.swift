@@ -194,6 +194,14 @@ import Testing
                 #expect(modulePin < ro)
             }
         }
+        // The directories holding guarded git dirs are pinned too: renaming one
+        // would carry the guards inside it away.
+        for holder in [git + "/modules", git + "/modules/vendor", git + "/worktrees"] {
+            let holderPin = try #require(Self.position("--bind", holder, in: a), "\(holder) not pinned")
+            #expect(pin < holderPin)
+        }
+        #expect(try #require(Self.position("--bind", git + "/modules/vendor", in: a))
+                < (try #require(Self.position("--bind", git + "/modules/vendor/x", in: a))))
         let w = git + "/worktrees/w"
         let wPin = try #require(Self.position("--bind", w, in: a), "\(w) not pinned")
         let wCommon = try #require(Self.position("--ro-bind", w + "/commondir", in: a))

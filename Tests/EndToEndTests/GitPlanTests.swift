@@ -112,6 +112,29 @@ import Testing
         #expect(locked.stdout.contains("STATUS-OK"), "\(locked.stderr)")
     }
 
+    /// The main checkout of a repository with a linked worktree: renaming
+    /// `.git/worktrees` (or the worktree's dir in it) would let a fresh one with
+    /// a planted commondir take over git in the other checkout.
+    @Test func worktreesOfTheProjectCannotBeMovedAside() throws {
+        let f = try Fixture()
+        let wt = f.home + "/src/wt"
+        try f.git(["worktree", "add", "-q", wt])
+        let r = try f.sh("""
+            mv .git/worktrees .git/worktrees-aside 2>&1; test -e .git/worktrees-aside && echo WORKTREES-MOVED
+            mv .git/worktrees/wt .git/worktrees/wt-aside 2>&1; test -e .git/worktrees/wt-aside && echo WT-MOVED
+            echo ../../../evil > .git/worktrees/wt/commondir && echo COMMONDIR-WRITTEN
+            git worktree list >/dev/null && echo LIST-OK
+            """)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.lowercased().contains("busy"), "\(r.stdout) \(r.stderr)")
+        for word in ["WORKTREES-MOVED", "WT-MOVED", "COMMONDIR-WRITTEN"] {
+            #expect(!r.stdout.contains(word + "\n"), "\(word): \(r.stdout)")
+        }
+        #expect(r.stdout.contains("LIST-OK"), "\(r.stderr)")
+        #expect(f.read(f.project + "/.git/worktrees/wt/commondir") == "../..\n")
+        try f.git(["status", "--short"], in: wt)
+    }
+
     static func addSubmodule(_ f: Fixture) throws {
         let lib = f.home + "/src/lib"
         try FileManager.default.createDirectory(atPath: lib, withIntermediateDirectories: true)
@@ -126,16 +149,18 @@ import Testing
         let m = ".git/modules/lib"
         let r = try f.sh("""
             mv \(m) \(m)-aside 2>&1; test -e \(m)-aside && echo MOVED
+            mv .git/modules .git/modules-aside 2>&1; test -e .git/modules-aside && echo MODULES-MOVED
             echo evil > \(m)/hooks/pre-commit && echo HOOK-WRITTEN
             git -C lib config core.fsmonitor 'touch /tmp/pwn' && echo CONFIG-WRITTEN
             git -C lib status --short >/dev/null && echo STATUS-OK
             """)
         #expect(r.stdout.lowercased().contains("busy"), "\(r.stdout) \(r.stderr)")
-        for word in ["MOVED", "HOOK-WRITTEN", "CONFIG-WRITTEN"] {
+        for word in ["MOVED", "MODULES-MOVED", "HOOK-WRITTEN", "CONFIG-WRITTEN"] {
             #expect(!r.stdout.contains(word + "\n"), "\(word): \(r.stdout)")
         }
         #expect(r.stdout.contains("STATUS-OK"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: f.project + "/" + m + "-aside"))
+        #expect(!FileManager.default.fileExists(atPath: f.project + "/.git/modules-aside"))
     }
 
     /// A submodule checkout run as the project: its `.git` file points into the

@@ -218,7 +218,10 @@ enum GitGuards {
                 out.gitDirs.append(w)
                 out.notes.append("worktree git dir \(w) read-write, pinned")
                 try readOnly(w + "/commondir", expected: "a worktree's commondir")
-                try readOnly(w + "/config.worktree", expected: "git's worktree config")
+                // Created empty when missing: with extensions.worktreeConfig on, one
+                // planted here would be read by the user's next git in that worktree.
+                try readOnly(w + "/config.worktree", expected: "git's worktree config",
+                             create: .emptyFile(w + "/config.worktree"))
             }
         }
 

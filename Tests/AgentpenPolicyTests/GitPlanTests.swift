@@ -222,6 +222,9 @@ import Testing
         // its commondir (which redirects git's config) is not.
         let commondir = try #require(Self.position("--ro-bind", Self.own + "/commondir", in: a))
         #expect(own < commondir)
+        // A missing config.worktree is created empty and bound read-only.
+        #expect(locked.createBeforeRun.contains(.emptyFile(Self.own + "/config.worktree")))
+        #expect(try #require(Self.position("--ro-bind", Self.own + "/config.worktree", in: a)) > own)
         #expect(Self.position("--bind", Self.main, in: a) == nil)
         #expect(locked.gitDirs == [Self.own, Self.main])
         #expect(locked.writable.contains(Self.own))

@@ -135,6 +135,31 @@ import Testing
         try f.git(["status", "--short"], in: wt)
     }
 
+    /// With extensions.worktreeConfig on, git reads the worktree's own
+    /// config.worktree: one planted there would run core.fsmonitor on the
+    /// user's next `git status` in the worktree. It is created empty and bound
+    /// read-only before the run.
+    @Test func worktreeConfigCannotBePlanted() throws {
+        let f = try Fixture()
+        let wt = f.home + "/src/wt"
+        try f.git(["worktree", "add", "-q", wt])
+        try f.git(["config", "extensions.worktreeConfig", "true"])
+        let own = f.project + "/.git/worktrees/wt"
+        let marker = f.root + "/fsmonitor-ran"
+        let r = try f.agentpen(["--allow-parent-git", "--", "/bin/sh", "-c", """
+            printf '[core]\\n\\tfsmonitor = touch \(marker)\\n' > \(own)/config.worktree && echo PLANTED
+            git config --worktree core.fsmonitor 'touch \(marker)' && echo CONFIG-WRITTEN
+            git status --short >/dev/null && echo STATUS-OK
+            """], cwd: wt)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.contains("PLANTED"), "\(r.stdout)")
+        #expect(!r.stdout.contains("CONFIG-WRITTEN"), "\(r.stdout)")
+        #expect(r.stdout.contains("STATUS-OK"), "\(r.stderr)")
+        #expect((f.read(own + "/config.worktree") ?? "") == "")
+        try f.git(["status", "--short"], in: wt)
+        #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+
     static func addSubmodule(_ f: Fixture) throws {
         let lib = f.home + "/src/lib"
         try FileManager.default.createDirectory(atPath: lib, withIntermediateDirectories: true)

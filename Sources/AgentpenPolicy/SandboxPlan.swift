@@ -29,8 +29,9 @@ public struct SandboxPlan: Sendable {
     public var innerCommand: [String] = []
     /// The agent's command as it will be executed.
     public var command: [String] = []
-    /// Git dirs the plan guards or binds: the project's own first, then a
-    /// worktree's parent (common) dir, submodule and worktree git dirs.
+    /// Git dirs the plan guards or binds, the one git uses for the project
+    /// first (a worktree's own `worktrees/NAME` dir, then its parent), then
+    /// submodule (`modules/…`) and other worktree git dirs.
     public var gitDirs: [String] = []
 }
 

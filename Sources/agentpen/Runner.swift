@@ -117,7 +117,11 @@ enum Runner {
             let fd = Host.openWithoutSymlinks(p.path)
             guard fd >= 0 else {
                 fds.forEach { close($0.0) }
-                throw .usage("refusing \(p.path): it changed after agentpen checked it (\(String(cString: strerror(-fd)))); is something else changing the project?")
+                let why = String(cString: strerror(-fd))
+                if [ELOOP, ENOENT, ENOTDIR].contains(-fd) {
+                    throw .usage("refusing \(p.path): it changed after agentpen checked it (\(why)); is something else changing the project?")
+                }
+                throw .internalError("cannot open \(p.path) for the sandbox: \(why)")
             }
             fds.append((fd, p.fd))
         }

@@ -196,7 +196,8 @@ enum GitGuards {
 
         /// A linked worktree's own git dir (`worktrees/NAME`): pinned and
         /// writable (its HEAD and index), but `commondir` and `config.worktree`,
-        /// which redirect git's config, read-only. `only` limits it to one.
+        /// which redirect git's config, read-only, and its submodules' git dirs
+        /// (`worktrees/NAME/modules`) guarded. `only` limits it to one.
         mutating func guardWorktrees(of common: String, only: String?) throws(PlanError) {
             let dir = common + "/worktrees"
             switch fs.kind(dir) {
@@ -222,6 +223,8 @@ enum GitGuards {
                 // planted here would be read by the user's next git in that worktree.
                 try readOnly(w + "/config.worktree", expected: "git's worktree config",
                              create: .emptyFile(w + "/config.worktree"))
+                // A linked worktree's submodules keep their git dirs in its own.
+                try guardModules(w + "/modules", depth: 0)
             }
         }
 

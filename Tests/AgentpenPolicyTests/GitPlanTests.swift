@@ -249,6 +249,20 @@ import Testing
         #expect(!plan.bwrapArgs.contains { $0.hasPrefix("/home/u/repos") })
     }
 
+    /// A linked worktree's submodules live in its own git dir.
+    @Test func submodulesOfTheWorktreeAreGuarded() throws {
+        let nodes = Self.worktree.merging(Self.gitDir(Self.own + "/modules/lib")) { $1 }
+        let plan = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
+        let a = plan.bwrapArgs
+        let own = try #require(Self.position("--bind", Self.own, in: a))
+        let pin = try #require(Self.position("--bind", Self.own + "/modules/lib", in: a))
+        #expect(own < pin)
+        for g in ["hooks", "config"] {
+            #expect(try #require(Self.position("--ro-bind", Self.own + "/modules/lib/" + g, in: a)) > pin)
+        }
+        #expect(plan.gitDirs == [Self.own, Self.main, Self.own + "/modules/lib"])
+    }
+
     @Test func worktreeWithRelativeBackPointerAndConfigWorktree() throws {
         var nodes = Self.worktree
         nodes[Self.own + "/gitdir"] = .file("../../../../p/.git\n", exec: false)

@@ -160,6 +160,32 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
+    /// A linked worktree keeps its submodules' git dirs in its own git dir
+    /// (`worktrees/NAME/modules`), which is writable: their hooks and config
+    /// must be guarded like the main checkout's.
+    @Test func submodulesOfAWorktreeAreGuarded() throws {
+        let f = try Fixture()
+        try Self.addSubmodule(f)
+        try f.git(["-c", "user.email=t@e.st", "-c", "user.name=t", "commit", "-qm", "add lib"])
+        let wt = f.home + "/src/wt"
+        try f.git(["worktree", "add", "-q", wt])
+        try f.git(["-c", "protocol.file.allow=always", "submodule", "update", "--init", "-q"], in: wt)
+        let m = f.project + "/.git/worktrees/wt/modules/lib"
+        #expect(FileManager.default.fileExists(atPath: m + "/config"))
+        let r = try f.agentpen(["--", "/bin/sh", "-c", """
+            echo evil > \(m)/hooks/pre-commit && echo HOOK-WRITTEN
+            git -C lib config core.fsmonitor 'touch /tmp/pwn' && echo CONFIG-WRITTEN
+            mv \(m) \(m)-aside 2>&1; test -e \(m)-aside && echo MOVED
+            git -C lib status --short >/dev/null && echo STATUS-OK
+            """], cwd: wt)
+        #expect(r.status == 0, "\(r.stderr)")
+        for word in ["HOOK-WRITTEN", "CONFIG-WRITTEN", "MOVED"] {
+            #expect(!r.stdout.contains(word + "\n"), "\(word): \(r.stdout)")
+        }
+        #expect(r.stdout.contains("STATUS-OK"), "\(r.stderr)")
+        #expect(!(f.read(m + "/config") ?? "").contains("fsmonitor"))
+    }
+
     static func addSubmodule(_ f: Fixture) throws {
         let lib = f.home + "/src/lib"
         try FileManager.default.createDirectory(atPath: lib, withIntermediateDirectories: true)

@@ -186,6 +186,30 @@ import Testing
         #expect(!(f.read(m + "/config") ?? "").contains("fsmonitor"))
     }
 
+    /// The bind sources are host descriptors (O_PATH): one left open inside
+    /// would let `openat(fd, "..")` walk the host's tree. None reaches the
+    /// agent or stays open in bubblewrap's init inside.
+    @Test(arguments: [[], ["--allow", "unused.test"]])
+    func bindDescriptorsStayOutside(_ flags: [String]) throws {
+        let f = try Fixture()
+        try Self.addSubmodule(f)
+        let r = try f.sh("""
+            for l in /proc/[0-9]*/fd/*; do readlink "$l"; done | grep -c '[.]git'
+            echo "INIT-FDS $(ls /proc/1/fd | wc -l)"; echo "OWN-FDS $(ls /proc/self/fd | wc -l)"
+            """, flags)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("0\n"), "a descriptor inside names a git path: \(r.stdout)")
+        let counts = Dictionary(uniqueKeysWithValues: r.stdout.split(separator: "\n").compactMap { line -> (String, Int)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let n = Int(parts[1]) else { return nil }
+            return (String(parts[0]), n)
+        })
+        // The plan hands over at least 8 bind descriptors here (.git, hooks, config,
+        // modules, modules/lib and its hooks and config …).
+        #expect((counts["INIT-FDS"] ?? 99) < 8, "\(r.stdout)")
+        #expect((counts["OWN-FDS"] ?? 99) <= 4, "\(r.stdout)")   // 0, 1, 2 and ls's own
+    }
+
     static func addSubmodule(_ f: Fixture) throws {
         let lib = f.home + "/src/lib"
         try FileManager.default.createDirectory(atPath: lib, withIntermediateDirectories: true)

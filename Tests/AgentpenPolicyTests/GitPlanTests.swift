@@ -331,6 +331,26 @@ import Testing
         }
     }
 
+    /// core.worktree as git reads it: sections and keys case-insensitive, the
+    /// last value wins, quotes and comments, subsections are other sections.
+    @Test func coreWorktreeIsReadLikeGit() {
+        let text = """
+            [core]
+            \tworktree = ../first
+            [core "x"]
+            \tworktree = ../subsection
+            [remote.core]
+            \tworktree = ../legacy-subsection
+            [CORE]
+            \tWorkTree = "../with space" ; a comment
+            [user] name = x
+            """
+        #expect(GitConfig.value(section: "core", key: "worktree", in: text) == "../with space")
+        #expect(GitConfig.value(section: "core", key: "worktree", in: "[core] worktree = ../inline # c\n") == "../inline")
+        #expect(GitConfig.value(section: "core", key: "worktree", in: "[core]\n\tworktreex = a\n") == nil)
+        #expect(GitConfig.value(section: "core", key: "worktree", in: "[core \"sub\"]\nworktree = a\n") == nil)
+    }
+
     @Test func noRepositoryStillGetsAReadOnlyEmptyGitDir() throws {
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(Self.base))
         #expect(plan.createBeforeRun == [.transientMountPoint(Self.p + "/.git")])

@@ -279,14 +279,16 @@ enum GitGuards {
                 out.gitDirs.insert(real, at: 0)
                 return
             }
-            if verifySubmodule(real) {
+            let submodule = verifySubmodule(real)
+            if case .success = submodule {
                 try guardRepository(real, depth: 0)
                 out.writable.append(real)
                 out.notes.append("submodule git dir \(real) read-write (core.worktree points back at the project)")
                 return
             }
-            guard case .failure(let why) = worktree else { return }
-            throw outside("outside the project and not a worktree of a repository (\(why.reason))")
+            var why = ""
+            if case .failure(let w) = submodule { why = w.reason } else if case .failure(let w) = worktree { why = w.reason }
+            throw outside("outside the project and not a worktree of a repository (\(why))")
         }
 
         struct NotVerified: Error { var reason: String }
@@ -320,19 +322,26 @@ enum GitGuards {
 
         /// `gitDir` lies in a real superproject's `modules/`, is itself a real
         /// git dir, and its `core.worktree` resolves back to the project.
-        func verifySubmodule(_ gitDir: String) -> Bool {
-            guard isRealGitDir(gitDir), !isForbidden(gitDir) else { return false }
+        /// Nil when it is not in a superproject's `modules/` at all.
+        func verifySubmodule(_ gitDir: String) -> Result<Void, NotVerified>? {
             var a = Paths.parent(gitDir)
             var inModules = false
             for _ in 0..<GitGuards.maxModuleDepth where a != "/" {
                 if Paths.basename(a) == "modules" && isRealGitDir(Paths.parent(a)) { inModules = true; break }
                 a = Paths.parent(a)
             }
-            guard inModules, fs.kind(gitDir + "/config") == .file,
-                  let worktree = GitConfig.value(section: "core", key: "worktree",
-                                                 in: String(decoding: fs.head(gitDir + "/config", bytes: 65536), as: UTF8.self))
-            else { return false }
-            return resolve(named(worktree, from: gitDir))?.real == project
+            guard inModules else { return nil }
+            guard isRealGitDir(gitDir), !isForbidden(gitDir) else {
+                return .failure(NotVerified(reason: "the submodule git dir \(gitDir) is not a repository"))
+            }
+            let config = String(decoding: fs.head(gitDir + "/config", bytes: 65536), as: UTF8.self)
+            guard fs.kind(gitDir + "/config") == .file,
+                  let worktree = GitConfig.value(section: "core", key: "worktree", in: config),
+                  resolve(named(worktree, from: gitDir))?.real == project
+            else {
+                return .failure(NotVerified(reason: "the core.worktree of the submodule git dir \(gitDir) does not lead back to the project"))
+            }
+            return .success(())
         }
     }
 }

@@ -295,6 +295,8 @@ import Testing
         for (name, nodes) in [("worktree elsewhere", elsewhere), ("no core.worktree", none), ("not in modules", notInModules)] {
             #expect(Self.refusal(nodes, project: Self.sub)?.isUsage == true, "\(name) was planned")
         }
+        let e = Self.refusal(elsewhere, project: Self.sub)
+        #expect(e?.message.contains("core.worktree") == true, "\(e?.message ?? "")")
     }
 
     @Test func gitdirInsideTheProjectIsGuardedThere() throws {

@@ -98,8 +98,8 @@ enum Runner {
         return transient
     }
 
-    /// Descriptors for the generated files and the seccomp program, mapped to the
-    /// numbers the plan gave bubblewrap.
+    /// Descriptors for the generated files, the seccomp program and the bind
+    /// sources, mapped to the numbers the plan gave bubblewrap.
     static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> [(src: Int32, dst: Int32)] {
         var fds: [(Int32, Int32)] = []
         do {
@@ -110,6 +110,20 @@ enum Runner {
         } catch {
             fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
+        }
+        // Bind sources, opened without following symlinks (the plan checked them;
+        // the project may have changed since).
+        for p in plan.pathFDs {
+            let fd = Host.openWithoutSymlinks(p.path)
+            guard fd >= 0 else {
+                fds.forEach { close($0.0) }
+                let why = String(cString: strerror(-fd))
+                if [ELOOP, ENOENT, ENOTDIR].contains(-fd) {
+                    throw .usage("refusing \(p.path): it changed after agentpen checked it (\(why)); is something else changing the project?")
+                }
+                throw .internalError("cannot open \(p.path) for the sandbox: \(why)")
+            }
+            fds.append((fd, p.fd))
         }
         return fds
     }

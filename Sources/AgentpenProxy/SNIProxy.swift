@@ -158,6 +158,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private let helloGroup = DispatchGroup()
     private var buffer: UnsafeMutableRawBufferPointer?
     private var seen = 0
+    /// The hello so far: each wake-up hands it only the newly arrived bytes.
+    private var hello: ClientHello.Reassembler?
     private var stopRequested = false
 
     init(fd: Int32, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
@@ -214,8 +216,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             if ap_peer_closed(client) == 1 { return block("(no SNI)", "client closed before the ClientHello was complete") }
             return
         }
+        // The peek returns the stream from its start (the bytes stay queued for
+        // upstream); only the part past `seen` is new to the reassembler.
+        guard n > seen else { return block("(no SNI)", "client stream shrank before the ClientHello") }
+        if self.hello == nil { self.hello = ClientHello.Reassembler(maxSize: size) }
+        let hello = self.hello!.feed(UnsafeRawBufferPointer(rebasing: buffer![seen..<n]))
         seen = n
-        let hello = ClientHello.parse(UnsafeRawBufferPointer(rebasing: buffer![0..<n]), maxSize: size)
         var extra: [String: String] = [:]
         if hello.hasECH { extra["ech"] = "present (the name seen is the outer public name)" }
         switch hello.outcome {
@@ -243,6 +249,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         deadline = nil
         buffer?.deallocate()
         buffer = nil
+        hello = nil
         _ = ap_set_rcvlowat(client, 1)
         if let w = helloWatch {
             helloWatch = nil

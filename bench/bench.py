@@ -13,6 +13,12 @@ import sys, threading, time
 GiB = 1 << 30
 BIG = 256 << 20
 HOPS = ("splice", "gateway")     # AGENTPEN_HOP values; the first is agentpen's default
+# Bulk downloads go to bench.test, the world's server tuned not to be the limit (no access
+# log, sendfile; tests/world/world.sh make_bench_server), with each HTTP version.
+BENCH_HOST = "bench.test"
+PROTOS = {"http1.1": "--http1.1", "http2": "--http2"}
+PROTO_LABEL = {"http1.1": "HTTP/1.1", "http2": "HTTP/2"}
+PROTOS_HEADLINE = "http1.1"
 WORKLOAD = {"curl", "python3", "hyperfine", "tlsload.py", "true", "bash", "sh", "sleep"}
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -27,6 +33,7 @@ class Bench:
         self.rows = []        # table rows
         self.notes = []
         self.failed = []
+        self.suspect = []     # rows whose baseline did not hold (see pair_row)
         self.host_netns = self._netns_of_apw_host()
 
     # ---- running things as the bench user inside apw-host -----------------------
@@ -42,14 +49,14 @@ class Bench:
                  "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]
                 + list(env) + list(argv))
 
-    def ap(self, argv, allow=True, hop=None):
-        """agentpen ... -- argv; with `hop`, run through `env AGENTPEN_HOP=hop` (the
-        variable agentpen reads to choose the namespace → proxy hop)."""
+    def ap(self, argv, allow=("allowed.test",), hop=None):
+        """agentpen --allow-private NAME... -- argv; with `hop`, run through
+        `env AGENTPEN_HOP=hop` (the variable agentpen reads to choose the namespace → proxy hop)."""
         cmd = [self.a.agentpen]
         if hop:
             cmd = ["env", "AGENTPEN_HOP=" + hop] + cmd
-        if allow:
-            cmd += ["--allow-private", "allowed.test"]
+        for name in (allow or ()):
+            cmd += ["--allow-private", name]
         return cmd + ["-C", self.proj, "--"] + list(argv)
 
     def run(self, argv, timeout, **kw):
@@ -72,7 +79,7 @@ class Bench:
         self.row(case, metric, base, "FAILED", "-", target, "FAILED", err)
 
     # ---- cases -----------------------------------------------------------------
-    def agentpen_smoke(self, argv, allow=True, timeout=60, hop=None):
+    def agentpen_smoke(self, argv, allow=("allowed.test",), timeout=60, hop=None):
         rc, out, err = self.run(self.ap(argv, allow, hop=hop), timeout)
         return rc == 0, (err.strip() or out.strip() or "exit %d" % rc) if rc else ""
 
@@ -100,13 +107,13 @@ class Bench:
             return
         self.notes.append("startup: `true` p50 %.2f ms; bare bwrap (all namespaces) p50 %.1f ms, p95 %.1f ms"
                           % (base["p50"], bw["p50"], bw["p95"]))
-        for label, allow in (("agentpen -- true", False), ("agentpen --allow-private allowed.test -- true", True)):
+        for label, allow in (("agentpen -- true", ()), ("agentpen --allow-private allowed.test -- true", ("allowed.test",))):
             ok, err = self.agentpen_smoke(["true"], allow)
             if not ok:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", err)
                 continue
             try:
-                ag = self.hyperfine("agentpen%d" % allow, self.ap(["true"], allow), runs)
+                ag = self.hyperfine("agentpen%d" % len(allow), self.ap(["true"], allow), runs)
             except Exception as e:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", e)
                 continue
@@ -116,47 +123,99 @@ class Bench:
                 self.row("startup", "%s %s (vs bare bwrap)" % (label, q), "%.1f ms" % bw[q], "%.1f ms" % ag[q],
                          "%.1fx" % (ag[q] / bw[q]), "-", "-")
 
-    def curl_big(self, inside, urls=1, hop=None):
-        c = ["curl", "-sS", "--max-time", "120", "--cacert", "ca.pem"]
+    def curl_big(self, inside, urls=1, hop=None, proto="http1.1"):
+        """curl /big from bench.test (the world's bench-tuned server) `urls` times in one
+        process, with the HTTP version `proto` (a key of PROTOS)."""
+        c = ["curl", "-sS", PROTOS[proto], "--max-time", "120", "--cacert", "ca.pem"] + self.a.curl_opt
         for _ in range(urls):
-            c += ["-o", "/dev/null", "https://allowed.test/big"]
+            c += ["-o", "/dev/null", "https://%s/big" % BENCH_HOST]
         c += ["-w", "%{speed_download},%{size_download},%{http_code}\\n"]
-        argv = self.ap(c, hop=hop) if inside else c
+        argv = self.ap(c, hop=hop, allow=(BENCH_HOST,)) if inside else c
         return self.run(argv, timeout=150 * urls)
 
     def case_bulk(self):
-        """Direct, then agentpen with each hop, interleaved run by run so drift hits all."""
-        runs = self.a.bulk_runs
-        direct, inside, err = [], {h: [] for h in HOPS}, {h: None for h in HOPS}
-        self.curl_big(False)                      # warm-up: page cache, nginx workers
-        for _ in range(runs):
-            rc, out, e = self.curl_big(False)
-            sp = parse_speed(out)
-            if rc or sp is None:
-                self.fail("bulk", "256 MiB TLS download", "-", "≥ 0.60 of direct",
-                          "direct curl failed: %s" % (e or out))
-                return
-            direct.append(sp)
-            for h in HOPS:
-                if err[h]:
-                    continue
-                rc, out, e = self.curl_big(True, hop=h)
-                sp = parse_speed(out)
-                if rc or sp is None:
-                    err[h] = (e.strip() or out.strip() or "exit %d" % rc)
-                    continue
-                inside[h].append(sp)
-        d = statistics.median(direct)
-        dstr = "%.0f MB/s" % (d / 1e6)
-        self.direct_median = d
-        for h in HOPS:
-            metric = "256 MiB TLS download, hop %s%s (median of %d)" % (h, " [default]" if h == HOPS[0] else "", runs)
-            if err[h]:
-                self.fail("bulk", metric, dstr, "≥ 0.60", err[h])
+        """Per HTTP version and hop: `pairs` pairs of (direct, inside) runs back to back,
+        interleaved round by round (every hop and version once per round, the hop order
+        alternating), so drift and other load hit both halves of a pair alike. The figure
+        is the median of the per-pair ratios inside/direct, with their spread."""
+        pairs = self.a.bulk_pairs
+        keys = [(p, h) for p in PROTOS for h in HOPS]
+        res = {k: {"d": [], "x": [], "err": None} for k in keys}
+        seq = {p: [] for p in PROTOS}     # direct runs in time order, per version (noise)
+        for p in PROTOS:                  # warm-up: page cache, nginx workers, agentpen binary
+            self.curl_big(False, proto=p)
+        self.curl_big(True, hop=HOPS[0])
+        for i in range(pairs):
+            for p in PROTOS:
+                for h in (HOPS if i % 2 == 0 else HOPS[::-1]):
+                    r = res[(p, h)]
+                    if r["err"]:
+                        continue
+                    rc, out, e = self.curl_big(False, proto=p)
+                    d = parse_speed(out)
+                    if rc or d is None:
+                        r["err"] = "direct curl failed: %s" % (e.strip() or out.strip() or "exit %d" % rc)
+                        continue
+                    rc, out, e = self.curl_big(True, hop=h, proto=p)
+                    x = parse_speed(out)
+                    if rc or x is None:
+                        r["err"] = e.strip() or out.strip() or "exit %d" % rc
+                        continue
+                    seq[p].append(d)
+                    r["d"].append(d); r["x"].append(x)
+        self.noise = {p: run_noise(seq[p]) for p in PROTOS}
+        for p in PROTOS:
+            if seq[p]:
+                self.notes.append("bulk: direct %s: %s MB/s over the run (median %.0f; noise between "
+                                  "successive direct runs %s)" % (PROTO_LABEL[p], fmt_list(seq[p]),
+                                                                  statistics.median(seq[p]) / 1e6,
+                                                                  fmt_noise(self.noise[p])))
+        for p, h in keys:
+            r = res[(p, h)]
+            headline = p == PROTOS_HEADLINE
+            metric = "256 MiB TLS download, %s, hop %s%s" % (PROTO_LABEL[p], h, " [default]" if h == HOPS[0] else "")
+            tgt = "≥ 0.60" if headline else "report"
+            if r["err"] and not r["d"]:
+                self.fail("bulk", metric, "-", tgt, r["err"])
                 continue
-            i = statistics.median(inside[h])
-            self.row("bulk", metric, dstr, "%.0f MB/s" % (i / 1e6), "%.2f" % (i / d), "≥ 0.60", yes(i / d >= 0.60),
-                     "direct %s; inside %s MB/s" % (fmt_list(direct), fmt_list(inside[h])))
+            self.pair_row("bulk", metric, r["d"], r["x"], self.noise[p], tgt, 0.60 if headline else None,
+                          r["err"], more_hops=True)
+
+    def pair_row(self, case, metric, direct, inside, noise, target, threshold, err, more_hops):
+        """One row from interleaved (direct, inside) pairs: median of the per-pair ratios.
+        A path with more hops than direct that comes out faster than direct by more than
+        the run-to-run noise of direct itself means the baseline is not the network path
+        (the client or server was the limit): the row says SUSPECT instead of a ratio."""
+        ratios = [x / d for d, x in zip(direct, inside)]
+        med = statistics.median(ratios)
+        n = len(ratios)
+        metric += " (median of %d pair ratio%s%s)" % (n, "s" if n != 1 else "",
+                                                     "; FEWER THAN 5" if n < 5 else "")
+        base = "%.0f MB/s" % (statistics.median(direct) / 1e6)
+        agent = "%.0f MB/s" % (statistics.median(inside) / 1e6)
+        spread = "%.2f–%.2f" % (min(ratios), max(ratios))
+        note = "pairs direct/inside MB/s: %s; ratios %s" % (
+            ", ".join("%.0f/%.0f" % (d / 1e6, x / 1e6) for d, x in zip(direct, inside)),
+            "/".join("%.2f" % r for r in ratios))
+        if err:
+            note += "; stopped early: " + " ".join(err.split())[-200:]
+        nz = noise if noise is not None else 0.0
+        if more_hops and med > 1.0 + nz:
+            why = ("median ratio %.2f is above 1 + the noise between direct runs (%s): a path with "
+                   "more hops cannot be faster than direct, so direct was limited by something other "
+                   "than the path (client, server or load) and the ratio does not measure the hop"
+                   % (med, fmt_noise(noise)))
+            self.suspect.append("%s / %s: %s" % (case, metric, why))
+            self.row(case, metric, base, agent, "SUSPECT (%s)" % spread, target, "suspect",
+                     note + "; SUSPECT: " + why)
+            return
+        ratio = "%.2f (%s)" % (med, spread)
+        if more_hops and med > 1.0:
+            ratio = "%.2f ≈ 1 (%s)" % (med, spread)
+            note += ("; above 1 by less than the noise between direct runs (%s): the hop's cost is "
+                     "not measurable in this run" % fmt_noise(noise))
+        met = "-" if threshold is None else yes(med >= threshold)
+        self.row(case, metric, base, agent, ratio, target, met, note)
 
     def case_cpu(self):
         n = self.a.cpu_gib_quarters     # number of 256 MiB downloads in one sandbox
@@ -169,12 +228,12 @@ class Bench:
         base = "%.2f s/GiB (curl)" % (base_cpu / moved) if rc == 0 else "-"
         for h in HOPS:
             metric = "agentpen CPU s per GiB moved, hop %s (agentpen+pasta, both sides)" % h
-            ok, err = self.agentpen_smoke(["true"], hop=h)
+            ok, err = self.agentpen_smoke(["true"], hop=h, allow=(BENCH_HOST,))
             if not ok:
                 self.fail("cpu", metric, base, "report", err); continue
             # start-up and teardown alone, to subtract
             mon0 = ProcMon(self.uid, self.host_netns); mon0.start()
-            self.run(self.ap(["true"], hop=h), timeout=60)
+            self.run(self.ap(["true"], hop=h, allow=(BENCH_HOST,)), timeout=60)
             mon0.stop()
             idle = mon0.cpu(workload=False)
             mon = ProcMon(self.uid, self.host_netns); mon.start()
@@ -273,22 +332,28 @@ class Bench:
                       "no RSS samples (markers: before=%s idle=%s opened=%d)" % (before is not None, idle is not None, opened))
 
     def case_hops(self):
-        rc, out, e = self.run(["bash", "hops.sh", self.proj, "ca.pem", str(self.a.bulk_runs)], timeout=300)
-        res = {}
+        """hops.sh runs each path right after a direct run (HTTP/1.1 to bench.test), pair by pair."""
+        rc, out, e = self.run(["bash", "hops.sh", self.proj, "ca.pem", str(self.a.bulk_pairs)] + self.a.curl_opt,
+                              timeout=600)
+        pend, res = {}, {}
         for line in out.splitlines():
             kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
-            if kv.get("rc") == "0" and kv.get("size") == str(BIG):
-                res.setdefault(kv["hop"], []).append(float(kv["speed"]))
-        direct = self.direct_median or None
+            ok = kv.get("rc") == "0" and kv.get("size") == str(BIG)
+            if kv.get("hop") == "direct":
+                pend[kv.get("for")] = float(kv["speed"]) if ok else None
+            elif kv.get("hop") and ok and pend.get(kv["hop"]):
+                d = pend.pop(kv["hop"])
+                r = res.setdefault(kv["hop"], ([], []))
+                r[0].append(d); r[1].append(float(kv["speed"]))
+        seq = [d for v in res.values() for d in v[0]]
+        noise = run_noise(seq)
         for hop, what in (("relay", "host relay only (no namespace)"),
                           ("tap", "netns → gateway → pasta tap → host relay"),
                           ("splice", "netns loopback → pasta -T splice → host relay")):
             if hop not in res:
                 self.fail("hops", what, "-", "info", e or out or "no result"); continue
-            v = statistics.median(res[hop])
-            self.row("hops", what, "%.0f MB/s" % (direct / 1e6) if direct else "-", "%.0f MB/s" % (v / 1e6),
-                     "%.2f" % (v / direct) if direct else "-", "info (no agentpen)", "-",
-                     "runs %s MB/s" % fmt_list(res[hop]))
+            self.pair_row("hops", what + ", HTTP/1.1", res[hop][0], res[hop][1], noise,
+                          "info (no agentpen)", None, None, more_hops=True)
 
     # ---- output ----------------------------------------------------------------
     def table(self):
@@ -391,6 +456,18 @@ def fmt_list(xs):
     return "/".join("%.0f" % (x / 1e6) for x in xs)
 
 
+def run_noise(seq):
+    """Noise between runs: the median of |d[k+1]/d[k] - 1| over successive direct runs
+    (how much one direct run differs from the next on this machine right now)."""
+    if len(seq) < 2:
+        return None
+    return statistics.median(abs(b / a - 1.0) for a, b in zip(seq, seq[1:]))
+
+
+def fmt_noise(n):
+    return "unknown (fewer than 2 direct runs)" if n is None else "±%.2f" % n
+
+
 def parse_speed(out):
     try:
         sp, size, code = out.strip().splitlines()[-1].split(",")
@@ -444,12 +521,17 @@ def render_md(b, hdr, rows, mach, agentpen_desc):
         if r["note"]:
             L.append("- %s / %s: %s" % (r["case"], r["metric"], r["note"]))
     L += ["- " + n for n in b.notes]
-    L += ["- ratio for bulk = agentpen / direct; for connsetup the added latency; "
+    L += ["- ratio for bulk and hops = the median over interleaved pairs of (inside / direct), each pair a direct "
+          "run right before the inside run, with the pairs' range in brackets; a path faster than direct by more "
+          "than the noise between successive direct runs is marked SUSPECT instead of given a ratio; "
+          "for connsetup the added latency; "
           "startup ratios compare with `true` and with a bare bwrap sandbox (all namespaces).",
           "- CPU: utime+stime of the bench user's non-workload processes, sampled from /proc every 20 ms; "
           "host side = agentpen's processes in the host network namespace plus pasta.",
           "- Memory: summed RSS of the same host-side processes with the tunnels idle minus with none open, "
           "divided by the number of open tunnels."]
+    if b.suspect:
+        L += ["", "## SUSPECT (the baseline did not hold)", ""] + ["- " + x for x in b.suspect]
     if b.failed:
         L += ["", "## FAILED", ""] + ["- " + f for f in b.failed]
     return "\n".join(L) + "\n"
@@ -474,14 +556,16 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops")
     ap.add_argument("--startup-runs", type=int, default=50)
-    ap.add_argument("--bulk-runs", type=int, default=3)
+    ap.add_argument("--bulk-pairs", type=int, default=7,
+                    help="(direct, inside) pairs per bulk figure and per hop path; 5 or more")
+    ap.add_argument("--curl-opt", action="append", default=[],
+                    help="extra curl option for the bulk, cpu and hops downloads (repeatable)")
     ap.add_argument("--cpu-gib-quarters", type=int, default=4)
     ap.add_argument("--conn-n", type=int, default=1000)
     ap.add_argument("--conc-m", type=int, default=1000)
     ap.add_argument("--hold", type=float, default=5.0)
     a = ap.parse_args()
     b = Bench(a)
-    b.direct_median = None
     cases = a.cases.split(",")
     for c in cases:
         fn = getattr(b, "case_" + c, None)
@@ -491,15 +575,9 @@ def main():
         load0 = loadavg()
         print("== %s" % c, file=sys.stderr, flush=True)
         try:
-            if c == "hops" and b.direct_median is None:
-                rc, out, e = b.curl_big(False); b.direct_median = parse_speed(out)
             fn()
         except Exception as e:
             b.fail(c, "(harness)", "-", "-", repr(e))
-        if c == "bulk":
-            for r in b.rows:
-                if r["case"] == "bulk" and r["base"].endswith("MB/s"):
-                    b.direct_median = float(r["base"].split()[0]) * 1e6
         b.notes.append("%s: %.0f s; load average %s at start, %s at end (2 CPUs: above ~2 means something "
                        "else competed for the CPUs)" % (c, time.monotonic() - t0, load0, loadavg()))
         print("   %.1fs" % (time.monotonic() - t0), file=sys.stderr, flush=True)
@@ -510,6 +588,8 @@ def main():
         print(); [print("note: " + n) for n in b.notes]
     with open(a.out, "w") as f:
         f.write(render_md(b, hdr, rows, machine(), a.agentpen_desc or a.agentpen))
+    if b.suspect:
+        print("\n%d SUSPECT (baseline did not hold):" % len(b.suspect)); [print("  " + x) for x in b.suspect]
     print("\nwrote %s" % a.out)
     if b.failed:
         print("\n%d FAILED:" % len(b.failed)); [print("  " + x) for x in b.failed]

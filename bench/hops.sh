@@ -6,28 +6,42 @@
 #   splice : pasta -T 443:RELAY; ns connects to its own 127.0.0.1:443 and pasta
 #            splices that socket to host 127.0.0.1:RELAY
 #   relay  : no namespace, client -> relay directly (the relay's own ceiling)
-# Prints one line per run: "hop=<name> run=<i> speed=<bytes/s> size=<bytes> rc=<rc>".
-# Usage: hops.sh WORKDIR CA RUNS
+# Every run of a path follows a direct run (client -> bench.test, no relay): the pair
+# gives one ratio, so drift and other load hit both alike.
+# Prints "hop=direct for=<path> run=<i> speed=… size=… rc=…", then
+# "hop=<path> run=<i> speed=<bytes/s> size=<bytes> rc=<rc>".
+# Usage: hops.sh WORKDIR CA RUNS [CURL-OPTION...]   (HTTP/1.1 to https://bench.test/big)
 set -u
-W=$1; CA=$2; RUNS=${3:-3}
+W=$1; CA=$2; RUNS=${3:-5}; shift 3
 RP=47443
-URL=https://allowed.test/big
-C="curl -sS --max-time 60 --cacert $CA -o /dev/null -w %{speed_download},%{size_download}"
-/usr/bin/python3 "$W/relay.py" $RP 198.18.0.10 443 --max-seconds 300 >/dev/null 2>&1 &
+URL=https://bench.test/big
+C=(curl -sS --http1.1 --max-time 60 --cacert "$CA" "$@" -o /dev/null -w %{speed_download},%{size_download})
+/usr/bin/python3 "$W/relay.py" $RP 198.18.0.13 443 --max-seconds 300 >/dev/null 2>&1 &
 rpid=$!; echo $rpid > "$W/relay.pid"
-sleep 0.5
 cleanup() {
     for f in "$W"/hop-*.pid "$W/relay.pid"; do [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; done
 }
 trap cleanup EXIT
+# the relay is listening once a connection to it succeeds (bounded)
+for _ in $(seq 1 100); do
+    /usr/bin/python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' $RP \
+        2>/dev/null && break
+    sleep 0.05
+done
 report() { local r; r=$("${@:3}" 2>&1); local rc=$?; echo "hop=$1 run=$2 speed=${r%%,*} size=${r##*,} rc=$rc"; }
+direct() { local r; r=$("${C[@]}" "$URL" 2>&1); local rc=$?; echo "hop=direct for=$1 run=$2 speed=${r%%,*} size=${r##*,} rc=$rc"; }
 
 for i in $(seq 1 "$RUNS"); do
-    report relay $i $C --connect-to allowed.test:443:127.0.0.1:$RP $URL
+    direct relay $i
+    report relay $i "${C[@]}" --connect-to bench.test:443:127.0.0.1:$RP $URL
 done
 for mode in tap splice; do
-    unshare -Urn sleep 120 </dev/null >/dev/null 2>&1 & spid=$!; echo $spid > "$W/hop-ns-$mode.pid"
-    sleep 0.2
+    unshare -Urn sleep 300 </dev/null >/dev/null 2>&1 & spid=$!; echo $spid > "$W/hop-ns-$mode.pid"
+    # unshare has made the namespaces and written the uid map once it has exec'd sleep (bounded)
+    for _ in $(seq 1 100); do
+        [ "$(cat /proc/$spid/comm 2>/dev/null)" = sleep ] && break
+        sleep 0.02
+    done
     if [ $mode = tap ]; then
         pasta --quiet -t none -u none -T none -U none --config-net -P "$W/hop-pasta-$mode.pid" $spid >/dev/null 2>&1
         target=198.18.0.1:$RP   # the gateway address, mapped by pasta to host loopback
@@ -36,7 +50,8 @@ for mode in tap splice; do
         target=127.0.0.1:443
     fi
     for i in $(seq 1 "$RUNS"); do
-        report $mode $i nsenter -t $spid -U -n --preserve-credentials $C --connect-to allowed.test:443:$target $URL
+        direct $mode $i
+        report $mode $i nsenter -t $spid -U -n --preserve-credentials "${C[@]}" --connect-to bench.test:443:$target $URL
     done
     ppid=$(cat "$W/hop-pasta-$mode.pid" 2>/dev/null)
     [ -n "$ppid" ] && kill "$ppid" 2>/dev/null; kill $spid 2>/dev/null; wait $spid 2>/dev/null

@@ -5,7 +5,11 @@
 #   AGENTPEN=path/to/agentpen   (default .build/release/agentpen)
 #   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops   (default: all)
 #   BENCH_QUICK=1               fewer runs (plumbing check)
+#   BENCH_PAIRS=N               (direct, inside) pairs per bulk/hops figure (default 7; 5 or more)
+#   BENCH_CURL_OPTS="..."       extra curl options for the bulk, cpu and hops downloads
 #   BENCH_OUT=bench/results.md
+# The test world is shared: everything runs under /tmp/agentpen-world.lock (as
+# tests/dev.sh and tests/run.sh take it), which no daemon started here inherits.
 # Exit status non-zero if any case FAILED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,20 +26,31 @@ OUT=${BENCH_OUT:-$ROOT/bench/results.md}
 CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops}
 PROJ=$APW_STATE/bench-proj
 
+exec 9>/tmp/agentpen-world.lock
+if ! flock -n 9; then
+    echo "bench/run.sh: waiting for the test world lock (/tmp/agentpen-world.lock; a test run holds it)" >&2
+    flock -w 3600 9 || { echo "bench/run.sh: the world lock was not free within an hour" >&2; exit 1; }
+fi
 was_up=0
 tests/world/world.sh status >/dev/null 2>&1 && was_up=1
 cleanup() {
     local rc=$?
     # world.sh down ends whatever still runs inside the world's namespaces, by PID
-    if [ $was_up = 0 ] && [ -z "${BENCH_KEEP_WORLD:-}" ]; then tests/world/world.sh down >/dev/null || true
+    if [ $was_up = 0 ] && [ -z "${BENCH_KEEP_WORLD:-}" ]; then tests/world/world.sh down >/dev/null 9>&- || true
     else rm -rf "$PROJ"; fi
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-tests/world/world.sh up
+tests/world/world.sh up 9>&-
 apw_ensure_user
+# bench.test is served once nginx has (re)loaded a config with it (bounded)
+for i in $(seq 1 100); do
+    apw_as_root curl -s -o /dev/null --max-time 2 --cacert "$APW_STATE/ca.pem" https://bench.test/hello 9>&- && break
+    [ $i = 100 ] && { echo "bench/run.sh: https://bench.test/ does not answer in the test world" >&2; exit 1; }
+    sleep 0.1
+done
 
 # The project dir the sandbox gets (-C): the CA, the client scripts; owned by the user.
 rm -rf "$PROJ"; mkdir -p "$PROJ"
@@ -58,11 +73,13 @@ fi
 
 ARGS=()
 if [ -n "${BENCH_QUICK:-}" ]; then
-    ARGS+=(--startup-runs 10 --bulk-runs 1 --conn-n 200 --conc-m 200 --hold 2 --cpu-gib-quarters 1)
+    ARGS+=(--startup-runs 10 --bulk-pairs 5 --conn-n 200 --conc-m 200 --hold 2 --cpu-gib-quarters 1)
 fi
+[ -n "${BENCH_PAIRS:-}" ] && ARGS+=(--bulk-pairs "$BENCH_PAIRS")
+for o in ${BENCH_CURL_OPTS:-}; do ARGS+=("--curl-opt=$o"); done
 set +e
 /usr/bin/python3 bench/bench.py --agentpen "$AGENTPEN" --agentpen-desc "$AP_DESC" --proj "$PROJ" \
-    --user "$APW_USER" --out "$OUT" --cases "$CASES" "${ARGS[@]}"
+    --user "$APW_USER" --out "$OUT" --cases "$CASES" "${ARGS[@]}" 9>&-
 rc=$?
 set -e
 exit $rc

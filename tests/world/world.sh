@@ -5,6 +5,12 @@
 # Only 198.18.0.0/24 and fd0c::/64 are used. Nothing leaves the namespaces.
 # Usage (as root): world.sh up | down | status
 set -euo pipefail
+# The daemons started here live on after this script: they must not keep any
+# descriptor the caller had open (a test lock on fd 9 would stay held forever).
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${APW_STATE:-/run/apw}
@@ -61,6 +67,7 @@ make_netns() {
     ip -n $SRV addr replace 198.18.0.10/32 dev $VS
     ip -n $SRV addr replace 198.18.0.11/32 dev $VS
     ip -n $SRV addr replace 198.18.0.12/32 dev $VS   # faults.py (reset server)
+    ip -n $SRV addr replace 198.18.0.13/32 dev $VS   # bench.test (bench/ only; see make_bench_server)
     ip -n $SRV addr replace fd0c::10/128 dev $VS nodad
     ip -n $HOST link set $VH up
     ip -n $SRV link set $VS up
@@ -77,6 +84,7 @@ make_etc() {
 fd0c::10	v6only.test
 198.18.0.11	private-denied.test
 198.18.0.12	reset.test
+198.18.0.13	bench.test
 # Names the SNI proxy must never dial (never reachable; for refusal tests):
 127.0.0.1	loopback-name.test
 ::1	loopback6-name.test
@@ -166,9 +174,46 @@ http {
         location = /hello { default_type text/plain; return 200 "hello from \$apw_name\n"; }
         location / { }
     }
+$(make_bench_server)
 }
 CONF
     chmod 0644 "$STATE/nginx.conf"
+}
+
+# ---- bench server (bench/run.sh only; tests do not use it) ----------------------------
+# bench.test = 198.18.0.13:443, its own listening socket and its own certificate, so
+# the server blocks above (and the access log the tests read) are untouched. Tuned not
+# to be the limit of a bulk download: no access log, sendfile, big output buffers, and
+# kernel TLS where the kernel has it (nginx >= 1.21.4 with an OpenSSL built with ktls,
+# as Debian 12's is; without the kernel's tls module OpenSSL falls back to userspace
+# silently). One listener with http2: the client picks the protocol by ALPN
+# (curl --http1.1 / --http2), as it would through agentpen's port-443-only proxy.
+make_bench_pki() {
+    [ -s "$STATE/bench.pem" ] && [ -s "$STATE/pki/bench.key" ] && return 0
+    local d="$STATE/pki"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$d/bench.key" 2>/dev/null
+    openssl req -new -key "$d/bench.key" -subj "/CN=bench.test" -out "$d/bench.csr" 2>/dev/null
+    sed 's/^subjectAltName=.*/subjectAltName=DNS:bench.test,IP:198.18.0.13/' "$d/server.ext" > "$d/bench.ext"
+    openssl x509 -req -in "$d/bench.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 30 -sha256 -extfile "$d/bench.ext" -out "$d/bench.pem" 2>/dev/null
+    cp "$d/bench.pem" "$STATE/bench.pem"; chmod 0644 "$STATE/bench.pem"
+}
+make_bench_server() {
+    cat <<BENCH
+    server {    # bench.test: see make_bench_server in world.sh
+        listen 198.18.0.13:443 ssl http2 backlog=4096;
+        server_name bench.test;
+        ssl_certificate $STATE/bench.pem; ssl_certificate_key $STATE/pki/bench.key;
+        ssl_conf_command Options KTLS;
+        access_log off;
+        sendfile on;
+        tcp_nopush on;
+        output_buffers 2 256k;
+        root $STATE/www;
+        location = /hello { default_type text/plain; return 200 "hello from bench.test\n"; }
+        location / { }
+    }
+BENCH
 }
 
 # A bare repository served over git's dumb HTTP protocol (static files):
@@ -197,11 +242,20 @@ start_faults() {
 }
 
 start_nginx() {
-    pid_alive "$STATE/nginx.pid" nginx && return 0
+    if pid_alive "$STATE/nginx.pid" nginx; then
+        # Already running: reload if it runs an older config (e.g. one without bench.test).
+        cmp -s "$STATE/nginx.conf" "$STATE/nginx.conf.loaded" 2>/dev/null && return 0
+        ip netns exec $SRV nginx -t -q -c "$STATE/nginx.conf" -p "$STATE" \
+            || die "new nginx config rejected; see $STATE/nginx-error.log"
+        kill -HUP "$(cat "$STATE/nginx.pid")"
+        cp "$STATE/nginx.conf" "$STATE/nginx.conf.loaded"
+        return 0
+    fi
     touch "$STATE/nginx-access.log" "$STATE/nginx-error.log"
     chmod 0644 "$STATE/nginx-access.log" "$STATE/nginx-error.log"
     ip netns exec $SRV nginx -c "$STATE/nginx.conf" -p "$STATE" -g 'daemon on;' \
         || die "nginx failed; see $STATE/nginx-error.log"
+    cp "$STATE/nginx.conf" "$STATE/nginx.conf.loaded"
     local i; for i in $(seq 1 50); do pid_alive "$STATE/nginx.pid" nginx && return 0; sleep 0.1; done
     die "nginx did not write its pid file"
 }
@@ -237,6 +291,7 @@ cmd_up() {
     make_netns
     make_etc
     make_pki
+    make_bench_pki
     make_www
     start_logger
     start_nginx

@@ -1,0 +1,106 @@
+import Testing
+@testable import AgentpenPolicy
+
+/// Issue 7, kernel surface: the filter fails closed and socket families are an allowlist.
+@Suite struct SeccompResolutionTests {
+    @Test func namedCallsGoInByTheirNumber() throws {
+        #expect(try SyscallPolicy.resolve("ptrace", libseccompNumber: 101, arch: .x86_64) == .number(101))
+    }
+
+    @Test func callsLibseccompCannotNameGoInByRawNumber() throws {
+        for arch in [SyscallPolicy.Architecture.x86_64, .aarch64] {
+            #expect(try SyscallPolicy.resolve("listmount", libseccompNumber: -1, arch: arch) == .raw(458))
+            #expect(try SyscallPolicy.resolve("statmount", libseccompNumber: -1, arch: arch) == .raw(457))
+            #expect(try SyscallPolicy.resolve("open_tree_attr", libseccompNumber: -1, arch: arch) == .raw(467))
+        }
+    }
+
+    @Test func aPlaceholderForACallTheArchitectureLacksIsSkipped() throws {
+        // __PNR_stime: x86_64 and aarch64 have no stime.
+        #expect(try SyscallPolicy.resolve("stime", libseccompNumber: -10064, arch: .x86_64) == .absent)
+    }
+
+    @Test func anUnnamedCallWithoutANumberStopsTheRun() {
+        #expect(throws: SyscallPolicy.UnresolvableSyscall(syscall: "frobnicate")) {
+            try SyscallPolicy.resolve("frobnicate", libseccompNumber: -1, arch: .x86_64)
+        }
+        // An architecture without a table: even a known raw number cannot be trusted there.
+        #expect(throws: SyscallPolicy.UnresolvableSyscall(syscall: "listmount")) {
+            try SyscallPolicy.resolve("listmount", libseccompNumber: -1, arch: nil)
+        }
+        let message = SyscallPolicy.UnresolvableSyscall(syscall: "frobnicate").description
+        #expect(message.contains("frobnicate"))
+    }
+
+    @Test func everyRawNumberIsAPolicyCallOnBothArchitectures() {
+        let names = Set(SyscallPolicy.rules.map(\.syscall))
+        for (name, numbers) in SyscallPolicy.rawNumbers {
+            #expect(names.contains(name), "\(name) has a number but no rule")
+            #expect(numbers[.x86_64] != nil && numbers[.aarch64] != nil, "\(name)")
+        }
+    }
+
+    @Test func theMountInfoCallsAreDenied() {
+        for name in ["listmount", "statmount", "open_tree_attr"] {
+            #expect(SyscallPolicy.rules.contains { $0.syscall == name && $0.args.isEmpty && $0.action == .errno(SyscallPolicy.EPERM) }, "\(name)")
+        }
+        // mseal is left alone on purpose (see SyscallPolicy).
+        #expect(!SyscallPolicy.rules.contains { $0.syscall == "mseal" })
+    }
+}
+
+@Suite struct SocketFamilyRuleTests {
+    /// Evaluates the rules for `syscall` the way the BPF program does: the first
+    /// matching rule's errno, or nil (allowed).
+    static func verdict(_ syscall: String, family: UInt64, proto: UInt64 = 0) -> Int32? {
+        let args: [UInt32: UInt64] = [0: family, 1: 1, 2: proto]
+        for rule in SyscallPolicy.rules where rule.syscall == syscall {
+            let hit = rule.args.allSatisfy { m in
+                let a = args[m.index] ?? 0
+                switch m.comparison {
+                case .maskedEqual: return a & m.mask == m.value
+                case .notEqual: return a != m.value
+                case .greaterOrEqual: return a >= m.value
+                }
+            }
+            if hit, case .errno(let e) = rule.action { return e }
+        }
+        return nil
+    }
+
+    @Test(arguments: ["socket", "socketpair"])
+    func onlyTheFourFamiliesPass(_ call: String) {
+        for family: UInt64 in [1, 2, 10] { #expect(Self.verdict(call, family: family) == nil, "\(family)") }
+        #expect(Self.verdict(call, family: 16, proto: 0) == nil)   // NETLINK_ROUTE
+        let refused = SyscallPolicy.EAFNOSUPPORT
+        for family: UInt64 in [0, 3, 4, 5, 9, 17, 31, 38, 40, 44, 45] {
+            #expect(Self.verdict(call, family: family) == refused, "family \(family)")
+        }
+        // Everything at or above AF_MAX, whatever the kernel adds later.
+        for family: UInt64 in [46, 47, 255, 0x7FFF_FFFF, 0xFFFF_FFFF, UInt64.max] {
+            #expect(Self.verdict(call, family: family) == refused, "family \(family)")
+        }
+        // The kernel reads an int: garbage above bit 31 must not pass as AF_INET or hide AF_VSOCK.
+        for family: UInt64 in [0xDEAD_0000_0000_0002, 0x1_0000_0001, 0x1_0000_0028] {
+            #expect(Self.verdict(call, family: family) == refused, "family \(String(family, radix: 16))")
+        }
+        // Netlink: routes only.
+        for proto: UInt64 in [9 /* AUDIT */, 15 /* KOBJECT_UEVENT */, 4 /* SOCK_DIAG */, 12 /* NETFILTER */, 0x1_0000_0000] {
+            #expect(Self.verdict(call, family: 16, proto: proto) == refused, "netlink protocol \(proto)")
+        }
+    }
+
+    @Test func eachRuleTakesOneComparisonPerArgument() {
+        for rule in SyscallPolicy.rules {
+            let indices = rule.args.map(\.index)
+            #expect(Set(indices).count == indices.count, "\(rule.syscall): \(rule.args)")
+        }
+    }
+
+    @Test func lineDisciplinesAreRefusedLikeTIOCSTI() {
+        let ioctls = SyscallPolicy.rules.filter { $0.syscall == "ioctl" }
+        for request: UInt64 in [0x5412 /* TIOCSTI */, 0x5423 /* TIOCSETD */] {
+            #expect(ioctls.contains { $0.args == [SyscallPolicy.ArgMatch(index: 1, mask: 0xFFFF_FFFF, value: request)] && $0.action == .errno(SyscallPolicy.EPERM) })
+        }
+    }
+}

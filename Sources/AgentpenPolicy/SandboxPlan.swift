@@ -222,7 +222,10 @@ extension SandboxPlan {
             executable = try InstallTree.locate(command[0], path: callerPath, cwd: project, fs: fs)
         } catch .notFound { throw PlanError(message: "\(command[0]): command not found", isUsage: false) }
         catch { throw PlanError(message: error.description, isUsage: false) }
-        let tree = InstallTree.plan(for: executable, home: home, callerPath: callerPath, visible: visible, fs: fs)
+        let tree: InstallTree
+        do { tree = try InstallTree.plan(for: executable, home: home, callerPath: callerPath, visible: visible, fs: fs) }
+        catch { throw usage(error.description) }
+        plan.notes += tree.notes
         for p in tree.readOnly {
             a += ["--ro-bind", p, p]
             plan.notes.append("agent install tree \(p) read-only")

@@ -104,3 +104,93 @@ import Testing
         }
     }
 }
+
+@Suite struct CredentialStoreTests {
+    @Test func storesWithinADirectory() {
+        #expect(CredentialStores.contained(in: "/home/u/.config", home: "/home/u").contains("/home/u/.config/gh"))
+        #expect(CredentialStores.contained(in: "/home/u/.config", home: "/home/u").contains("/home/u/.config/gcloud"))
+        #expect(CredentialStores.contained(in: "/home/u/.local/share", home: "/home/u").contains("/home/u/.local/share/keyrings"))
+        #expect(CredentialStores.contained(in: "/home/u/.npm-global", home: "/home/u").isEmpty)
+        #expect(CredentialStores.contained(in: "/home/u/.local/lib", home: "/home/u").isEmpty)
+        #expect(Set(CredentialStores.contained(in: "/home", home: "/home/u")).isSuperset(of: ["/home/u/.ssh", "/home/u/.netrc"]))
+    }
+
+    @Test func aStoreLinkedIntoADirectoryCounts() {
+        let fs = FakeFS(["/home/u/.ssh": .link("dotfiles/ssh"), "/home/u/dotfiles/ssh/id": .file("SECRET", exec: false)])
+        #expect(CredentialStores.contained(in: "/home/u/dotfiles", home: "/home/u", fs: fs) == ["/home/u/.ssh"])
+        #expect(CredentialStores.contained(in: "/home/u/dotfiles", home: "/home/u").isEmpty)   // lexically it is not
+    }
+
+    @Test func aPathInsideAStore() {
+        #expect(CredentialStores.enclosing("/home/u/.aws/tools/bin", home: "/home/u") == "/home/u/.aws")
+        #expect(CredentialStores.enclosing("/home/u/.awsome", home: "/home/u") == nil)
+        let fs = FakeFS(["/home/u/.ssh": .link("/data/keys"), "/data/keys/tool/bin/x": .file("", exec: true)])
+        #expect(CredentialStores.enclosing("/data/keys/tool", home: "/home/u", fs: fs) == "/home/u/.ssh")
+    }
+}
+
+@Suite struct InstallTreeCredentialTests {
+    /// stow-managed dotfiles: ~/.ssh links into ~/dotfiles, which also looks like a prefix.
+    let dotfiles = FakeFS([
+        "/home/u/.ssh": .link("dotfiles/ssh"), "/home/u/dotfiles/ssh/id_ed25519": .file("SECRET", exec: false),
+        "/home/u/dotfiles/bin/agent": .file("#!/bin/sh\n", exec: true), "/home/u/dotfiles/lib/data": .file("", exec: false),
+        "/bin/sh": .file("", exec: true),
+    ])
+
+    @Test func aPrefixHoldingAStoreIsNarrowedToTheProgramAndItsLib() throws {
+        let tree = try InstallTree.plan(for: "/home/u/dotfiles/bin/agent", home: "/home/u", callerPath: "/bin",
+                                        visible: { $0.hasPrefix("/bin") }, fs: dotfiles)
+        #expect(tree.readOnly == ["/home/u/dotfiles/bin/agent", "/home/u/dotfiles/lib"])
+        #expect(tree.notes.contains { $0.contains("/home/u/dotfiles") && $0.contains("/home/u/.ssh") })
+    }
+
+    @Test func aVirtualenvHoldingAStoreKeepsItsConfigAndLib() throws {
+        let fs = FakeFS([
+            "/home/u/.config/pyvenv.cfg": .file("home = /usr/bin\n", exec: false),
+            "/home/u/.config/bin/tool": .file("#!/usr/bin/python3\n", exec: true),
+            "/home/u/.config/lib/python3.11/site-packages/tool/x": .file("", exec: false),
+            "/home/u/.config/gh/hosts.yml": .file("SECRET", exec: false),
+            "/usr/bin/python3": .file("", exec: true),
+        ])
+        let tree = try InstallTree.plan(for: "/home/u/.config/bin/tool", home: "/home/u", callerPath: "/usr/bin",
+                                        visible: { $0.hasPrefix("/usr") }, fs: fs)
+        #expect(Set(tree.readOnly) == ["/home/u/.config/bin/tool", "/home/u/.config/lib", "/home/u/.config/pyvenv.cfg"])
+        #expect(!tree.readOnly.contains { Paths.isWithin("/home/u/.config/gh", $0) })
+    }
+
+    @Test func aTreeInsideAStoreIsRefused() {
+        let fs = FakeFS([
+            "/home/u/.aws/tools/bin/agent": .file("\u{7f}ELF", exec: true), "/home/u/.aws/tools/lib/x": .file("", exec: false),
+            "/home/u/.aws/credentials": .file("SECRET", exec: false),
+        ])
+        #expect(throws: InstallTree.LookupError.insideCredentialStore(bind: "/home/u/.aws/tools", store: "/home/u/.aws")) {
+            try InstallTree.plan(for: "/home/u/.aws/tools/bin/agent", home: "/home/u", callerPath: "",
+                                 visible: { _ in false }, fs: fs)
+        }
+    }
+
+    @Test func theRefusalIsAUsageErrorNamingBindAndStore() throws {
+        var nodes = debianLike
+        nodes["/home/u/.docker/bin/agent"] = .file("\u{7f}ELF", exec: true)
+        nodes["/home/u/.docker/lib/x"] = .file("", exec: false)
+        do {
+            _ = try plan(["agent"], fs: FakeFS(nodes), env: ["PATH": "/home/u/.docker/bin:/usr/bin"])
+            Issue.record("planned a bind inside ~/.docker")
+        } catch let e as PlanError {
+            #expect(e.isUsage)
+            #expect(e.message.contains("/home/u/.docker/bin") || e.message.contains("/home/u/.docker"))
+            #expect(e.message.contains("credential store /home/u/.docker"))
+        }
+    }
+
+    @Test func ordinaryTreesAreUntouched() throws {
+        let tree = try InstallTree.plan(for: "/home/u/.local/bin/aider", home: "/home/u", callerPath: "/usr/bin",
+                                        visible: { $0.hasPrefix("/usr") },
+                                        fs: FakeFS(["/home/u/.local/bin/aider": .file("#!/usr/bin/python3\n", exec: true),
+                                                    "/home/u/.local/lib/python3/x": .file("", exec: false),
+                                                    "/home/u/.local/share/keyrings/login": .file("SECRET", exec: false),
+                                                    "/usr/bin/python3": .file("", exec: true)]))
+        #expect(tree.notes.isEmpty)
+        #expect(Set(tree.readOnly) == ["/home/u/.local/bin/aider", "/home/u/.local/lib"])
+    }
+}

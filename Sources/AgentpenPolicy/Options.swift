@@ -14,6 +14,8 @@ public struct Options: Sendable, Equatable {
     /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
     public var readOnlyConfig = false
     public var logPath: String?
+    /// `--tmpfs-size`: the total for the sandbox's tmpfs mounts (nil: the default).
+    public var tmpfsSize: TmpfsBudget.Request?
     /// The command and its arguments; empty means the user's shell.
     public var command: [String] = []
 
@@ -62,6 +64,9 @@ public struct Options: Sendable, Equatable {
             case "--allow-parent-git": o.allowParentGit = true
             case "--ro-config": o.readOnlyConfig = true
             case "--log": o.logPath = try value(flag, inline)
+            case "--tmpfs-size":
+                let v = try value(flag, inline)
+                do { o.tmpfsSize = try TmpfsBudget.parse(v) } catch { throw UsageError(message: error.message) }
             case "--check": modes.append(.check)
             case "--dry-run": modes.append(.dryRun)
             case "--version": modes.append(.version)
@@ -101,6 +106,9 @@ public struct Options: Sendable, Equatable {
       --ro-config            the preset's config paths (e.g. ~/.claude) read-only:
                              nothing the agent runs later can be planted there
       --log FILE             append every allow/block decision to FILE (JSON lines)
+      --tmpfs-size SIZE      memory for all the sandbox's tmpfs mounts together
+                             (512M, 4G, or 25% of RAM, the default), split
+                             $HOME 40%, /tmp 30%, /dev/shm 15%, /var/tmp 10%, /run 5%
       --check                report what this host can enforce, exit 0 if a run would work
       --dry-run              print the full plan and exit
       --version              print the version

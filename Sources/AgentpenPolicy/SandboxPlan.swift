@@ -52,6 +52,8 @@ public struct HostFacts: Sendable {
     public var selfLibraryDirs: [String]
     /// Whether user namespaces can be disabled inside (bwrap --disable-userns works).
     public var canDisableUserns: Bool = true
+    /// The machine's memory in bytes (0: unknown), for the tmpfs bounds.
+    public var memoryTotal: UInt64 = 0
 
     public init(uid: UInt32, gid: UInt32, user: String, home: String, shell: String?, isNixOS: Bool,
                 callerEnv: [String: String], selfBinary: String, selfLibraryDirs: [String]) {
@@ -169,7 +171,18 @@ extension SandboxPlan {
                 visibleRoots.append(p)
             }
         }
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]
+        // Every tmpfs bounded (TmpfsBudget). bwrap's --size applies only to
+        // --tmpfs, so /dev (bwrap's own tmpfs) is made read-only once /dev/shm
+        // is mounted on it; the device nodes and /dev/pts are mounts of their own
+        // and stay usable.
+        let tmpfsTotal: UInt64
+        do { tmpfsTotal = try TmpfsBudget.total(options.tmpfsSize ?? TmpfsBudget.defaultRequest, memoryTotal: facts.memoryTotal) }
+        catch { throw usage(error.message) }
+        let sizes = TmpfsBudget.split(tmpfsTotal)
+        a += ["--proc", "/proc", "--dev", "/dev", "--size", String(sizes.devShm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+        a += ["--size", String(sizes.tmp), "--tmpfs", "/tmp", "--size", String(sizes.varTmp), "--tmpfs", "/var/tmp",
+              "--size", String(sizes.run), "--tmpfs", "/run"]
+        plan.notes.append("tmpfs bounds, \(TmpfsBudget.describe(tmpfsTotal)) in all: $HOME \(TmpfsBudget.describe(sizes.home)), /tmp \(TmpfsBudget.describe(sizes.tmp)), /var/tmp \(TmpfsBudget.describe(sizes.varTmp)), /dev/shm \(TmpfsBudget.describe(sizes.devShm)), /run \(TmpfsBudget.describe(sizes.run)); /dev read-only")
         if fs.kind("/sys") == .directory { a += ["--ro-bind", "/sys", "/sys"] }
         if facts.isNixOS {
             if fs.kind("/nix") == .directory { a += ["--ro-bind", "/nix", "/nix"] }
@@ -206,7 +219,7 @@ extension SandboxPlan {
         }
 
         // Home: empty and private; only what a preset or --mount names appears in it.
-        a += ["--perms", "0700", "--tmpfs", home]
+        a += ["--perms", "0700", "--size", String(sizes.home), "--tmpfs", home]
         for p in roMounts { a += ["--ro-bind", p, p]; plan.notes.append("--mount \(p) read-only") }
         for p in rwMounts { a += ["--bind", p, p] }
         for p in options.mountsRW { plan.notes.append("--mount-rw \(p) read-write") }

@@ -30,7 +30,7 @@ enum DryRun {
         for r in SyscallPolicy.rules {
             let cond = r.args.map(\.description)
             let action: String
-            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : "errno \(e)" }
+            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : e == SyscallPolicy.EAFNOSUPPORT ? "EAFNOSUPPORT" : "errno \(e)" }
             out += "  \(r.syscall)\(cond.isEmpty ? "" : " if " + cond.joined(separator: " and ")) -> \(action)\n"
         }
         out += "\n## Landlock: writes only beneath\n"

@@ -32,10 +32,12 @@ enum Runner {
         let uid = getuid(), gid = getgid()
         let user = Host.userName(uid: uid) ?? env["USER"] ?? "user"
         let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: uid) ?? "/"
-        return HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
-                         shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
-                         callerEnv: env, selfBinary: Host.selfExecutable,
-                         selfLibraryDirs: Host.loadedLibraryDirs())
+        var facts = HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
+                              shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
+                              callerEnv: env, selfBinary: Host.selfExecutable,
+                              selfLibraryDirs: Host.loadedLibraryDirs())
+        facts.memoryTotal = Host.memoryTotal
+        return facts
     }
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.

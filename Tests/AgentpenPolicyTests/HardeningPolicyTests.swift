@@ -194,3 +194,79 @@ import Testing
         #expect(Set(tree.readOnly) == ["/home/u/.local/bin/aider", "/home/u/.local/lib"])
     }
 }
+
+@Suite struct TmpfsBudgetTests {
+    static let gib: UInt64 = 1 << 30
+
+    @Test func parsesSizesAndPercentages() throws {
+        #expect(try TmpfsBudget.parse("512M") == .bytes(512 << 20))
+        #expect(try TmpfsBudget.parse("4G") == .bytes(4 << 30))
+        #expect(try TmpfsBudget.parse("4GiB") == .bytes(4 << 30))
+        #expect(try TmpfsBudget.parse("1.5g") == .bytes(3 << 29))
+        #expect(try TmpfsBudget.parse("1048576") == .bytes(1 << 20))
+        #expect(try TmpfsBudget.parse("25%") == .percentOfMemory(25))
+        for bad in ["", "G", "-1G", "1.G", "0%", "101%", "1X", "99999999999T", "1.5", "1..5G", "１G"] {
+            #expect(throws: TmpfsBudget.BudgetError.self) { try TmpfsBudget.parse(bad) }
+        }
+    }
+
+    @Test func defaultIsAQuarterOfMemorySplitAsDocumented() throws {
+        let s = try TmpfsBudget.sizes(nil, memoryTotal: 16 * Self.gib)
+        #expect(s.total <= 4 * Self.gib)
+        #expect(s.total > 4 * Self.gib - 5 * 4096 - 1000)
+        #expect(s.home == (4 * Self.gib / 1000 * 400) / 4096 * 4096)
+        #expect(s.tmp == (4 * Self.gib / 1000 * 300) / 4096 * 4096)
+        for v in [s.home, s.tmp, s.varTmp, s.devShm, s.run] { #expect(v % 4096 == 0 && v > 0) }
+        #expect(s.home > s.tmp && s.tmp > s.devShm && s.devShm > s.varTmp && s.varTmp > s.run)
+        #expect(TmpfsBudget.shares.map(\.permille).reduce(0, +) == 1000)
+    }
+
+    @Test func neverMoreThanTheMachineHas() throws {
+        #expect(throws: TmpfsBudget.BudgetError.self) { try TmpfsBudget.sizes(.bytes(32 * Self.gib), memoryTotal: 16 * Self.gib) }
+        #expect(try TmpfsBudget.sizes(.percentOfMemory(100), memoryTotal: 16 * Self.gib).total <= 16 * Self.gib)
+        #expect(try TmpfsBudget.sizes(.bytes(16 * Self.gib), memoryTotal: 16 * Self.gib).total <= 16 * Self.gib)
+        #expect(throws: TmpfsBudget.BudgetError.self) { try TmpfsBudget.sizes(.bytes(1 << 20), memoryTotal: 16 * Self.gib) }
+        // Unknown memory: a fixed total.
+        #expect(try TmpfsBudget.sizes(nil, memoryTotal: 0).total <= TmpfsBudget.fallbackTotal)
+    }
+
+    /// `--size` must come right before the `--tmpfs` it bounds, /dev/shm must be
+    /// mounted before /dev becomes read-only, and every tmpfs has a size.
+    @Test func bwrapArgumentsBoundEveryTmpfs() throws {
+        var f = facts()
+        f.memoryTotal = 8 * Self.gib
+        let p = try SandboxPlan.make(options: try Options.parse(["--tmpfs-size", "1G", "--", "/usr/bin/sh"]), facts: f,
+                                     project: "/home/u/src/p", preset: nil, network: .none, fs: FakeFS(debianLike))
+        let a = p.bwrapArgs
+        let sizes = TmpfsBudget.split(1 << 30)
+        for (mount, size) in [("/home/u", sizes.home), ("/tmp", sizes.tmp), ("/var/tmp", sizes.varTmp),
+                              ("/dev/shm", sizes.devShm), ("/run", sizes.run)] {
+            guard let i = a.indices.first(where: { a[$0] == "--tmpfs" && a[$0 + 1] == mount }) else {
+                Issue.record("no tmpfs \(mount)"); continue
+            }
+            #expect(Array(a[(i - 2)..<i]) == ["--size", String(size)], "\(mount): \(a[(i - 3)...(i + 1)])")
+        }
+        // Every writable --tmpfs is bounded (a read-only one, like the empty .git guard, cannot fill).
+        for i in a.indices where a[i] == "--tmpfs" {
+            let readOnly = a.indices.contains { a[$0] == "--remount-ro" && a[$0 + 1] == a[i + 1] }
+            #expect(readOnly || a[..<i].suffix(4).contains("--size"), "unbounded tmpfs \(a[i + 1])")
+        }
+        let dev = a.firstIndex(of: "--dev")!, shm = a.firstIndex(of: "/dev/shm")!
+        let ro = a.indices.first { a[$0] == "--remount-ro" && a[$0 + 1] == "/dev" }
+        #expect(ro != nil && dev < shm && shm < ro!)
+        #expect(a[dev + 1] == "/dev")
+        #expect(p.notes.contains { $0.hasPrefix("tmpfs bounds, 1G in all") })
+    }
+
+    @Test func theFlagIsParsedAndChecked() throws {
+        #expect(try Options.parse(["--tmpfs-size", "2G"]).tmpfsSize == .bytes(2 << 30))
+        #expect(try Options.parse(["--tmpfs-size=10%"]).tmpfsSize == .percentOfMemory(10))
+        #expect(throws: Options.UsageError.self) { try Options.parse(["--tmpfs-size", "lots"]) }
+        var f = facts()
+        f.memoryTotal = 1 << 30
+        #expect(throws: PlanError.self) {
+            try SandboxPlan.make(options: try Options.parse(["--tmpfs-size", "2G", "--", "/usr/bin/sh"]), facts: f,
+                                 project: "/home/u/src/p", preset: nil, network: .none, fs: FakeFS(debianLike))
+        }
+    }
+}

@@ -25,6 +25,10 @@ public struct SandboxPlan: Sendable {
     public var innerCommand: [String] = []
     /// The agent's command as it will be executed.
     public var command: [String] = []
+    /// Limits in a delegated cgroup, or why there are none (CgroupPlan).
+    public var cgroup: CgroupPlan.Decision = .notApplied("not planned")
+    /// Descriptor number of the run cgroup's cgroup.procs for the exec helper.
+    public var cgroupFD: Int32 = 0
 }
 
 /// A change on the host made before the run so a mount has something to bind.
@@ -54,6 +58,8 @@ public struct HostFacts: Sendable {
     public var canDisableUserns: Bool = true
     /// The machine's memory in bytes (0: unknown), for the tmpfs bounds.
     public var memoryTotal: UInt64 = 0
+    /// This process's cgroup and its ancestors (nil: no cgroupfs), for the limits.
+    public var cgroup: CgroupPlan.Facts?
 
     public init(uid: UInt32, gid: UInt32, user: String, home: String, shell: String?, isNixOS: Bool,
                 callerEnv: [String: String], selfBinary: String, selfLibraryDirs: [String]) {
@@ -179,6 +185,16 @@ extension SandboxPlan {
         do { tmpfsTotal = try TmpfsBudget.total(options.tmpfsSize ?? TmpfsBudget.defaultRequest, memoryTotal: facts.memoryTotal) }
         catch { throw usage(error.message) }
         let sizes = TmpfsBudget.split(tmpfsTotal)
+        do {
+            plan.cgroup = try CgroupPlan.decide(options.cgroupLimits, facts: facts.cgroup, uid: facts.uid,
+                                                memoryTotal: facts.memoryTotal)
+        } catch { throw usage(error.message) }
+        switch plan.cgroup {
+        case .apply(let dir, let writes, let skipped):
+            plan.notes.append("cgroup limits in \(dir): " + writes.map { "\($0.file) \($0.value)" }.joined(separator: ", ")
+                              + skipped.map { "; not applied: \($0)" }.joined())
+        case .notApplied(let why): plan.notes.append("cgroup limits not applied: \(why)")
+        }
         a += ["--proc", "/proc", "--dev", "/dev", "--size", String(sizes.devShm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
         a += ["--size", String(sizes.tmp), "--tmpfs", "/tmp", "--size", String(sizes.varTmp), "--tmpfs", "/var/tmp",
               "--size", String(sizes.run), "--tmpfs", "/run"]
@@ -257,6 +273,7 @@ extension SandboxPlan {
         a += ["--chdir", project]
         plan.seccompFD = nextFD
         a += ["--seccomp", String(plan.seccompFD)]
+        plan.cgroupFD = nextFD + 1
 
         // Environment: empty, then what is allowed in. PATH keeps entries that exist inside.
         let insidePath = callerPath.split(separator: ":").map(String.init).filter { entry in
@@ -281,6 +298,7 @@ extension SandboxPlan {
         plan.bwrapArgs = a
         plan.command = [executable] + command.dropFirst()
         var inner = [helper, "__exec"]
+        if case .apply = plan.cgroup { inner += ["--cgroup", String(plan.cgroupFD)] }
         for w in plan.writable { inner += ["--rw", w] }
         inner += ["--"] + plan.command
         plan.innerCommand = inner

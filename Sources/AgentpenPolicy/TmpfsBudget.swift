@@ -41,14 +41,14 @@ public enum TmpfsBudget {
 
     /// Parses `512M`, `2G`, `1.5G`, `1073741824`, `25%` (binary units; K, M,
     /// G, T with an optional `iB` or `B`).
-    public static func parse(_ text: String) throws(BudgetError) -> Request {
+    public static func parse(_ text: String, flag: String = "--tmpfs-size") throws(BudgetError) -> Request {
         let t = text.trimmingWhitespace()
         func bad() -> BudgetError {
-            BudgetError(message: "--tmpfs-size \(text.debugDescription): expected a size such as 512M, 4G or 25% (of memory)")
+            BudgetError(message: "\(flag) \(text.debugDescription): expected a size such as 512M, 4G or 25% (of memory)")
         }
         if t.hasSuffix("%") {
             guard let p = UInt64(t.dropLast()), (1...100).contains(p) else {
-                throw BudgetError(message: "--tmpfs-size \(text.debugDescription): a percentage of memory from 1% to 100%")
+                throw BudgetError(message: "\(flag) \(text.debugDescription): a percentage of memory from 1% to 100%")
             }
             return .percentOfMemory(p)
         }
@@ -77,19 +77,19 @@ public enum TmpfsBudget {
 
     /// The total in bytes for `request` on a machine with `memoryTotal` bytes
     /// (0: unknown). Never more than the machine has.
-    public static func total(_ request: Request, memoryTotal: UInt64) throws(BudgetError) -> UInt64 {
+    public static func total(_ request: Request, memoryTotal: UInt64, flag: String = "--tmpfs-size") throws(BudgetError) -> UInt64 {
         let total: UInt64
         switch request {
         case .percentOfMemory(let p):
             total = memoryTotal == 0 ? fallbackTotal : memoryTotal / 100 * p
         case .bytes(let b):
             if memoryTotal != 0 && b > memoryTotal {
-                throw BudgetError(message: "--tmpfs-size \(describe(b)): more than this machine's memory (\(describe(memoryTotal)))")
+                throw BudgetError(message: "\(flag) \(describe(b)): more than this machine's memory (\(describe(memoryTotal)))")
             }
             total = b
         }
         if total < minimumTotal {
-            throw BudgetError(message: "--tmpfs-size \(describe(total)): at least \(describe(minimumTotal)) in all")
+            throw BudgetError(message: "\(flag) \(describe(total)): at least \(describe(minimumTotal)) in all")
         }
         return total
     }

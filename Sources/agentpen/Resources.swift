@@ -1,5 +1,6 @@
 import AgentpenKernel
 import AgentpenPolicy
+import Glibc
 
 /// --check rows for issue 7's resource bounds and filter facts.
 enum Resources {
@@ -26,11 +27,26 @@ enum Resources {
                                       fix: "install bubblewrap 0.8 or newer"))
             }
         }
+        rows.append(cgroupRow(CgroupPlan.decide(default: Cgroup.facts(uid: getuid()), uid: getuid(),
+                                                 memoryTotal: Host.memoryTotal)))
         let raw = SeccompFilter.rawNumbered
         if !raw.isEmpty {
             rows.append(Check.Row(layer: "seccomp numbers", state: .ok,
                                   detail: "libseccomp \(SeccompFilter.libraryVersion) cannot name \(raw.joined(separator: ", ")): filtered by raw number"))
         }
         return rows
+    }
+
+    /// Whether the default cgroup limits apply on this host, and why not.
+    static func cgroupRow(_ decision: CgroupPlan.Decision) -> Check.Row {
+        switch decision {
+        case .apply(let dir, let writes, let skipped):
+            return Check.Row(layer: "cgroup limits", state: .ok,
+                             detail: "applied in \(dir): " + writes.map { "\($0.file) \($0.value)" }.joined(separator: ", ")
+                                 + skipped.map { "; not: \($0)" }.joined())
+        case .notApplied(let why):
+            return Check.Row(layer: "cgroup limits", state: .degraded, detail: "not applied: \(why)",
+                             fix: "run agentpen in a systemd user session with cgroup v2 (a desktop terminal), or under systemd-run --user --scope")
+        }
     }
 }

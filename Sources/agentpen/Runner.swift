@@ -37,6 +37,7 @@ enum Runner {
                               callerEnv: env, selfBinary: Host.selfExecutable,
                               selfLibraryDirs: Host.loadedLibraryDirs())
         facts.memoryTotal = Host.memoryTotal
+        facts.cgroup = Cgroup.facts(uid: uid)
         return facts
     }
 
@@ -97,6 +98,12 @@ enum Runner {
                 transient.append(p)
             }
         }
+        if case .apply(let dir, let writes, _) = plan.cgroup {
+            do { try Cgroup.create(dir, writes: writes) } catch {
+                throw .internalError("cannot set up the run's cgroup limits: \(error); --no-cgroup runs without them")
+            }
+            transient.append(dir)
+        }
         return transient
     }
 
@@ -109,6 +116,7 @@ enum Runner {
                 fds.append((try memoryFile("agentpen" + file.path, Array(file.content.utf8)), file.fd))
             }
             fds.append((try SeccompFilter.exportToMemoryFile(), plan.seccompFD))
+            if case .apply(let dir, _, _) = plan.cgroup { fds.append((try Cgroup.openProcs(dir), plan.cgroupFD)) }
         } catch {
             fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
@@ -200,7 +208,9 @@ enum Runner {
     }
 
     static func removeTransient(_ paths: [String]) {
-        for p in paths { rmdir(p) }   // only succeeds while still empty
+        for p in paths {
+            if p.hasPrefix(Cgroup.mountPoint + "/") { Cgroup.remove(p) } else { rmdir(p) }   // only succeeds while still empty
+        }
     }
 
     static func readAll(_ fd: Int32) -> String {

@@ -270,3 +270,132 @@ import Testing
         }
     }
 }
+
+@Suite struct CgroupPlanTests {
+    typealias Level = CgroupPlan.Facts.Level
+    static let gib: UInt64 = 1 << 30
+
+    /// A desktop terminal: systemd's user manager owns user@1000.service and below.
+    static func desktop(appSliceControls: [String] = ["cpu", "memory", "pids"]) -> CgroupPlan.Facts {
+        let svc = "/user.slice/user-1000.slice/user@1000.service"
+        return CgroupPlan.Facts(mountPoint: "/sys/fs/cgroup", unified: true, ownPath: svc + "/app.slice/vte-spawn-1.scope", ancestors: [
+            Level(path: svc + "/app.slice", delegated: true, subtreeControl: appSliceControls),
+            Level(path: svc, delegated: true, subtreeControl: ["cpu", "memory", "pids"]),
+            Level(path: "/user.slice/user-1000.slice", delegated: false, subtreeControl: ["cpu", "memory", "pids"]),
+            Level(path: "/user.slice", delegated: false, subtreeControl: ["cpu", "memory", "pids"]),
+            Level(path: "/", delegated: false, subtreeControl: ["cpu", "memory", "pids"]),
+        ], pid: 4242)
+    }
+
+    @Test func defaultsInTheNearestDelegatedParent() throws {
+        let d = try CgroupPlan.decide(CgroupPlan.Limits(), facts: Self.desktop(), uid: 1000, memoryTotal: 16 * Self.gib)
+        #expect(d == .apply(directory: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/agentpen-4242",
+                            writes: [.init(file: "memory.max", value: String(16 * Self.gib / 100 * 75)),
+                                     .init(file: "pids.max", value: "4096"),
+                                     .init(file: "cpu.weight", value: "50")],
+                            skipped: []))
+    }
+
+    @Test func explicitLimitsAreWritten() throws {
+        var l = CgroupPlan.Limits()
+        l.memory = .set(.bytes(2 * Self.gib)); l.milliCPUs = .set(1500); l.tasks = .set(100)
+        guard case .apply(_, let writes, _) = try CgroupPlan.decide(l, facts: Self.desktop(), uid: 1000, memoryTotal: 16 * Self.gib) else {
+            Issue.record("not applied"); return
+        }
+        #expect(writes.contains(.init(file: "memory.max", value: String(2 * Self.gib))))
+        #expect(writes.contains(.init(file: "cpu.max", value: "150000 100000")))
+        #expect(writes.contains(.init(file: "pids.max", value: "100")))
+        #expect(throws: CgroupPlan.RefusedLimit.self) {
+            var big = CgroupPlan.Limits(); big.memory = .set(.bytes(32 * Self.gib))
+            _ = try CgroupPlan.decide(big, facts: Self.desktop(), uid: 1000, memoryTotal: 16 * Self.gib)
+        }
+    }
+
+    @Test func aParentWithoutControllersIsSkippedForTheNextDelegatedOne() throws {
+        let d = try CgroupPlan.decide(CgroupPlan.Limits(), facts: Self.desktop(appSliceControls: []), uid: 1000, memoryTotal: 16 * Self.gib)
+        guard case .apply(let dir, _, _) = d else { Issue.record("\(d)"); return }
+        #expect(dir == "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/agentpen-4242")
+    }
+
+    @Test func aMissingControllerIsReportedForDefaultsAndRefusedWhenAsked() throws {
+        let d = try CgroupPlan.decide(CgroupPlan.Limits(), facts: Self.desktop(appSliceControls: ["pids"]), uid: 1000, memoryTotal: 16 * Self.gib)
+        guard case .apply(_, let writes, let skipped) = d else { Issue.record("\(d)"); return }
+        #expect(writes == [.init(file: "pids.max", value: "4096")])
+        #expect(skipped.count == 2 && skipped.allSatisfy { $0.contains("not enabled") })
+        var l = CgroupPlan.Limits(); l.memory = .set(.percentOfMemory(50))
+        #expect(throws: CgroupPlan.RefusedLimit.self) {
+            _ = try CgroupPlan.decide(l, facts: Self.desktop(appSliceControls: ["pids"]), uid: 1000, memoryTotal: 16 * Self.gib)
+        }
+    }
+
+    /// An ssh login: session-N.scope belongs to root; user@1000.service is a sibling, not an ancestor.
+    @Test func aLoginSessionIsNotDelegated() throws {
+        let f = CgroupPlan.Facts(mountPoint: "/sys/fs/cgroup", unified: true, ownPath: "/user.slice/user-1000.slice/session-3.scope", ancestors: [
+            Level(path: "/user.slice/user-1000.slice", delegated: false, subtreeControl: ["memory", "pids"]),
+            Level(path: "/user.slice", delegated: false, subtreeControl: ["memory", "pids"]),
+            Level(path: "/", delegated: false, subtreeControl: ["memory", "pids"]),
+        ], pid: 1)
+        let d = try CgroupPlan.decide(CgroupPlan.Limits(), facts: f, uid: 1000, memoryTotal: 16 * Self.gib)
+        guard case .notApplied(let why) = d else { Issue.record("\(d)"); return }
+        #expect(why.contains("no delegated cgroup") && why.contains("session-3.scope"))
+        var l = CgroupPlan.Limits(); l.tasks = .set(10)
+        #expect(throws: CgroupPlan.RefusedLimit.self) { _ = try CgroupPlan.decide(l, facts: f, uid: 1000, memoryTotal: 16 * Self.gib) }
+    }
+
+    /// The walk stops at the first ancestor that is not the user's, even if one above looks delegated.
+    @Test func delegationDoesNotSkipAForeignAncestor() throws {
+        let f = CgroupPlan.Facts(mountPoint: "/sys/fs/cgroup", unified: true, ownPath: "/a/b/c", ancestors: [
+            Level(path: "/a/b", delegated: false, subtreeControl: ["memory"]),
+            Level(path: "/a", delegated: true, subtreeControl: ["memory"]),
+            Level(path: "/", delegated: false, subtreeControl: ["memory"]),
+        ], pid: 1)
+        #expect(try CgroupPlan.decide(CgroupPlan.Limits(), facts: f, uid: 1000, memoryTotal: Self.gib) == .notApplied(
+            "no delegated cgroup: /a/b/c and its parents are not yours (a systemd user session delegates user@1000.service; start agentpen from a desktop terminal or under `systemd-run --user --scope`)"))
+    }
+
+    @Test func rootV1AndNoneAreNotApplied() throws {
+        let none: CgroupPlan.Limits = { var l = CgroupPlan.Limits(); l.memory = .none; l.milliCPUs = .none; l.tasks = .none; return l }()
+        #expect(try CgroupPlan.decide(none, facts: Self.desktop(), uid: 1000, memoryTotal: Self.gib) == .notApplied("no limits asked for (all set to none)"))
+        guard case .notApplied(let root) = try CgroupPlan.decide(CgroupPlan.Limits(), facts: Self.desktop(), uid: 0, memoryTotal: Self.gib) else {
+            Issue.record("applied as root"); return
+        }
+        #expect(root.contains("root"))
+        var v1 = Self.desktop(); v1.unified = false
+        guard case .notApplied(let hybrid) = try CgroupPlan.decide(CgroupPlan.Limits(), facts: v1, uid: 1000, memoryTotal: Self.gib) else {
+            Issue.record("applied on v1"); return
+        }
+        #expect(hybrid.contains("cgroup v2"))
+        guard case .notApplied = try CgroupPlan.decide(CgroupPlan.Limits(), facts: nil, uid: 1000, memoryTotal: Self.gib) else {
+            Issue.record("applied without a cgroupfs"); return
+        }
+    }
+
+    @Test func flagsParse() throws {
+        #expect(try Options.parse(["--memory-max", "4G"]).cgroupLimits.memory == .set(.bytes(4 << 30)))
+        #expect(try Options.parse(["--memory-max", "none"]).cgroupLimits.memory == .none)
+        #expect(try Options.parse(["--cpus", "1.5"]).cgroupLimits.milliCPUs == .set(1500))
+        #expect(try Options.parse(["--tasks-max", "64"]).cgroupLimits.tasks == .set(64))
+        let off = try Options.parse(["--no-cgroup"]).cgroupLimits
+        #expect(off.memory == .none && off.milliCPUs == .none && off.tasks == .none)
+        for bad in [["--cpus", "0"], ["--cpus", "x"], ["--cpus", "1.2345"], ["--tasks-max", "0"], ["--memory-max", "lots"], ["--no-cgroup=1"]] {
+            #expect(throws: Options.UsageError.self, "\(bad)") { try Options.parse(bad) }
+        }
+    }
+
+    @Test func thePlanHandsTheHelperTheCgroupDescriptor() throws {
+        var f = facts()
+        f.memoryTotal = 16 * Self.gib
+        f.cgroup = Self.desktop()
+        let p = try SandboxPlan.make(options: try Options.parse(["--", "/usr/bin/sh"]), facts: f, project: "/home/u/src/p",
+                                     preset: nil, network: .none, fs: FakeFS(debianLike))
+        guard let i = p.innerCommand.firstIndex(of: "--cgroup") else { Issue.record("\(p.innerCommand)"); return }
+        #expect(p.innerCommand[i + 1] == String(p.cgroupFD))
+        #expect(i < p.innerCommand.firstIndex(of: "--")!)
+        #expect(!p.dataFiles.map(\.fd).contains(p.cgroupFD) && p.cgroupFD != p.seccompFD)
+        // Not applied: no descriptor, and the reason is in the plan.
+        let q = try SandboxPlan.make(options: try Options.parse(["--", "/usr/bin/sh"]), facts: facts(), project: "/home/u/src/p",
+                                     preset: nil, network: .none, fs: FakeFS(debianLike))
+        #expect(!q.innerCommand.contains("--cgroup"))
+        #expect(q.notes.contains { $0.hasPrefix("cgroup limits not applied") })
+    }
+}

@@ -289,3 +289,34 @@ import Testing
         #expect(r.stderr.contains("\(f.home)/.aws"), "\(r.stderr)")
     }
 }
+
+/// cgroup limits apply only in a delegated cgroup v2 subtree. On a host
+/// without one (CI: root, or a user switched to with setpriv) --check must
+/// say so with the reason, and an explicit limit is refused rather than
+/// silently dropped; where they apply, the sandbox runs inside them.
+@Suite struct CgroupLimitTests {
+    @Test func checkSaysWhetherTheyApplyAndRunsAgree() throws {
+        let f = try Fixture()
+        let check = try f.agentpen(["--check"], timeout: 120)
+        let row = check.stdout.split(separator: "\n").first { $0.contains("cgroup limits") }.map(String.init)
+        #expect(row != nil, "no cgroup row in --check: \(check.stdout)")
+        guard let row else { return }
+        let unified = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers")
+        if !unified { #expect(row.contains("not applied: no unified cgroup v2"), "\(row)") }
+        if getuid() == 0 { #expect(row.contains("not applied"), "\(row)") }
+        if row.contains("not applied") {
+            #expect(row.hasPrefix("  degraded"), "\(row)")
+            let asked = try f.agentpen(["--memory-max", "1G", "--", "/bin/true"])
+            #expect(asked.status == 2, "\(asked.status) \(asked.stderr)")
+            #expect(asked.stderr.contains("cannot apply the cgroup limits"), "\(asked.stderr)")
+            let plain = try f.sh("echo RAN")
+            #expect(plain.status == 0 && plain.stdout.contains("RAN"), "\(plain.stderr)")
+        } else {
+            // Applied: the agent sits in agentpen-PID with the limit asked for.
+            let r = try f.agentpen(["--tasks-max", "300", "--", "/bin/sh", "-c",
+                                    "grep ^0:: /proc/self/cgroup; cat /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/1/cgroup)/../pids.max 2>/dev/null; true"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.contains("agentpen-"), "\(r.stdout)")
+        }
+    }
+}

@@ -37,7 +37,13 @@ public enum Cgroup {
 
     /// Creates `directory` and writes each limit; on failure removes it again.
     public static func create(_ directory: String, writes: [CgroupPlan.Write]) throws(SystemError) {
-        if mkdir(directory, 0o755) != 0 { throw SystemError("mkdir", directory, errno: errno) }
+        if mkdir(directory, 0o755) != 0 {
+            // Left by an agentpen that was killed and whose PID came round again:
+            // its sandbox died with it, so the directory is empty or emptied here.
+            guard errno == EEXIST else { throw SystemError("mkdir", directory, errno: errno) }
+            remove(directory)
+            if mkdir(directory, 0o755) != 0 { throw SystemError("mkdir", directory, errno: errno) }
+        }
         for w in writes {
             let path = directory + "/" + w.file
             let fd = open(path, O_WRONLY | O_CLOEXEC)

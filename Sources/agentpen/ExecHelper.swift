@@ -12,7 +12,10 @@ enum ExecHelper {
         while let a = rest.first, a != "--" {
             rest = rest.dropFirst()
             guard a == "--rw" || a == "--cgroup", let p = rest.first else { fail(125, "internal: bad helper arguments") }
-            if a == "--cgroup" { cgroupFD = Int32(p) } else { writable.append(p) }
+            if a == "--cgroup" {
+                guard let fd = Int32(p) else { fail(125, "internal: bad helper arguments") }
+                cgroupFD = fd
+            } else { writable.append(p) }
             rest = rest.dropFirst()
         }
         // Into the run's cgroup (its limits) before anything else starts; the

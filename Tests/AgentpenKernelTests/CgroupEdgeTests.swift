@@ -51,6 +51,7 @@ import Testing
 
         let child = base + "/run"
         try Cgroup.create(child, writes: [])
+        try Cgroup.create(child, writes: [])   // a stale directory of the same name is replaced
         let fd = try Cgroup.openProcs(child)
         var p: [Int32] = [0, 0]
         #expect(pipe(&p) == 0)

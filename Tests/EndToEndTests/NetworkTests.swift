@@ -661,8 +661,8 @@ extension NetworkTests {
         /// would fail if the firewall layer were missing.
         @Test func anOpenedFirewallIsSeen() throws {
             let f = try NetFixture()
-            let dir = f.project + "/.fakebin"
-            try f.f.write(dir + "/nft", """
+            let nft = f.root + "/fakebin/nft"   // by AGENTPEN_NFT: nft is never looked up on PATH
+            try f.f.write(nft, """
                 #!/bin/sh
                 if [ "$1" = "-f" ]; then
                     /usr/sbin/nft -f - || exit $?
@@ -675,7 +675,7 @@ extension NetworkTests {
                 """, mode: 0o755)
             let mark = try Arrivals.mark()
             let r = try f.f.agentpen(World.baseAllow + ["--", "/usr/bin/python3", "probe.py", "tcp 198.18.0.1 8080", "udp 198.18.0.1 9999"],
-                                     path: dir + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                                     env: ["AGENTPEN_NFT": nft])
             let p = Probe.parse(r.stdout)
             #expect(p["tcp 198.18.0.1 8080"]?.outcome == "connected", "\(p) \(r.stderr)")
             #expect(p["udp 198.18.0.1 9999"]?.outcome == "sent", "\(p)")

@@ -19,6 +19,8 @@ enum DryRun {
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
         out += "\n## host programs (system directories or AGENTPEN_*, never PATH)\n"
         for program in HostPrograms.Program.allCases { out += "  \(p.programs.describe(program))\n" }
+        out += "  environment of the namespace helper, pasta and nft: "
+            + HostPrograms.environment.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
         out += "\n## network\n"
         out += Network.describe(p).map { "  \($0)\n" }.joined()
         out += "\n## environment (everything else is removed)\n"

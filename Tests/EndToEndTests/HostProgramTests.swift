@@ -48,6 +48,7 @@ func plantedThatRan(_ markers: String) -> [String] {
             #expect(dry.stdout.contains(want), "--dry-run lacks \(want.debugDescription):\n\(dry.stdout)")
         }
         #expect(!dry.stdout.contains(bin + "/"), "--dry-run names a stand-in:\n\(dry.stdout)")
+        #expect(dry.stdout.contains("environment of the namespace helper, pasta and nft: PATH=/usr/sbin:"), "\(dry.stdout)")
         let check = try f.agentpen(["--check"], path: path, timeout: 120)
         #expect(check.status == 0, "\(check.stdout)\n\(check.stderr)")
         for want in ["/usr/bin/bwrap", "/usr/bin/pasta", "/usr/sbin/nft"] {
@@ -93,6 +94,14 @@ func plantedThatRan(_ markers: String) -> [String] {
         #expect(r.stderr.contains("AGENTPEN_BWRAP") && r.stderr.contains(value), "the message names neither: \(r.stderr)")
         #expect(!r.stdout.contains("RAN"))
         #expect(plantedThatRan(markers).isEmpty, "the refused override ran")
+    }
+
+    /// --check refuses a bad override too, before trying anything.
+    @Test func checkRefusesARelativeOverride() throws {
+        let f = try Fixture()
+        let r = try f.agentpen(["--check"], env: ["AGENTPEN_NFT": "nft"])
+        #expect(r.status == 2, "\(r.status) \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("AGENTPEN_NFT=nft"), "\(r.stderr)")
     }
 
     /// AGENTPEN_BWRAP at the real binary works, and an override outside everything the

@@ -124,7 +124,8 @@ public struct Options: Sendable, Equatable {
       --allow-parent-git     a git worktree's parent git dir becomes writable
       --ro-config            the preset's config paths (e.g. ~/.claude) read-only:
                              nothing the agent runs later can be planted there
-      --log FILE             append every allow/block decision to FILE (JSON lines)
+      --log FILE             append every allow/block decision to FILE (JSON lines);
+                             a regular file outside what the sandbox can write
       --tmpfs-size SIZE      memory for all the sandbox's tmpfs mounts together
                              (512M, 4G, or 25% of RAM, the default), split
                              $HOME 40%, /tmp 30%, /dev/shm 15%, /var/tmp 10%, /run 5%
@@ -142,7 +143,10 @@ public struct Options: Sendable, Equatable {
     Options end at COMMAND: flags after it belong to COMMAND.
     environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
     one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
-    its loopback splice (for measurements).
+    its loopback splice (for measurements). bwrap, pasta and nft come from
+    /usr/bin, /usr/sbin, /bin, /sbin or /run/current-system/sw/bin, never PATH;
+    AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths
+    (outside the home, the project and anything the sandbox can write).
     exit status: COMMAND's own; 128+N if it died by signal N; 125 agentpen failed;
     126 COMMAND not executable; 127 COMMAND not found; 2 bad usage.
     """

@@ -24,6 +24,10 @@ struct Prepared {
     var preset: Preset?
     var allowlist: Allowlist
     var plan: SandboxPlan
+    /// Host paths the sandbox can write (its read-write binds).
+    var writable: WritableSet
+    /// bwrap, pasta and nft by absolute path, resolved once here.
+    var programs: HostPrograms
 }
 
 enum Runner {
@@ -71,8 +75,12 @@ enum Runner {
             if error.message.hasSuffix("not executable") { throw Failure(status: 126, message: error.message) }
             throw .internalError(error.message)
         }
+        let writable = WritableSet(plan.hostWritable + [project], fs: fs)
+        let programs: HostPrograms
+        do { programs = try HostPrograms.resolve(env: facts.callerEnv, home: facts.home, writable: writable, fs: fs) }
+        catch { throw .usage(error.message) }
         return Prepared(options: options, facts: facts, project: project, preset: preset,
-                        allowlist: allowlist, plan: plan)
+                        allowlist: allowlist, plan: plan, writable: writable, programs: programs)
     }
 
     /// Makes the host-side paths the plan binds. Returns mount points to remove afterwards.
@@ -138,9 +146,10 @@ enum Runner {
         return fds
     }
 
-    static func bwrapPath() throws(Failure) -> String {
-        guard let p = Host.which("bwrap") else {
-            throw .internalError("bubblewrap (bwrap) not found: install it (Debian/Ubuntu: apt install bubblewrap)")
+    /// A host program resolved at start, or why the run cannot go on without it.
+    static func program(_ program: HostPrograms.Program, _ prepared: Prepared) throws(Failure) -> String {
+        guard let p = prepared.programs.path(program) else {
+            throw .internalError(HostPrograms.missing(program) + "; run agentpen --check")
         }
         return p
     }
@@ -149,7 +158,7 @@ enum Runner {
     /// empty network namespace.
     static func runOffline(_ prepared: Prepared) throws(Failure) -> Int32 {
         let plan = prepared.plan
-        let bwrap = try bwrapPath()
+        let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
         defer { removeTransient(transient) }
         var fds = try planDescriptors(plan)

@@ -93,6 +93,13 @@ case .version:
 case .check:
     exit(Check.run())
 case .dryRun, .run:
+    // The persistence audit's findings, told at exit whatever else happened.
+    nonisolated(unsafe) var findings: [PersistenceAudit.Finding] = []
+    func printFindings(_ list: [PersistenceAudit.Finding]) {
+        let limit = 100
+        for f in list.prefix(limit) { printError(f.message) }
+        if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
+    }
     do {
         let prepared = try Runner.prepare(options, network: Network.mode(for:))
         if options.mode == .dryRun {
@@ -105,16 +112,18 @@ case .dryRun, .run:
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
         let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
-        let redirects = Runner.gitRedirectsPresent(in: prepared.project)
+        let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { Runner.removePlantedGitRedirects(in: prepared.project, before: redirects, events: events) }
+            defer { findings = Runner.finishAudit(audit, events: events) }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()
         if let summary = events.summary() { printError(summary) }
+        printFindings(findings)
         exit(status)
     } catch {
         if !error.message.isEmpty { printError(error.message) }
+        printFindings(findings)
         if error.status == 2 { printError("see agentpen --help") }
         exit(error.status)
     }

@@ -1,0 +1,55 @@
+import AgentpenKernel
+import AgentpenPolicy
+import Foundation
+import Testing
+
+@Suite struct PersistenceWalkTests {
+    func tempProject() throws -> String {
+        var t = Array((NSTemporaryDirectory() + "/walk.XXXXXX").utf8CString)
+        guard let p = mkdtemp(&t) else { throw CocoaError(.fileWriteUnknown) }
+        return URL(fileURLWithPath: String(cString: p)).resolvingSymlinksInPath().path
+    }
+
+    func write(_ path: String, _ s: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try s.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    @Test func entryBoundIsHitAndSaid() throws {
+        let p = try tempProject()
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        let state = PersistenceWalk.begin(project: p, guardedGitDirs: [])
+        for d in 0..<30 { for f in 0..<100 { try write("\(p)/d\(d)/f\(f)", "") } }
+        var input = PersistenceWalk.Input(project: p, state: state, runID: "t", worktreeGitDir: nil)
+        input.limits.maxEntries = 1000
+        let r = PersistenceWalk.run(input)
+        #expect(r.entries <= 1000)
+        #expect(r.findings.contains { $0.reason.contains("stopped here") }, "\(r.findings)")
+    }
+
+    @Test func plantedConfigMovesWithinItsDirectoryAndOldFilesStay() throws {
+        let p = try tempProject()
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        try write(p + "/old/.git/HEAD", "ref: refs/heads/main\n")
+        try write(p + "/old/.git/config", "[core]\npager = x\n")
+        try write(p + "/old/.git/hooks/pre-commit", "#!/bin/sh\n")
+        // Make sure the old files' ctime is before the start (coarse clock tick).
+        usleep(20_000)
+        let state = PersistenceWalk.begin(project: p, guardedGitDirs: [])
+        try write(p + "/new/.git/HEAD", "ref: refs/heads/main\n")
+        try write(p + "/new/.git/config", "[core]\n\tfsmonitor = \"touch /x\"\n")
+        try write(p + "/.envrc", "x")
+        let r = PersistenceWalk.run(PersistenceWalk.Input(project: p, state: state, runID: "t", worktreeGitDir: nil))
+        let moved = r.findings.filter { $0.action == .quarantine }
+        #expect(moved.map(\.path) == [p + "/new/.git/config"], "\(r.findings)")
+        #expect(moved.first?.movedTo == p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t")
+        #expect(FileManager.default.fileExists(atPath: p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t"))
+        #expect(FileManager.default.fileExists(atPath: p + "/old/.git/config"))
+        #expect(r.findings.contains { $0.path == p + "/.envrc" && $0.action == .report })
+        #expect(r.handled.count == 1)
+        // A second audit (another run ending later) skips what the first handled.
+        var again = PersistenceWalk.Input(project: p, state: state, runID: "u", worktreeGitDir: nil)
+        again.skip = Set(r.handled)
+        #expect(PersistenceWalk.run(again).findings.isEmpty)
+    }
+}

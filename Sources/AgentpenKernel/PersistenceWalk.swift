@@ -100,6 +100,7 @@ private struct Walker {
     struct Frame {
         var fd: Int32
         var path: String
+        var name: String
         var depth: Int
         var inGitTree: Bool
         var children: [String]
@@ -118,8 +119,20 @@ private struct Walker {
         return fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st : nil
     }
 
-    /// Every entry of an open directory (getdents64), bounded by the entry limit.
-    mutating func list(_ fd: Int32) -> [Entry]? {
+    /// Names the walk needs to see as strings besides directories (everything
+    /// else is counted and skipped on its raw bytes: most of a tree is ordinary files).
+    static let wanted: [[UInt8]] = [".git", ".envrc", "HEAD", "objects", "refs", "commondir", "mise.toml",
+                                    ".mise.toml", "mise.local.toml", ".mise.local.toml", ".rtx.toml",
+                                    "tasks.json", "settings.json"].map { Array($0.utf8) }
+    static let wantedByLength: [[[UInt8]]] = {
+        var t = [[[UInt8]]](repeating: [], count: 32)
+        for w in wanted { t[w.count].append(w) }
+        return t
+    }()
+
+    /// The directories and candidate names of an open directory (getdents64),
+    /// bounded by the entry limit. With `all`, every name (activation script dirs).
+    mutating func list(_ fd: Int32, all: Bool = false) -> [Entry]? {
         var out: [Entry] = []
         while true {
             let n = ap_getdents64(fd, buffer.baseAddress, buffer.count)
@@ -130,12 +143,21 @@ private struct Walker {
                 let base = buffer.baseAddress! + off
                 let reclen = Int(base.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
                 let type = base.load(fromByteOffset: 18, as: UInt8.self)
-                let namePtr = (base + 19).assumingMemoryBound(to: CChar.self)
+                let namePtr = (base + 19).assumingMemoryBound(to: UInt8.self)
                 off += reclen
                 if namePtr[0] == 46 && (namePtr[1] == 0 || (namePtr[1] == 46 && namePtr[2] == 0)) { continue }
-                out.append(Entry(name: String(cString: namePtr), type: type))
                 result.entries += 1
                 if result.entries >= input.limits.maxEntries { return out }
+                var keep = all || type == dtDir || type == dtUnknown
+                if !keep {
+                    let len = strlen(UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self))
+                    if len < 32 {
+                        for w in Self.wantedByLength[len] where memcmp(namePtr, w, len) == 0 { keep = true; break }
+                    }
+                }
+                if keep {
+                    out.append(Entry(name: String(cString: UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self)), type: type))
+                }
             }
         }
     }
@@ -157,10 +179,8 @@ private struct Walker {
             }
         }
         var stack: [Frame] = []
-        if let rootStat = lstatAt(rootFD, ".") {
-            stack.append(visit(fd: rootFD, path: input.project, name: "", parentName: "", depth: 0,
-                               inGitTree: false, st: rootStat, rootFD: rootFD))
-        }
+        stack.append(visit(fd: rootFD, path: input.project, name: "", parentName: "", depth: 0,
+                           inGitTree: false, rootFD: rootFD))
         while !stack.isEmpty {
             if result.entries >= input.limits.maxEntries {
                 stoppedAt = stoppedAt ?? stack[stack.count - 1].path
@@ -182,10 +202,9 @@ private struct Walker {
             }
             let fd = openat(parent.fd, name, dirFlags)
             guard fd >= 0 else { continue }          // swapped for a symlink, or unreadable
-            guard let st = lstatAt(fd, ".") else { close(fd); continue }
-            stack.append(visit(fd: fd, path: path, name: name, parentName: Paths.basename(parent.path),
+            stack.append(visit(fd: fd, path: path, name: name, parentName: parent.name,
                                depth: parent.depth + 1, inGitTree: parent.inGitTree || name == ".git",
-                               st: st, rootFD: rootFD))
+                               rootFD: rootFD))
         }
         for f in stack where f.fd != rootFD { close(f.fd) }
         for g in linkedGitDirs {
@@ -201,8 +220,8 @@ private struct Walker {
     /// Lists one directory, audits what it holds, and returns its frame with
     /// the subdirectories to enter.
     mutating func visit(fd: Int32, path: String, name: String, parentName: String, depth: Int,
-                        inGitTree: Bool, st: stat, rootFD: Int32) -> Frame {
-        let entries = list(fd) ?? []
+                        inGitTree: Bool, rootFD: Int32) -> Frame {
+        let entries = list(fd, all: name == "bin" || name == "Scripts" || name == "activate.d") ?? []
         var hasHEAD = false, hasObjects = false, hasRefs = false, hasCommondir = false
         var dirs: [String] = []
         var candidates: [Entry] = []
@@ -231,7 +250,7 @@ private struct Walker {
             }
         }
         let isGitDir = name == ".git" || (hasHEAD && (hasObjects || hasRefs || hasCommondir))
-        if isGitDir {
+        if isGitDir, let st = lstatAt(fd, ".") {
             let id = PersistenceWalk.FileID(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
             let place: PersistenceAudit.GitDirPlace =
                 (path == input.project + "/.git" && id == input.state.projectGit) ? .projectGit
@@ -252,7 +271,7 @@ private struct Walker {
             if (inGitTree || name == ".git") && PersistenceAudit.gitStores.contains(d) { return false }
             return true
         }
-        return Frame(fd: fd, path: path, depth: depth, inGitTree: inGitTree, children: children)
+        return Frame(fd: fd, path: path, name: name, depth: depth, inGitTree: inGitTree, children: children)
     }
 
     func attributed(_ st: stat, forced: Bool) -> Bool {
@@ -322,7 +341,7 @@ private struct Walker {
         let hfd = openat(fd, "hooks", dirFlags)
         guard hfd >= 0 else { return }
         defer { close(hfd) }
-        for e in list(hfd) ?? [] where PersistenceAudit.isHookName(e.name) && e.type != dtDir {
+        for e in list(hfd, all: true) ?? [] where PersistenceAudit.isHookName(e.name) && e.type != dtDir {
             guard let st = lstatAt(hfd, e.name), (st.st_mode & S_IFMT) != S_IFDIR, attributed(st, forced: forced) else { continue }
             if let (a, why) = PersistenceAudit.decide(role: .hook(e.name), place: place, isRegular: true, content: []) {
                 act(hfd, path + "/hooks", e.name, st, a, why)

@@ -37,7 +37,7 @@ import Testing
         /// What the user runs afterwards, in `dir` (relative to the project).
         func userGit(_ dir: String = ".") {
             let env = Agentpen.environment(home: f.home)
-            let d = f.project + "/" + dir
+            let d = dir.hasPrefix("/") ? dir : f.project + "/" + dir
             for args in [["status"], ["log", "-1"], ["diff"], ["checkout", "-q", "-b", "after-\(UUID().uuidString.prefix(8))"],
                          ["-c", "user.email=u@e.st", "-c", "user.name=u", "commit", "-q", "--allow-empty", "-m", "u"], ["st"]] {
                 _ = try? runProgram("/usr/bin/git", ["-C", d] + args, env: env, cwd: f.project)
@@ -227,6 +227,24 @@ import Testing
         w.userGit("arepo")
         w.userGit("brepo")
         #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)")
+    }
+
+    /// A worktree's own git dir lies outside the project and is writable inside:
+    /// a commondir planted there is moved aside too.
+    @Test func worktreeGitDirCommondirIsDisarmed() throws {
+        let w = try World()
+        let wt = w.f.home + "/src/wt"
+        try w.f.git(["worktree", "add", "-q", wt])
+        let gd = w.f.project + "/.git/worktrees/wt"
+        let script = Self.prelude(markers: w.markers) + """
+
+            plant_repo evilsrc && mv evilsrc/.git evil && rm -rf evilsrc && echo \(wt)/evil > \(gd)/commondir && echo PLANTED
+            """
+        let r = try w.f.agentpen(["--", "/bin/sh", "-c", script], cwd: wt)
+        #expect(r.stdout.contains("PLANTED"), "\(r.stderr)")
+        w.userGit(wt)
+        #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)\n\(r.stderr)")
+        #expect(r.stderr.contains("persistence: moved \(gd)/commondir"), "\(r.stderr)")
     }
 
     /// A tree deeper than the audit's bound: the run ends, and the audit says

@@ -24,6 +24,9 @@ public enum PersistenceWalk {
         public var projectGit: FileID?
         /// Git dirs the plan guarded, as they were.
         public var guarded: Set<FileID>
+        /// Directories inside the project that `core.hooksPath` names in the
+        /// project's config or the user's: hooks there run like .git/hooks.
+        public var hooksDirs: [String] = []
     }
 
     public struct Limits: Sendable {
@@ -68,10 +71,38 @@ public enum PersistenceWalk {
 
     /// Before bubblewrap starts: the coarse clock file timestamps come from, and
     /// the identity of the git dirs whose own entries the run may legitimately change.
-    public static func begin(project: String, guardedGitDirs: [String]) -> StartState {
+    public static func begin(project: String, guardedGitDirs: [String], home: String? = nil,
+                             xdgConfigHome: String? = nil) -> StartState {
         let start = now()
-        return StartState(start: start, projectGit: fileID(project + "/.git"),
-                          guarded: Set(guardedGitDirs.compactMap(fileID)))
+        var state = StartState(start: start, projectGit: fileID(project + "/.git"),
+                               guarded: Set(guardedGitDirs.compactMap(fileID)))
+        if let home {
+            // git's order: system, global (XDG, then ~/.gitconfig), the repository's.
+            let files = ["/etc/gitconfig", (xdgConfigHome ?? home + "/.config") + "/git/config", home + "/.gitconfig",
+                         project + "/.git/config"]
+            state.hooksDirs = PersistenceAudit.hooksDirsInProject(
+                configs: files.compactMap { readRegularFile($0, limit: 1 << 20) }, project: project, home: home)
+        }
+        return state
+    }
+
+    /// Up to `limit` bytes of a regular file, opened O_NOFOLLOW|O_NONBLOCK (a
+    /// FIFO planted in its place cannot block us); nil if it is not one.
+    static func readRegularFile(_ path: String, dirFD: Int32 = AT_FDCWD, limit: Int) -> [UInt8]? {
+        let fd = openat(dirFD, path, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        var out = [UInt8](repeating: 0, count: limit)
+        var got = 0
+        while got < limit {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, limit - got) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        return Array(out[..<got])
     }
 
     public static func run(_ input: Input) -> Result {
@@ -96,14 +127,16 @@ private struct Walker {
 
     init(input: PersistenceWalk.Input) { self.input = input }
 
-    struct Entry { var name: String; var type: UInt8 }
+    /// `raw` is the name's exact bytes (NUL-terminated) for openat: a name that
+    /// is not UTF-8 must still be entered, not lost in a lossy String.
+    struct Entry { var name: String; var raw: [CChar]; var type: UInt8 }
     struct Frame {
         var fd: Int32
         var path: String
         var name: String
         var depth: Int
         var inGitTree: Bool
-        var children: [String]
+        var children: [Entry]
         var next = 0
     }
 
@@ -117,6 +150,10 @@ private struct Walker {
     func lstatAt(_ fd: Int32, _ name: String) -> stat? {
         var st = stat()
         return fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st : nil
+    }
+    func lstatAt(_ fd: Int32, _ raw: [CChar]) -> stat? {
+        var st = stat()
+        return fstatat(fd, raw, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st : nil
     }
 
     /// Names the walk needs to see as strings besides directories (everything
@@ -156,7 +193,9 @@ private struct Walker {
                     }
                 }
                 if keep {
-                    out.append(Entry(name: String(cString: UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self)), type: type))
+                    let c = UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self)
+                    let raw = Array(UnsafeBufferPointer(start: c, count: strlen(c) + 1))
+                    out.append(Entry(name: String(cString: c), raw: raw, type: type))
                 }
             }
         }
@@ -192,7 +231,8 @@ private struct Walker {
                 if f.fd != rootFD { close(f.fd) }
                 continue
             }
-            let name = stack[top].children[stack[top].next]
+            let child = stack[top].children[stack[top].next]
+            let name = child.name
             stack[top].next += 1
             let parent = stack[top]
             let path = parent.path + "/" + name
@@ -200,8 +240,9 @@ private struct Walker {
                 stoppedAt = stoppedAt ?? path
                 continue
             }
-            let fd = openat(parent.fd, name, dirFlags)
-            guard fd >= 0 else { continue }          // swapped for a symlink, or unreadable
+            var fd = openat(parent.fd, child.raw, dirFlags)
+            if fd < 0 && errno == EACCES { fd = reopenUnreadable(parent.fd, child.raw, path: path) }
+            guard fd >= 0 else { continue }          // swapped for a symlink since the listing, or unreadable
             stack.append(visit(fd: fd, path: path, name: name, parentName: parent.name,
                                depth: parent.depth + 1, inGitTree: parent.inGitTree || name == ".git",
                                rootFD: rootFD))
@@ -211,10 +252,56 @@ private struct Walker {
             auditGitDir(g.fd, path: g.path, place: g.place, forced: true)
             close(g.fd)
         }
+        for dir in input.state.hooksDirs {
+            guard let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: input.project, target: dir)
+            else { continue }
+            let pfd = openInside(Array(comps.dropLast()), rootFD: rootFD)
+            guard pfd >= 0, let last = comps.last else { continue }
+            defer { close(pfd) }
+            guard let st = lstatAt(pfd, last) else { continue }
+            if (st.st_mode & S_IFMT) != S_IFDIR {
+                // A symlink or file in place of the hooks directory, made by the run.
+                if attributed(st, forced: false) {
+                    act(pfd, Paths.parent(dir), last, st, .quarantine,
+                        "core.hooksPath names it, and it was replaced inside the sandbox; git would run hooks from where it leads")
+                }
+                continue
+            }
+            let fd = openat(pfd, last, dirFlags)
+            guard fd >= 0 else { continue }
+            // A hooks directory the run created, renamed or changed: each hook in it counts as the run's.
+            auditHooks(fd, path: dir, place: .other, forced: Self.stamp(st) >= start, note: "in core.hooksPath (\(dir)), ")
+            close(fd)
+        }
         if let stoppedAt {
             result.findings.append(.init(path: stoppedAt, action: .report,
                 reason: "the persistence audit stopped here (more than \(input.limits.maxEntries) entries or \(input.limits.maxDepth) levels deep); what lies beyond was not checked"))
         }
+    }
+
+    /// A directory the run made unreadable (mode 0100 still lets the user cd
+    /// into what it holds): agentpen, its owner, adds u+rx through an O_PATH
+    /// descriptor (never a path a symlink could redirect) and audits it.
+    mutating func reopenUnreadable(_ parentFD: Int32, _ raw: [CChar], path: String) -> Int32 {
+        let pfd = openat(parentFD, raw, AP_O_PATH | AP_O_NOFOLLOW | AP_O_DIRECTORY | O_CLOEXEC)
+        guard pfd >= 0 else { return -1 }
+        defer { close(pfd) }
+        var st = stat()
+        guard fstat(pfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, attributed(st, forced: false) else { return -1 }
+        var f = PersistenceAudit.Finding(path: path, action: .report,
+                                         reason: "a directory made unreadable inside the sandbox; agentpen made it readable (u+rx) to audit what it holds")
+        var fd: Int32 = -1
+        if st.st_uid == getuid(), chmod("/proc/self/fd/\(pfd)", (st.st_mode & 0o7777) | 0o500) == 0 {
+            fd = openat(parentFD, raw, dirFlags)
+            var st2 = stat()
+            if fd >= 0 && (fstat(fd, &st2) != 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) { close(fd); fd = -1 }
+        }
+        if fd < 0 {
+            f.reason = "a directory made unreadable inside the sandbox; what it holds was not audited"
+            result.handled.append(Self.fingerprint(st))
+        }
+        result.findings.append(f)
+        return fd
     }
 
     /// Lists one directory, audits what it holds, and returns its frame with
@@ -223,12 +310,12 @@ private struct Walker {
                         inGitTree: Bool, rootFD: Int32) -> Frame {
         let entries = list(fd, all: name == "bin" || name == "Scripts" || name == "activate.d") ?? []
         var hasHEAD = false, hasObjects = false, hasRefs = false, hasCommondir = false
-        var dirs: [String] = []
+        var dirs: [Entry] = []
         var candidates: [Entry] = []
         for var e in entries {
             if PersistenceAudit.isQuarantined(e.name) { continue }
             if e.type == dtUnknown {
-                guard let s = lstatAt(fd, e.name) else { continue }
+                guard let s = lstatAt(fd, e.raw) else { continue }
                 switch s.st_mode & S_IFMT {
                 case S_IFDIR: e.type = dtDir
                 case S_IFREG: e.type = dtReg
@@ -243,7 +330,7 @@ private struct Walker {
             case "commondir": hasCommondir = true
             default: break
             }
-            if e.type == dtDir { dirs.append(e.name) }
+            if e.type == dtDir { dirs.append(e) }
             if e.name == ".git" && e.type != dtDir { candidates.append(e) }
             else if e.type != dtDir, PersistenceAudit.projectFileRole(e.name, dirName: name, parentName: parentName) != nil {
                 candidates.append(e)
@@ -267,8 +354,8 @@ private struct Walker {
             }
         }
         let children = dirs.filter { d in
-            if isGitDir && d == "hooks" { return false }
-            if (inGitTree || name == ".git") && PersistenceAudit.gitStores.contains(d) { return false }
+            if isGitDir && d.name == "hooks" { return false }
+            if (inGitTree || name == ".git") && PersistenceAudit.gitStores.contains(d.name) { return false }
             return true
         }
         return Frame(fd: fd, path: path, name: name, depth: depth, inGitTree: inGitTree, children: children)
@@ -279,22 +366,8 @@ private struct Walker {
         return forced || Self.stamp(st) >= start
     }
 
-    /// Up to `limit` bytes of a regular file opened O_NOFOLLOW; nil if it is not one.
     func readRegular(_ dirFD: Int32, _ name: String, limit: Int) -> [UInt8]? {
-        let fd = openat(dirFD, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        var out = [UInt8](repeating: 0, count: limit)
-        var got = 0
-        while got < limit {
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, limit - got) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            got += n
-        }
-        return Array(out[..<got])
+        PersistenceWalk.readRegularFile(name, dirFD: dirFD, limit: limit)
     }
 
     static let configLimit = 1 << 20
@@ -340,13 +413,28 @@ private struct Walker {
         }
         let hfd = openat(fd, "hooks", dirFlags)
         guard hfd >= 0 else { return }
-        defer { close(hfd) }
+        auditHooks(hfd, path: path + "/hooks", place: place, forced: forced)
+        close(hfd)
+    }
+
+    mutating func auditHooks(_ hfd: Int32, path: String, place: PersistenceAudit.GitDirPlace, forced: Bool, note: String = "") {
         for e in list(hfd, all: true) ?? [] where PersistenceAudit.isHookName(e.name) && e.type != dtDir {
-            guard let st = lstatAt(hfd, e.name), (st.st_mode & S_IFMT) != S_IFDIR, attributed(st, forced: forced) else { continue }
+            guard let st = lstatAt(hfd, e.raw), (st.st_mode & S_IFMT) != S_IFDIR, attributed(st, forced: forced) else { continue }
             if let (a, why) = PersistenceAudit.decide(role: .hook(e.name), place: place, isRegular: true, content: []) {
-                act(hfd, path + "/hooks", e.name, st, a, why)
+                act(hfd, path, e.name, st, a, note + why)
             }
         }
+    }
+
+    /// Opens a directory inside the project by its components, each O_NOFOLLOW.
+    func openInside(_ comps: [String], rootFD: Int32) -> Int32 {
+        var fd = dup(rootFD)
+        for c in comps where fd >= 0 {
+            let next = openat(fd, c, dirFlags)
+            close(fd)
+            fd = next
+        }
+        return fd
     }
 
     /// A `.git` file or symlink: one the run made is followed when it leads to a
@@ -364,12 +452,7 @@ private struct Walker {
             target = t
         }
         if let target, let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: dirPath, target: target) {
-            var fd = dup(rootFD)
-            for c in comps where fd >= 0 {
-                let next = openat(fd, c, dirFlags)
-                close(fd)
-                fd = next
-            }
+                let fd = openInside(comps, rootFD: rootFD)
             if fd >= 0 {
                 let path = comps.isEmpty ? input.project : input.project + "/" + comps.joined(separator: "/")
                 let place: PersistenceAudit.GitDirPlace = comps.count >= 2 && comps[comps.count - 2] == "worktrees" ? .worktree : .other

@@ -213,6 +213,26 @@ public enum PersistenceAudit {
             + (reasons.count > 4 ? "; and \(reasons.count - 4) more" : "")
     }
 
+    /// The project directory `core.hooksPath` names, if it lies inside the
+    /// project: the last value across `configs` (given in git's order) wins; `~/`
+    /// is the home, a relative path is relative to the project (the worktree
+    /// root, where git runs hooks). Unparseable files are skipped: git would
+    /// refuse to run with them.
+    public static func hooksDirsInProject(configs: [[UInt8]], project: String, home: String) -> [String] {
+        var value: String?
+        for c in configs {
+            guard let parsed = try? GitConfig.parse(c) else { continue }
+            for e in parsed.entries where e.section == "core" && e.subsection == nil && e.name == "hookspath" {
+                value = e.value
+            }
+        }
+        guard var v = value, !v.isEmpty else { return [] }
+        if v.hasPrefix("~/") { v = home + v.dropFirst(1) }
+        let abs = Paths.join(project, v)
+        guard Paths.isWithin(abs, project), abs != Paths.normalize(project) else { return [] }
+        return [abs]
+    }
+
     // MARK: decisions
 
     /// Where a git dir is, which decides how its `commondir` is read.

@@ -176,7 +176,8 @@ enum Runner {
     /// dirs, and this run's entry in the registry of runs on the project.
     static func beginAudit(_ p: Prepared) -> AuditSession {
         let guarded = PersistenceAudit.guardedGitDirs(notes: p.plan.notes, project: p.project)
-        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: guarded)
+        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: guarded, home: p.facts.home,
+                                          xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
         let runID = "\(getpid())-\(state.start.sec)"
         let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
         // Never a registry the sandbox could write (inside the project or a --bind).

@@ -80,4 +80,17 @@ import Testing
                 == ["/p/.git", "/p/.git/modules/lib"])
         #expect(PersistenceAudit.worktreeGitDir(notes: ["worktree git dir /r/.git/worktrees/w read-write"]) == "/r/.git/worktrees/w")
     }
+
+    @Test func hooksPathInsideTheProject() {
+        func dirs(_ configs: [String]) -> [String] {
+            PersistenceAudit.hooksDirsInProject(configs: configs.map { Array($0.utf8) }, project: "/p", home: "/h")
+        }
+        #expect(dirs(["[core]\nhooksPath = .husky"]) == ["/p/.husky"])
+        #expect(dirs(["[core]\nhooksPath = .husky", "[core]\nhooksPath = /elsewhere"]) == [])   // the last one wins
+        #expect(dirs(["[core]\nhooksPath = /elsewhere", "[core]\nhooksPath = hooks"]) == ["/p/hooks"])
+        #expect(dirs(["[core]\nhooksPath = ../up"]) == [])
+        #expect(dirs(["[core]\nhooksPath = ~/h"]) == [])
+        #expect(dirs(["[core\n", "[core]\nhooksPath = x"]) == ["/p/x"])
+        #expect(dirs([]) == [])
+    }
 }

@@ -247,6 +247,29 @@ import Testing
         #expect(r.stderr.contains("persistence: moved \(gd)/commondir"), "\(r.stderr)")
     }
 
+    /// The project's config sends hooks to a directory of the working tree (as
+    /// husky does): a hook the sandbox writes there is moved aside too.
+    @Test func hooksInCoreHooksPathAreDisarmed() throws {
+        let w = try World()
+        try w.f.git(["config", "core.hooksPath", ".githooks"])
+        let r = try w.sandbox("hooks .githooks && echo PLANTED")
+        #expect(r.stdout.contains("PLANTED"), "\(r.stderr)")
+        w.userGit()
+        #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)\n\(r.stderr)")
+        #expect(r.stderr.contains("persistence: moved \(w.f.project)/.githooks/pre-commit"), "\(r.stderr)")
+    }
+
+    /// A nested repository inside a directory the run made unreadable (mode 0100
+    /// still lets the user cd through it): audited all the same.
+    @Test func unreadableDirectoryIsAuditedAnyway() throws {
+        let w = try World()
+        let r = try w.sandbox("mkdir locked && plant_repo locked/nested && chmod 100 locked && echo PLANTED")
+        #expect(r.stdout.contains("PLANTED"), "\(r.stderr)")
+        w.userGit("locked/nested")
+        #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)\n\(r.stderr)")
+        #expect(r.stderr.contains("persistence: moved \(w.f.project)/locked/nested/.git/config"), "\(r.stderr)")
+    }
+
     /// A tree deeper than the audit's bound: the run ends, and the audit says
     /// where it stopped instead of hanging or staying silent.
     @Test func deepTreeDoesNotHangTheAudit() throws {

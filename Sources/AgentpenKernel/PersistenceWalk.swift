@@ -206,7 +206,7 @@ private struct Walker {
         let rootFD = open(input.project, dirFlags)
         guard rootFD >= 0 else {
             result.findings.append(.init(path: input.project, action: .report,
-                                         reason: "the persistence audit could not open the project (\(String(cString: strerror(errno)))); nothing was checked"))
+                                         reason: "the persistence audit could not open the project (\(String(cString: strerror(errno)))); nothing was checked", isNotice: true))
             return
         }
         defer { close(rootFD) }
@@ -275,7 +275,7 @@ private struct Walker {
         }
         if let stoppedAt {
             result.findings.append(.init(path: stoppedAt, action: .report,
-                reason: "the persistence audit stopped here (more than \(input.limits.maxEntries) entries or \(input.limits.maxDepth) levels deep); what lies beyond was not checked"))
+                reason: "the persistence audit stopped here (more than \(input.limits.maxEntries) entries or \(input.limits.maxDepth) levels deep); what lies beyond was not checked", isNotice: true))
         }
     }
 
@@ -289,7 +289,8 @@ private struct Walker {
         var st = stat()
         guard fstat(pfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, attributed(st, forced: false) else { return -1 }
         var f = PersistenceAudit.Finding(path: path, action: .report,
-                                         reason: "a directory made unreadable inside the sandbox; agentpen made it readable (u+rx) to audit what it holds")
+                                         reason: "a directory made unreadable inside the sandbox; agentpen made it readable (u+rx) to audit what it holds",
+                                         isNotice: true)
         var fd: Int32 = -1
         if st.st_uid == getuid(), chmod("/proc/self/fd/\(pfd)", (st.st_mode & 0o7777) | 0o500) == 0 {
             fd = openat(parentFD, raw, dirFlags)
@@ -346,6 +347,10 @@ private struct Walker {
             // ones): everything in it that runs programs counts as the run's.
             let forced = place != .projectGit && !input.state.guarded.contains(id) && Self.stamp(st) >= start
             auditGitDir(fd, path: path, place: place, forced: forced)
+            if id == input.state.projectGit && place != .projectGit {
+                result.findings.append(.init(path: path, action: .report,
+                    reason: "this is the project's .git, moved here during the run; move it back to \(input.project)/.git", isNotice: true))
+            }
         }
         for e in candidates {
             if e.name == ".git" { gitLink(dirFD: fd, dirPath: path, rootFD: rootFD) }
@@ -380,7 +385,8 @@ private struct Walker {
             if forced && (id == input.state.projectGit || input.state.guarded.contains(id)) { return }
         }
         for name in ["config", "config.worktree"] {
-            guard let st = lstatAt(fd, name), attributed(st, forced: forced) else { continue }
+            // A directory named config is a project's own (Rails' config/): git cannot read it.
+            guard let st = lstatAt(fd, name), (st.st_mode & S_IFMT) != S_IFDIR, attributed(st, forced: forced) else { continue }
             if place == .projectGit && PersistenceAudit.projectGitRedirect(name) {
                 act(fd, path, name, st, .remove, "created inside the sandbox; it would redirect git's config")
                 continue
@@ -452,8 +458,13 @@ private struct Walker {
             target = t
         }
         if let target, let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: dirPath, target: target) {
-                let fd = openInside(comps, rootFD: rootFD)
-            if fd >= 0 {
+            let fd = openInside(comps, rootFD: rootFD)
+            // Only a directory git would take for a repository is audited as one;
+            // a link to anything else (the project root, a plain directory) is
+            // moved aside, so that a later `git init` cannot bring it to life.
+            let names = Set(["HEAD", "objects", "refs", "commondir"].filter { fd >= 0 && lstatAt(fd, $0) != nil })
+            if fd >= 0 && !PersistenceAudit.looksLikeGitDir(names) { close(fd) }
+            else if fd >= 0 {
                 let path = comps.isEmpty ? input.project : input.project + "/" + comps.joined(separator: "/")
                 let place: PersistenceAudit.GitDirPlace = comps.count >= 2 && comps[comps.count - 2] == "worktrees" ? .worktree : .other
                 linkedGitDirs.append((fd, path, place))

@@ -61,13 +61,19 @@ public enum PersistenceAudit {
         public var movedTo: String?
         /// Set when the change could not be carried out.
         public var error: String?
+        /// About the audit itself (a bound hit, a directory it had to open up),
+        /// not a file the run planted.
+        public var isNotice = false
 
-        public init(path: String, action: Action, reason: String, movedTo: String? = nil, error: String? = nil) {
+        public init(path: String, action: Action, reason: String, movedTo: String? = nil, error: String? = nil,
+                    isNotice: Bool = false) {
             self.path = path; self.action = action; self.reason = reason; self.movedTo = movedTo; self.error = error
+            self.isNotice = isNotice
         }
 
         /// One line for the user at exit.
         public var message: String {
+            if isNotice { return "persistence: \(path): \(reason)" }
             if let error {
                 return "persistence: \(path): \(reason); could not \(action == .remove ? "remove" : "move") it (\(error)): delete it before running git here"
             }

@@ -39,14 +39,15 @@ public enum PersistenceWalk {
         public var project: String
         public var state: StartState
         public var runID: String
-        public var worktreeGitDir: String?
+        /// Git dirs outside the project the plan bound (a worktree's own and its parent's).
+        public var outsideGitDirs: [String]
         /// Fingerprints other runs on this project already handled.
         public var skip: Set<Fingerprint> = []
         /// Start times of other runs on this project still active.
         public var others: [Timestamp] = []
         public var limits = Limits()
-        public init(project: String, state: StartState, runID: String, worktreeGitDir: String?) {
-            self.project = project; self.state = state; self.runID = runID; self.worktreeGitDir = worktreeGitDir
+        public init(project: String, state: StartState, runID: String, outsideGitDirs: [String] = []) {
+            self.project = project; self.state = state; self.runID = runID; self.outsideGitDirs = outsideGitDirs
         }
     }
 
@@ -210,10 +211,11 @@ private struct Walker {
             return
         }
         defer { close(rootFD) }
-        if let wt = input.worktreeGitDir {
-            let fd = open(wt, dirFlags)
+        for dir in input.outsideGitDirs {
+            let fd = open(dir, dirFlags)
             if fd >= 0 {
-                auditGitDir(fd, path: wt, place: .worktree, forced: false)
+                let place: PersistenceAudit.GitDirPlace = Paths.basename(Paths.parent(dir)) == "worktrees" ? .worktree : .other
+                auditGitDir(fd, path: dir, place: place, forced: false)
                 close(fd)
             }
         }

@@ -342,27 +342,39 @@ public enum PersistenceAudit {
 
     /// Git dirs the plan guarded (read-only hooks and config): the walk does not
     /// count changes to such a directory's own entries (index, HEAD) against
-    /// its hooks. TODO(lead): take these from the gitplan engineer's SandboxPlan
-    /// field listing the bound git dirs once it lands; until then they are read
-    /// from the plan's notes.
+    /// its hooks. TODO(lead): take these from `SandboxPlan.gitDirs` (gitplan's
+    /// field listing the guarded and bound git dirs) once it is merged; until
+    /// then they are read from the plan's notes, in main's wording and gitplan's.
     public static func guardedGitDirs(notes: [String], project: String) -> [String] {
-        var dirs: [String] = []
+        var dirs = [project + "/.git"]
         for n in notes {
-            let prefix = "persistence guard: submodule ", suffix = " hooks and config read-only"
-            if n.hasPrefix(prefix) && n.hasSuffix(suffix) {
-                dirs.append(String(n.dropFirst(prefix.count).dropLast(suffix.count)))
+            if let d = between(n, "persistence guard: submodule ", " hooks and config read-only")
+                ?? between(n, "git dir ", " pinned (a mount point: it cannot be renamed aside)")
+                ?? between(n, "submodule git dir ", " read-write (core.worktree points back at the project)"),
+               !dirs.contains(d) {
+                dirs.append(d)
             }
         }
-        return [project + "/.git"] + dirs
+        return dirs
     }
 
-    /// The worktree's own git dir outside the project (read-write in the plan).
-    /// TODO(lead): from the gitplan field as above.
-    public static func worktreeGitDir(notes: [String]) -> String? {
-        for n in notes where n.hasPrefix("worktree git dir ") && n.hasSuffix(" read-write") {
-            return String(n.dropFirst("worktree git dir ".count).dropLast(" read-write".count))
+    /// Git dirs outside the project that the plan binds: the worktree's own git
+    /// dir (read-write) and its parent repository's. TODO(lead): from
+    /// `SandboxPlan.gitDirs` as above (those outside the project).
+    public static func gitDirsOutsideProject(notes: [String], project: String) -> [String] {
+        var dirs: [String] = []
+        for n in notes {
+            let d = between(n, "worktree git dir ", " read-write") ?? between(n, "worktree git dir ", " read-write, pinned")
+                ?? between(n, "parent git dir ", " read-only (--allow-parent-git makes it writable)")
+                ?? between(n, "parent git dir ", " read-write (--allow-parent-git)")
+            if let d, !Paths.isWithin(d, project), !dirs.contains(d) { dirs.append(d) }
         }
-        return nil
+        return dirs
+    }
+
+    static func between(_ s: String, _ prefix: String, _ suffix: String) -> String? {
+        guard s.hasPrefix(prefix), s.hasSuffix(suffix), s.count > prefix.count + suffix.count else { return nil }
+        return String(s.dropFirst(prefix.count).dropLast(suffix.count))
     }
 
     /// Paths the sandbox can write on the host (the plan's `--bind` sources):
@@ -370,8 +382,9 @@ public enum PersistenceAudit {
     public static func isExposed(_ path: String, bwrapArgs: [String]) -> Bool {
         var i = 0
         while i + 2 < bwrapArgs.count {
-            if bwrapArgs[i] == "--bind" || bwrapArgs[i] == "--bind-try" {
-                if Paths.isWithin(path, bwrapArgs[i + 1]) { return true }
+            if bwrapArgs[i] == "--bind" || bwrapArgs[i] == "--bind-try" || bwrapArgs[i] == "--bind-fd" {
+                // Source and destination (a --bind-fd source is a descriptor of the same path).
+                if Paths.isWithin(path, bwrapArgs[i + 1]) || Paths.isWithin(path, bwrapArgs[i + 2]) { return true }
                 i += 3
             } else {
                 i += 1

@@ -169,7 +169,7 @@ enum Runner {
         var state: PersistenceWalk.StartState
         var runID: String
         var registry: RunRegistry?
-        var worktreeGitDir: String?
+        var outsideGitDirs: [String]
     }
 
     /// Before bubblewrap starts: the start time, the identity of the guarded git
@@ -185,7 +185,7 @@ enum Runner {
             || PersistenceAudit.isExposed(base, bwrapArgs: p.plan.bwrapArgs)
         let registry = exposed ? nil : RunRegistry(base: base, project: p.project, runID: runID, start: state.start)
         return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
-                            worktreeGitDir: PersistenceAudit.worktreeGitDir(notes: p.plan.notes))
+                            outsideGitDirs: PersistenceAudit.gitDirsOutsideProject(notes: p.plan.notes, project: p.project))
     }
 
     /// After the run, whatever it left: walks the project, disarms what git would
@@ -193,7 +193,7 @@ enum Runner {
     static func finishAudit(_ s: AuditSession, events: EventLog) -> [PersistenceAudit.Finding] {
         func audit(skip: Set<PersistenceAudit.Fingerprint>, others: [PersistenceAudit.Timestamp]) -> PersistenceWalk.Result {
             var input = PersistenceWalk.Input(project: s.project, state: s.state, runID: s.runID,
-                                              worktreeGitDir: s.worktreeGitDir)
+                                              outsideGitDirs: s.outsideGitDirs)
             input.skip = skip
             input.others = others
             return PersistenceWalk.run(input)

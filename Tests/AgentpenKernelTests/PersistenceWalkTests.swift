@@ -20,7 +20,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: p) }
         let state = PersistenceWalk.begin(project: p, guardedGitDirs: [])
         for d in 0..<30 { for f in 0..<100 { try write("\(p)/d\(d)/f\(f)", "") } }
-        var input = PersistenceWalk.Input(project: p, state: state, runID: "t", worktreeGitDir: nil)
+        var input = PersistenceWalk.Input(project: p, state: state, runID: "t")
         input.limits.maxEntries = 1000
         let r = PersistenceWalk.run(input)
         #expect(r.entries <= 1000)
@@ -39,7 +39,7 @@ import Testing
         try write(p + "/new/.git/HEAD", "ref: refs/heads/main\n")
         try write(p + "/new/.git/config", "[core]\n\tfsmonitor = \"touch /x\"\n")
         try write(p + "/.envrc", "x")
-        let r = PersistenceWalk.run(PersistenceWalk.Input(project: p, state: state, runID: "t", worktreeGitDir: nil))
+        let r = PersistenceWalk.run(PersistenceWalk.Input(project: p, state: state, runID: "t"))
         let moved = r.findings.filter { $0.action == .quarantine }
         #expect(moved.map(\.path) == [p + "/new/.git/config"], "\(r.findings)")
         #expect(moved.first?.movedTo == p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t")
@@ -48,7 +48,7 @@ import Testing
         #expect(r.findings.contains { $0.path == p + "/.envrc" && $0.action == .report })
         #expect(r.handled.count == 1)
         // A second audit (another run ending later) skips what the first handled.
-        var again = PersistenceWalk.Input(project: p, state: state, runID: "u", worktreeGitDir: nil)
+        var again = PersistenceWalk.Input(project: p, state: state, runID: "u")
         again.skip = Set(r.handled)
         #expect(PersistenceWalk.run(again).findings.isEmpty)
     }

@@ -78,7 +78,13 @@ import Testing
         #expect(PersistenceAudit.Fingerprint(line: Substring(fp.line)) == fp)
         #expect(PersistenceAudit.guardedGitDirs(notes: ["persistence guard: submodule /p/.git/modules/lib hooks and config read-only"], project: "/p")
                 == ["/p/.git", "/p/.git/modules/lib"])
-        #expect(PersistenceAudit.worktreeGitDir(notes: ["worktree git dir /r/.git/worktrees/w read-write"]) == "/r/.git/worktrees/w")
+        #expect(PersistenceAudit.guardedGitDirs(notes: ["git dir /p/.git/modules/m pinned (a mount point: it cannot be renamed aside)"], project: "/p")
+                == ["/p/.git", "/p/.git/modules/m"])
+        for note in ["worktree git dir /r/.git/worktrees/w read-write", "worktree git dir /r/.git/worktrees/w read-write, pinned"] {
+            #expect(PersistenceAudit.gitDirsOutsideProject(notes: [note, "parent git dir /r/.git read-only (--allow-parent-git makes it writable)"], project: "/p")
+                    == ["/r/.git/worktrees/w", "/r/.git"], "\(note)")
+        }
+        #expect(PersistenceAudit.isExposed("/p/x", bwrapArgs: ["--bind-fd", "12", "/p"]))
     }
 
     @Test func hooksPathInsideTheProject() {

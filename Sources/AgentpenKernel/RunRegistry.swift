@@ -17,16 +17,26 @@ public final class RunRegistry {
 
     /// Creates the project's directory and this run's entry. Nil if it cannot
     /// (the audit then runs without knowledge of other runs).
-    public init?(base: String, project: String, runID: String, start: Timestamp) {
+    /// `refuse` is asked about the directory's real path (symlinks resolved)
+    /// before anything is written there: the caller refuses places the sandbox
+    /// can write (an XDG variable set by a project's .envrc may point there).
+    public init?(base: String, project: String, runID: String, start: Timestamp, refuse: (String) -> Bool) {
         var st = stat()
         guard stat(project, &st) == 0 else { return nil }
         let dir = base + "/runs/" + String(UInt64(st.st_dev), radix: 16) + "-" + String(UInt64(st.st_ino), radix: 16)
+        // The deepest part that exists, resolved, must already be a safe place:
+        // nothing is created under a symlink that leads into the sandbox's reach.
+        var existing = dir
+        while Host.realPath(existing) == nil && existing != "/" { existing = Paths.parent(existing) }
+        guard let realExisting = Host.realPath(existing),
+              !refuse(Paths.join(realExisting, String(dir.dropFirst(existing.count)).trimmingPrefixSlash)) else { return nil }
         var built = ""
         for part in dir.split(separator: "/") {
             built += "/" + part
             if mkdir(built, 0o700) != 0 && errno != EEXIST { return nil }
         }
-        let fd = open(dir, O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC)
+        guard let real = Host.realPath(dir), !refuse(real) else { return nil }
+        let fd = open(real, O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         var dst = stat()
         guard fstat(fd, &dst) == 0, dst.st_uid == getuid(), (dst.st_mode & 0o077) == 0 else { close(fd); return nil }
@@ -129,4 +139,8 @@ public final class RunRegistry {
         }
         return out
     }
+}
+
+private extension String {
+    var trimmingPrefixSlash: String { String(drop(while: { $0 == "/" })) }
 }

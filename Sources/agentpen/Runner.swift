@@ -180,10 +180,14 @@ enum Runner {
                                           xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
         let runID = "\(getpid())-\(state.start.sec)"
         let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
-        // Never a registry the sandbox could write (inside the project or a --bind).
-        let exposed = Paths.isWithin(base, p.project) || Paths.isWithin(p.project, base)
-            || PersistenceAudit.isExposed(base, bwrapArgs: p.plan.bwrapArgs)
-        let registry = exposed ? nil : RunRegistry(base: base, project: p.project, runID: runID, start: state.start)
+        // Never a registry the sandbox could write (inside the project or a --bind),
+        // checked on the path as given and on its real path.
+        func exposed(_ path: String) -> Bool {
+            Paths.isWithin(path, p.project) || Paths.isWithin(p.project, path)
+                || PersistenceAudit.isExposed(path, bwrapArgs: p.plan.bwrapArgs)
+        }
+        let registry = exposed(base) ? nil
+            : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)
         return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
                             outsideGitDirs: PersistenceAudit.gitDirsOutsideProject(notes: p.plan.notes, project: p.project))
     }

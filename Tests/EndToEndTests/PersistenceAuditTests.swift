@@ -277,6 +277,28 @@ import Testing
         #expect(r.stderr.contains("persistence: moved \(w.f.project)/locked/nested/.git/config"), "\(r.stderr)")
     }
 
+    /// The registry of runs lives outside the sandbox's reach, even when an XDG
+    /// variable (set by a project's .envrc, say) leads into the project.
+    @Test func runRegistryStaysOutOfTheProject() throws {
+        let w = try World()
+        let f = w.f
+        try FileManager.default.createDirectory(atPath: f.project + "/state", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: f.root + "/link", withDestinationPath: f.project + "/state")
+        for state in [f.project + "/state", f.root + "/link"] {
+            let r = try f.agentpen(["--", "/bin/sh", "-c", "echo x > .envrc"], env: ["XDG_STATE_HOME": state])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains("/.envrc"), "the audit did not run: \(r.stderr)")
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: f.project + "/state")) ?? []).isEmpty, "\(state)")
+        }
+        // The default place, and a run leaves no entry of its own behind.
+        _ = try f.sh("true")
+        let runs = f.home + "/.local/state/agentpen/runs"
+        let projects = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+        #expect(projects.count == 1, "\(projects)")
+        let left = projects.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: runs + "/" + $0)) ?? [] }
+        #expect(!left.contains { $0.hasPrefix("active-") || $0.hasPrefix("tmp-") }, "\(left)")
+    }
+
     /// A tree deeper than the audit's bound: the run ends, and the audit says
     /// where it stopped instead of hanging or staying silent.
     @Test func deepTreeDoesNotHangTheAudit() throws {

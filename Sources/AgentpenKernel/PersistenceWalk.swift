@@ -32,6 +32,8 @@ public enum PersistenceWalk {
     public struct Limits: Sendable {
         public var maxEntries = 1_000_000
         public var maxDepth = 100
+        /// Findings kept for the report (every one is still acted on).
+        public var maxFindings = 10_000
         public init() {}
     }
 
@@ -121,6 +123,7 @@ private struct Walker {
     let input: PersistenceWalk.Input
     var result = PersistenceWalk.Result()
     var stoppedAt: String?
+    var unlisted = 0
     /// Git dirs reached through a `.git` link the run created: audited after the walk.
     var linkedGitDirs: [(fd: Int32, path: String, place: PersistenceAudit.GitDirPlace)] = []
     var auditedForced = Set<PersistenceWalk.FileID>()
@@ -274,6 +277,10 @@ private struct Walker {
             // A hooks directory the run created, renamed or changed: each hook in it counts as the run's.
             auditHooks(fd, path: dir, place: .other, forced: Self.stamp(st) >= start, note: "in core.hooksPath (\(dir)), ")
             close(fd)
+        }
+        if unlisted > 0 {
+            result.findings.append(.init(path: input.project, action: .report,
+                reason: "\(unlisted) more findings were acted on but not listed (more than \(input.limits.maxFindings))", isNotice: true))
         }
         if let stoppedAt {
             result.findings.append(.init(path: stoppedAt, action: .report,
@@ -507,6 +514,6 @@ private struct Walker {
         case .report:
             result.handled.append(Self.fingerprint(st))
         }
-        result.findings.append(f)
+        if result.findings.count < input.limits.maxFindings { result.findings.append(f) } else { unlisted += 1 }
     }
 }

@@ -52,4 +52,17 @@ import Testing
         again.skip = Set(r.handled)
         #expect(PersistenceWalk.run(again).findings.isEmpty)
     }
+
+    @Test func findingsAreBoundedButAllActedOn() throws {
+        let p = try tempProject()
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        let state = PersistenceWalk.begin(project: p, guardedGitDirs: [])
+        for d in 0..<20 { try write("\(p)/r\(d)/.git/HEAD", ""); try write("\(p)/r\(d)/.git/config", "[core]\npager = x\n") }
+        var input = PersistenceWalk.Input(project: p, state: state, runID: "t")
+        input.limits.maxFindings = 5
+        let r = PersistenceWalk.run(input)
+        #expect(r.findings.count == 6, "\(r.findings)")
+        #expect(r.findings.last?.reason.contains("15 more findings") == true, "\(r.findings)")
+        for d in 0..<20 { #expect(!FileManager.default.fileExists(atPath: "\(p)/r\(d)/.git/config")) }
+    }
 }

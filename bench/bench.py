@@ -308,7 +308,7 @@ class Bench:
             for q, key, tgt in (("start-up", "start_ms", 10.0), ("end of run (audit)", "end_ms", 200.0)):
                 e50, b50 = statistics.median(res["empty"][key]), statistics.median(res["big"][key])
                 self.row("audit", "%s, 100 000 files in 10 000 dirs vs empty project (median of %d)" % (q, runs),
-                         "%.1f ms" % e50, "%.1f ms" % b50, "+%.1f ms" % (b50 - e50), "added ≤ %.0f ms" % tgt,
+                         "%.1f ms" % e50, "%.1f ms" % b50, "%+.1f ms" % (b50 - e50), "added ≤ %.0f ms" % tgt,
                          yes(b50 - e50 <= tgt),
                          "empty p95 %.1f ms, big p95 %.1f ms" % (pct(res["empty"][key], 95), pct(res["big"][key], 95)))
         finally:

@@ -93,11 +93,12 @@ case .version:
 case .check:
     exit(Check.run())
 case .dryRun, .run:
-    // The persistence audit's findings, told at exit whatever else happened.
+    // The persistence audit's findings, told at exit whatever else happened
+    // (printed as soon as the audit ends, before the summary or an error).
     nonisolated(unsafe) var findings: [PersistenceAudit.Finding] = []
     func printFindings(_ list: [PersistenceAudit.Finding]) {
         let limit = 100
-        for f in list.prefix(limit) { printError(f.message) }
+        for f in list.prefix(limit) { printError("\(f.message)") }
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
     do {
@@ -114,16 +115,17 @@ case .dryRun, .run:
         let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { findings = Runner.finishAudit(audit, events: events) }
+            defer {
+                findings = Runner.finishAudit(audit, events: events)
+                printFindings(findings)
+            }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()
         if let summary = events.summary() { printError(summary) }
-        printFindings(findings)
         exit(status)
     } catch {
         if !error.message.isEmpty { printError(error.message) }
-        printFindings(findings)
         if error.status == 2 { printError("see agentpen --help") }
         exit(error.status)
     }

@@ -20,7 +20,8 @@ trap stage_cleanup EXIT
 if [ -n "$use_world" ]; then
     exec 9>/tmp/agentpen-world.lock
     flock 9
-    bash tests/world/world.sh up >/dev/null
+    # The world's daemons must not inherit the lock, or it stays held after we exit.
+    bash tests/world/world.sh up >/dev/null 9>&-
     world=/run/apw
 fi
 # NetworkTests need the world; outside it they are left out, as make test does.

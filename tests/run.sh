@@ -31,7 +31,7 @@ run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
 # world.sh up is idempotent; the cleanup trap takes the world down again. If it
 # fails to come up, the suite still runs and fails (under CI=true it never skips).
 world_up=1
-bash tests/world/world.sh up || echo "run.sh: the test world did not come up" >&2
+bash tests/world/world.sh up 9>&- || echo "run.sh: the test world did not come up" >&2
 world=/run/apw run_suite network-user 'NetworkTests' yes
 world=/run/apw run_suite network-root 'NetworkTests' no
 bash tests/world/world.sh down >/dev/null 2>&1 || true

@@ -95,7 +95,6 @@ case .check:
 case .dryRun, .run:
     // The persistence audit's findings, told at exit whatever else happened
     // (printed as soon as the audit ends, before the summary or an error).
-    nonisolated(unsafe) var findings: [PersistenceAudit.Finding] = []
     func printFindings(_ list: [PersistenceAudit.Finding]) {
         let limit = 100
         for f in list.prefix(limit) { printError("\(f.message)") }
@@ -115,10 +114,7 @@ case .dryRun, .run:
         let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer {
-                findings = Runner.finishAudit(audit, events: events)
-                printFindings(findings)
-            }
+            defer { printFindings(Runner.finishAudit(audit, events: events)) }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

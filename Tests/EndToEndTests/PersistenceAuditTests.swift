@@ -245,13 +245,19 @@ import Testing
         let gd = w.f.project + "/.git/worktrees/wt"
         let script = Self.prelude(markers: w.markers) + """
 
-            plant_repo evilsrc && mv evilsrc/.git evil && rm -rf evilsrc && echo \(wt)/evil > \(gd)/commondir && echo PLANTED
+            plant_repo evilsrc && mv evilsrc/.git evil && rm -rf evilsrc
+            if echo \(wt)/evil > \(gd)/commondir 2>/dev/null; then echo PLANTED; else echo GUARDED; fi
             """
         let r = try w.f.agentpen(["--", "/bin/sh", "-c", script], cwd: wt)
-        #expect(r.stdout.contains("PLANTED"), "\(r.stderr)")
+        // Where the plan makes the worktree's commondir read-only the write fails;
+        // otherwise the audit must move it aside. Either way nothing planted runs.
+        #expect(r.stdout.contains("PLANTED") || r.stdout.contains("GUARDED"), "\(r.stderr)")
         w.userGit(wt)
         #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)\n\(r.stderr)")
-        #expect(r.stderr.contains("persistence: moved \(gd)/commondir"), "\(r.stderr)")
+        if r.stdout.contains("PLANTED") {
+            #expect(r.stderr.contains("persistence: moved \(gd)/commondir"), "\(r.stderr)")
+        }
+        #expect(r.stderr.contains("persistence: moved \(wt)/evil/config"), "\(r.stderr)")
     }
 
     /// The project's config sends hooks to a directory of the working tree (as

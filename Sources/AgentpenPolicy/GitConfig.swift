@@ -31,6 +31,15 @@ public struct GitConfig: Sendable, Equatable {
 
     public var entries: [Entry]
 
+    /// The last value of `section.key` (no subsection), as git would read it;
+    /// nil when unset, set without `=`, or when the text is not a config git
+    /// would accept (a caller validating a plan then fails closed).
+    public static func value(section: String, key: String, in text: String) -> String? {
+        guard let c = try? parse(Array(text.utf8)) else { return nil }
+        let s = section.lowercased(), k = key.lowercased()
+        return c.entries.last { $0.section == s && $0.subsection == nil && $0.name == k }?.value
+    }
+
     /// Parses `bytes`; throws on anything git would refuse or we cannot follow.
     public static func parse(_ bytes: [UInt8]) throws(ParseError) -> GitConfig {
         var p = Parser(bytes: bytes)

@@ -54,4 +54,11 @@ import Testing
             _ = try? GitConfig.parse(Array(bytes))
         }
     }
+
+    @Test func lastPlainValue() {
+        let text = "[core]\n\tworktree = ../a\n[core \"x\"]\n\tworktree = no\n[Core]\n\tWorkTree = \"../b\" ; c\n"
+        #expect(GitConfig.value(section: "core", key: "worktree", in: text) == "../b")
+        #expect(GitConfig.value(section: "core", key: "bare", in: text) == nil)
+        #expect(GitConfig.value(section: "core", key: "worktree", in: "[core\nworktree = x") == nil)
+    }
 }

@@ -217,7 +217,7 @@ private struct Walker {
         for dir in input.outsideGitDirs {
             let fd = open(dir, dirFlags)
             if fd >= 0 {
-                let place: PersistenceAudit.GitDirPlace = Paths.basename(Paths.parent(dir)) == "worktrees" ? .worktree : .other
+                let place = PersistenceAudit.place(isProjectGit: false, parentName: Paths.basename(Paths.parent(dir)))
                 auditGitDir(fd, path: dir, place: place, forced: false)
                 close(fd)
             }
@@ -346,15 +346,14 @@ private struct Walker {
                 candidates.append(e)
             }
         }
-        let isGitDir = name == ".git" || (hasHEAD && (hasObjects || hasRefs || hasCommondir))
+        let isGitDir = PersistenceAudit.isGitDir(name: name, hasHEAD: hasHEAD, hasObjects: hasObjects, hasRefs: hasRefs,
+                                                 hasCommondir: hasCommondir)
         if isGitDir, let st = lstatAt(fd, ".") {
             let id = PersistenceWalk.FileID(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
-            let place: PersistenceAudit.GitDirPlace =
-                (path == input.project + "/.git" && id == input.state.projectGit) ? .projectGit
-                : parentName == "worktrees" ? .worktree : .other
-            // A git dir the run created, moved or wrote (other than the guarded
-            // ones): everything in it that runs programs counts as the run's.
-            let forced = place != .projectGit && !input.state.guarded.contains(id) && Self.stamp(st) >= start
+            let place = PersistenceAudit.place(isProjectGit: path == input.project + "/.git" && id == input.state.projectGit,
+                                               parentName: parentName)
+            let forced = PersistenceAudit.gitDirIsTheRuns(ctime: Self.stamp(st), start: start, place: place,
+                                                          guarded: input.state.guarded.contains(id))
             auditGitDir(fd, path: path, place: place, forced: forced)
             if id == input.state.projectGit && place != .projectGit {
                 result.findings.append(.init(path: path, action: .report,
@@ -367,17 +366,13 @@ private struct Walker {
                 projectFile(dirFD: fd, dirPath: path, name: e.name, role: role)
             }
         }
-        let children = dirs.filter { d in
-            if isGitDir && d.name == "hooks" { return false }
-            if (inGitTree || name == ".git") && PersistenceAudit.gitStores.contains(d.name) { return false }
-            return true
-        }
+        let children = dirs.filter { PersistenceAudit.enters($0.name, of: name, inGitTree: inGitTree, isGitDir: isGitDir) }
         return Frame(fd: fd, path: path, name: name, depth: depth, inGitTree: inGitTree, children: children)
     }
 
     func attributed(_ st: stat, forced: Bool) -> Bool {
-        guard !input.skip.contains(Self.fingerprint(st)) else { return false }
-        return forced || Self.stamp(st) >= start
+        PersistenceAudit.isTheRuns(ctime: Self.stamp(st), start: start, inRunsGitDir: forced,
+                                   handledElsewhere: input.skip.contains(Self.fingerprint(st)))
     }
 
     func readRegular(_ dirFD: Int32, _ name: String, limit: Int) -> [UInt8]? {
@@ -475,7 +470,7 @@ private struct Walker {
             if fd >= 0 && !PersistenceAudit.looksLikeGitDir(names) { close(fd) }
             else if fd >= 0 {
                 let path = comps.isEmpty ? input.project : input.project + "/" + comps.joined(separator: "/")
-                let place: PersistenceAudit.GitDirPlace = comps.count >= 2 && comps[comps.count - 2] == "worktrees" ? .worktree : .other
+                let place = PersistenceAudit.place(isProjectGit: false, parentName: comps.count >= 2 ? comps[comps.count - 2] : "")
                 linkedGitDirs.append((fd, path, place))
                 return
             }

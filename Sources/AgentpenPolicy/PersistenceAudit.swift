@@ -98,6 +98,42 @@ public enum PersistenceAudit {
         names.contains("HEAD") && (names.contains("objects") || names.contains("refs") || names.contains("commondir"))
     }
 
+    /// Whether a directory is audited as a git dir: every `.git` directory
+    /// (valid or not: `git init` there would keep what it holds), and any
+    /// directory git would take for a repository.
+    public static func isGitDir(name: String, hasHEAD: Bool, hasObjects: Bool, hasRefs: Bool, hasCommondir: Bool) -> Bool {
+        name == ".git" || (hasHEAD && (hasObjects || hasRefs || hasCommondir))
+    }
+
+    /// Where a git dir is. `isProjectGit`: it is the project's `.git` directory
+    /// that was there before the run (same path, same device and inode).
+    public static func place(isProjectGit: Bool, parentName: String) -> GitDirPlace {
+        isProjectGit ? .projectGit : parentName == "worktrees" ? .worktree : .other
+    }
+
+    /// Whether everything in a git dir that runs programs counts as the run's:
+    /// the directory itself was created, moved into place or had entries added,
+    /// removed or renamed during the run. Never for the project's `.git` or a
+    /// git dir the plan guarded (running git inside legitimately rewrites their
+    /// index and HEAD): there each file answers for itself.
+    public static func gitDirIsTheRuns(ctime: Timestamp, start: Timestamp, place: GitDirPlace, guarded: Bool) -> Bool {
+        place != .projectGit && !guarded && ctime >= start
+    }
+
+    /// A file is the run's when its ctime is at or after the start (creation,
+    /// write, rename, link and chmod all set it), or its git dir is the run's;
+    /// never one another run on this project already handled.
+    public static func isTheRuns(ctime: Timestamp, start: Timestamp, inRunsGitDir: Bool, handledElsewhere: Bool) -> Bool {
+        !handledElsewhere && (inRunsGitDir || ctime >= start)
+    }
+
+    /// Whether the walk enters a subdirectory.
+    public static func enters(_ child: String, of dirName: String, inGitTree: Bool, isGitDir: Bool) -> Bool {
+        if isGitDir && child == "hooks" { return false }          // audited with its git dir
+        if (inGitTree || dirName == ".git") && gitStores.contains(child) { return false }
+        return true
+    }
+
     /// Inside a `.git` directory: the stores git never executes anything from and
     /// that can hold most of a repository's files; the walk does not enter them.
     public static let gitStores: Set<String> = ["objects", "refs", "logs", "lfs", "rr-cache", "packed-refs"]

@@ -99,4 +99,27 @@ import Testing
         #expect(dirs(["[core\n", "[core]\nhooksPath = x"]) == ["/p/x"])
         #expect(dirs([]) == [])
     }
+
+    @Test func attribution() {
+        let start = PersistenceAudit.Timestamp(sec: 100, nsec: 500)
+        let before = PersistenceAudit.Timestamp(sec: 100, nsec: 499), same = start
+        #expect(PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: false, handledElsewhere: false))
+        #expect(!PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: false, handledElsewhere: false))
+        #expect(PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: true, handledElsewhere: false))
+        #expect(!PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: true, handledElsewhere: true))
+        // The project's .git and guarded git dirs never make their old files the run's.
+        #expect(!PersistenceAudit.gitDirIsTheRuns(ctime: same, start: start, place: .projectGit, guarded: true))
+        #expect(!PersistenceAudit.gitDirIsTheRuns(ctime: same, start: start, place: .other, guarded: true))
+        #expect(PersistenceAudit.gitDirIsTheRuns(ctime: same, start: start, place: .other, guarded: false))
+        #expect(!PersistenceAudit.gitDirIsTheRuns(ctime: before, start: start, place: .other, guarded: false))
+        #expect(PersistenceAudit.place(isProjectGit: true, parentName: "p") == .projectGit)
+        #expect(PersistenceAudit.place(isProjectGit: false, parentName: "worktrees") == .worktree)
+        #expect(PersistenceAudit.isGitDir(name: ".git", hasHEAD: false, hasObjects: false, hasRefs: false, hasCommondir: false))
+        #expect(!PersistenceAudit.isGitDir(name: "x", hasHEAD: true, hasObjects: false, hasRefs: false, hasCommondir: false))
+        #expect(!PersistenceAudit.enters("objects", of: ".git", inGitTree: false, isGitDir: true))
+        #expect(!PersistenceAudit.enters("refs", of: "lib", inGitTree: true, isGitDir: true))
+        #expect(PersistenceAudit.enters("objects", of: "bare.git", inGitTree: false, isGitDir: true))   // a planted bare repo is entered whole
+        #expect(!PersistenceAudit.enters("hooks", of: "x", inGitTree: false, isGitDir: true))
+        #expect(PersistenceAudit.enters("hooks", of: "src", inGitTree: false, isGitDir: false))
+    }
 }

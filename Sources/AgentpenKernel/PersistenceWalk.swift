@@ -97,10 +97,12 @@ public enum PersistenceWalk {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
-        var out = [UInt8](repeating: 0, count: limit)
+        // Sized from the file (plus one byte to see it grew), never past `limit`.
+        var out = [UInt8](repeating: 0, count: min(limit, max(0, Int(st.st_size)) + 1))
         var got = 0
         while got < limit {
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, limit - got) }
+            if got == out.count { out += [UInt8](repeating: 0, count: min(limit - got, max(4096, got))) }
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             got += n

@@ -69,8 +69,15 @@ import Testing
 
     @Test func newNestedRepositoryIsDisarmed() throws {
         let w = try World()
-        let r = try w.sandbox("plant_repo nested && echo PLANTED")
+        let log = w.f.root + "/events.log"
+        let r = try w.sandbox("plant_repo nested && echo PLANTED", ["--log", log])
         #expect(r.stdout.contains("PLANTED"), "\(r.stderr)")
+        // The log has each finding as an event, with where it went.
+        let events = (w.f.read(log) ?? "").split(separator: "\n")
+        #expect(events.contains { e in
+            e.contains("\"kind\":\"persistence-moved\"") && e.contains("moved-to")
+                && (e.contains("nested/.git/config") || e.contains("nested\\/.git\\/config"))   // slashes escaped or not
+        }, "\(events)")
         w.userGit("nested")
         w.userGit()
         #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)\n\(r.stderr)")

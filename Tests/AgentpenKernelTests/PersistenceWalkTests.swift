@@ -33,9 +33,14 @@ import Testing
         try write(p + "/old/.git/HEAD", "ref: refs/heads/main\n")
         try write(p + "/old/.git/config", "[core]\npager = x\n")
         try write(p + "/old/.git/hooks/pre-commit", "#!/bin/sh\n")
-        // Make sure the old files' ctime is before the start (coarse clock tick).
-        usleep(20_000)
+        // The start must come after the old files' ctime: wait for the coarse
+        // clock to pass it (bounded), instead of sleeping a guessed time.
+        var st = stat()
+        stat(p + "/old/.git/hooks/pre-commit", &st)
+        let old = PersistenceAudit.Timestamp(sec: Int64(st.st_ctim.tv_sec), nsec: Int64(st.st_ctim.tv_nsec))
+        for _ in 0..<10_000 where PersistenceWalk.now() <= old { usleep(100) }
         let state = PersistenceWalk.begin(project: p, guardedGitDirs: [])
+        #expect(state.start > old)
         try write(p + "/new/.git/HEAD", "ref: refs/heads/main\n")
         try write(p + "/new/.git/config", "[core]\n\tfsmonitor = \"touch /x\"\n")
         try write(p + "/.envrc", "x")

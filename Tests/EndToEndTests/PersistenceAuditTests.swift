@@ -243,6 +243,52 @@ import Testing
         #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)")
     }
 
+    /// What time cannot separate, stated and tested as built: a change made while
+    /// both runs are active is reported once, by the run that ends first, with a
+    /// note that the other run may have made it; the other run skips it.
+    @Test func changeDuringBothRunsIsReportedOnceWithANote() throws {
+        let w = try World()
+        let f = w.f
+        for n in ["a1", "a2", "b1"] { #expect(mkfifo(f.project + "/\(n).fifo", 0o600) == 0) }
+        func start(_ name: String, _ script: String) throws -> pid_t {
+            try spawn([Agentpen.binary, "--", "/bin/sh", "-c", script], env: Agentpen.environment(home: f.home),
+                      cwd: f.project, stdout: f.root + "/\(name).out", stderr: f.root + "/\(name).err")
+        }
+        func release(_ fifo: String) {
+            let fd = open(f.project + "/" + fifo, O_WRONLY)
+            _ = write(fd, "go\n", 3)
+            close(fd)
+        }
+        func exists(_ n: String) -> Bool { FileManager.default.fileExists(atPath: f.project + "/" + n) }
+        var pids: [pid_t] = []
+        defer { for p in pids { kill(p, SIGKILL); waitpid(p, nil, 0) } }
+        func finish(_ pid: pid_t) -> Bool {
+            var st: Int32 = 0
+            let done = waitUntil(120) { waitpid(pid, &st, WNOHANG) == pid }
+            if done { pids.removeAll { $0 == pid } }
+            return done
+        }
+        let a = try start("a", "touch readyA; read x < a1.fifo; mkdir m && echo x > m/.envrc && touch readyM; read x < a2.fifo; echo A-DONE")
+        pids.append(a)
+        #expect(waitUntil(60) { exists("readyA") })
+        let b = try start("b", "touch readyB; read x < b1.fifo; echo B-DONE")
+        pids.append(b)
+        #expect(waitUntil(60) { exists("readyB") })
+        release("a1.fifo")
+        #expect(waitUntil(60) { exists("readyM") })
+        release("b1.fifo")
+        #expect(finish(b))
+        let bErr = f.read(f.root + "/b.err") ?? ""
+        #expect(f.read(f.root + "/b.out")?.contains("B-DONE") == true, "\(bErr)")
+        #expect(bErr.contains("\(f.project)/m/.envrc"), "\(bErr)")
+        #expect(bErr.contains("another agentpen run on this project was active"), "\(bErr)")
+        release("a2.fifo")
+        #expect(finish(a))
+        let aErr = f.read(f.root + "/a.err") ?? ""
+        #expect(f.read(f.root + "/a.out")?.contains("A-DONE") == true, "\(aErr)")
+        #expect(!aErr.contains("/m/.envrc"), "reported twice: \(aErr)")
+    }
+
     /// A worktree's own git dir lies outside the project and is writable inside:
     /// a commondir planted there is moved aside too.
     @Test func worktreeGitDirCommondirIsDisarmed() throws {

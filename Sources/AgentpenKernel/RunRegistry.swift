@@ -7,7 +7,7 @@ import Glibc
 /// runs on one project do not report each other's findings:
 ///   runs/DEV-INO/active-RUNID   one per live run: its start time, flock'ed by it
 ///   runs/DEV-INO/handled        fingerprints of findings a run already reported
-///   runs/DEV-INO/lock           held while a run audits, so audits never interleave
+///   runs/DEV-INO/               flock'ed while a run audits, so audits never interleave
 public final class RunRegistry {
     public typealias Timestamp = PersistenceAudit.Timestamp
     let dirFD: Int32
@@ -68,9 +68,11 @@ public final class RunRegistry {
         return Paths.normalize(home) + "/.local/state/agentpen"
     }
 
-    /// Holds the project's audit lock while `body` runs.
+    /// Holds the project's audit lock (a flock on the project's registry
+    /// directory itself, so no lock file is left behind) while `body` runs.
+    /// Its own descriptor, so that `leave()` closing `dirFD` does not drop it.
     public func withAuditLock<T>(_ body: () -> T) -> T {
-        let fd = openat(dirFD, "lock", O_RDWR | O_CREAT | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
+        let fd = openat(dirFD, ".", O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
         defer { if fd >= 0 { close(fd) } }
         return body()

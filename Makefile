@@ -1,7 +1,7 @@
 PREFIX ?= /usr/local
 SWIFT ?= swift
 
-.PHONY: all build debug deps test bench install clean run
+.PHONY: all build debug deps test fuzz bench install clean run
 
 all: build
 
@@ -22,6 +22,11 @@ run: deps build
 # (needs root or sudo: it creates the test user and the test network world).
 test:
 	bash tests/run.sh
+
+# libFuzzer targets for the parsers of hostile bytes (fuzz/run.sh), each for
+# FUZZ_TIME seconds (default 60); make test runs each briefly.
+fuzz:
+	bash fuzz/run.sh
 
 bench: deps build
 	bash bench/run.sh

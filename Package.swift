@@ -35,6 +35,7 @@ let package = Package(
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
+        .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
         .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]

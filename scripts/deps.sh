@@ -20,3 +20,12 @@ fi
 if [ -e /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != "666" ]; then
     $sudo chmod 0666 /dev/net/tun
 fi
+# make fuzz and make test build libFuzzer targets with `swiftc -sanitize=fuzzer,address`:
+# the runtime ships with the swift.org toolchain (not with Debian's clang), so only say
+# when it is missing; fuzz/run.sh then fails with the same message.
+if command -v swiftc >/dev/null; then
+    rt=$(dirname "$(readlink -f "$(command -v swiftc)")")/../lib/clang
+    if ! compgen -G "$rt/*/lib/linux/libclang_rt.fuzzer-$(uname -m).a" >/dev/null; then
+        echo "deps: this Swift toolchain has no libFuzzer runtime ($rt/*/lib/linux); install the swift.org toolchain for make fuzz" >&2
+    fi
+fi

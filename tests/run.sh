@@ -17,13 +17,18 @@ cleanup() {
     stage_cleanup
 }
 trap cleanup EXIT
+# The fuzz targets, a bounded number of inputs each (make fuzz runs them longer);
+# a crash fails the run, and each target counts in the closing line. Before the
+# world lock: they need no world.
+bash fuzz/run.sh --runs "${FUZZ_RUNS:-30000}" --reports "$stage" || true
+for t in hello dns events; do reports+=("$stage/fuzz-$t/report.xml"); done
 # The test world is shared by every checkout on this machine (tests/dev.sh --world).
 exec 9>/tmp/agentpen-world.lock
 flock 9
 
 # The netlink tests re-run their inner halves inside fresh namespaces; those
 # halves are not run (nor reported) at the top level.
-run_suite unit 'AgentpenPolicyTests|AgentpenProxyTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
+run_suite unit 'AgentpenPolicyTests|AgentpenProxyTests|AgentpenEventsTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
 run_suite e2e-user 'EndToEndTests' yes 'NetworkTests'
 run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
 

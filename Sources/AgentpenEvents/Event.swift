@@ -40,13 +40,85 @@ public struct Event: Sendable, Equatable, Codable {
         kind == .connectionBlocked || kind == .dnsRefused || kind == .failure || kind == .persistenceRemoved
     }
 
-    /// One JSON object, one line.
+    /// One JSON object, one line. JSONEncoder escapes only C0 controls, the
+    /// quote and the backslash; DEL, C1 controls, bidi and other invisible
+    /// characters (`TerminalText.isDangerous`) are escaped here as `\uXXXX`
+    /// too, so `cat`, `tail -f` or `less` of the log cannot be turned against
+    /// the user. They occur only inside JSON strings, so the line decodes to
+    /// the same event.
     public func jsonLine() -> String {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return Self.escapeForLog(String(decoding: data, as: UTF8.self))
+    }
+
+    static func escapeForLog(_ json: String) -> String {
+        guard json.unicodeScalars.contains(where: { $0.value >= 0x7f && TerminalText.isDangerous($0) }) else { return json }
+        var out = ""
+        out.reserveCapacity(json.utf8.count + 32)
+        for s in json.unicodeScalars {
+            if s.value >= 0x7f && TerminalText.isDangerous(s) {
+                for unit in String(s).utf16 {
+                    let h = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                }
+            } else {
+                out.unicodeScalars.append(s)
+            }
+        }
+        return out
+    }
+}
+
+/// Reads the event lines the namespace helper sends (one JSON `Event` a line).
+/// The names in them came from the sandbox: a line that is not a valid event is
+/// dropped and counted, a line longer than `maxLine` is dropped without being
+/// held, and the work is linear in the bytes fed.
+public final class EventLineDecoder {
+    public static let maxLine = 64 * 1024
+    private var pending: [UInt8] = []
+    private var discarding = false
+    /// Lines that were not an event (or too long).
+    public private(set) var rejected = 0
+    private let decoder: JSONDecoder
+
+    public init() {
+        decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+    }
+
+    /// The complete events in `bytes` (and what earlier calls left pending).
+    public func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
+        var events: [Event] = []
+        var start = 0
+        while start < bytes.count {
+            let nl = bytes[start...].firstIndex(of: 10)
+            let end = nl ?? bytes.count
+            if !discarding {
+                if pending.count + (end - start) > Self.maxLine {
+                    pending.removeAll(keepingCapacity: false)
+                    discarding = true
+                    rejected += 1
+                } else {
+                    pending.append(contentsOf: bytes[start..<end])
+                }
+            }
+            guard nl != nil else { break }
+            if !discarding && !pending.isEmpty {
+                if let e = try? decoder.decode(Event.self, from: Data(pending)) { events.append(e) }
+                else { rejected += 1 }
+            }
+            pending.removeAll(keepingCapacity: true)
+            discarding = false
+            start = end + 1
+        }
+        return events
+    }
+
+    public func feed(_ bytes: [UInt8]) -> [Event] {
+        bytes.withUnsafeBytes { feed($0) }
     }
 }
 
@@ -60,7 +132,12 @@ public protocol EventSink: Sendable {
 public final class EventLog: EventSink, @unchecked Sendable {
     private let lock = NSLock()
     private let fd: Int32?
-    private var blocked: [String: Int] = [:]
+    private struct Key: Hashable, Comparable {
+        var kind: String
+        var subject: String
+        static func < (a: Key, b: Key) -> Bool { (a.kind, a.subject) < (b.kind, b.subject) }
+    }
+    private var blocked: [Key: Int] = [:]
     private var allowedCount = 0
     /// Called for each blocked event, e.g. to tell the user at once.
     private let onBlock: (@Sendable (Event) -> Void)?
@@ -79,26 +156,27 @@ public final class EventLog: EventSink, @unchecked Sendable {
         let line = event.jsonLine() + "\n"
         lock.lock()
         if event.isBlock {
-            let key = "\(event.kind.rawValue) \(event.subject)"
+            let key = Key(kind: event.kind.rawValue, subject: event.subject)
             if blocked[key] != nil || blocked.count < Self.summaryLimit { blocked[key, default: 0] += 1 }
             else { blockedElsewhere += 1 }
         } else if event.kind == .connectionAllowed { allowedCount += 1 }
         if let fd {
-            line.utf8CString.withUnsafeBufferPointer { buf in
-                _ = write(fd, buf.baseAddress, buf.count - 1)
-            }
+            var bytes = Array(line.utf8)
+            _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(fd, UnsafeRawBufferPointer($0)) }
         }
         lock.unlock()
         if event.isBlock { onBlock?(event) }
     }
 
-    /// "blocked: 3 (connection-blocked evil.example ×2, dns-refused x.test)" or nil when nothing was blocked.
-    public func summary() -> String? {
+    /// "blocked 3: connection-blocked evil.example ×2, dns-refused x.test" or nil
+    /// when nothing was blocked. One line: every subject is escaped.
+    public func summary() -> TerminalText? {
         lock.lock(); defer { lock.unlock() }
         guard !blocked.isEmpty else { return nil }
         let total = blocked.values.reduce(0, +) + blockedElsewhere
-        var items = blocked.sorted { $0.key < $1.key }
-            .map { $0.value > 1 ? "\($0.key) ×\($0.value)" : $0.key }
+        var items: [TerminalText] = blocked.sorted { $0.key < $1.key }.map {
+            $0.value > 1 ? "\($0.key.kind) \($0.key.subject) ×\($0.value)" : "\($0.key.kind) \($0.key.subject)"
+        }
         if blockedElsewhere > 0 { items.append("\(blockedElsewhere) more (see --log)") }
         return "blocked \(total): " + items.joined(separator: ", ")
     }

@@ -1,4 +1,5 @@
 import AgentpenPolicy
+import CShim
 import Glibc
 
 /// Answers the planner's questions from the real filesystem (lstat, readlink, access).
@@ -54,6 +55,28 @@ public enum Host {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }
         return String(cString: p)
+    }
+
+    /// Opens `path` (absolute, normalized) as an O_PATH descriptor one component
+    /// at a time from `/`, refusing any component that is a symlink, so what is
+    /// opened is the file the planner checked even if a link was swapped in
+    /// since. Returns the descriptor (close-on-exec) or -errno (-ELOOP for a link).
+    public static func openWithoutSymlinks(_ path: String) -> Int32 {
+        let flags = Int32(AP_O_PATH) | O_NOFOLLOW | O_CLOEXEC
+        var fd = open("/", flags | O_DIRECTORY)
+        guard fd >= 0 else { return -errno }
+        for part in path.split(separator: "/") {
+            guard part != "..", part != "." else { close(fd); return -EINVAL }
+            let next = openat(fd, String(part), flags)
+            let err = errno
+            close(fd)
+            guard next >= 0 else { return -err }
+            var st = stat()
+            guard fstat(next, &st) == 0 else { let e = errno; close(next); return -e }
+            if st.st_mode & S_IFMT == S_IFLNK { close(next); return -ELOOP }
+            fd = next
+        }
+        return fd
     }
 
     public static var selfExecutable: String {

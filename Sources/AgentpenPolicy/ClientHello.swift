@@ -1,8 +1,7 @@
-/// Reads the server name out of the start of a TLS connection. Incremental by
-/// re-parsing: give it every byte received so far (the proxy peeks, so the
-/// buffer only grows); it answers `.needMore` until the whole ClientHello
-/// handshake message is there, however it is split over TLS records.
-/// It never consumes or changes the bytes.
+/// Reads the server name out of the start of a TLS connection. Incremental
+/// (`Reassembler`): give it the bytes as they arrive; it answers `.needMore`
+/// until the whole ClientHello handshake message is there, however it is split
+/// over TLS records. It never consumes or changes the bytes.
 public struct ClientHello: Equatable, Sendable {
     public enum Outcome: Equatable, Sendable {
         case needMore
@@ -33,72 +32,120 @@ public struct ClientHello: Equatable, Sendable {
         bytes.withUnsafeBytes { parse($0, maxSize: maxSize) }
     }
 
+    /// The whole stream received so far in one call (tests, the fuzzer).
     public static func parse(_ buf: UnsafeRawBufferPointer, maxSize: Int = maxSize) -> ClientHello {
-        let n = buf.count
-        var pos = 0
-        // Fragments of the handshake message, as ranges of `buf`; bytes are only
-        // gathered into one array when the message spans more than one record.
-        var fragments: [Range<Int>] = []
-        var collected = 0
-        var messageLength: Int?
+        var r = Reassembler(maxSize: maxSize)
+        return r.feed(buf)
+    }
 
-        func handshakeByte(_ i: Int) -> UInt8 {
-            var i = i
-            for f in fragments {
-                if i < f.count { return buf[f.lowerBound + i] }
-                i -= f.count
-            }
-            return 0
+    /// Incremental reassembly: give it only the bytes that arrived since the
+    /// last call. Record headers are read once, handshake bytes are gathered as
+    /// they come, and the message is parsed once, when complete; so the work is
+    /// linear in the bytes received however the hello is split over records or
+    /// segments. The first answer other than `.needMore` is final.
+    public struct Reassembler: Sendable {
+        public let maxSize: Int
+        /// Stream bytes taken so far (record headers included).
+        public private(set) var consumed = 0
+        /// Work done, for tests: bytes looked at on arrival plus bytes parsed.
+        public private(set) var bytesExamined = 0
+        /// How often a complete message was parsed (at most once).
+        public private(set) var bodyParses = 0
+
+        private var header: [UInt8] = []
+        /// Payload bytes of the current record still to come; 0 between records.
+        private var recordRemaining = 0
+        private var records = 0
+        private var message: [UInt8] = []
+        private var messageLength: Int?
+        private var answer: ClientHello?
+
+        public init(maxSize: Int = ClientHello.maxSize) {
+            self.maxSize = maxSize
         }
 
-        while true {
-            guard pos + 5 <= n else { break }
-            let type = buf[pos], major = buf[pos + 1], minor = buf[pos + 2]
-            let len = Int(buf[pos + 3]) << 8 | Int(buf[pos + 4])
-            guard type == 22 else {
-                return ClientHello(.invalid(fragments.isEmpty
-                    ? "not a TLS handshake (record type \(type))"
-                    : "ClientHello interrupted by a record of type \(type)"))
-            }
-            guard major == 3, minor <= 4 else { return ClientHello(.invalid("unknown record version \(major).\(minor)")) }
-            guard len > 0, len <= 16384 else { return ClientHello(.invalid("bad record length \(len)")) }
-            let start = pos + 5
-            let available = min(len, n - start)
-            fragments.append(start..<(start + available))
-            collected += available
-            if collected >= 1 && handshakeByte(0) != 1 {
-                return ClientHello(.invalid("first handshake message is type \(handshakeByte(0)), not ClientHello"))
-            }
-            if messageLength == nil && collected >= 4 {
-                let l = Int(handshakeByte(1)) << 16 | Int(handshakeByte(2)) << 8 | Int(handshakeByte(3))
-                guard l + 4 + 5 <= maxSize else { return ClientHello(.invalid("ClientHello of \(l) bytes is over the \(maxSize)-byte limit")) }
-                messageLength = l
-            }
-            if let l = messageLength, collected >= l + 4 {
-                // Where the message ends in the stream: inside the last fragment.
-                let end = fragments.last!.upperBound - (collected - (l + 4))
-                guard end <= maxSize else { return ClientHello(.invalid("ClientHello spread over more than \(maxSize) bytes")) }
-                if fragments.count == 1 {
-                    let body = UnsafeRawBufferPointer(rebasing: buf[(start + 4)..<(start + 4 + l)])
-                    return parseBody(body, end: end)
-                }
-                var joined: [UInt8] = []
-                joined.reserveCapacity(l + 4)
-                for f in fragments { joined.append(contentsOf: buf[f]) }
-                return joined.withUnsafeBytes {
-                    parseBody(UnsafeRawBufferPointer(rebasing: $0[4..<(4 + l)]), end: end)
-                }
-            }
-            if available < len { break }
-            pos = start + len
+        public mutating func feed(_ bytes: [UInt8]) -> ClientHello {
+            bytes.withUnsafeBytes { feed($0) }
         }
-        if n >= maxSize { return ClientHello(.invalid("no complete ClientHello in the first \(maxSize) bytes")) }
-        return ClientHello(.needMore)
+
+        public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> ClientHello {
+            if let answer { return answer }
+            let result = take(bytes)
+            if result.outcome != .needMore { answer = result }
+            return result
+        }
+
+        private mutating func take(_ bytes: UnsafeRawBufferPointer) -> ClientHello {
+            var i = 0
+            let n = bytes.count
+            while i < n {
+                if recordRemaining == 0 {
+                    // A record header, possibly split across calls.
+                    let k = min(5 - header.count, n - i)
+                    header.append(contentsOf: bytes[i..<(i + k)])
+                    bytesExamined += k
+                    i += k
+                    consumed += k
+                    guard header.count == 5 else { break }
+                    let type = header[0], major = header[1], minor = header[2]
+                    let len = Int(header[3]) << 8 | Int(header[4])
+                    header.removeAll(keepingCapacity: true)
+                    guard type == 22 else {
+                        return ClientHello(.invalid(records == 0
+                            ? "not a TLS handshake (record type \(type))"
+                            : "ClientHello interrupted by a record of type \(type)"))
+                    }
+                    guard major == 3, minor <= 4 else { return ClientHello(.invalid("unknown record version \(major).\(minor)")) }
+                    guard len > 0, len <= 16384 else { return ClientHello(.invalid("bad record length \(len)")) }
+                    records += 1
+                    recordRemaining = len
+                    continue
+                }
+                // Handshake bytes, gathered until the message is complete.
+                let k = min(recordRemaining, n - i)
+                var j = 0
+                while j < k {
+                    let need = messageLength.map { $0 + 4 - message.count } ?? (4 - message.count)
+                    let t = min(need, k - j)
+                    message.append(contentsOf: bytes[(i + j)..<(i + j + t)])
+                    j += t
+                    if message[0] != 1 {
+                        return ClientHello(.invalid("first handshake message is type \(message[0]), not ClientHello"))
+                    }
+                    if messageLength == nil && message.count == 4 {
+                        let l = Int(message[1]) << 16 | Int(message[2]) << 8 | Int(message[3])
+                        guard l + 4 + 5 <= maxSize else {
+                            return ClientHello(.invalid("ClientHello of \(l) bytes is over the \(maxSize)-byte limit"))
+                        }
+                        messageLength = l
+                        message.reserveCapacity(l + 4)
+                    }
+                    if let l = messageLength, message.count == l + 4 {
+                        // Where the message ends in the stream.
+                        let end = consumed + j
+                        guard end <= maxSize else {
+                            return ClientHello(.invalid("ClientHello spread over more than \(maxSize) bytes"))
+                        }
+                        bytesExamined += j + l
+                        bodyParses += 1
+                        return message.withUnsafeBytes {
+                            ClientHello.parseBody(UnsafeRawBufferPointer(rebasing: $0[4..<(4 + l)]), end: end)
+                        }
+                    }
+                }
+                bytesExamined += k
+                recordRemaining -= k
+                consumed += k
+                i += k
+            }
+            if consumed >= maxSize { return ClientHello(.invalid("no complete ClientHello in the first \(maxSize) bytes")) }
+            return ClientHello(.needMore)
+        }
     }
 
     /// The ClientHello body (after the 4-byte handshake header). Every length is
     /// checked against what encloses it; anything inconsistent is invalid.
-    private static func parseBody(_ b: UnsafeRawBufferPointer, end: Int) -> ClientHello {
+    static func parseBody(_ b: UnsafeRawBufferPointer, end: Int) -> ClientHello {
         var r = Reader(b)
         func bad(_ why: String) -> ClientHello { ClientHello(.invalid(why)) }
         guard let major = r.u8(), r.u8() != nil, major == 3 else { return bad("bad legacy version") }
@@ -189,3 +236,4 @@ struct Reader {
         return UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + k)])
     }
 }
+

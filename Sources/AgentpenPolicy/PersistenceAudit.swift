@@ -376,41 +376,17 @@ public enum PersistenceAudit {
 
     // MARK: the plan
 
-    /// Git dirs the plan guarded (read-only hooks and config): the walk does not
-    /// count changes to such a directory's own entries (index, HEAD) against
-    /// its hooks. TODO(lead): take these from `SandboxPlan.gitDirs` (gitplan's
-    /// field listing the guarded and bound git dirs) once it is merged; until
-    /// then they are read from the plan's notes, in main's wording and gitplan's.
-    public static func guardedGitDirs(notes: [String], project: String) -> [String] {
-        var dirs = [project + "/.git"]
-        for n in notes {
-            if let d = between(n, "persistence guard: submodule ", " hooks and config read-only")
-                ?? between(n, "git dir ", " pinned (a mount point: it cannot be renamed aside)")
-                ?? between(n, "submodule git dir ", " read-write (core.worktree points back at the project)"),
-               !dirs.contains(d) {
-                dirs.append(d)
-            }
+    /// The plan's git dirs (`SandboxPlan.gitDirs`) split for the audit: those
+    /// inside the project (with the project's `.git`) are the guarded ones, whose
+    /// own entries the run may legitimately change; those outside (a worktree's
+    /// own git dir, its parent's) are audited in place.
+    public static func splitGitDirs(_ planned: [String], project: String) -> (guarded: [String], outside: [String]) {
+        var guarded = [project + "/.git"], outside: [String] = []
+        for d in planned {
+            if Paths.isWithin(d, project) { if !guarded.contains(d) { guarded.append(d) } }
+            else if !outside.contains(d) { outside.append(d) }
         }
-        return dirs
-    }
-
-    /// Git dirs outside the project that the plan binds: the worktree's own git
-    /// dir (read-write) and its parent repository's. TODO(lead): from
-    /// `SandboxPlan.gitDirs` as above (those outside the project).
-    public static func gitDirsOutsideProject(notes: [String], project: String) -> [String] {
-        var dirs: [String] = []
-        for n in notes {
-            let d = between(n, "worktree git dir ", " read-write") ?? between(n, "worktree git dir ", " read-write, pinned")
-                ?? between(n, "parent git dir ", " read-only (--allow-parent-git makes it writable)")
-                ?? between(n, "parent git dir ", " read-write (--allow-parent-git)")
-            if let d, !Paths.isWithin(d, project), !dirs.contains(d) { dirs.append(d) }
-        }
-        return dirs
-    }
-
-    static func between(_ s: String, _ prefix: String, _ suffix: String) -> String? {
-        guard s.hasPrefix(prefix), s.hasSuffix(suffix), s.count > prefix.count + suffix.count else { return nil }
-        return String(s.dropFirst(prefix.count).dropLast(suffix.count))
+        return (guarded, outside)
     }
 
     /// Paths the sandbox can write on the host (the plan's `--bind` sources):

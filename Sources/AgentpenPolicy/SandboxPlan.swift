@@ -12,6 +12,10 @@ public struct SandboxPlan: Sendable {
 
     public var bwrapArgs: [String] = []
     public var dataFiles: [DataFile] = []
+    /// Paths the runner opens (O_PATH, no symlink in any component) and hands to
+    /// bubblewrap as descriptors for `--bind-fd`/`--ro-bind-fd`: what is bound is
+    /// what the plan checked, even if the project changes before the mount.
+    public var pathFDs: [PathFD] = []
     /// Descriptor number bubblewrap reads the seccomp program from.
     public var seccompFD: Int32 = 0
     public var env: [(String, String)] = []
@@ -25,6 +29,16 @@ public struct SandboxPlan: Sendable {
     public var innerCommand: [String] = []
     /// The agent's command as it will be executed.
     public var command: [String] = []
+    /// Git dirs the plan guards or binds, the one git uses for the project
+    /// first (a worktree's own `worktrees/NAME` dir, then its parent), then
+    /// submodule (`modules/…`) and other worktree git dirs.
+    public var gitDirs: [String] = []
+}
+
+/// A host path opened by the runner for bubblewrap as descriptor `fd`.
+public struct PathFD: Sendable, Equatable {
+    public var fd: Int32
+    public var path: String
 }
 
 /// A change on the host made before the run so a mount has something to bind.
@@ -232,7 +246,20 @@ extension SandboxPlan {
         // The project: read-write at its real path, the working directory.
         a += ["--bind", project, project]
         plan.notes.append("project \(project) read-write")
-        plan.createBeforeRun += gitGuards(project: project, options: options, fs: fs, args: &a, notes: &plan.notes)
+        let git = try GitGuards.plan(project: project, home: home, allowParentGit: options.allowParentGit, fs: fs)
+        for mount in git.mounts {
+            switch mount {
+            case .bind(let p, let writable):
+                plan.pathFDs.append(PathFD(fd: nextFD, path: p))
+                a += [writable ? "--bind-fd" : "--ro-bind-fd", String(nextFD), p]
+                nextFD += 1
+            case .emptyReadOnlyDir(let p):
+                a += ["--perms", "0555", "--tmpfs", p, "--remount-ro", p]
+            }
+        }
+        plan.notes += git.notes
+        plan.createBeforeRun += git.create
+        plan.gitDirs = git.gitDirs
 
         // The exec helper (Landlock, rlimits, terminal) and the libraries it needs.
         let helper = "/run/agentpen/agentpen"
@@ -261,7 +288,7 @@ extension SandboxPlan {
             plan.env.append(("SHELL", shell))
         }
 
-        plan.writable = [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + rwMounts
+        plan.writable = [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + rwMounts + git.writable
         plan.bwrapArgs = a
         plan.command = [executable] + command.dropFirst()
         var inner = [helper, "__exec"]
@@ -269,85 +296,5 @@ extension SandboxPlan {
         inner += ["--"] + plan.command
         plan.innerCommand = inner
         return plan
-    }
-
-    /// Submodule git dirs (`.git/modules/NAME`, nested for paths and for
-    /// submodules of submodules) get the same read-only hooks and config.
-    static func guardSubmodules(_ dir: String, fs: any FileSystemView, args a: inout [String],
-                                notes: inout [String], depth: Int) -> [HostPrep] {
-        guard depth < 6, fs.kind(dir) == .directory else { return [] }
-        var create: [HostPrep] = []
-        for name in fs.list(dir).sorted() {
-            let m = dir + "/" + name
-            guard fs.kind(m) == .directory else { continue }
-            if fs.kind(m + "/config") == .file && fs.kind(m + "/HEAD") != .missing {
-                if fs.kind(m + "/hooks") == .missing { create.append(.directory(m + "/hooks")) }
-                for g in ["hooks", "config"] { a += ["--ro-bind", m + "/" + g, m + "/" + g] }
-                notes.append("persistence guard: submodule \(m) hooks and config read-only")
-                create += guardSubmodules(m + "/modules", fs: fs, args: &a, notes: &notes, depth: depth + 1)
-            } else {
-                // A submodule at a/b lives in modules/a/b.
-                create += guardSubmodules(m, fs: fs, args: &a, notes: &notes, depth: depth + 1)
-            }
-        }
-        return create
-    }
-
-    /// Read-only `.git/hooks` and `.git/config` (created empty first when
-    /// missing), and the parent git dir of a worktree. Returns paths to create.
-    static func gitGuards(project: String, options: Options, fs: any FileSystemView,
-                          args a: inout [String], notes: inout [String]) -> [HostPrep] {
-        var create: [HostPrep] = []
-        let git = project + "/.git"
-        switch fs.kind(git) {
-        case .directory:
-            for name in ["hooks", "config"] {
-                let p = git + "/" + name
-                if fs.kind(p) == .missing { create.append(name == "hooks" ? .directory(p) : .emptyFile(p)) }
-                a += ["--ro-bind", p, p]
-                notes.append("persistence guard: \(p) read-only")
-            }
-            create += guardSubmodules(git + "/modules", fs: fs, args: &a, notes: &notes, depth: 0)
-        case .file:
-            // A worktree: ".git" names the real git dir inside the parent repository.
-            let text = String(decoding: fs.head(git, bytes: 4096), as: UTF8.self)
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("gitdir:") }) else { break }
-            let gitdir = Paths.join(project, String(line.dropFirst("gitdir:".count)).trimmingWhitespace())
-            // .../.git/worktrees/NAME → the common dir is two levels up.
-            var common = gitdir
-            let commonFile = String(decoding: fs.head(gitdir + "/commondir", bytes: 4096), as: UTF8.self)
-                .trimmingWhitespace()
-            if !commonFile.isEmpty { common = Paths.join(gitdir, commonFile) }
-            else if Paths.basename(Paths.parent(gitdir)) == "worktrees" { common = Paths.parent(Paths.parent(gitdir)) }
-            guard fs.kind(common) == .directory else { break }
-            if options.allowParentGit {
-                a += ["--bind", common, common]
-                notes.append("parent git dir \(common) read-write (--allow-parent-git)")
-            } else {
-                a += ["--ro-bind", common, common]
-                notes.append("parent git dir \(common) read-only (--allow-parent-git makes it writable)")
-            }
-            // The worktree's own git dir (its HEAD and index) stays writable.
-            if fs.kind(gitdir) == .directory {
-                a += ["--bind", gitdir, gitdir]
-                notes.append("worktree git dir \(gitdir) read-write")
-            }
-            for name in ["hooks", "config"] {
-                let p = common + "/" + name
-                if fs.kind(p) != .missing {
-                    a += ["--ro-bind", p, p]
-                    notes.append("persistence guard: \(p) read-only")
-                }
-            }
-            // The worktree's own config (extensions.worktreeConfig) is as dangerous as the main one.
-            let wtConfig = gitdir + "/config.worktree"
-            if fs.kind(wtConfig) != .missing { a += ["--ro-bind", wtConfig, wtConfig] }
-        default:
-            // No repository yet: an empty read-only .git, so `git init` cannot plant hooks.
-            a += ["--perms", "0555", "--tmpfs", git, "--remount-ro", git]
-            create.append(.transientMountPoint(git))
-            notes.append("persistence guard: no .git yet; \(git) is an empty read-only directory")
-        }
-        return create
     }
 }

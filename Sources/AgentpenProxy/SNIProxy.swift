@@ -110,6 +110,9 @@ public final class SNIProxy: @unchecked Sendable {
     let resolver: @Sendable (String) -> [IPAddress]
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
+    /// Peeks that returned bytes while looking for ClientHellos, and the bytes
+    /// they copied out of the kernel (tests check that this stays linear).
+    let helloPeeks = Locked((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
@@ -158,6 +161,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private let helloGroup = DispatchGroup()
     private var buffer: UnsafeMutableRawBufferPointer?
     private var seen = 0
+    /// The hello so far: each wake-up hands it only the newly arrived bytes.
+    private var hello: ClientHello.Reassembler?
+    /// SO_PEEK_OFF is on: a peek returns only bytes not peeked before.
+    private var peekOffset = false
     private var stopRequested = false
 
     init(fd: Int32, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
@@ -204,18 +211,34 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func readable() {
         guard case .hello = phase, helloWatch != nil else { return }
         let size = proxy.config.maxHelloSize
-        if buffer == nil { buffer = .allocate(byteCount: size, alignment: 8) }
-        let n = Int(ap_recv_peek(client, buffer!.baseAddress, size))
-        if n == -Int(EAGAIN) || n == -Int(EINTR) { return }
-        if n < 0 { return block("(no SNI)", "client error before the ClientHello: \(String(cString: strerror(Int32(-n))))") }
+        if buffer == nil {
+            buffer = .allocate(byteCount: size, alignment: 8)
+            // The bytes stay queued for upstream, so they are peeked, not read. With
+            // SO_PEEK_OFF (TCP from Linux 6.9) each peek continues where the last one
+            // ended: every byte is copied out once. Without it each peek copies the
+            // queued prefix again (at most maxHelloSize per wake-up).
+            peekOffset = ap_set_peek_off(client, 0) == 0
+        }
+        let from = peekOffset ? seen : 0
+        guard from < size else { return block("(no SNI)", "no complete ClientHello in the first \(size) bytes") }
+        let got = Int(ap_recv_peek(client, buffer!.baseAddress! + from, size - from))
+        if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
+        if got < 0 { return block("(no SNI)", "client error before the ClientHello: \(String(cString: strerror(Int32(-got))))") }
+        if got > 0 { proxy.helloPeeks.withLock { $0.count += 1; $0.bytes += got } }
+        let n = from + got
         if n == 0 { return block("(no SNI)", "client closed without sending anything") }
         if n == seen {
             // With SO_RCVLOWAT set we are only woken for more bytes or an end.
-            if ap_peer_closed(client) == 1 { return block("(no SNI)", "client closed before the ClientHello was complete") }
+            if got == 0 || ap_peer_closed(client) == 1 {
+                return block("(no SNI)", "client closed before the ClientHello was complete")
+            }
             return
         }
+        guard n > seen else { return block("(no SNI)", "client stream shrank before the ClientHello") }
+        // Only the part past `seen` is new to the reassembler.
+        if self.hello == nil { self.hello = ClientHello.Reassembler(maxSize: size) }
+        let hello = self.hello!.feed(UnsafeRawBufferPointer(rebasing: buffer![seen..<n]))
         seen = n
-        let hello = ClientHello.parse(UnsafeRawBufferPointer(rebasing: buffer![0..<n]), maxSize: size)
         var extra: [String: String] = [:]
         if hello.hasECH { extra["ech"] = "present (the name seen is the outer public name)" }
         switch hello.outcome {
@@ -243,6 +266,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         deadline = nil
         buffer?.deallocate()
         buffer = nil
+        hello = nil
+        // The relay reads the stream from its start, hello included.
+        if peekOffset { _ = ap_set_peek_off(client, -1) }
         _ = ap_set_rcvlowat(client, 1)
         if let w = helloWatch {
             helloWatch = nil

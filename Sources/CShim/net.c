@@ -101,6 +101,7 @@ int ap_set_reuseaddr(int fd) { int on = 1; RET(setsockopt(fd, SOL_SOCKET, SO_REU
 int ap_set_v6only(int fd) { int on = 1; RET(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on)); }
 int ap_set_nodelay(int fd) { int on = 1; RET(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on)); }
 int ap_set_rcvlowat(int fd, int bytes) { RET(setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes)); }
+int ap_set_peek_off(int fd, int offset) { RET(setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof offset)); }
 int ap_set_linger_reset(int fd) {
     struct linger l = { .l_onoff = 1, .l_linger = 0 };
     RET(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l));

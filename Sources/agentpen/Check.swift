@@ -1,3 +1,4 @@
+import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import CShim
@@ -92,14 +93,15 @@ enum Check {
             }
         }
 
-        var out = "agentpen --check: what this host can enforce\n"
+        // Details quote paths and helper output: printed through TerminalText.
+        var out: TerminalText = "agentpen --check: what this host can enforce\n"
         for r in rows {
             out += "  \(r.state.rawValue.padding(9)) \(r.layer.padding(16)) \(r.detail)\n"
             if let fix = r.fix, r.state != .ok { out += "            fix: \(fix)\n" }
         }
         let works = !rows.contains { $0.state == .missing }
         out += works ? "A default run works here.\n" : "A default run would fail here: fix the rows marked missing.\n"
-        print(out, terminator: "")
+        out.write(to: 1)
         return works ? 0 : 1
     }
 

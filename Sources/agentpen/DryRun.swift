@@ -1,3 +1,4 @@
+import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 
@@ -8,9 +9,12 @@ enum DryRun {
         return safe && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
+    /// Every value below comes through TerminalText's interpolation: project
+    /// paths, the command, variables and generated files are escaped, so none
+    /// can carry a control sequence or a line of its own to the terminal.
     static func print(_ p: Prepared) {
         let plan = p.plan
-        var out = "# agentpen dry run: nothing was started\n"
+        var out: TerminalText = "# agentpen dry run: nothing was started\n"
         out += "project: \(p.project)\n"
         out += "command: \(plan.command.map(quote).joined(separator: " "))\n"
         out += "preset: \(p.preset?.name ?? "(none)")\n"
@@ -42,9 +46,9 @@ enum DryRun {
             args = args.dropFirst()
             var line = [a]
             while let next = args.first, !next.hasPrefix("--") { line.append(next); args = args.dropFirst() }
-            out += "    " + line.map(quote).joined(separator: " ") + " \\\n"
+            out += "    \(line.map(quote).joined(separator: " ")) \\\n"
         }
-        out += "    -- " + plan.innerCommand.map(quote).joined(separator: " ") + "\n"
-        Swift.print(out, terminator: "")
+        out += "    -- \(plan.innerCommand.map(quote).joined(separator: " "))\n"
+        out.write(to: 1)
     }
 }

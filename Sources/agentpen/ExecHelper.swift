@@ -1,3 +1,4 @@
+import AgentpenEvents
 import AgentpenKernel
 import Glibc
 
@@ -51,12 +52,11 @@ enum ExecHelper {
         setrlimit(resource, &limit)
     }
 
-    private static func warn(_ message: String) {
-        let line = "agentpen: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+    private static func warn(_ message: TerminalText) {
+        TerminalText.printError(message)
     }
 
-    private static func fail(_ code: Int32, _ message: String) -> Never {
+    private static func fail(_ code: Int32, _ message: TerminalText) -> Never {
         warn(message)
         exit(code)
     }

@@ -77,7 +77,7 @@ enum NetHelper {
                                                 proxyPort: viaGateway ? args.proxyPort : nil))
             let loaded = try NftLoader.list()
             guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
-                fail("the firewall did not load as written:\n\(loaded)")
+                fail("the firewall did not load as written:\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
@@ -153,9 +153,8 @@ enum NetHelper {
         return n == 1
     }
 
-    static func fail(_ message: String) -> Never {
-        let line = "agentpen: \(message)\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+    static func fail(_ message: TerminalText) -> Never {
+        TerminalText.printError(message)
         exit(125)
     }
 }

@@ -186,20 +186,18 @@ final class NetworkedRun {
         let group = DispatchGroup()
         let events = self.events
         DispatchQueue.global().async(group: group) {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            var pending = Data()
+            let decoder = EventLineDecoder()
             var buf = [UInt8](repeating: 0, count: 16384)
             while true {
                 let n = read(fd, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buf[..<n])
-                while let nl = pending.firstIndex(of: 10) {
-                    let line = pending[pending.startIndex..<nl]
-                    pending = Data(pending[(nl + 1)...])
-                    if let e = try? decoder.decode(Event.self, from: line) { events.record(e) }
-                }
+                let batch = buf.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+                for e in batch { events.record(e) }
+            }
+            if decoder.rejected > 0 {
+                events.record(Event(.failure, subject: "event stream",
+                                    reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
             close(fd)
         }

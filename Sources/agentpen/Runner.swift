@@ -98,8 +98,8 @@ enum Runner {
         return transient
     }
 
-    /// Descriptors for the generated files and the seccomp program, mapped to the
-    /// numbers the plan gave bubblewrap.
+    /// Descriptors for the generated files, the seccomp program and the bind
+    /// sources, mapped to the numbers the plan gave bubblewrap.
     static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> [(src: Int32, dst: Int32)] {
         var fds: [(Int32, Int32)] = []
         do {
@@ -110,6 +110,20 @@ enum Runner {
         } catch {
             fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
+        }
+        // Bind sources, opened without following symlinks (the plan checked them;
+        // the project may have changed since).
+        for p in plan.pathFDs {
+            let fd = Host.openWithoutSymlinks(p.path)
+            guard fd >= 0 else {
+                fds.forEach { close($0.0) }
+                let why = String(cString: strerror(-fd))
+                if [ELOOP, ENOENT, ENOTDIR].contains(-fd) {
+                    throw .usage("refusing \(p.path): it changed after agentpen checked it (\(why)); is something else changing the project?")
+                }
+                throw .internalError("cannot open \(p.path) for the sandbox: \(why)")
+            }
+            fds.append((fd, p.fd))
         }
         return fds
     }
@@ -175,8 +189,8 @@ enum Runner {
     /// Before bubblewrap starts: the start time, the identity of the guarded git
     /// dirs, and this run's entry in the registry of runs on the project.
     static func beginAudit(_ p: Prepared) -> AuditSession {
-        let guarded = PersistenceAudit.guardedGitDirs(notes: p.plan.notes, project: p.project)
-        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: guarded, home: p.facts.home,
+        let gitDirs = PersistenceAudit.splitGitDirs(p.plan.gitDirs, project: p.project)
+        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: gitDirs.guarded, home: p.facts.home,
                                           xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
         let runID = "\(getpid())-\(state.start.sec)"
         let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
@@ -189,7 +203,7 @@ enum Runner {
         let registry = exposed(base) ? nil
             : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)
         return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
-                            outsideGitDirs: PersistenceAudit.gitDirsOutsideProject(notes: p.plan.notes, project: p.project))
+                            outsideGitDirs: gitDirs.outside)
     }
 
     /// After the run, whatever it left: walks the project, disarms what git would

@@ -6,9 +6,10 @@ import Glibc
 
 let version = "0.1.0"
 
-func printError(_ message: String) {
-    let line = "agentpen: \(message)\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
+/// Every message to the user goes through TerminalText: the sandbox's and the
+/// project's strings in it are escaped, and it is written whole (NUL included).
+func printError(_ message: TerminalText) {
+    TerminalText.printError(message)
 }
 
 // A blocked signal mask survives exec: whoever started us may have left signals
@@ -78,8 +79,8 @@ let options: Options
 do {
     options = try Options.parse(Array(arguments.dropFirst()))
 } catch {
-    printError(error.description)
-    _ = "\(Options.usage)\n".withCString { write(2, $0, strlen($0)) }
+    printError("\(error.description)")
+    FileHandle.standardError.write(Data((Options.usage + "\n").utf8))
     exit(2)
 }
 
@@ -121,7 +122,7 @@ case .dryRun, .run:
         if let summary = events.summary() { printError(summary) }
         exit(status)
     } catch {
-        if !error.message.isEmpty { printError(error.message) }
+        if !error.message.isEmpty { printError("\(error.message)") }
         if error.status == 2 { printError("see agentpen --help") }
         exit(error.status)
     }

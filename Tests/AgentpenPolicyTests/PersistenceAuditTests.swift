@@ -76,14 +76,9 @@ import Testing
         #expect(!PersistenceAudit.isExposed("/h/.local/state/agentpen", bwrapArgs: ["--ro-bind", "/h/.local", "/h/.local", "--bind", "/p", "/p"]))
         let fp = PersistenceAudit.Fingerprint(dev: 1, ino: 2, ctime: t)
         #expect(PersistenceAudit.Fingerprint(line: Substring(fp.line)) == fp)
-        #expect(PersistenceAudit.guardedGitDirs(notes: ["persistence guard: submodule /p/.git/modules/lib hooks and config read-only"], project: "/p")
-                == ["/p/.git", "/p/.git/modules/lib"])
-        #expect(PersistenceAudit.guardedGitDirs(notes: ["git dir /p/.git/modules/m pinned (a mount point: it cannot be renamed aside)"], project: "/p")
-                == ["/p/.git", "/p/.git/modules/m"])
-        for note in ["worktree git dir /r/.git/worktrees/w read-write", "worktree git dir /r/.git/worktrees/w read-write, pinned"] {
-            #expect(PersistenceAudit.gitDirsOutsideProject(notes: [note, "parent git dir /r/.git read-only (--allow-parent-git makes it writable)"], project: "/p")
-                    == ["/r/.git/worktrees/w", "/r/.git"], "\(note)")
-        }
+        let split = PersistenceAudit.splitGitDirs(["/r/.git/worktrees/w", "/r/.git", "/p/.git/modules/m", "/p/.git"], project: "/p")
+        #expect(split.guarded == ["/p/.git", "/p/.git/modules/m"])
+        #expect(split.outside == ["/r/.git/worktrees/w", "/r/.git"])
         #expect(PersistenceAudit.isExposed("/p/x", bwrapArgs: ["--bind-fd", "12", "/p"]))
     }
 

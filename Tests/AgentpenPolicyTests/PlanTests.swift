@@ -158,7 +158,7 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
 
     @Test func gitHooksAndConfigAreReadOnly() throws {
         let p = try plan(["--", "/bin/sh"])
-        let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2).map { $0[0] }
+        let ro = occurrences("--ro-bind-fd", in: p.bwrapArgs, width: 2).map { $0[1] }
         #expect(ro.contains("/home/u/src/p/.git/hooks"))
         #expect(ro.contains("/home/u/src/p/.git/config"))
     }
@@ -171,7 +171,7 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         nodes["/home/u/src/p/.git/modules/vendor/x/HEAD"] = .file("", exec: false)
         nodes["/home/u/src/p/.git/modules/vendor/x/hooks/pre-commit.sample"] = .file("", exec: false)
         let p = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
-        let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2).map { $0[0] }
+        let ro = occurrences("--ro-bind-fd", in: p.bwrapArgs, width: 2).map { $0[1] }
         for path in ["/home/u/src/p/.git/modules/lib/config", "/home/u/src/p/.git/modules/lib/hooks",
                      "/home/u/src/p/.git/modules/vendor/x/config", "/home/u/src/p/.git/modules/vendor/x/hooks"] {
             #expect(ro.contains(path), "\(path) not guarded")
@@ -198,14 +198,19 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         var nodes = debianLike
         nodes["/home/u/src/wt/.git"] = .file("gitdir: /home/u/src/p/.git/worktrees/wt\n", exec: false)
         nodes["/home/u/src/p/.git/worktrees/wt/commondir"] = .file("../..\n", exec: false)
+        // A verified parent: a real git dir whose worktrees/wt/gitdir points back.
+        nodes["/home/u/src/p/.git/worktrees/wt/gitdir"] = .file("/home/u/src/wt/.git\n", exec: false)
+        nodes["/home/u/src/p/.git/HEAD"] = .file("ref: refs/heads/main\n", exec: false)
+        nodes["/home/u/src/p/.git/objects/pack"] = .dir
+        nodes["/home/u/src/p/.git/refs/heads"] = .dir
         let fs = FakeFS(nodes)
         let locked = try plan(["--", "/bin/sh"], fs: fs, project: "/home/u/src/wt")
-        #expect(occurrences("--ro-bind", in: locked.bwrapArgs, width: 2).contains(["/home/u/src/p/.git", "/home/u/src/p/.git"]))
-        #expect(occurrences("--bind", in: locked.bwrapArgs, width: 2).contains(["/home/u/src/p/.git/worktrees/wt", "/home/u/src/p/.git/worktrees/wt"]))
+        #expect(occurrences("--ro-bind-fd", in: locked.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git"))
+        #expect(occurrences("--bind-fd", in: locked.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git/worktrees/wt"))
         let open = try plan(["--allow-parent-git", "--", "/bin/sh"], fs: fs, project: "/home/u/src/wt")
-        #expect(occurrences("--bind", in: open.bwrapArgs, width: 2).contains(["/home/u/src/p/.git", "/home/u/src/p/.git"]))
+        #expect(occurrences("--bind-fd", in: open.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git"))
         // Hooks stay read-only even then.
-        #expect(occurrences("--ro-bind", in: open.bwrapArgs, width: 2).contains(["/home/u/src/p/.git/hooks", "/home/u/src/p/.git/hooks"]))
+        #expect(occurrences("--ro-bind-fd", in: open.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git/hooks"))
     }
 
     @Test func mountsMayNotExposeTheHome() {

@@ -104,7 +104,7 @@ import Testing
             log.record(Event(.dnsRefused, subject: "n\(i).example", reason: "not in the allowlist"))
         }
         log.record(Event(.dnsRefused, subject: "n0.example", reason: "again"))
-        let s = log.summary() ?? ""
+        let s = log.summary()?.rendered ?? ""
         #expect(s.hasPrefix("blocked \(EventLog.summaryLimit + 51): "))
         #expect(s.contains("dns-refused n0.example ×2"))
         #expect(s.hasSuffix("50 more (see --log)"))

@@ -29,6 +29,10 @@ int ap_set_v6only(int fd);
 int ap_set_nodelay(int fd);
 /// SO_RCVLOWAT: poll reports readable only once this many bytes are queued (or at EOF).
 int ap_set_rcvlowat(int fd, int bytes);
+/// SO_PEEK_OFF: with offset >= 0 each MSG_PEEK starts there and moves it on, so a
+/// peek returns only bytes not peeked before; -1 turns it off. TCP from Linux 6.9
+/// (older kernels: -EOPNOTSUPP).
+int ap_set_peek_off(int fd, int offset);
 /// SO_LINGER {1, 0}: the next close sends a reset instead of a FIN.
 int ap_set_linger_reset(int fd);
 int ap_shutdown_write(int fd);

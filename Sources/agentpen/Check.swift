@@ -33,6 +33,8 @@ enum Check {
         rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
                     ?? Row(layer: "nftables", state: .missing, detail: "nft not found", fix: "apt install nftables"))
 
+        rows += Resources.checkRows(bwrap: bwrap)
+
         // User namespaces, tried for real in a fresh single-threaded process.
         let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"])
         let appArmorRestricts = Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true

@@ -32,9 +32,9 @@ enum DryRun {
         }
         out += "\n## seccomp (fd \(plan.seccompFD)); every other syscall allowed, foreign architectures killed\n"
         for r in SyscallPolicy.rules {
-            let cond = r.args.map { "arg\($0.index) & 0x\(String($0.mask, radix: 16)) == 0x\(String($0.value, radix: 16))" }
+            let cond = r.args.map(\.description)
             let action: String
-            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : "errno \(e)" }
+            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : e == SyscallPolicy.EAFNOSUPPORT ? "EAFNOSUPPORT" : "errno \(e)" }
             out += "  \(r.syscall)\(cond.isEmpty ? "" : " if " + cond.joined(separator: " and ")) -> \(action)\n"
         }
         out += "\n## Landlock: writes only beneath\n"

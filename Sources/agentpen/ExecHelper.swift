@@ -8,12 +8,23 @@ import Glibc
 enum ExecHelper {
     static func main(_ args: ArraySlice<String>) -> Never {
         var writable: [String] = []
+        var cgroupFD: Int32?
         var rest = args
         while let a = rest.first, a != "--" {
             rest = rest.dropFirst()
-            guard a == "--rw", let p = rest.first else { fail(125, "internal: bad helper arguments") }
-            writable.append(p)
+            guard a == "--rw" || a == "--cgroup", let p = rest.first else { fail(125, "internal: bad helper arguments") }
+            if a == "--cgroup" {
+                guard let fd = Int32(p) else { fail(125, "internal: bad helper arguments") }
+                cgroupFD = fd
+            } else { writable.append(p) }
             rest = rest.dropFirst()
+        }
+        // Into the run's cgroup (its limits) before anything else starts; the
+        // descriptor goes with it, so the agent never holds it.
+        if let fd = cgroupFD {
+            let e = Cgroup.enter(fd)
+            close(fd)
+            if e != 0 { fail(125, "cannot enter the run's cgroup: \(String(cString: strerror(e))); --no-cgroup runs without its limits") }
         }
         let command = Array(rest.dropFirst())
         guard !command.isEmpty else { fail(125, "internal: no command") }

@@ -32,10 +32,13 @@ enum Runner {
         let uid = getuid(), gid = getgid()
         let user = Host.userName(uid: uid) ?? env["USER"] ?? "user"
         let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: uid) ?? "/"
-        return HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
-                         shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
-                         callerEnv: env, selfBinary: Host.selfExecutable,
-                         selfLibraryDirs: Host.loadedLibraryDirs())
+        var facts = HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
+                              shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
+                              callerEnv: env, selfBinary: Host.selfExecutable,
+                              selfLibraryDirs: Host.loadedLibraryDirs())
+        facts.memoryTotal = Host.memoryTotal
+        facts.cgroup = Cgroup.facts(uid: uid)
+        return facts
     }
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.
@@ -95,6 +98,12 @@ enum Runner {
                 transient.append(p)
             }
         }
+        if case .apply(let dir, let writes, _) = plan.cgroup {
+            do { try Cgroup.create(dir, writes: writes) } catch {
+                throw .internalError("cannot set up the run's cgroup limits: \(error); --no-cgroup runs without them")
+            }
+            transient.append(dir)
+        }
         return transient
     }
 
@@ -107,6 +116,7 @@ enum Runner {
                 fds.append((try memoryFile("agentpen" + file.path, Array(file.content.utf8)), file.fd))
             }
             fds.append((try SeccompFilter.exportToMemoryFile(), plan.seccompFD))
+            if case .apply(let dir, _, _) = plan.cgroup { fds.append((try Cgroup.openProcs(dir), plan.cgroupFD)) }
         } catch {
             fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
@@ -246,7 +256,9 @@ enum Runner {
     }
 
     static func removeTransient(_ paths: [String]) {
-        for p in paths { rmdir(p) }   // only succeeds while still empty
+        for p in paths {
+            if p.hasPrefix(Cgroup.mountPoint + "/") { Cgroup.remove(p) } else { rmdir(p) }   // only succeeds while still empty
+        }
     }
 
     static func readAll(_ fd: Int32) -> String {

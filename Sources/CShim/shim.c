@@ -11,6 +11,9 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <time.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -143,6 +146,19 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 
 int ap_memfd_create(const char *name, unsigned int flags) { RET(memfd_create(name, flags)); }
 int ap_pipe2(int fds[2], int flags) { RET(pipe2(fds, flags)); }
+
+const int AP_O_NOFOLLOW = O_NOFOLLOW, AP_O_DIRECTORY = O_DIRECTORY;
+long ap_getdents64(int fd, void *buf, size_t len) { RET(getdents64(fd, buf, len)); }
+int ap_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname) {
+    RET(renameat2(olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE));
+}
+int ap_realtime_coarse(int64_t *sec, int64_t *nsec) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) < 0) return -errno;
+    *sec = ts.tv_sec;
+    *nsec = ts.tv_nsec;
+    return 0;
+}
 int ap_unshare(int flags) { RET(unshare(flags)); }
 
 

@@ -196,30 +196,64 @@ enum Runner {
         return status
     }
 
-    /// Files in a repository's `.git` that point git at a config the read-only
-    /// guards do not cover: `commondir` is honoured in any repository, not only
-    /// in worktrees, and `config.worktree` is read when worktree config is on.
-    static let gitRedirects = ["commondir", "config.worktree"]
-
-    /// Which of `gitRedirects` exist before the run.
-    static func gitRedirectsPresent(in project: String) -> Set<String> {
-        let fs = RealFileSystem()
-        guard fs.kind(project + "/.git") == .directory else { return [] }
-        return Set(gitRedirects.filter { fs.kind(project + "/.git/" + $0) != .missing })
+    /// What the persistence audit needs from before the run.
+    struct AuditSession {
+        var project: String
+        var state: PersistenceWalk.StartState
+        var runID: String
+        var registry: RunRegistry?
+        var outsideGitDirs: [String]
     }
 
-    /// Removes redirects the sandbox planted during the run, and says so.
-    static func removePlantedGitRedirects(in project: String, before: Set<String>, events: EventLog) {
-        let fs = RealFileSystem()
-        guard fs.kind(project + "/.git") == .directory else { return }
-        for name in gitRedirects where !before.contains(name) {
-            let path = project + "/.git/" + name
-            guard fs.kind(path) != .missing else { continue }
-            let removed = unlink(path) == 0
-            events.record(Event(.persistenceRemoved, subject: path,
-                                reason: removed ? "created inside the sandbox; it would redirect git's config, removed"
-                                                : "created inside the sandbox and could not be removed: \(String(cString: strerror(errno))); delete it before running git here"))
+    /// Before bubblewrap starts: the start time, the identity of the guarded git
+    /// dirs, and this run's entry in the registry of runs on the project.
+    static func beginAudit(_ p: Prepared) -> AuditSession {
+        let gitDirs = PersistenceAudit.splitGitDirs(p.plan.gitDirs, project: p.project)
+        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: gitDirs.guarded, home: p.facts.home,
+                                          xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
+        let runID = "\(getpid())-\(state.start.sec)"
+        let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
+        // Never a registry the sandbox could write (inside the project or a --bind),
+        // checked on the path as given and on its real path.
+        func exposed(_ path: String) -> Bool {
+            Paths.isWithin(path, p.project) || Paths.isWithin(p.project, path)
+                || PersistenceAudit.isExposed(path, bwrapArgs: p.plan.bwrapArgs)
         }
+        let registry = exposed(base) ? nil
+            : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)
+        return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
+                            outsideGitDirs: gitDirs.outside)
+    }
+
+    /// After the run, whatever it left: walks the project, disarms what git would
+    /// run, records every finding as an event and returns them for the exit report.
+    static func finishAudit(_ s: AuditSession, events: EventLog) -> [PersistenceAudit.Finding] {
+        func audit(skip: Set<PersistenceAudit.Fingerprint>, others: [PersistenceAudit.Timestamp]) -> PersistenceWalk.Result {
+            var input = PersistenceWalk.Input(project: s.project, state: s.state, runID: s.runID,
+                                              outsideGitDirs: s.outsideGitDirs)
+            input.skip = skip
+            input.others = others
+            return PersistenceWalk.run(input)
+        }
+        let result: PersistenceWalk.Result
+        if let registry = s.registry {
+            result = registry.withAuditLock {
+                let r = audit(skip: registry.handled(), others: registry.othersActive())
+                registry.record(r.handled)
+                registry.leave()
+                return r
+            }
+        } else {
+            result = audit(skip: [], others: [])
+        }
+        for f in result.findings {
+            let kind: Event.Kind = f.action == .remove ? .persistenceRemoved : f.action == .quarantine ? .persistenceMoved : .persistenceFound
+            var details = ["action": f.action.rawValue]
+            if let to = f.movedTo { details["moved-to"] = to }
+            if let e = f.error { details["error"] = e }
+            events.record(Event(kind, subject: f.path, reason: f.reason, details: details))
+        }
+        return result.findings
     }
 
     /// One byte from a readiness pipe; false on EOF (the writer died).

@@ -118,6 +118,13 @@ case .version:
 case .check:
     exit(Check.run())
 case .dryRun, .run:
+    // The persistence audit's findings, told at exit whatever else happened
+    // (printed as soon as the audit ends, before the summary or an error).
+    func printFindings(_ list: [PersistenceAudit.Finding]) {
+        let limit = 100
+        for f in list.prefix(limit) { printError("\(f.message)") }
+        if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
+    }
     do {
         let prepared = try Runner.prepare(options, network: Network.mode(for:))
         if options.mode == .dryRun {
@@ -130,9 +137,9 @@ case .dryRun, .run:
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
         let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
-        let redirects = Runner.gitRedirectsPresent(in: prepared.project)
+        let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { Runner.removePlantedGitRedirects(in: prepared.project, before: redirects, events: events) }
+            defer { printFindings(Runner.finishAudit(audit, events: events)) }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

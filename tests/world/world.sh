@@ -5,6 +5,12 @@
 # Only 198.18.0.0/24 and fd0c::/64 are used. Nothing leaves the namespaces.
 # Usage (as root): world.sh up | down | status
 set -euo pipefail
+# The daemons started here live on after this script: they must not keep any
+# descriptor the caller had open (a test lock on fd 9 would stay held forever).
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${APW_STATE:-/run/apw}

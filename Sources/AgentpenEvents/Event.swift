@@ -10,6 +10,10 @@ public struct Event: Sendable, Equatable, Codable {
         case dnsAnswered = "dns-answered"
         case dnsRefused = "dns-refused"
         case persistenceRemoved = "persistence-removed"
+        /// Something the run planted that git would run, renamed aside.
+        case persistenceMoved = "persistence-moved"
+        /// A file a shell or editor runs later, created or changed by the run: reported, left as it is.
+        case persistenceFound = "persistence-found"
         case setup = "setup"
         case failure = "failure"
     }

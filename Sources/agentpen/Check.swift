@@ -20,21 +20,35 @@ enum Check {
     static func run() -> Int32 {
         var rows: [Row] = []
 
-        // Tools.
-        let bwrap = Host.which("bwrap"), pasta = Host.which("pasta"), nft = Host.which("nft")
-        rows.append(bwrap.map { Row(layer: "bubblewrap", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
-                    ?? Row(layer: "bubblewrap", state: .missing, detail: "bwrap not found", fix: "apt install bubblewrap"))
+        // Tools: by absolute path from the system directories or AGENTPEN_*, never PATH.
+        let fs = RealFileSystem()
+        let programs: HostPrograms
+        do {
+            programs = try HostPrograms.resolve(env: Host.environment, home: Runner.gatherFacts().home,
+                                                writable: WritableSet([], fs: fs), fs: fs)
+        } catch {
+            printError("\(error.message)")
+            return 2
+        }
+        let bwrap = programs.path(.bwrap), pasta = programs.path(.pasta), nft = programs.path(.nft)
+        func version(_ path: String) -> String {
+            firstLine(Spawn.run([path, "--version"], env: HostPrograms.environment).output)
+        }
+        rows.append(bwrap.map { Row(layer: "bubblewrap", state: .ok, detail: "\(programs.describe(.bwrap)): \(version($0))") }
+                    ?? Row(layer: "bubblewrap", state: .missing, detail: programs.describe(.bwrap), fix: "apt install bubblewrap"))
         if let pasta {
             let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
-            rows.append(Row(layer: "pasta", state: .ok, detail: "\(pasta): \(features.generation)"))
+            rows.append(Row(layer: "pasta", state: .ok, detail: "\(programs.describe(.pasta)): \(features.generation)"))
         } else {
-            rows.append(Row(layer: "pasta", state: .missing, detail: "pasta not found", fix: "apt install passt"))
+            rows.append(Row(layer: "pasta", state: .missing, detail: programs.describe(.pasta), fix: "apt install passt"))
         }
-        rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
-                    ?? Row(layer: "nftables", state: .missing, detail: "nft not found", fix: "apt install nftables"))
+        rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: "\(programs.describe(.nft)): \(version($0))") }
+                    ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
+
+        rows += Resources.checkRows(bwrap: bwrap)
 
         // User namespaces, tried for real in a fresh single-threaded process.
-        let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"])
+        let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"], env: HostPrograms.environment)
         let appArmorRestricts = Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true
         if userns.status == 0 {
             rows.append(Row(layer: "user namespaces", state: .ok, detail: "unprivileged user+network namespace created"))

@@ -8,20 +8,32 @@ import Glibc
 enum ExecHelper {
     static func main(_ args: ArraySlice<String>) -> Never {
         var writable: [String] = []
+        var cgroupFD: Int32?
         var rest = args
         while let a = rest.first, a != "--" {
             rest = rest.dropFirst()
-            guard a == "--rw", let p = rest.first else { fail(125, "internal: bad helper arguments") }
-            writable.append(p)
+            guard a == "--rw" || a == "--cgroup", let p = rest.first else { fail(125, "internal: bad helper arguments") }
+            if a == "--cgroup" {
+                guard let fd = Int32(p) else { fail(125, "internal: bad helper arguments") }
+                cgroupFD = fd
+            } else { writable.append(p) }
             rest = rest.dropFirst()
+        }
+        // Into the run's cgroup (its limits) before anything else starts; the
+        // descriptor goes with it, so the agent never holds it.
+        if let fd = cgroupFD {
+            let e = Cgroup.enter(fd)
+            close(fd)
+            if e != 0 { fail(125, "cannot enter the run's cgroup: \(String(cString: strerror(e))); --no-cgroup runs without its limits") }
         }
         let command = Array(rest.dropFirst())
         guard !command.isEmpty else { fail(125, "internal: no command") }
 
         // No core dumps (they would carry secrets out of memory); bounded processes and files.
-        setLimit(Int32(RLIMIT_CORE.rawValue), 0)
-        setLimit(6 /* RLIMIT_NPROC, hidden by Glibc's module */, 4096)
-        setLimit(Int32(RLIMIT_NOFILE.rawValue), 65536)
+        // A limit that cannot be set stops the run: the agent must not start without it.
+        setLimit(Int32(RLIMIT_CORE.rawValue), "RLIMIT_CORE", 0)
+        setLimit(6 /* RLIMIT_NPROC, hidden by Glibc's module */, "RLIMIT_NPROC", 4096)
+        setLimit(Int32(RLIMIT_NOFILE.rawValue), "RLIMIT_NOFILE", 65536)
 
         do {
             _ = try Landlock.restrictWrites(to: writable)
@@ -44,12 +56,16 @@ enum ExecHelper {
         fail(e == ENOENT ? 127 : 126, "\(command[0]): \(String(cString: strerror(e)))")
     }
 
-    private static func setLimit(_ resource: Int32, _ cap: rlim_t) {
+    private static func setLimit(_ resource: Int32, _ name: String, _ cap: rlim_t) {
         var current = rlimit()
-        getrlimit(resource, &current)
+        guard getrlimit(resource, &current) == 0 else {
+            fail(125, "cannot read the \(name) limit: \(String(cString: strerror(errno))); the agent was not started")
+        }
         let value = min(current.rlim_max, cap)
         var limit = rlimit(rlim_cur: value, rlim_max: value)
-        setrlimit(resource, &limit)
+        guard setrlimit(resource, &limit) == 0 else {
+            fail(125, "cannot set the \(name) limit to \(value): \(String(cString: strerror(errno))); the agent was not started")
+        }
     }
 
     private static func warn(_ message: TerminalText) {

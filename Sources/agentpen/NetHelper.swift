@@ -11,13 +11,17 @@ import Glibc
 ///
 /// Descriptors from the parent: 3 bubblewrap's status stream (passed on),
 /// 4 "namespace ready" to the parent, 5 "pasta started" from the parent,
-/// 6 event lines to the parent; 10 and up the plan's files (passed on).
+/// 6 event lines to the parent, 7 the sandbox's environment (NUL-separated
+/// NAME=VALUE, for bubblewrap only); 10 and up the plan's files (passed on).
+/// The helper itself runs in HostPrograms.environment and runs nft by the
+/// absolute path it is given.
 enum NetHelper {
-    static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6
+    static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
 
     struct Arguments {
         var proxyPort: UInt16 = 0
         var hop: NetworkPlan.Hop = .splice
+        var nft = ""
         var hosts: [HostPattern] = []
         var passFDs: [Int32] = []
         var bwrap: [String] = []
@@ -35,15 +39,30 @@ enum NetHelper {
             case "--hop": guard let h = NetworkPlan.Hop(rawValue: value) else { return nil }; a.hop = h
             case "--host": guard let h = try? HostPattern(value) else { return nil }; a.hosts.append(h)
             case "--fd": guard let fd = Int32(value) else { return nil }; a.passFDs.append(fd)
+            case "--nft": guard value.hasPrefix("/") else { return nil }; a.nft = value
             default: return nil
             }
         }
         a.bwrap = Array(rest.dropFirst())
-        return a.bwrap.isEmpty ? nil : a
+        return a.bwrap.isEmpty || a.nft.isEmpty ? nil : a
+    }
+
+    /// The sandbox's environment from its memfd.
+    static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let text = Runner.readAll(fd)
+        close(fd)
+        return text.split(separator: "\u{0}").compactMap { (entry: Substring) -> (String, String)? in
+            guard let eq = entry.firstIndex(of: "=") else { return nil }
+            return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
+        }
     }
 
     static func main(_ raw: ArraySlice<String>) -> Never {
         guard let args = parse(raw) else { fail("internal: bad network helper arguments") }
+        guard let sandboxEnv = readEnvironment(envFD) else { fail("internal: the sandbox's environment is missing") }
+        let nft = NftLoader(path: args.nft)
         let uid = getuid(), gid = getgid()
 
         // 1. Our own user and network namespace; uid 0 inside is the caller outside.
@@ -73,9 +92,9 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try NftLoader.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
+            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
                                                 proxyPort: viaGateway ? args.proxyPort : nil))
-            let loaded = try NftLoader.list()
+            let loaded = try nft.list()
             guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
                 fail("the firewall did not load as written:\n\(indented: loaded)")
             }
@@ -105,6 +124,7 @@ enum NetHelper {
         // 5. The sandbox itself.
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
+        spawn.env = sandboxEnv
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
         let pid: pid_t
@@ -115,13 +135,13 @@ enum NetHelper {
         let status = Spawn.wait(pid)
         dns.stop()
         forwarder?.stop()
-        reportFirewall(events)
+        reportFirewall(events, nft)
         exit(status)
     }
 
     /// What the firewall dropped, as one event per protocol.
-    static func reportFirewall(_ events: EventLog) {
-        guard let text = try? NftLoader.counters() else { return }
+    static func reportFirewall(_ events: EventLog, _ nft: NftLoader) {
+        guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
             events.record(Event(.connectionBlocked, subject: "firewall",

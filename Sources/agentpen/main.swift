@@ -18,14 +18,38 @@ var emptySignalSet = sigset_t()
 sigemptyset(&emptySignalSet)
 sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
 
-/// The --log file, opened for appending; nil when not asked for.
-func openLog(_ path: String?) -> Int32? {
+/// The --log file, opened for appending before anything starts; nil when not
+/// asked for. Refused (exit 2) where it could be turned against the user: a
+/// symlink (O_NOFOLLOW), anything but a regular file (a FIFO must not block us),
+/// or a place the sandbox can write (it could plant that symlink, or rewrite the log).
+func openLog(_ path: String?, writable: WritableSet) -> Int32? {
     guard let path else { return nil }
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-    if fd < 0 {
-        printError("cannot open log \(path): \(String(cString: strerror(errno)))")
-        exit(125)
+    func refuse(_ why: String) -> Never {
+        printError("refusing --log \(path): \(why)")
+        exit(2)
     }
+    let absolute = Paths.join(Host.realPath(".") ?? "/", path)
+    let name = Paths.basename(absolute)
+    guard !name.isEmpty, let dir = Host.realPath(Paths.parent(absolute)) else { refuse("its directory does not exist") }
+    let target = Paths.join(dir, name)
+    if let w = writable.container(of: target) {
+        refuse("it lies in \(w), which the sandbox can write; put the log outside it")
+    }
+    let fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0o600)
+    if fd < 0 {
+        let e = errno
+        switch e {
+        case ELOOP: refuse("it is a symbolic link; name the file itself")
+        case EISDIR, ENXIO: refuse("not a regular file")
+        default: refuse(String(cString: strerror(e)))
+        }
+    }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        close(fd)
+        refuse("not a regular file")
+    }
+    _ = fcntl(fd, F_SETFL, O_APPEND)   // blocking again
     return fd
 }
 
@@ -94,6 +118,13 @@ case .version:
 case .check:
     exit(Check.run())
 case .dryRun, .run:
+    // The persistence audit's findings, told at exit whatever else happened
+    // (printed as soon as the audit ends, before the summary or an error).
+    func printFindings(_ list: [PersistenceAudit.Finding]) {
+        let limit = 100
+        for f in list.prefix(limit) { printError("\(f.message)") }
+        if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
+    }
     do {
         let prepared = try Runner.prepare(options, network: Network.mode(for:))
         if options.mode == .dryRun {
@@ -105,10 +136,10 @@ case .dryRun, .run:
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
-        let redirects = Runner.gitRedirectsPresent(in: prepared.project)
+        let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { Runner.removePlantedGitRedirects(in: prepared.project, before: redirects, events: events) }
+            defer { printFindings(Runner.finishAudit(audit, events: events)) }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

@@ -32,12 +32,22 @@ struct NetlinkTests {
     @Test(.enabled(if: !isInner))
     func lockDownWithRealPasta() throws {
         signal(SIGPIPE, SIG_IGN)
-        _ = try #require(Host.which("pasta"), "pasta (Debian: apt install passt) is needed for this test")
+        _ = try #require(systemProgram("pasta"), "pasta (Debian: apt install passt) is needed for this test")
         let (status, output) = try runSelf(stage: "pasta-host", filter: "NetlinkPastaHost")
         #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
         #expect(output.contains("lockDownUnderPasta") && output.contains("passed"),
                 "inner test did not run:\n\(output)")
     }
+}
+
+/// A program from the system directories (never PATH), as agentpen finds its own.
+func systemProgram(_ name: String) -> String? {
+    HostPrograms.systemDirectories.map { $0 + "/" + name }.first { access($0, X_OK) == 0 }
+}
+
+/// nft as the namespace helper runs it: by the absolute path resolved at start.
+func nftLoader() throws -> NftLoader {
+    NftLoader(path: try #require(systemProgram("nft"), "nft (Debian: apt install nftables) is needed for this test"))
 }
 
 /// This test bundle, as an argv prefix.
@@ -51,7 +61,7 @@ func selfBundle() throws -> String {
 /// Runs the suites matching `filter` of this bundle in a fresh user+net namespace.
 func runSelf(stage: String, filter: String, via prefix: [String]? = nil,
              extraEnv: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let unshare = try #require(Host.which("unshare"), "util-linux unshare is needed for this test")
+    let unshare = try #require(systemProgram("unshare"), "util-linux unshare is needed for this test")
     var env = Host.environment.merging(extraEnv) { $1 }
     env[innerFlag] = stage
     env["NO_COLOR"] = "1"
@@ -96,9 +106,9 @@ struct NetlinkPastaHost {
         let (dbFD, dbPort) = try listener()            // a local service the sandbox must not reach
         defer { close(proxyFD); close(dbFD) }
 
-        let unshare = try #require(Host.which("unshare"))
-        let nsenter = try #require(Host.which("nsenter"))
-        let pasta = try #require(Host.which("pasta"))
+        let unshare = try #require(systemProgram("unshare"))
+        let nsenter = try #require(systemProgram("nsenter"))
+        let pasta = try #require(systemProgram("pasta"))
         let sandbox = try Spawn.start([unshare, "-rn", "/bin/sleep", "120"])
         defer { kill(sandbox, SIGKILL); _ = Spawn.wait(sandbox) }
         // The namespace must exist before pasta attaches; pasta starts 300 ms late so
@@ -139,13 +149,13 @@ struct NetlinkPastaNamespace {
         let locked = [RouteInfo(family: AF_INET, destination: "198.18.9.1/32", gateway: nil,
                                 interfaceIndex: uplink.interfaceIndex, scope: 253, table: 254)]
         #expect(try nl.routes() == locked)
-        try NftLoader.load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
+        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
 
         #expect(probe.tcpConnect(uplink.gateway, proxyPort, wait: 2) == 0)   // the proxy
         #expect(probe.tcpConnect(uplink.gateway, otherPort) == ETIMEDOUT)     // a host service: dropped
         #expect(probe.udpSend(uplink.gateway, 53) == EPERM)                   // DNS to the host: dropped
         #expect(probe.tcpConnect("198.18.9.77", 443) == ENETUNREACH)          // elsewhere: no route
-        let counters = Firewall.parseCounters(try NftLoader.counters())
+        let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(counters["blocked_tcp"]?.packets == 1)
         #expect(counters["blocked_udp"]?.packets == 1)
 
@@ -235,8 +245,8 @@ struct NetlinkInsideNamespace {
         // The far side of the uplink: ap1 in a second namespace holding the gateway
         // address, so packets that leave really arrive somewhere (its kernel answers a
         // SYN to a closed port with a reset).
-        let nsenter = try #require(Host.which("nsenter"))
-        let unshare = try #require(Host.which("unshare"))
+        let nsenter = try #require(systemProgram("nsenter"))
+        let unshare = try #require(systemProgram("unshare"))
         let peer = try Spawn.start([unshare, "-n", "/bin/sleep", "120"])
         defer { kill(peer, SIGKILL); _ = Spawn.wait(peer) }
         try mustRun("ip link add ap0 type veth peer name ap1 && ip link set ap1 netns \(peer)")
@@ -309,9 +319,9 @@ struct NetlinkInsideNamespace {
 
         // The firewall: loaded twice (idempotent), then read back.
         let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
-        try NftLoader.load(script)
-        try NftLoader.load(script)
-        let listed = try NftLoader.list()
+        try nftLoader().load(script)
+        try nftLoader().load(script)
+        let listed = try nftLoader().list()
         #expect(listed.components("table inet agentpen") == 1, "\(listed)")
         #expect(listed.components("policy drop;") == 3, "\(listed)")
         #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
@@ -324,7 +334,7 @@ struct NetlinkInsideNamespace {
         // Loopback still works (refused at once by the local stack, not dropped).
         #expect(tcpConnect("127.0.0.1", 9) == ECONNREFUSED)
 
-        let counters = Firewall.parseCounters(try NftLoader.counters())
+        let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(Set(counters.keys) == Set(Firewall.counterNames), "\(counters)")
         #expect(counters["blocked_tcp"]?.packets == 2)
         #expect(counters["blocked_udp"]?.packets == 1)

@@ -26,6 +26,7 @@ expect "root: https://v6only.test/hello (v6)"    "hello from v6only.test"       
 expect "root: https://private-denied.test/hello" "hello from private-denied.test" apw_as_root $C https://private-denied.test/hello
 expect "root: https://other.test:8443/hello"     "hello from other.test"        apw_as_root $C https://other.test:8443/hello
 expect "root: http://allowed.test/hello (:80)"   "hello from allowed.test"      apw_as_root $C http://allowed.test/hello
+expect "root: https://bench.test/hello (bench server)" "hello from bench.test" apw_as_root $C https://bench.test/hello
 expect "root: /big is 256 MiB" "268435456" apw_as_root $C -o /dev/null -w '%{size_download}\n' https://allowed.test/big
 expect "access log has SNI" "allowed.test allowed.test 198.18.0.2 \"GET /hello HTTP/" cat "$S/nginx-access.log"
 

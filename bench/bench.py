@@ -381,10 +381,12 @@ class Bench:
         """hops.sh runs each path right after a direct run (HTTP/1.1 to bench.test), pair by pair."""
         rc, out, e = self.run(["bash", "hops.sh", self.proj, "ca.pem", str(self.a.bulk_pairs)] + self.a.curl_opt,
                               timeout=600)
-        pend, res = {}, {}
+        pend, res, bad = {}, {}, []
         for line in out.splitlines():
             kv = dict(x.split("=", 1) for x in line.split() if "=" in x)
             ok = kv.get("rc") == "0" and kv.get("size") == str(BIG)
+            if kv.get("hop") and not ok:
+                bad.append(line.strip())
             if kv.get("hop") == "direct":
                 pend[kv.get("for")] = float(kv["speed"]) if ok else None
             elif kv.get("hop") and ok and pend.get(kv["hop"]):
@@ -393,6 +395,8 @@ class Bench:
                 r[0].append(d); r[1].append(float(kv["speed"]))
         seq = [d for v in res.values() for d in v[0]]
         noise = run_noise(seq)
+        if bad:
+            self.notes.append("hops: %d run(s) failed and left their pair out; first: %s" % (len(bad), bad[0][:200]))
         for hop, what in (("relay", "host relay only (no namespace)"),
                           ("tap", "netns → gateway → pasta tap → host relay"),
                           ("splice", "netns loopback → pasta -T splice → host relay")):

@@ -31,30 +31,36 @@ done
 report() { local r; r=$("${@:3}" 2>&1); local rc=$?; echo "hop=$1 run=$2 speed=${r%%,*} size=${r##*,} rc=$rc"; }
 direct() { local r; r=$("${C[@]}" "$URL" 2>&1); local rc=$?; echo "hop=direct for=$1 run=$2 speed=${r%%,*} size=${r##*,} rc=$rc"; }
 
-for i in $(seq 1 "$RUNS"); do
-    direct relay $i
-    report relay $i "${C[@]}" --connect-to bench.test:443:127.0.0.1:$RP $URL
-done
+# both namespaces and their pastas first, then the paths round by round (a run of
+# placement or load luck then hits every path alike, not one path's block of runs)
+declare -A target spid
 for mode in tap splice; do
-    unshare -Urn sleep 300 </dev/null >/dev/null 2>&1 & spid=$!; echo $spid > "$W/hop-ns-$mode.pid"
+    unshare -Urn sleep 300 </dev/null >/dev/null 2>&1 & spid[$mode]=$!; echo ${spid[$mode]} > "$W/hop-ns-$mode.pid"
     # unshare has made the namespaces and written the uid map once it has exec'd sleep (bounded)
     for _ in $(seq 1 100); do
-        [ "$(cat /proc/$spid/comm 2>/dev/null)" = sleep ] && break
+        [ "$(cat /proc/${spid[$mode]}/comm 2>/dev/null)" = sleep ] && break
         sleep 0.02
     done
     if [ $mode = tap ]; then
-        pasta --quiet -t none -u none -T none -U none --config-net -P "$W/hop-pasta-$mode.pid" $spid >/dev/null 2>&1
-        target=198.18.0.1:$RP   # the gateway address, mapped by pasta to host loopback
+        pasta --quiet -t none -u none -T none -U none --config-net -P "$W/hop-pasta-$mode.pid" ${spid[$mode]} >/dev/null 2>&1
+        target[$mode]=198.18.0.1:$RP   # the gateway address, mapped by pasta to host loopback
     else
-        pasta --quiet -t none -u none -T 443:$RP -U none --no-map-gw --config-net -P "$W/hop-pasta-$mode.pid" $spid >/dev/null 2>&1
-        target=127.0.0.1:443
+        pasta --quiet -t none -u none -T 443:$RP -U none --no-map-gw --config-net -P "$W/hop-pasta-$mode.pid" ${spid[$mode]} >/dev/null 2>&1
+        target[$mode]=127.0.0.1:443
     fi
-    for i in $(seq 1 "$RUNS"); do
+done
+for i in $(seq 1 "$RUNS"); do
+    direct relay $i
+    report relay $i "${C[@]}" --connect-to bench.test:443:127.0.0.1:$RP $URL
+    for mode in tap splice; do
         direct $mode $i
-        report $mode $i nsenter -t $spid -U -n --preserve-credentials "${C[@]}" --connect-to bench.test:443:$target $URL
+        report $mode $i nsenter -t ${spid[$mode]} -U -n --preserve-credentials "${C[@]}" \
+            --connect-to bench.test:443:${target[$mode]} $URL
     done
+done
+for mode in tap splice; do
     ppid=$(cat "$W/hop-pasta-$mode.pid" 2>/dev/null)
-    [ -n "$ppid" ] && kill "$ppid" 2>/dev/null; kill $spid 2>/dev/null; wait $spid 2>/dev/null
+    [ -n "$ppid" ] && kill "$ppid" 2>/dev/null; kill ${spid[$mode]} 2>/dev/null; wait ${spid[$mode]} 2>/dev/null
     for _ in $(seq 1 40); do [ -n "$ppid" ] && kill -0 "$ppid" 2>/dev/null || break; sleep 0.05; done
     rm -f "$W/hop-pasta-$mode.pid" "$W/hop-ns-$mode.pid"
 done

@@ -161,7 +161,7 @@ enum Check {
 /// `agentpen __probe userns` (fresh process: can it unshare?) and
 /// `agentpen __probe inside [network]` (run inside the sandbox: what holds?).
 enum Probe {
-    static func main(_ args: ArraySlice<String>) -> Never {
+    static func main(_ args: [String]) -> Never {
         switch args.first {
         case "userns":
             let rc = ap_unshare(AP_CLONE_NEWUSER | AP_CLONE_NEWNET)

@@ -1,3 +1,4 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
@@ -11,12 +12,6 @@ let version = "0.1.0"
 func printError(_ message: TerminalText) {
     TerminalText.printError(message)
 }
-
-// A blocked signal mask survives exec: whoever started us may have left signals
-// blocked, which would make SIGTERM and SIGHUP silently pending forever.
-var emptySignalSet = sigset_t()
-sigemptyset(&emptySignalSet)
-sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
 
 /// The --log file, opened for appending before anything starts; nil when not
 /// asked for. Refused (exit 2) where it could be turned against the user: a
@@ -74,38 +69,74 @@ final class LiveBlockPrinter: @unchecked Sendable {
     }
 }
 
-let arguments = CommandLine.arguments
-// Internal entry points, run by agentpen itself; hidden from --help.
-if arguments.count > 1 && arguments[1] == "__exec" {
-    ExecHelper.main(arguments.dropFirst(2))   // the agent's signals stay at their defaults
+// MARK: - Modes
+//
+// What this process does is decided from argv alone (Invocation.parse, pure),
+// and each mode's process-wide setup is stated here, in one place:
+//
+//   every mode  empty signal mask: a blocked mask survives exec, and whoever
+//               started us may have left SIGTERM/SIGHUP blocked (silently
+//               pending forever). First, before anything can need a signal.
+//   __exec      nothing else: it execs the agent, and an ignored SIGPIPE would
+//               survive that exec; it sets the agent's rlimits itself.
+//   __netns     SIGPIPE ignored (a helper dying of it, nft exiting before
+//               reading its input, could not say what failed; children get
+//               default signals back from the spawn primitive). It must stay
+//               single-threaded until it has unshared: no Dispatch before.
+//   __probe     SIGPIPE ignored, as __netns.
+//   completions, help of a subcommand, a reserved word: print and exit.
+//   agentpen    (run, --check, --dry-run, --help, --version) SIGPIPE ignored,
+//               and the descriptor limit raised for the proxy's tunnels.
+
+var emptySignalSet = sigset_t()
+sigemptyset(&emptySignalSet)
+sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+
+let invocation: Invocation
+do {
+    invocation = try Invocation.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    printError("\(error.message)")
+    if let usage = error.usage { FileHandle.standardError.write(Data((usage + "\n").utf8)) }
+    exit(error.exitStatus)
 }
 
-// A helper that dies of SIGPIPE (nft exiting before reading its input) could not
-// say what failed; children get default signals back from the spawn primitive.
-signal(SIGPIPE, SIG_IGN)
-if arguments.count > 1 && arguments[1] == "__probe" {
-    Probe.main(arguments.dropFirst(2))
-}
-if arguments.count > 1 && arguments[1] == "__netns" {
-    NetHelper.main(arguments.dropFirst(2))
-}
+func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
 
-// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
-// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
-// agent's own limit is set separately by the exec helper.
-var fileLimit = rlimit()
-if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
-    fileLimit.rlim_cur = fileLimit.rlim_max
-    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+/// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
+/// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
+/// agent's own limit is set separately by the exec helper.
+func raiseDescriptorLimit() {
+    var fileLimit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
+        fileLimit.rlim_cur = fileLimit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+    }
 }
 
 let options: Options
-do {
-    options = try Options.parse(Array(arguments.dropFirst()))
-} catch {
-    printError("\(error.description)")
-    FileHandle.standardError.write(Data((Options.usage + "\n").utf8))
+switch invocation {
+case .exec(let arguments):
+    ExecHelper.main(arguments)
+case .netns(let arguments):
+    ignoreSIGPIPE()
+    NetHelper.main(arguments)
+case .probe(let words):
+    ignoreSIGPIPE()
+    Probe.main(words)
+case .completions(let shell):
+    print(shell.completionScript)
+    exit(0)
+case .subcommandHelp(let text):
+    print(text)
+    exit(0)
+case .notAvailable(let name):
+    printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
+case .agentpen(let parsed):
+    ignoreSIGPIPE()
+    raiseDescriptorLimit()
+    options = parsed
 }
 
 switch options.mode {

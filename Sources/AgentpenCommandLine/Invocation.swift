@@ -81,6 +81,6 @@ extension Options {
         let parsed: RunCommand
         do { parsed = try RunCommand.parse(args) }
         catch { throw UsageError(message: RunCommand.message(for: error)) }
-        return try parsed.arguments.options()
+        return try parsed.options()
     }
 }

@@ -1,9 +1,9 @@
 import AgentpenPolicy
 import ArgumentParser
 
-/// `agentpen [OPTIONS] [--] [COMMAND [ARGS...]]`: the grammar of a run. Values
+/// The options of `agentpen [OPTIONS] [--] [COMMAND [ARGS...]]`. Values
 /// are taken as given (`.unconditional`: `--log -x` names the file "-x", as it
-/// always did) and checked afterwards by `options()`, whose messages name the flag.
+/// always did) and checked afterwards by `options(command:)`, whose messages name the flag.
 struct RunArguments: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.agent.argumentHelp, valueName: "NAME"),
             completion: .list(Preset.builtinNames))
@@ -52,14 +52,9 @@ struct RunArguments: ParsableArguments {
     /// Our own flag, not the library's: a `--help` after COMMAND is COMMAND's.
     @Flag(name: [.short, .long], help: ArgumentHelp(Help.help.argumentHelp))
     var help = false
-    /// Everything from the first word that is not one of ours: COMMAND and its
-    /// arguments (a leading `--` included, an unknown option too: `options()` sorts them).
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(Help.command, valueName: "COMMAND"),
-              completion: .file())
-    var command: [String] = []
-
     /// The plain value the planner consumes, or what was wrong, naming the flag.
-    func options() throws(Options.UsageError) -> Options {
+    /// `command` is everything from the first word that was not one of ours.
+    func options(command: [String]) throws(Options.UsageError) -> Options {
         func usage(_ m: String) -> Options.UsageError { Options.UsageError(message: m) }
         func host(_ text: String, privateOK: Bool) throws(Options.UsageError) -> HostPattern {
             do { return try HostPattern(text, allowsPrivateUpstream: privateOK) }
@@ -126,4 +121,11 @@ struct RunArguments: ParsableArguments {
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agentpen", helpNames: [])
     @OptionGroup var arguments: RunArguments
+    /// Everything from the first word that is not one of ours: COMMAND and its
+    /// arguments (a leading `--` included, an unknown option too: `options(command:)`
+    /// sorts them). Not in the completion tree, where the first word offers the subcommands.
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(Help.command, valueName: "COMMAND"))
+    var command: [String] = []
+
+    func options() throws(Options.UsageError) -> Options { try arguments.options(command: command) }
 }

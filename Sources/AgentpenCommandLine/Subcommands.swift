@@ -71,13 +71,27 @@ struct Reserved<N: ReservedName>: ParsableCommand {
 }
 
 extension Shell {
-    /// The completion script for this shell.
+    /// The completion script for this shell. ArgumentParser offers a `help`
+    /// subcommand in every tree with subcommands; agentpen has none (the first
+    /// word `help` names a program), so that offer is taken out.
     public var completionScript: String {
         let kind: CompletionShell = switch self {
         case .bash: .bash
         case .zsh: .zsh
         case .fish: .fish
         }
-        return AgentpenCommand.completionScript(for: kind)
+        let script = AgentpenCommand.completionScript(for: kind)
+        let lines = script.split(separator: "\n", omittingEmptySubsequences: false).compactMap { line -> Substring? in
+            switch self {
+            case .bash:
+                guard line.contains("compgen -W '"), line.contains(" help' -- ") else { return line }
+                return Substring(line.split(separator: " help' -- ", maxSplits: 1).joined(separator: "' -- "))
+            case .zsh:
+                return line.contains("'help:Show subcommand help information.'") ? nil : line
+            case .fish:
+                return line.contains("-fa 'help' -d 'Show subcommand help information.'") ? nil : line
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 }

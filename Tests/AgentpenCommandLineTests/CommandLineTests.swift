@@ -154,5 +154,10 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         #expect(!bash.contains("__exec") && !bash.contains("__netns") && !bash.contains("__probe"))
         #expect(Shell.zsh.completionScript.contains("--memory-max"))
         #expect(Shell.fish.completionScript.contains("ro-config"))
+        // No `help` subcommand is offered: agentpen has none.
+        #expect(bash.contains("compgen -W 'completions allow apply config init review selftest suggest trust watch' --"))
+        for shell in Shell.allCases {
+            #expect(!shell.completionScript.contains("Show subcommand help information"), "\(shell)")
+        }
     }
 }

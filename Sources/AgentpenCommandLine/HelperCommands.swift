@@ -3,7 +3,10 @@ import ArgumentParser
 
 // agentpen's internal entry points: run by agentpen itself (never by a user),
 // named with a leading "__" so no program name or subcommand can collide, and
-// left out of --help and the completions. Each parses to a plain value.
+// left out of --help and the completions. Each parses to a plain value. None
+// answers the library's built-in flags (`_superCommandName` turns off
+// --generate-completion-script, `helpNames: []` --help): the agent's argv
+// follows their `--`.
 
 /// `agentpen __exec [--cgroup FD] [--rw PATH]... -- COMMAND...`: the last step
 /// inside the sandbox before the agent.
@@ -28,7 +31,7 @@ public struct NetArguments: Sendable, Equatable {
 }
 
 struct ExecCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__exec", shouldDisplay: false, helpNames: [])
+    static let configuration = CommandConfiguration(commandName: "__exec", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
     @Option(name: .customLong("rw"), parsing: .unconditionalSingleValue) var rw: [String] = []
     @Option(parsing: .unconditional) var cgroup: Int32?
     @Argument(parsing: .postTerminator) var command: [String] = []
@@ -37,7 +40,7 @@ struct ExecCommand: ParsableCommand {
 }
 
 struct NetCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__netns", shouldDisplay: false, helpNames: [])
+    static let configuration = CommandConfiguration(commandName: "__netns", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
     @Option(name: .customLong("proxy-port"), parsing: .unconditional) var proxyPort: UInt16 = 0
     @Option(parsing: .unconditional) var hop = NetworkPlan.Hop.splice.rawValue
     @Option(parsing: .unconditional) var nft = ""
@@ -60,6 +63,6 @@ struct NetCommand: ParsableCommand {
 
 /// `agentpen __probe userns` and `agentpen __probe inside [network]` (--check's probes).
 struct ProbeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__probe", shouldDisplay: false, helpNames: [])
+    static let configuration = CommandConfiguration(commandName: "__probe", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
     @Argument(parsing: .captureForPassthrough) var words: [String] = []
 }

@@ -118,8 +118,11 @@ struct RunArguments: ParsableArguments {
 /// The run itself, parsed on its own: no subcommand is looked for here (the
 /// reserved words count only as the first argument, decided in `Invocation`),
 /// and the library's own --help is off (ours is a flag like the others).
+/// `_superCommandName` turns off the library's `--generate-completion-script`,
+/// which it would otherwise take from anywhere in argv, COMMAND's arguments too
+/// (`agentpen tool --generate-completion-script` must reach the tool).
 struct RunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agentpen", helpNames: [])
+    static let configuration = CommandConfiguration(commandName: "agentpen", _superCommandName: "agentpen", helpNames: [])
     @OptionGroup var arguments: RunArguments
     /// Everything from the first word that is not one of ours: COMMAND and its
     /// arguments (a leading `--` included, an unknown option too: `options(command:)`

@@ -71,23 +71,13 @@ final class LiveBlockPrinter: @unchecked Sendable {
 
 // MARK: - Modes
 //
-// What this process does is decided from argv alone (Invocation.parse, pure),
-// and each mode's process-wide setup is stated here, in one place:
-//
-//   every mode  empty signal mask: a blocked mask survives exec, and whoever
-//               started us may have left SIGTERM/SIGHUP blocked (silently
-//               pending forever). First, before anything can need a signal.
-//   __exec      nothing else: it execs the agent, and an ignored SIGPIPE would
-//               survive that exec; it sets the agent's rlimits itself.
-//   __netns     SIGPIPE ignored (a helper dying of it, nft exiting before
-//               reading its input, could not say what failed; children get
-//               default signals back from the spawn primitive). It must stay
-//               single-threaded until it has unshared: no Dispatch before.
-//   __probe     SIGPIPE ignored, as __netns.
-//   completions, help of a subcommand, a reserved word: print and exit.
-//   agentpen    (run, --check, --dry-run, --help, --version) SIGPIPE ignored,
-//               and the descriptor limit raised for the proxy's tunnels.
+// What this process is for is decided from argv alone (Invocation.parse, pure,
+// in AgentpenCommandLine). Each mode's process-wide setup is stated below, in
+// its own case, with why; nothing depends on the order of statements above it.
 
+// Every mode: an empty signal mask. A blocked mask survives exec, and whoever
+// started us may have left signals blocked, which would make SIGTERM and SIGHUP
+// silently pending forever (in us, and in the agent the exec helper starts).
 var emptySignalSet = sigset_t()
 sigemptyset(&emptySignalSet)
 sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
@@ -96,11 +86,14 @@ let invocation: Invocation
 do {
     invocation = try Invocation.parse(Array(CommandLine.arguments.dropFirst()))
 } catch {
+    // 2 for the user's command line (with --help after it), 125 for a helper's.
     printError("\(error.message)")
     if let usage = error.usage { FileHandle.standardError.write(Data((usage + "\n").utf8)) }
     exit(error.exitStatus)
 }
 
+/// A helper that dies of SIGPIPE (nft exiting before reading its input) could
+/// not say what failed; children get default signals back from the spawn primitive.
 func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
 
 /// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
@@ -117,8 +110,13 @@ func raiseDescriptorLimit() {
 let options: Options
 switch invocation {
 case .exec(let arguments):
+    // Inside the sandbox, the last step before the agent, which it execs: no
+    // SIGPIPE change (an ignored signal survives exec into the agent) and no
+    // rlimit raise (it sets the agent's limits itself).
     ExecHelper.main(arguments)
 case .netns(let arguments):
+    // Must stay single-threaded until it has unshared its user namespace:
+    // nothing here may start Dispatch or a thread.
     ignoreSIGPIPE()
     NetHelper.main(arguments)
 case .probe(let words):
@@ -134,6 +132,8 @@ case .notAvailable(let name):
     printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
 case .agentpen(let parsed):
+    // A run, --check, --dry-run, --help, --version: the proxy may hold many
+    // tunnels, and nft or pasta exiting early must not kill us with SIGPIPE.
     ignoreSIGPIPE()
     raiseDescriptorLimit()
     options = parsed

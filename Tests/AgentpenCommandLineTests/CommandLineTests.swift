@@ -63,6 +63,14 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         #expect(o.project == nil)
         #expect(o.mode == .run)
         #expect(try run(["-"]).command == ["-"])
+        // The library's built-in flags are COMMAND's too.
+        for flag in ["--generate-completion-script", "--experimental-dump-help", "-h", "--help", "--version"] {
+            #expect(try run(["tool", flag, "bash"]).command == ["tool", flag, "bash"], "\(flag)")
+            #expect(try run(["--", "tool", flag]).command == ["tool", flag], "\(flag)")
+            #expect(try Invocation.parse(["__exec", "--rw", "/p", "--", "/bin/tool", flag, "bash"])
+                    == .exec(ExecArguments(writable: ["/p"], command: ["/bin/tool", flag, "bash"])), "\(flag)")
+        }
+        #expect(usageError(["--generate-completion-script", "bash"])?.message == "unknown option --generate-completion-script")
     }
 
     @Test func doubleDashAlwaysStartsCommand() throws {

@@ -113,6 +113,9 @@ import Testing
         // --help after COMMAND is COMMAND's.
         let theirs = try f.agentpen(["/usr/bin/printf", "%s\\n", "--help"])
         #expect(theirs.status == 0 && theirs.stdout == "--help\n", "\(theirs.stdout)")
+        // So are the library's own built-in flags.
+        let builtin = try f.agentpen(["/usr/bin/printf", "%s\\n", "--generate-completion-script"])
+        #expect(builtin.status == 0 && builtin.stdout == "--generate-completion-script\n", "\(builtin.stdout)")
         let v = try f.agentpen(["--version"])
         #expect(v.status == 0 && v.stdout.hasPrefix("agentpen "))
     }

@@ -39,6 +39,9 @@ public enum Invocation: Sendable, Equatable {
     /// only as the very first argument; after an option, a `--` or a COMMAND it
     /// is a program name like any other.
     public static func parse(_ args: [String]) throws(Failure) -> Invocation {
+        if let s = args.first.flatMap(Subcommand.init(rawValue:)) {
+            return try subcommand(s, Array(args.dropFirst()))
+        }
         switch args.first {
         case "__exec"?:
             let rest = Array(args.dropFirst())
@@ -53,8 +56,6 @@ public enum Invocation: Sendable, Equatable {
         case "__probe"?:
             // Its words are checked by the probe itself (an unknown one exits 2).
             return .probe(Array(args.dropFirst()))
-        case let word? where Subcommand(rawValue: word) != nil:
-            return try subcommand(Subcommand(rawValue: word)!, Array(args.dropFirst()))
         default:
             do { return .agentpen(try Options.parse(args)) }
             catch { throw Failure(kind: .usage, message: error.message, usage: Options.usage) }

@@ -24,7 +24,8 @@ struct CompletionsCommand: ParsableCommand {
 }
 
 /// The tree the completion scripts are generated from: the run's options and
-/// COMMAND, and the subcommands (helper entry points are not in it).
+/// the subcommands (not COMMAND, so the first word offers the subcommands; nor
+/// the helper entry points).
 struct AgentpenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentpen",

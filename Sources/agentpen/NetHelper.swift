@@ -83,7 +83,7 @@ enum NetHelper {
 
         // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
         let events = EventLog(fd: eventsFD)
-        let gateway: String
+        let gateway: IPAddress
         do {
             let nl = try NetlinkRoute()
             let uplink = try nl.waitForConfiguredUplink(timeout: 5)
@@ -92,7 +92,7 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
+            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway.description : nil,
                                                 proxyPort: viaGateway ? args.proxyPort : nil))
             let loaded = try nft.list()
             guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
@@ -113,8 +113,7 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
-            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
-            let f = Forwarder(target: target, port: args.proxyPort, events: events,
+            let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
                               config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
             do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
             catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }

@@ -92,11 +92,12 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway.description : nil,
-                                                proxyPort: viaGateway ? args.proxyPort : nil))
-            let loaded = try nft.list()
-            guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
-                fail("the firewall did not load as written:\n\(indented: loaded)")
+            let allowGateway = viaGateway ? gateway.description : nil
+            let allowPort = viaGateway ? args.proxyPort : nil
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 

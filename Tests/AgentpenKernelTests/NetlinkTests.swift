@@ -325,6 +325,9 @@ struct NetlinkInsideNamespace {
         #expect(listed.components("table inet agentpen") == 1, "\(listed)")
         #expect(listed.components("policy drop;") == 3, "\(listed)")
         #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
+        let listedJSON = try nftLoader().listJSON()
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: "198.18.5.1", proxyPort: 40000) == .asBuilt, "\(listedJSON)")
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: nil, proxyPort: nil) != .asBuilt)
 
         #expect(tcpConnect("198.18.5.1", 40000, wait: 2) == ECONNREFUSED)  // the proxy port reaches the gateway
         #expect(tcpConnect("198.18.5.1", 5432) == ETIMEDOUT)               // any other port is dropped

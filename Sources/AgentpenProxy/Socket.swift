@@ -83,14 +83,20 @@ enum Sock {
 /// number of times and cancelled in any state. Dispatch crashes when a suspended
 /// or never-activated source is released, so the bookkeeping lives here.
 /// Use only from the queue the source targets.
+/// `@unchecked Sendable`: `started`/`active`/`cancelled` mirror the source's
+/// Dispatch state and are owned by `queue`; every change asserts it runs there.
+/// Invariant: resume/suspend calls stay balanced (Dispatch traps otherwise).
 final class Watch: @unchecked Sendable {
     let source: any DispatchSourceProtocol
+    private let queue: DispatchQueue
     private var started = false
     private(set) var active = false
     private var cancelled = false
 
-    init(_ source: any DispatchSourceProtocol, group: DispatchGroup?, handler: @escaping @Sendable () -> Void) {
+    init(_ source: any DispatchSourceProtocol, queue: DispatchQueue, group: DispatchGroup?,
+         handler: @escaping @Sendable () -> Void) {
         self.source = source
+        self.queue = queue
         source.setEventHandler(handler: handler)
         if let group {
             group.enter()
@@ -99,28 +105,31 @@ final class Watch: @unchecked Sendable {
     }
 
     static func read(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, handler: @escaping @Sendable () -> Void) -> Watch {
-        Watch(DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue), group: group, handler: handler)
+        Watch(DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue), queue: queue, group: group, handler: handler)
     }
 
     static func write(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, handler: @escaping @Sendable () -> Void) -> Watch {
-        Watch(DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue), group: group, handler: handler)
+        Watch(DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue), queue: queue, group: group, handler: handler)
     }
 
     func set(_ on: Bool) { on ? enable() : disable() }
 
     func enable() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !active, !cancelled else { return }
         active = true
         if started { source.resume() } else { started = true; source.activate() }
     }
 
     func disable() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard active, !cancelled else { return }
         active = false
         source.suspend()
     }
 
     func cancel() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !cancelled else { return }
         cancelled = true
         source.cancel()
@@ -134,6 +143,9 @@ final class Watch: @unchecked Sendable {
 /// Connects a nonblocking TCP socket to one address with a deadline. The
 /// completion runs once on `queue` with the connected descriptor (now the
 /// caller's) or the error.
+/// `@unchecked Sendable`: `fd`, `watch`, `timer` and `completion` are owned by
+/// `queue` (set in `begin`, cleared in `finish`, both asserted to run there).
+/// Invariant: the completion runs at most once.
 final class Dialer: @unchecked Sendable {
     private let queue: DispatchQueue
     private var fd: Int32 = -1
@@ -151,6 +163,7 @@ final class Dialer: @unchecked Sendable {
     }
 
     private func begin(_ address: IPAddress, _ port: UInt16, _ timeout: TimeInterval) {
+        dispatchPrecondition(condition: .onQueue(queue))
         let s = ap_socket(Int32(address.bytes.count), 0)
         guard s >= 0 else { return finish(.failure(SocketError("socket", -s))) }
         fd = s
@@ -172,6 +185,7 @@ final class Dialer: @unchecked Sendable {
     }
 
     private func finish(_ result: Result<Int32, SocketError>) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard let completion else { return }
         self.completion = nil
         timer?.cancel()
@@ -198,6 +212,8 @@ final class Dialer: @unchecked Sendable {
 
 /// Accepts connections on a listening socket and hands each one (nonblocking,
 /// close-on-exec) to `onAccept` on the listener's queue.
+/// `@unchecked Sendable`: `watch` is set once in `start` before the source is
+/// enabled (on `queue`, via `queue.async`), then only used on `queue`.
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
@@ -221,6 +237,7 @@ final class Listener: @unchecked Sendable {
     }
 
     private func acceptSome() {
+        dispatchPrecondition(condition: .onQueue(queue))
         // Bounded, so one busy listener cannot hold the queue.
         for _ in 0..<64 {
             var addr = [UInt8](repeating: 0, count: 16)

@@ -54,7 +54,7 @@ enum NetHelper {
 
         // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
         let events = EventLog(fd: eventsFD)
-        let gateway: String
+        let gateway: IPAddress
         do {
             let nl = try NetlinkRoute()
             let uplink = try nl.waitForConfiguredUplink(timeout: 5)
@@ -63,11 +63,12 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
-                                                proxyPort: viaGateway ? args.proxyPort : nil))
-            let loaded = try nft.list()
-            guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
-                fail("the firewall did not load as written:\n\(indented: loaded)")
+            let allowGateway = viaGateway ? gateway.description : nil
+            let allowPort = viaGateway ? args.proxyPort : nil
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
@@ -84,8 +85,7 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
-            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
-            let f = Forwarder(target: target, port: args.proxyPort, events: events,
+            let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
                               config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
             do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
             catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }

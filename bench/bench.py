@@ -189,7 +189,10 @@ class Bench:
                 self.fail("bulk", metric, "-", tgt, r["err"])
                 continue
             bad = r.get("bad", [])
-            err = "; ".join(x for x in [r["err"]] + ["%d inside run(s) FAILED: %s" % (len(bad), bad[0])] * bool(bad) if x)
+            parts = [r["err"]] if r["err"] else []
+            if bad:
+                parts.append("%d inside run(s) FAILED: %s" % (len(bad), bad[0]))
+            err = "; ".join(parts)
             self.pair_row("bulk", metric, r["d"], r["x"], self.noise[p], tgt, 0.60 if headline else None,
                           err or None, more_hops=True)
 

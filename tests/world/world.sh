@@ -5,6 +5,12 @@
 # Only 198.18.0.0/24 and fd0c::/64 are used. Nothing leaves the namespaces.
 # Usage (as root): world.sh up | down | status
 set -euo pipefail
+# The daemons started here live on after this script: they must not keep any
+# descriptor the caller had open (a test lock on fd 9 would stay held forever).
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${APW_STATE:-/run/apw}
@@ -242,6 +248,7 @@ cmd_up() {
     start_nginx
     start_faults
     wait_net
+    bash "$HERE/models.sh" up   # the real agents' scripted model servers (issue 9; models.sh)
     echo "world up: state=$STATE  (apw-host 198.18.0.2, fd0c::2; servers 198.18.0.10/.11, fd0c::10)"
 }
 

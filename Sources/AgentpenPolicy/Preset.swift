@@ -7,6 +7,8 @@
 ///     setenv NAME=VALUE           set inside (a leading ~ is the home directory)
 ///     rw ~/.example               mounted read-write (created when missing)
 ///     ro ~/.example.toml          mounted read-only (skipped when missing)
+///     arg --example=value         given to the agent before the caller's arguments
+///                                 (only when the command is the preset's agent)
 public struct Preset: Sendable, Equatable {
     public var name: String
     public var hosts: [HostPattern] = []
@@ -14,10 +16,11 @@ public struct Preset: Sendable, Equatable {
     public var setenv: [(name: String, value: String)] = []
     public var readWrite: [String] = []
     public var readOnly: [String] = []
+    public var args: [String] = []
 
     public static func == (a: Preset, b: Preset) -> Bool {
         a.name == b.name && a.hosts == b.hosts && a.env == b.env && a.readWrite == b.readWrite
-            && a.readOnly == b.readOnly && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
+            && a.readOnly == b.readOnly && a.args == b.args && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
     }
 
     public init(name: String) { self.name = name }
@@ -50,6 +53,8 @@ public struct Preset: Sendable, Equatable {
                     throw fail("setenv needs NAME=VALUE")
                 }
                 setenv.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
+            case "arg":
+                args.append(value)
             case "rw", "ro":
                 guard value.hasPrefix("~/") || value.hasPrefix("/") else { throw fail("path must start with ~/ or /") }
                 guard !value.split(separator: "/").contains("..") else { throw fail("'..' is not allowed in paths") }

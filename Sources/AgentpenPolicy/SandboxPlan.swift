@@ -290,7 +290,9 @@ extension SandboxPlan {
 
         plan.writable = [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + rwMounts + git.writable
         plan.bwrapArgs = a
-        plan.command = [executable] + command.dropFirst()
+        // A preset's own arguments go first, and only to its agent (not to a shell run with --agent).
+        let presetArgs = preset.map { Paths.basename(command[0]) == $0.name ? $0.args : [] } ?? []
+        plan.command = [executable] + presetArgs + command.dropFirst()
         var inner = [helper, "__exec"]
         for w in plan.writable { inner += ["--rw", w] }
         inner += ["--"] + plan.command

@@ -18,6 +18,15 @@ import Testing
         #expect(p.hosts.contains(try HostPattern("api.anthropic.com")))
     }
 
+    /// Codex's own sandbox cannot start inside agentpen (no nested user namespaces):
+    /// the preset turns it off, and gives that only to codex itself.
+    @Test func codexIsToldItIsSandboxedAlready() throws {
+        let p = try #require(Preset.builtin("codex"))
+        #expect(p.args == ["-c", "sandbox_mode=\"danger-full-access\""])
+        let q = try Preset(name: "t", text: "arg --flag\narg two words\n")
+        #expect(q.args == ["--flag", "two words"])
+    }
+
     @Test func parseErrorsNameTheLine() {
         #expect(throws: Preset.ParseError(preset: "x", line: 2, message: "unknown keyword \"bogus\"")) {
             try Preset(name: "x", text: "host a.example\nbogus 1\n")

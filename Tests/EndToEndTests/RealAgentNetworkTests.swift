@@ -37,12 +37,15 @@ enum SessionSteps {
         #expect(!FileManager.default.fileExists(atPath: f.project + "/.git/hooks/pre-commit"), sourceLocation: sourceLocation)
     }
 
-    /// The denied host was refused and reported, and nothing else was.
-    static func checkEvents(_ log: String, _ r: Agentpen.Result, sourceLocation: SourceLocation = #_sourceLocation) {
+    /// The denied host was refused and reported, and nothing else was but the hosts
+    /// the preset file names as not allowed (`presetDenied`).
+    static func checkEvents(_ log: String, _ r: Agentpen.Result, presetDenied: Set<String> = [],
+                            sourceLocation: SourceLocation = #_sourceLocation) {
         let ev = readEvents(log)
         let blocked = Set(ev.filter { ["dns-refused", "connection-blocked"].contains($0["kind"] as? String ?? "") }
             .compactMap { $0["subject"] as? String })
-        #expect(blocked == ["other.test"], "blocked: \(blocked)", sourceLocation: sourceLocation)
+        #expect(blocked.contains("other.test") && blocked.subtracting(presetDenied) == ["other.test"],
+                "blocked: \(blocked)", sourceLocation: sourceLocation)
         #expect(r.stderr.contains("agentpen: blocked other.test"), "\(r.stderr)", sourceLocation: sourceLocation)
     }
 
@@ -80,6 +83,48 @@ extension RealAgentNetworkTests {
             // Its config and login stay in the home for the next run.
             #expect(FileManager.default.fileExists(atPath: f.f.home + "/.claude/.claude.json"),
                     "\((try? FileManager.default.contentsOfDirectory(atPath: f.f.home + "/.claude")) ?? [])")
+        }
+    }
+}
+
+extension RealAgentNetworkTests {
+    @Suite struct Codex {
+        /// `codex exec` with Codex's default sandbox mode: every step must run (Codex's
+        /// own bubblewrap cannot start inside agentpen; the preset turns it off).
+        @Test(arguments: ["standalone", "venv"])
+        func scriptedExecSession(_ layout: String) throws {
+            let f = try NetFixture()
+            var command = "codex", path: String
+            if layout == "standalone" {
+                path = try RealAgents.installCodexStandalone(home: f.f.home)
+            } else {
+                (command, path) = try RealAgents.codexVenv()
+            }
+            let env = ["OPENAI_API_KEY": "sk-apw-test", "SSL_CERT_FILE": f.project + "/ca.pem"]
+            let hosts = try RealAgents.allowedHosts(f.f, [command], env: env, path: path)
+            #expect(hosts.contains("api.openai.com"), "\(hosts)")
+            let allow = (hosts + ["allowed.test"]).flatMap { ["--allow-private", $0] }
+            let script = ModelScript(steps: SessionSteps.steps, final: "Codex ran all five steps.")
+            let log = f.root + "/events.jsonl"
+            let models = try ModelLog.mark()
+            let mark = try Arrivals.mark()
+            let r = try f.f.agentpen(allow + ["--log", log, "--env", "SSL_CERT_FILE", "--", command, "exec", script.prompt],
+                                     env: env, path: path, timeout: 240)
+            #expect(r.status == 0, "codex: \(r.status) \(r.stdout) \(r.stderr)")
+            #expect(r.stdout.contains("Codex ran all five steps."), "final answer: \(r.stdout)")
+            #expect(!r.stderr.contains("No permissions to create new namespace"), "\(r.stderr)")
+            let reqs = script.requests(models)
+            #expect(reqs.allSatisfy { $0.sni == "api.openai.com" }, "\(reqs)")
+            SessionSteps.check(script.results(models), f)
+            SessionSteps.checkEvents(log, r, presetDenied: ["api.github.com", "ab.chatgpt.com"])
+            let arrived = try mark.since()
+            #expect(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream).isEmpty,
+                    "\(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream))")
+            let other = models.since().filter { !hosts.contains($0.sni) }
+            #expect(other.isEmpty, "requests to hosts outside the preset: \(other)")
+            // Its sessions and config stay in ~/.codex for the next run.
+            #expect(FileManager.default.fileExists(atPath: f.f.home + "/.codex/sessions"),
+                    "\((try? FileManager.default.contentsOfDirectory(atPath: f.f.home + "/.codex")) ?? [])")
         }
     }
 }

@@ -122,7 +122,20 @@ def anthropic(body, rec):
 
 # --- OpenAI Responses (Codex) ---------------------------------------------------
 
-SHELL_TOOLS = ("shell_command", "exec_command", "shell", "local_shell")
+SHELL_TOOLS = ("exec", "shell_command", "exec_command", "shell", "local_shell")
+
+
+def tool_names(tools):
+    """Names of the tools offered, namespaces flattened (Codex 0.16x nests them)."""
+    out = []
+    for t in tools or []:
+        if not isinstance(t, dict):
+            continue
+        if t.get("type") == "namespace":
+            out += tool_names(t.get("tools"))
+        else:
+            out.append(t.get("name") or t.get("type"))
+    return out
 
 
 def responses(body, rec):
@@ -143,7 +156,10 @@ def responses(body, rec):
                 out = "\n".join(texts(out))
             results.append(out if isinstance(out, str) else json.dumps(out))
     tag, steps, final = script_of(user_text)
-    tools = [t.get("name") or t.get("type") for t in body.get("tools") or [] if isinstance(t, dict)]
+    tools = tool_names(body.get("tools"))
+    for it in items:
+        if isinstance(it, dict) and it.get("type") == "additional_tools":
+            tools += tool_names(it.get("tools"))
     tool = next((n for n in SHELL_TOOLS if n in tools), None)
     rec.update(api="responses", session=tag, tool_results=results, tools=tools,
                model=body.get("model"), stream=bool(body.get("stream")))
@@ -151,14 +167,21 @@ def responses(body, rec):
         k = len(results)
         rec["answer"] = "step %d (%s)" % (k + 1, tool)
         cmd = steps[k]
-        if tool == "shell":
+        if tool == "exec":
+            # Code mode: the model writes JavaScript that calls the nested tools.
+            js = ("const r = await tools.exec_command({cmd: %s, yield_time_ms: 30000});\n"
+                  "text(r.output);\n" % json.dumps(cmd))
+            item = {"type": "custom_tool_call", "id": "ctc_apw_%d" % (k + 1), "call_id": "call_apw_%d" % (k + 1),
+                    "name": "exec", "input": js, "status": "completed"}
+        elif tool == "shell":
             args = {"command": ["bash", "-lc", cmd]}
         elif tool == "exec_command":
             args = {"cmd": cmd}
         else:
             args = {"command": cmd}
-        item = {"type": "function_call", "id": "fc_apw_%d" % (k + 1), "call_id": "call_apw_%d" % (k + 1),
-                "name": tool, "arguments": json.dumps(args), "status": "completed"}
+        if tool != "exec":
+            item = {"type": "function_call", "id": "fc_apw_%d" % (k + 1), "call_id": "call_apw_%d" % (k + 1),
+                    "name": tool, "arguments": json.dumps(args), "status": "completed"}
         if tool == "local_shell":
             item = {"type": "local_shell_call", "id": "lsh_apw_%d" % (k + 1), "call_id": "call_apw_%d" % (k + 1),
                     "status": "completed", "action": {"type": "exec", "command": ["bash", "-lc", cmd]}}
@@ -253,6 +276,15 @@ class Handler(BaseHTTPRequestHandler):
         rec = {"sni": sni, "host": self.headers.get("Host"), "method": self.command, "path": self.path,
                "ua": self.headers.get("User-Agent"), "bytes": len(raw)}
         status, ctype, out = 200, "application/json", b"{}"
+        if ARGS.dump and raw:
+            with open(os.path.join(ARGS.dump, "%.3f-%s.json" % (time.time(), self.command)), "wb") as f:
+                f.write(raw)
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            # No WebSocket transport here: Codex falls back to HTTPS (SSE) on a refusal.
+            rec.update(websocket=True, status=404)
+            log(rec)
+            self.send_error(404)
+            return
         for method, pat, fn in ROUTES:
             if self.command == method and pat.match(self.path):
                 try:
@@ -306,6 +338,7 @@ def main():
     p.add_argument("--key", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--pidfile", required=True)
+    p.add_argument("--dump", help="also write each request body to a file in this directory (debugging)")
     ARGS = p.parse_args()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(ARGS.cert, ARGS.key)

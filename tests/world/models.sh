@@ -38,7 +38,7 @@ if [ -s "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && grep -q models.py "
 rm -f "$pidf"
 touch "$STATE/models.log"; chmod 0644 "$STATE/models.log"
 ip netns exec apw-srv setsid /usr/bin/python3 "$HERE/models.py" --addr $ADDR --cert "$STATE/models.pem" \
-    --key "$d/models.key" --log "$STATE/models.log" --pidfile "$pidf" </dev/null >>"$STATE/models.stderr" 2>&1 &
+    --key "$d/models.key" --log "$STATE/models.log" --pidfile "$pidf" </dev/null >>"$STATE/models.stderr" 2>&1 9>&- &
 for _ in $(seq 1 50); do
     if [ -s "$pidf" ] && ip netns exec apw-host curl -s -o /dev/null --max-time 1 --cacert "$STATE/ca.pem" \
         https://api.anthropic.com/apw-ready; then exit 0; fi

@@ -128,3 +128,45 @@ extension RealAgentNetworkTests {
         }
     }
 }
+
+extension RealAgentNetworkTests {
+    @Suite struct Aider {
+        /// aider from a pipx venv: the steps run through its /run command (--load), their
+        /// output goes to the model with the message, and the answer comes back.
+        @Test func scriptedMessageSession() throws {
+            let f = try NetFixture()
+            let path = try RealAgents.installAider(home: f.f.home)
+            // aider writes a placeholder identity into .git/config when there is none, and
+            // .git/config is read-only inside; users have one (here: the repository's).
+            try f.f.git(["config", "user.name", "Test User"])
+            try f.f.git(["config", "user.email", "test@apw.test"])
+            try f.f.write(f.project + "/.apw-steps", SessionSteps.steps.map { "/run " + $0 }.joined(separator: "\n") + "\n")
+            let env = ["OPENAI_API_KEY": "sk-apw-test", "SSL_CERT_FILE": f.project + "/ca.pem",
+                       "REQUESTS_CA_BUNDLE": f.project + "/ca.pem"]
+            let hosts = try RealAgents.allowedHosts(f.f, ["aider"], env: env, path: path)
+            #expect(hosts.contains("api.openai.com"), "\(hosts)")
+            let allow = (hosts + ["allowed.test"]).flatMap { ["--allow-private", $0] }
+            let script = ModelScript(steps: [], final: "Aider saw all five outputs.")
+            let log = f.root + "/events.jsonl"
+            let models = try ModelLog.mark()
+            let mark = try Arrivals.mark()
+            let r = try f.f.agentpen(allow + ["--log", log, "--env", "SSL_CERT_FILE", "--env", "REQUESTS_CA_BUNDLE", "--",
+                                              "aider", "--load", ".apw-steps", "--message", script.prompt, "--yes-always"],
+                                     env: env, path: path, timeout: 300)
+            #expect(r.status == 0, "aider: \(r.status) \(r.stdout) \(r.stderr)")
+            #expect(r.stdout.contains("Aider saw all five outputs."), "final answer: \(r.stdout)")
+            let reqs = script.requests(models)
+            #expect(reqs.allSatisfy { $0.sni == "api.openai.com" && $0.path == "/v1/chat/completions" }, "\(reqs)")
+            SessionSteps.check(script.results(models), f)
+            SessionSteps.checkEvents(log, r, presetDenied: ["pypi.org", "raw.githubusercontent.com"])
+            let arrived = try mark.since()
+            #expect(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream).isEmpty,
+                    "\(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream))")
+            let other = models.since().filter { !hosts.contains($0.sni) }
+            #expect(other.isEmpty, "requests to hosts outside the preset: \(other)")
+            // Its state stays in ~/.aider for the next run.
+            #expect(FileManager.default.fileExists(atPath: f.f.home + "/.aider/installs.json"),
+                    "\((try? FileManager.default.contentsOfDirectory(atPath: f.f.home + "/.aider")) ?? [])")
+        }
+    }
+}

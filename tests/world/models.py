@@ -13,8 +13,8 @@ and each request is answered with the next step: the number of tool results the
 agent has sent back so far picks it. Step k is a tool call running the command
 (Anthropic Messages `tool_use` of the Bash tool; OpenAI Responses `function_call`
 of Codex's shell tool); after the last one, the final text. Chat Completions (aider
-through litellm) has no tools: the answer is the final text, with the steps as a
-```bash block that aider offers to run.
+through litellm) has no tools: aider runs the steps itself (/run, from --load) and
+sends their output along with the prompt; the answer is the final text.
 
 Every request is logged, one JSON object a line, to --log: the SNI and Host, the
 method and path, the session tag, the step answered and the tool results the
@@ -219,15 +219,13 @@ def chat(body, rec):
         if m.get("role") == "user":
             user_text += texts(m.get("content"))
     tag, steps, final = script_of(user_text)
-    # What aider sent back: the user turns after the first scripted one (command output).
-    later = [t for t in user_text if "APW-SESSION" not in t]
+    # What aider sent back: the output of the commands it ran (/run adds it to the chat).
+    later = [t for t in user_text if "APW-SESSION" not in t and t.startswith("I ran this command")]
     rec.update(api="chat", session=tag, tool_results=later, model=body.get("model"),
                stream=bool(body.get("stream")))
     if tag:
-        text = (final or "OK") + "\n"
-        if steps:
-            text += "\n```bash\n" + "\n".join(steps) + "\n```\n"
-        rec["answer"] = "final+steps"
+        text = final or "OK"
+        rec["answer"] = "final"
     else:
         text = "OK"
         rec["answer"] = "filler"

@@ -34,8 +34,15 @@ if [ ! -s "$STATE/models.pem" ]; then
 fi
 
 pidf="$STATE/models.pid"
-if [ -s "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && grep -q models.py "/proc/$(cat "$pidf")/cmdline"; then exit 0; fi
+# A running server is kept unless models.py changed since it started (then it is replaced).
+sum=$(sha256sum "$HERE/models.py" | cut -d' ' -f1)
+if [ -s "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null && grep -q models.py "/proc/$(cat "$pidf")/cmdline"; then
+    [ "$(cat "$STATE/models.sum" 2>/dev/null)" = "$sum" ] && exit 0
+    p=$(cat "$pidf"); kill "$p"
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+fi
 rm -f "$pidf"
+echo "$sum" > "$STATE/models.sum"
 touch "$STATE/models.log"; chmod 0644 "$STATE/models.log"
 ip netns exec apw-srv setsid /usr/bin/python3 "$HERE/models.py" --addr $ADDR --cert "$STATE/models.pem" \
     --key "$d/models.key" --log "$STATE/models.log" --pidfile "$pidf" </dev/null >>"$STATE/models.stderr" 2>&1 9>&- &

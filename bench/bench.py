@@ -272,6 +272,48 @@ class Bench:
             self.fail("concurrency", "proxy RSS per idle tunnel", "-", "≤ 64 KiB",
                       "no RSS samples (markers: before=%s idle=%s opened=%d)" % (before is not None, idle is not None, opened))
 
+    def make_tree(self, path, dirs, files_per_dir):
+        """A project of `dirs` directories (100 per level) holding `files_per_dir`
+        files each, plus a small .git, owned by the bench user."""
+        subprocess.run(["rm", "-rf", path], check=True)
+        os.makedirs(path)
+        for d in range(dirs):
+            dp = os.path.join(path, "d%03d" % (d // 100), "s%03d" % (d % 100))
+            os.makedirs(dp)
+            for f in range(files_per_dir):
+                with open(os.path.join(dp, "f%d.txt" % f), "w") as fh:
+                    fh.write("x")
+        subprocess.run(["git", "init", "-q", path], check=True)
+        subprocess.run(["chown", "-R", "%d:%d" % (self.uid, pwd.getpwuid(self.uid).pw_gid), path], check=True)
+        os.chmod(path, 0o755)
+
+    def case_audit(self):
+        """Start-up and end-of-run cost on a 100 000-file, 10 000-directory project
+        against an empty one, measured in the same run (warm cache), offline runs."""
+        runs = self.a.audit_runs
+        big, empty = self.proj + "-audit-big", self.proj + "-audit-empty"
+        try:
+            self.make_tree(big, 10000, 10)
+            self.make_tree(empty, 0, 0)
+            res = {}
+            for name, proj in (("empty", empty), ("big", big)):
+                rc, out, e = self.run(["/usr/bin/python3", os.path.join(self.proj, "auditcost.py"), self.a.agentpen,
+                                       proj, str(runs)], timeout=runs * 20 + 120)
+                j = last_json(out)
+                if rc != 0 or not j or "error" in j:
+                    self.fail("audit", "end of run, 100k-file project", "-", "added ≤ 200 ms",
+                              (j or {}).get("error") or e or out)
+                    return
+                res[name] = j
+            for q, key, tgt in (("start-up", "start_ms", 10.0), ("end of run (audit)", "end_ms", 200.0)):
+                e50, b50 = statistics.median(res["empty"][key]), statistics.median(res["big"][key])
+                self.row("audit", "%s, 100 000 files in 10 000 dirs vs empty project (median of %d)" % (q, runs),
+                         "%.1f ms" % e50, "%.1f ms" % b50, "%+.1f ms" % (b50 - e50), "added ≤ %.0f ms" % tgt,
+                         yes(b50 - e50 <= tgt),
+                         "empty p95 %.1f ms, big p95 %.1f ms" % (pct(res["empty"][key], 95), pct(res["big"][key], 95)))
+        finally:
+            subprocess.run(["rm", "-rf", big, empty])
+
     def case_hops(self):
         rc, out, e = self.run(["bash", "hops.sh", self.proj, "ca.pem", str(self.a.bulk_runs)], timeout=300)
         res = {}
@@ -472,13 +514,14 @@ def main():
     ap.add_argument("--proj", required=True)
     ap.add_argument("--user", default="apw-test")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops")
+    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,audit")
     ap.add_argument("--startup-runs", type=int, default=50)
     ap.add_argument("--bulk-runs", type=int, default=3)
     ap.add_argument("--cpu-gib-quarters", type=int, default=4)
     ap.add_argument("--conn-n", type=int, default=1000)
     ap.add_argument("--conc-m", type=int, default=1000)
     ap.add_argument("--hold", type=float, default=5.0)
+    ap.add_argument("--audit-runs", type=int, default=20)
     a = ap.parse_args()
     b = Bench(a)
     b.direct_median = None

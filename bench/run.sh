@@ -3,7 +3,7 @@
 # as an unprivileged user inside netns apw-host (baseline directly, then under agentpen),
 # prints a table and writes bench/results.md; brings the world down again.
 #   AGENTPEN=path/to/agentpen   (default .build/release/agentpen)
-#   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops   (default: all)
+#   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops,audit   (default: all)
 #   BENCH_QUICK=1               fewer runs (plumbing check)
 #   BENCH_OUT=bench/results.md
 # Exit status non-zero if any case FAILED.
@@ -19,7 +19,7 @@ done
 AGENTPEN=${AGENTPEN:-.build/release/agentpen}
 case "$AGENTPEN" in /*) ;; *) AGENTPEN="$ROOT/$AGENTPEN" ;; esac
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
-CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops}
+CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops,audit}
 PROJ=$APW_STATE/bench-proj
 
 was_up=0
@@ -39,7 +39,7 @@ apw_ensure_user
 
 # The project dir the sandbox gets (-C): the CA, the client scripts; owned by the user.
 rm -rf "$PROJ"; mkdir -p "$PROJ"
-cp "$APW_STATE/ca.pem" bench/tlsload.py bench/relay.py bench/hops.sh "$PROJ/"
+cp "$APW_STATE/ca.pem" bench/tlsload.py bench/relay.py bench/hops.sh bench/auditcost.py "$PROJ/"
 chown -R "$APW_USER": "$PROJ"; chmod 0755 "$PROJ"
 
 # The agentpen binary must be executable by the bench user; copy it if its path is not.
@@ -58,7 +58,7 @@ fi
 
 ARGS=()
 if [ -n "${BENCH_QUICK:-}" ]; then
-    ARGS+=(--startup-runs 10 --bulk-runs 1 --conn-n 200 --conc-m 200 --hold 2 --cpu-gib-quarters 1)
+    ARGS+=(--startup-runs 10 --bulk-runs 1 --conn-n 200 --conc-m 200 --hold 2 --cpu-gib-quarters 1 --audit-runs 5)
 fi
 set +e
 /usr/bin/python3 bench/bench.py --agentpen "$AGENTPEN" --agentpen-desc "$AP_DESC" --proj "$PROJ" \

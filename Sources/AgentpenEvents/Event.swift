@@ -10,6 +10,10 @@ public struct Event: Sendable, Equatable, Codable {
         case dnsAnswered = "dns-answered"
         case dnsRefused = "dns-refused"
         case persistenceRemoved = "persistence-removed"
+        /// Something the run planted that git would run, renamed aside.
+        case persistenceMoved = "persistence-moved"
+        /// A file a shell or editor runs later, created or changed by the run: reported, left as it is.
+        case persistenceFound = "persistence-found"
         case setup = "setup"
         case failure = "failure"
     }
@@ -68,114 +72,9 @@ public struct Event: Sendable, Equatable, Codable {
     }
 }
 
-/// Reads the event lines the namespace helper sends (one JSON `Event` a line).
-/// The names in them came from the sandbox: a line that is not a valid event is
-/// dropped and counted, a line longer than `maxLine` is dropped without being
-/// held, and the work is linear in the bytes fed.
-public final class EventLineDecoder {
-    public static let maxLine = 64 * 1024
-    private var pending: [UInt8] = []
-    private var discarding = false
-    /// Lines that were not an event (or too long).
-    public private(set) var rejected = 0
-    private let decoder: JSONDecoder
-
-    public init() {
-        decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-    }
-
-    /// The complete events in `bytes` (and what earlier calls left pending).
-    public func feed(_ bytes: UnsafeRawBufferPointer) -> [Event] {
-        var events: [Event] = []
-        var start = 0
-        while start < bytes.count {
-            let nl = bytes[start...].firstIndex(of: 10)
-            let end = nl ?? bytes.count
-            if !discarding {
-                if pending.count + (end - start) > Self.maxLine {
-                    pending.removeAll(keepingCapacity: false)
-                    discarding = true
-                    rejected += 1
-                } else {
-                    pending.append(contentsOf: bytes[start..<end])
-                }
-            }
-            guard nl != nil else { break }
-            if !discarding && !pending.isEmpty {
-                if let e = try? decoder.decode(Event.self, from: Data(pending)) { events.append(e) }
-                else { rejected += 1 }
-            }
-            pending.removeAll(keepingCapacity: true)
-            discarding = false
-            start = end + 1
-        }
-        return events
-    }
-
-    public func feed(_ bytes: [UInt8]) -> [Event] {
-        bytes.withUnsafeBytes { feed($0) }
-    }
-}
-
 /// Where events go. Thread-safe; called from any queue.
 public protocol EventSink: Sendable {
     func record(_ event: Event)
-}
-
-/// Writes JSON lines to a file descriptor (the event log) and keeps counts for
-/// the summary printed at exit.
-public final class EventLog: EventSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private let fd: Int32?
-    private struct Key: Hashable, Comparable {
-        var kind: String
-        var subject: String
-        static func < (a: Key, b: Key) -> Bool { (a.kind, a.subject) < (b.kind, b.subject) }
-    }
-    private var blocked: [Key: Int] = [:]
-    private var allowedCount = 0
-    /// Called for each blocked event, e.g. to tell the user at once.
-    private let onBlock: (@Sendable (Event) -> Void)?
-
-    public init(fd: Int32? = nil, onBlock: (@Sendable (Event) -> Void)? = nil) {
-        self.fd = fd
-        self.onBlock = onBlock
-    }
-
-    /// Distinct blocked subjects kept for the summary; the rest are only counted,
-    /// so a sandbox asking for endless random names cannot grow agentpen's memory.
-    public static let summaryLimit = 1000
-    private var blockedElsewhere = 0
-
-    public func record(_ event: Event) {
-        let line = event.jsonLine() + "\n"
-        lock.lock()
-        if event.isBlock {
-            let key = Key(kind: event.kind.rawValue, subject: event.subject)
-            if blocked[key] != nil || blocked.count < Self.summaryLimit { blocked[key, default: 0] += 1 }
-            else { blockedElsewhere += 1 }
-        } else if event.kind == .connectionAllowed { allowedCount += 1 }
-        if let fd {
-            var bytes = Array(line.utf8)
-            _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(fd, UnsafeRawBufferPointer($0)) }
-        }
-        lock.unlock()
-        if event.isBlock { onBlock?(event) }
-    }
-
-    /// "blocked 3: connection-blocked evil.example ×2, dns-refused x.test" or nil
-    /// when nothing was blocked. One line: every subject is escaped.
-    public func summary() -> TerminalText? {
-        lock.lock(); defer { lock.unlock() }
-        guard !blocked.isEmpty else { return nil }
-        let total = blocked.values.reduce(0, +) + blockedElsewhere
-        var items: [TerminalText] = blocked.sorted { $0.key < $1.key }.map {
-            $0.value > 1 ? "\($0.key.kind) \($0.key.subject) ×\($0.value)" : "\($0.key.kind) \($0.key.subject)"
-        }
-        if blockedElsewhere > 0 { items.append("\(blockedElsewhere) more (see --log)") }
-        return "blocked \(total): " + items.joined(separator: ", ")
-    }
 }
 
 /// Discards everything; for tests and helpers that have nowhere to report.

@@ -2,18 +2,15 @@ import AgentpenPolicy
 import Glibc
 
 /// Runs `nft` inside the network namespace (the helper is uid 0 with
-/// CAP_NET_ADMIN there). Every failure says what to do about it.
-public enum NftLoader {
-    private static func nft() throws -> String {
-        guard let path = Host.which("nft") else {
-            throw SystemError("nft", "not found: install nftables (Debian: apt install nftables)", errno: ENOENT)
-        }
-        return path
-    }
+/// CAP_NET_ADMIN there), by the absolute path resolved at start (HostPrograms),
+/// in the fixed host-program environment. Every failure says what to do about it.
+public struct NftLoader: Sendable {
+    public let path: String
 
-    private static func run(_ args: [String], input: String? = nil, what: String) throws -> String {
-        let path = try nft()
-        let (status, output) = Spawn.run([path] + args, input: input)
+    public init(path: String) { self.path = path }
+
+    private func run(_ args: [String], input: String? = nil, what: String) throws -> String {
+        let (status, output) = Spawn.run([path] + args, input: input, env: HostPrograms.environment)
         switch status {
         case 0:
             return output
@@ -32,17 +29,22 @@ public enum NftLoader {
     }
 
     /// Loads an `nft -f` script (fed on stdin).
-    public static func load(_ script: String) throws {
+    public func load(_ script: String) throws {
         _ = try run(["-f", "-"], input: script, what: "loading the agentpen ruleset")
     }
 
     /// The agentpen table as the kernel holds it.
-    public static func list() throws -> String {
+    public func list() throws -> String {
         try run(["list", "table", "inet", Firewall.table], what: "listing the agentpen table")
     }
 
+    /// The agentpen table as JSON (`nft -j`), for `Firewall.verifyLoaded`.
+    public func listJSON() throws -> String {
+        try run(["-j", "list", "table", "inet", Firewall.table], what: "listing the agentpen table")
+    }
+
     /// `nft list counters table inet agentpen`, for `Firewall.parseCounters`.
-    public static func counters() throws -> String {
+    public func counters() throws -> String {
         try run(["list", "counters", "table", "inet", Firewall.table], what: "listing the agentpen counters")
     }
 }

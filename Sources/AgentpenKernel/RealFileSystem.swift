@@ -132,14 +132,4 @@ public enum Host {
         }
         return env
     }
-
-    /// Searches PATH for a program (used for bwrap, pasta, nft).
-    public static func which(_ name: String, path: String? = nil) -> String? {
-        let search = path ?? environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in (search + ":/usr/sbin:/sbin").split(separator: ":") {
-            let p = "\(dir)/\(name)"
-            if access(p, X_OK) == 0 { return p }
-        }
-        return nil
-    }
 }

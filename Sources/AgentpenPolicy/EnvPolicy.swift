@@ -49,3 +49,16 @@ public enum EnvPolicy {
         return out.sorted { $0.key < $1.key }
     }
 }
+
+extension EnvPolicy {
+    /// Names that hold credentials by convention: their values are never printed.
+    public static func isSecretLooking(_ name: String) -> Bool {
+        let n = name.uppercased()
+        return ["KEY", "TOKEN", "SECRET", "PASSWORD"].contains { n.contains($0) }
+    }
+
+    /// A variable's value as `--dry-run` shows it.
+    public static func displayValue(name: String, value: String) -> String {
+        isSecretLooking(name) ? "<redacted, \(value.utf8.count) bytes>" : value
+    }
+}

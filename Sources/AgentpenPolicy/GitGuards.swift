@@ -63,7 +63,7 @@ enum GitGuards {
     }
 
     static func refuse(_ path: String, _ why: String) -> PlanError {
-        PlanError(message: "refusing \(path): \(why); remove or fix it", isUsage: true)
+        PlanError(.usage, "refusing \(path): \(why); remove or fix it")
     }
 
     struct Builder {
@@ -84,8 +84,7 @@ enum GitGuards {
 
         func symlink(_ path: String, _ expected: String) -> PlanError {
             let target = fs.readLink(path) ?? "?"
-            return PlanError(message: "refusing \(path): it is a symlink (to \(target)) where agentpen binds \(expected), and a bind would follow it; replace it with the real one",
-                             isUsage: true)
+            return PlanError(.usage, "refusing \(path): it is a symlink (to \(target)) where agentpen binds \(expected), and a bind would follow it; replace it with the real one")
         }
 
         /// The first line of a small file, trimmed; nil when it is not a regular file.
@@ -343,57 +342,5 @@ enum GitGuards {
             }
             return .success(())
         }
-    }
-}
-
-/// Just enough of git's config syntax to read one plain value.
-enum GitConfig {
-    /// The last value of `section.key` (no subsection), as git would read it.
-    static func value(section: String, key: String, in text: String) -> String? {
-        var current = ""
-        var found: String?
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            var line = Substring(raw).drop { $0 == " " || $0 == "\t" }
-            if line.hasPrefix("[") {
-                guard let close = line.firstIndex(of: "]") else { current = ""; continue }
-                let header = line[line.index(after: line.startIndex)..<close].trimmingWhitespace()
-                // `[core "x"]` and `[core.x]` are subsections, not core itself.
-                current = header.contains(where: { $0 == " " || $0 == "\"" || $0 == "." }) ? "" : header.lowercased()
-                line = line[line.index(after: close)...].drop { $0 == " " || $0 == "\t" }
-            }
-            guard current == section.lowercased(), let first = line.first, first.isLetter else { continue }
-            let name = line.prefix { $0.isLetter || $0.isNumber || $0 == "-" }
-            guard name.lowercased() == key.lowercased() else { continue }
-            let rest = line[name.endIndex...].drop { $0 == " " || $0 == "\t" }
-            guard rest.first == "=" else { continue }
-            found = unquote(rest.dropFirst())
-        }
-        return found
-    }
-
-    /// A value: quotes removed, `\\`, `\"`, `\t`, `\n` unescaped, comments and
-    /// surrounding blanks outside quotes dropped.
-    static func unquote(_ s: Substring) -> String {
-        var out = "", blanks = ""
-        var quoted = false, escaped = false
-        for c in s {
-            if escaped {
-                out += blanks; blanks = ""
-                out.append(c == "t" ? "\t" : c == "n" ? "\n" : c)
-                escaped = false
-            } else if c == "\\" {
-                escaped = true
-            } else if c == "\"" {
-                quoted.toggle()
-            } else if !quoted && (c == "#" || c == ";") {
-                break
-            } else if !quoted && (c == " " || c == "\t") {
-                blanks.append(c)
-            } else {
-                out += blanks; blanks = ""
-                out.append(c)
-            }
-        }
-        return out.trimmingWhitespace()
     }
 }

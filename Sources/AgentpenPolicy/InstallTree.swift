@@ -7,6 +7,8 @@ public struct InstallTree: Sendable, Equatable {
     public var symlinks: [Symlink] = []
     /// Directories or files to bind read-only at the same path.
     public var readOnly: [String] = []
+    /// Why a bind is smaller than the heuristic wanted (for --dry-run).
+    public var notes: [String] = []
 
     public struct Symlink: Sendable, Equatable, Hashable {
         public var path: String
@@ -16,10 +18,14 @@ public struct InstallTree: Sendable, Equatable {
     public enum LookupError: Error, Equatable, CustomStringConvertible {
         case notFound(String)
         case notExecutable(String)
+        /// The install tree lies inside a credential store: nothing of it can be bound.
+        case insideCredentialStore(bind: String, store: String)
         public var description: String {
             switch self {
             case .notFound(let c): return "\(c): command not found"
             case .notExecutable(let c): return "\(c): not executable"
+            case .insideCredentialStore(let bind, let store):
+                return "refusing to bind the agent's install tree \(bind): it lies inside the credential store \(store); install the agent elsewhere or pass its directory with --mount"
             }
         }
     }
@@ -47,17 +53,20 @@ public struct InstallTree: Sendable, Equatable {
     /// What to mount so that `executable` runs inside. `visible` says whether a
     /// path is already visible inside (system directories); `home` is never
     /// mounted whole, nor any of its ancestors.
+    /// A bind that would contain a credential store (`CredentialStores`) is
+    /// narrowed to the program and the parts of its tree that hold none; one
+    /// lying inside a store is refused.
     public static func plan(for executable: String, home: String, callerPath: String,
-                            visible: (String) -> Bool, fs: any FileSystemView) -> InstallTree {
+                            visible: (String) -> Bool, fs: any FileSystemView) throws(LookupError) -> InstallTree {
         var tree = InstallTree()
-        tree.add(executable, home: home, callerPath: callerPath, visible: visible, fs: fs, depth: 0)
+        try tree.add(executable, home: home, callerPath: callerPath, visible: visible, fs: fs, depth: 0)
         // A link inside a tree that is bound whole comes with it.
         tree.symlinks.removeAll { link in tree.readOnly.contains { Paths.isWithin(link.path, $0) } }
         return tree
     }
 
     private mutating func add(_ executable: String, home: String, callerPath: String,
-                              visible: (String) -> Bool, fs: any FileSystemView, depth: Int) {
+                              visible: (String) -> Bool, fs: any FileSystemView, depth: Int) throws(LookupError) {
         guard depth < 4, let chain = Paths.linkChain(executable, in: fs) else { return }
         for link in chain.links where !visible(link.path) {
             let s = Symlink(path: link.path, target: link.target)
@@ -65,8 +74,9 @@ public struct InstallTree: Sendable, Equatable {
         }
         let final = chain.final
         if !visible(final) {
-            for root in Self.installRoots(of: final, home: home, fs: fs)
-            where !readOnly.contains(where: { Paths.isWithin(root, $0) }) {
+            let roots = try Self.withoutCredentials(Self.installRoots(of: final, home: home, fs: fs), program: final,
+                                                    home: home, fs: fs, notes: &notes)
+            for root in roots where !readOnly.contains(where: { Paths.isWithin(root, $0) }) {
                 readOnly.removeAll { Paths.isWithin($0, root) }
                 readOnly.append(root)
             }
@@ -78,8 +88,36 @@ public struct InstallTree: Sendable, Equatable {
                 guard let found = try? Self.locate(interp, path: callerPath, cwd: "/", fs: fs) else { return }
                 target = found
             }
-            add(target, home: home, callerPath: callerPath, visible: visible, fs: fs, depth: depth + 1)
+            try add(target, home: home, callerPath: callerPath, visible: visible, fs: fs, depth: depth + 1)
         }
+    }
+
+    /// Parts of a narrowed tree worth keeping beside the program itself.
+    static let narrowedParts = ["lib", "lib64", "pyvenv.cfg"]
+
+    /// `roots` with every bind that would expose a credential store replaced by
+    /// the program file and those of `narrowedParts` that hold no store.
+    static func withoutCredentials(_ roots: [String], program: String, home: String, fs: any FileSystemView,
+                                   notes: inout [String]) throws(LookupError) -> [String] {
+        var out: [String] = []
+        for root in roots {
+            if let store = CredentialStores.enclosing(root, home: home, fs: fs) {
+                throw .insideCredentialStore(bind: root, store: store)
+            }
+            let stores = CredentialStores.contained(in: root, home: home, fs: fs)
+            if stores.isEmpty { out.append(root); continue }
+            var kept = [program]
+            for part in narrowedParts {
+                let p = root + "/" + part
+                guard fs.kind(p) != .missing, !Paths.isWithin(program, p),
+                      CredentialStores.contained(in: p, home: home, fs: fs).isEmpty,
+                      CredentialStores.enclosing(p, home: home, fs: fs) == nil else { continue }
+                kept.append(p)
+            }
+            notes.append("agent install tree \(root) narrowed to \(kept.joined(separator: ", ")): it holds the credential store \(stores.joined(separator: ", "))")
+            out += kept.filter { !out.contains($0) }
+        }
+        return out
     }
 
     /// `#!/usr/bin/env node` → "node"; `#!/opt/x/bin/python3 -u` → "/opt/x/bin/python3".

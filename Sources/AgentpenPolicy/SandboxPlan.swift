@@ -33,6 +33,10 @@ public struct SandboxPlan: Sendable {
     /// first (a worktree's own `worktrees/NAME` dir, then its parent), then
     /// submodule (`modules/…`) and other worktree git dirs.
     public var gitDirs: [String] = []
+    /// Limits in a delegated cgroup, or why there are none (CgroupPlan).
+    public var cgroup: CgroupPlan.Decision = .notApplied("not planned")
+    /// Descriptor number of the run cgroup's cgroup.procs for the exec helper.
+    public var cgroupFD: Int32 = 0
 }
 
 /// A host path opened by the runner for bubblewrap as descriptor `fd`.
@@ -66,6 +70,10 @@ public struct HostFacts: Sendable {
     public var selfLibraryDirs: [String]
     /// Whether user namespaces can be disabled inside (bwrap --disable-userns works).
     public var canDisableUserns: Bool = true
+    /// The machine's memory in bytes (0: unknown), for the tmpfs bounds.
+    public var memoryTotal: UInt64 = 0
+    /// This process's cgroup and its ancestors (nil: no cgroupfs), for the limits.
+    public var cgroup: CgroupPlan.Facts?
 
     public init(uid: UInt32, gid: UInt32, user: String, home: String, shell: String?, isNixOS: Bool,
                 callerEnv: [String: String], selfBinary: String, selfLibraryDirs: [String]) {
@@ -82,10 +90,33 @@ public enum NetworkMode: Sendable, Equatable {
     case proxied(hostsFile: String, resolvConf: String)
 }
 
+/// Why a run cannot be planned. The kind, not the message, decides the exit status.
 public struct PlanError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// A refusal of what was asked (a flag, the project's layout): exit 2.
+        case usage
+        /// COMMAND is on no PATH entry, or its path names nothing: exit 127.
+        case commandNotFound
+        /// COMMAND exists but cannot be executed: exit 126.
+        case notExecutable
+        /// agentpen itself cannot go on: exit 125.
+        case `internal`
+
+        /// The exit status of each kind, here and nowhere else.
+        public var exitStatus: Int32 {
+            switch self {
+            case .usage: 2
+            case .commandNotFound: 127
+            case .notExecutable: 126
+            case .internal: 125
+            }
+        }
+    }
+
+    public var kind: Kind
     public var message: String
-    /// Usage-type refusals exit 2; the rest 125.
-    public var isUsage: Bool
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var isUsage: Bool { kind == .usage }
     public var description: String { message }
 }
 
@@ -110,7 +141,7 @@ extension SandboxPlan {
                             network: NetworkMode, fs: any FileSystemView) throws(PlanError) -> SandboxPlan {
         var plan = SandboxPlan()
         let home = Paths.normalize(facts.home)
-        func usage(_ m: String) -> PlanError { PlanError(message: m, isUsage: true) }
+        func usage(_ m: String) -> PlanError { PlanError(.usage, m) }
 
         // The project must not re-expose the home directory or the whole system.
         if project == "/" || Paths.isWithin(home, project) {
@@ -183,7 +214,28 @@ extension SandboxPlan {
                 visibleRoots.append(p)
             }
         }
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]
+        // Every tmpfs bounded (TmpfsBudget). bwrap's --size applies only to
+        // --tmpfs, so /dev (bwrap's own tmpfs) is made read-only once /dev/shm
+        // is mounted on it; the device nodes and /dev/pts are mounts of their own
+        // and stay usable.
+        let tmpfsTotal: UInt64
+        do { tmpfsTotal = try TmpfsBudget.total(options.tmpfsSize ?? TmpfsBudget.defaultRequest, memoryTotal: facts.memoryTotal) }
+        catch { throw usage(error.message) }
+        let sizes = TmpfsBudget.split(tmpfsTotal)
+        do {
+            plan.cgroup = try CgroupPlan.decide(options.cgroupLimits, facts: facts.cgroup, uid: facts.uid,
+                                                memoryTotal: facts.memoryTotal)
+        } catch { throw usage(error.message) }
+        switch plan.cgroup {
+        case .apply(let dir, let writes, let skipped):
+            plan.notes.append("cgroup limits in \(dir): " + writes.map { "\($0.file) \($0.value)" }.joined(separator: ", ")
+                              + skipped.map { "; not applied: \($0)" }.joined())
+        case .notApplied(let why): plan.notes.append("cgroup limits not applied: \(why)")
+        }
+        a += ["--proc", "/proc", "--dev", "/dev", "--size", String(sizes.devShm), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+        a += ["--size", String(sizes.tmp), "--tmpfs", "/tmp", "--size", String(sizes.varTmp), "--tmpfs", "/var/tmp",
+              "--size", String(sizes.run), "--tmpfs", "/run"]
+        plan.notes.append("tmpfs bounds, \(TmpfsBudget.describe(tmpfsTotal)) in all: $HOME \(TmpfsBudget.describe(sizes.home)), /tmp \(TmpfsBudget.describe(sizes.tmp)), /var/tmp \(TmpfsBudget.describe(sizes.varTmp)), /dev/shm \(TmpfsBudget.describe(sizes.devShm)), /run \(TmpfsBudget.describe(sizes.run)); /dev read-only")
         if fs.kind("/sys") == .directory { a += ["--ro-bind", "/sys", "/sys"] }
         if facts.isNixOS {
             if fs.kind("/nix") == .directory { a += ["--ro-bind", "/nix", "/nix"] }
@@ -220,7 +272,7 @@ extension SandboxPlan {
         }
 
         // Home: empty and private; only what a preset or --mount names appears in it.
-        a += ["--perms", "0700", "--tmpfs", home]
+        a += ["--perms", "0700", "--size", String(sizes.home), "--tmpfs", home]
         for p in roMounts { a += ["--ro-bind", p, p]; plan.notes.append("--mount \(p) read-only") }
         for p in rwMounts { a += ["--bind", p, p] }
         for p in options.mountsRW { plan.notes.append("--mount-rw \(p) read-write") }
@@ -234,9 +286,13 @@ extension SandboxPlan {
         var executable: String
         do {
             executable = try InstallTree.locate(command[0], path: callerPath, cwd: project, fs: fs)
-        } catch .notFound { throw PlanError(message: "\(command[0]): command not found", isUsage: false) }
-        catch { throw PlanError(message: error.description, isUsage: false) }
-        let tree = InstallTree.plan(for: executable, home: home, callerPath: callerPath, visible: visible, fs: fs)
+        } catch .notFound { throw PlanError(.commandNotFound, "\(command[0]): command not found") }
+        catch .notExecutable(let c) { throw PlanError(.notExecutable, InstallTree.LookupError.notExecutable(c).description) }
+        catch { throw PlanError(.internal, error.description) }
+        let tree: InstallTree
+        do { tree = try InstallTree.plan(for: executable, home: home, callerPath: callerPath, visible: visible, fs: fs) }
+        catch { throw usage(error.description) }
+        plan.notes += tree.notes
         for p in tree.readOnly {
             a += ["--ro-bind", p, p]
             plan.notes.append("agent install tree \(p) read-only")
@@ -268,6 +324,7 @@ extension SandboxPlan {
         a += ["--chdir", project]
         plan.seccompFD = nextFD
         a += ["--seccomp", String(plan.seccompFD)]
+        plan.cgroupFD = nextFD + 1
 
         // Environment: empty, then what is allowed in. PATH keeps entries that exist inside.
         let insidePath = callerPath.split(separator: ":").map(String.init).filter { entry in
@@ -294,6 +351,7 @@ extension SandboxPlan {
         let presetArgs = preset.map { Paths.basename(command[0]) == $0.name ? $0.args : [] } ?? []
         plan.command = [executable] + presetArgs + command.dropFirst()
         var inner = [helper, "__exec"]
+        if case .apply = plan.cgroup { inner += ["--cgroup", String(plan.cgroupFD)] }
         for w in plan.writable { inner += ["--rw", w] }
         inner += ["--"] + plan.command
         plan.innerCommand = inner

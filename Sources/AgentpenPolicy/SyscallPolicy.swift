@@ -1,16 +1,36 @@
 /// The seccomp policy as data: which syscalls fail and how. The kernel edge
 /// turns this into a libseccomp filter by syscall name, so the same policy
-/// holds on x86_64 and aarch64 (names a architecture lacks are skipped).
+/// holds on x86_64 and aarch64. A name libseccomp is too old to know goes in by
+/// its raw number from `rawNumbers`; one that cannot go in at all stops the
+/// run (`resolve`): a policy call is never silently left out.
 public enum SyscallPolicy {
     public enum Action: Sendable, Equatable {
         case errno(Int32)
     }
 
-    /// A condition on one argument: `(arg & mask) == value`.
-    public struct ArgMatch: Sendable, Equatable {
+    /// A condition on one argument: `(arg & mask) == value`, or for the other
+    /// comparisons the whole 64-bit argument against `value` (mask unused).
+    public struct ArgMatch: Sendable, Equatable, CustomStringConvertible {
+        public enum Comparison: Sendable, Equatable { case maskedEqual, notEqual, greaterOrEqual }
         public var index: UInt32
         public var mask: UInt64
         public var value: UInt64
+        public var comparison: Comparison = .maskedEqual
+
+        public init(index: UInt32, mask: UInt64, value: UInt64) {
+            self.index = index; self.mask = mask; self.value = value
+        }
+        public init(index: UInt32, _ comparison: Comparison, _ value: UInt64) {
+            self.index = index; self.mask = UInt64.max; self.value = value; self.comparison = comparison
+        }
+
+        public var description: String {
+            switch comparison {
+            case .maskedEqual: return "arg\(index) & 0x\(String(mask, radix: 16)) == 0x\(String(value, radix: 16))"
+            case .notEqual: return "arg\(index) != 0x\(String(value, radix: 16))"
+            case .greaterOrEqual: return "arg\(index) >= 0x\(String(value, radix: 16))"
+            }
+        }
     }
 
     public struct Rule: Sendable, Equatable {
@@ -22,6 +42,7 @@ public enum SyscallPolicy {
 
     public static let EPERM: Int32 = 1
     public static let ENOSYS: Int32 = 38
+    public static let EAFNOSUPPORT: Int32 = 97
 
     /// Always refused with EPERM.
     public static let denied: [String] = [
@@ -32,7 +53,10 @@ public enum SyscallPolicy {
         "keyctl", "add_key", "request_key",
         // the whole mount API
         "mount", "umount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsconfig",
-        "fsmount", "fspick", "mount_setattr",
+        "fsmount", "fspick", "mount_setattr", "open_tree_attr",
+        // mount enumeration (6.8): the layout of the sandbox is nobody's business,
+        // and these are the newest, least exercised parts of the mount code
+        "listmount", "statmount",
         // namespace entry
         "setns",
         // the machine itself
@@ -54,8 +78,94 @@ public enum SyscallPolicy {
         0x0000_0080, // CLONE_NEWTIME
     ]
 
+    // Not denied, on purpose (6.1–6.18 additions): mseal only restricts the
+    // caller's own mappings (hardened runtimes use it; refusing it would break
+    // them and protect nothing); the *xattrat calls, file_getattr/file_setattr,
+    // cachestat, fchmodat2, futex_waitv and map_shadow_stack act on what the
+    // caller can already reach through older calls; lsm_*_self_attr change only
+    // the caller's own LSM label, which the LSM itself polices.
+
+    /// Numbers of policy calls newer than some libseccomp that is still
+    /// shipped (2.5.4 knows none of these), per architecture. Since 5.1 every
+    /// architecture takes new calls from the same generic table
+    /// (include/uapi/asm-generic/unistd.h, arch/x86/entry/syscalls/syscall_64.tbl),
+    /// so x86_64 and aarch64 agree; the table keeps them apart anyway so that
+    /// a future divergence is a one-line change.
+    public static let rawNumbers: [String: [Architecture: Int32]] = [
+        "statmount": [.x86_64: 457, .aarch64: 457],       // 6.8
+        "listmount": [.x86_64: 458, .aarch64: 458],       // 6.8
+        "open_tree_attr": [.x86_64: 467, .aarch64: 467],  // 6.15
+    ]
+
+    public enum Architecture: Sendable, Hashable { case x86_64, aarch64 }
+
+    /// How one policy call goes into the filter.
+    public enum Resolution: Sendable, Equatable {
+        /// libseccomp named it: add it by this number.
+        case number(Int32)
+        /// libseccomp could not name it: add this raw number exactly.
+        case raw(Int32)
+        /// libseccomp knows the call but this architecture does not have it
+        /// (a negative placeholder such as __PNR_stime): nothing to refuse.
+        case absent
+    }
+
+    public struct UnresolvableSyscall: Error, Equatable, CustomStringConvertible {
+        public var syscall: String
+        public var description: String {
+            "seccomp: libseccomp cannot name the policy syscall \(syscall) and agentpen has no number for it on this architecture; refusing to run with a filter that leaves it out (update libseccomp)"
+        }
+    }
+
+    /// Decides how `syscall` enters the filter from what libseccomp answered
+    /// (`seccomp_syscall_resolve_name`: the number, -1 for unknown, below -1
+    /// for a call this architecture lacks). Nil `arch`: not one we have numbers for.
+    public static func resolve(_ syscall: String, libseccompNumber: Int32,
+                               arch: Architecture?) throws(UnresolvableSyscall) -> Resolution {
+        if libseccompNumber >= 0 { return .number(libseccompNumber) }
+        if libseccompNumber < -1 { return .absent }
+        if let arch, let nr = rawNumbers[syscall]?[arch] { return .raw(nr) }
+        throw UnresolvableSyscall(syscall: syscall)
+    }
+
     static let TIOCSTI: UInt64 = 0x5412
     static let TIOCLINUX: UInt64 = 0x541C
+    /// Attaching a line discipline loads and exercises rarely used kernel code
+    /// (n_gsm, n_hdlc, slcan …), a steady source of privilege-escalation bugs.
+    static let TIOCSETD: UInt64 = 0x5423
+
+    /// Socket families the agent may create. Everything else (AF_PACKET,
+    /// AF_VSOCK, which no network namespace separates and which reaches the
+    /// hypervisor, AF_BLUETOOTH, AF_ALG, …) is refused.
+    public static let AF_UNIX: UInt64 = 1, AF_INET: UInt64 = 2, AF_INET6: UInt64 = 10, AF_NETLINK: UInt64 = 16
+    public static let allowedFamilies: [UInt64] = [AF_UNIX, AF_INET, AF_INET6, AF_NETLINK]
+    /// AF_MAX of Linux 6.18 (include/linux/socket.h: AF_MCTP 45 is the last,
+    /// unchanged since 5.15). A family added later is still refused by the
+    /// ">= AF_MAX" rule.
+    public static let AF_MAX: UInt64 = 46
+    /// The only netlink protocol: routes and addresses (getaddrinfo, `ip`).
+    public static let NETLINK_ROUTE: UInt64 = 0
+
+    /// Rules for socket(2) and socketpair(2), whose first argument is the
+    /// family and third the protocol. libseccomp takes one comparison per
+    /// argument per rule, so each refused family below AF_MAX is its own rule
+    /// on the low 32 bits (the kernel reads an int), and one rule refuses
+    /// every 64-bit value at or above AF_MAX, which also catches garbage in the
+    /// upper half. The errno is the kernel's own for a family it was built
+    /// without, so programs that probe (vsock, bluetooth) fall back quietly
+    /// instead of treating a permission error as fatal.
+    public static func socketRules(_ syscall: String) -> [Rule] {
+        var r: [Rule] = []
+        for family in 0..<AF_MAX where !allowedFamilies.contains(family) {
+            r.append(Rule(syscall: syscall, action: .errno(EAFNOSUPPORT),
+                          args: [ArgMatch(index: 0, mask: 0xFFFF_FFFF, value: family)]))
+        }
+        r.append(Rule(syscall: syscall, action: .errno(EAFNOSUPPORT), args: [ArgMatch(index: 0, .greaterOrEqual, AF_MAX)]))
+        r.append(Rule(syscall: syscall, action: .errno(EAFNOSUPPORT),
+                      args: [ArgMatch(index: 0, mask: 0xFFFF_FFFF, value: AF_NETLINK),
+                             ArgMatch(index: 2, .notEqual, NETLINK_ROUTE)]))
+        return r
+    }
 
     public static var rules: [Rule] {
         var r = denied.map { Rule(syscall: $0, action: .errno(EPERM)) }
@@ -64,13 +174,14 @@ public enum SyscallPolicy {
             // clone(flags, ...) has flags first on every architecture we support.
             r.append(Rule(syscall: "clone", action: .errno(EPERM), args: [ArgMatch(index: 0, mask: flag, value: flag)]))
         }
-        // Keystroke injection into the terminal the agent shares with the user.
-        for request in [TIOCSTI, TIOCLINUX] {
+        // Keystroke injection into the terminal the agent shares with the user, and line disciplines.
+        for request in [TIOCSTI, TIOCLINUX, TIOCSETD] {
             r.append(Rule(syscall: "ioctl", action: .errno(EPERM),
                           args: [ArgMatch(index: 1, mask: 0xFFFF_FFFF, value: request)]))
         }
         // clone3 passes flags in memory that seccomp cannot read: make libc fall back to clone.
         r.append(Rule(syscall: "clone3", action: .errno(ENOSYS)))
+        r += socketRules("socket") + socketRules("socketpair")
         return r
     }
 }

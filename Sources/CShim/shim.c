@@ -8,8 +8,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <time.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -27,6 +31,53 @@ static void child_fail(int report_fd) {
     _exit(127);
 }
 
+struct ap_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+// Closes every open descriptor in [lo, hi]. close_range first; where it fails
+// (kernels before 5.9, a seccomp policy around agentpen) one by one: the open
+// ones from /proc/self/fd, read with getdents64 into a stack buffer (passes
+// repeat until one closes nothing, as closing changes the listing), else every
+// number up to the hard RLIMIT_NOFILE. Async-signal-safe: runs between fork and exec.
+static void close_all_in(unsigned int lo, unsigned int hi) {
+    if (lo > hi) return;
+    if (syscall(SYS_close_range, lo, hi, 0) == 0) return;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buf[4096] __attribute__((aligned(8)));
+        int listed = 0;
+        for (int pass = 0; pass < 64; pass++) {
+            int closed = 0;
+            long n;
+            if (lseek(dir, 0, SEEK_SET) < 0) break;
+            while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+                for (long off = 0; off < n;) {
+                    struct ap_dirent64 *d = (struct ap_dirent64 *)(buf + off);
+                    off += d->d_reclen;
+                    unsigned long fd = 0;
+                    const char *c = d->d_name;
+                    if (*c < '0' || *c > '9') continue;   // "." and ".."
+                    for (; *c >= '0' && *c <= '9'; c++) fd = fd * 10 + (unsigned long)(*c - '0');
+                    if (fd >= lo && fd <= hi && (int)fd != dir) { close((int)fd); closed++; }
+                }
+            }
+            if (n < 0) break;
+            if (closed == 0) { listed = 1; break; }
+        }
+        close(dir);
+        if (listed) return;
+    }
+    struct rlimit rl;
+    unsigned long max = 1UL << 20;   // the kernel's default nr_open
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < max) max = rl.rlim_max;
+    for (unsigned long fd = lo; fd <= hi && fd < max; fd++) close((int)fd);
+}
+
 pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
                const ap_fd_map *fds, int nfds, int flags) {
     int report[2];
@@ -34,12 +85,18 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   // no handler may run in the child
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(report[0]);
         for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
         if (flags & AP_SPAWN_IGNORE_INTERACTIVE) { signal(SIGINT, SIG_IGN); signal(SIGQUIT, SIG_IGN); }
-        if ((flags & AP_SPAWN_PDEATHSIG) && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report[1]);
+        if (flags & AP_SPAWN_PDEATHSIG) {
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(report[1]);
+            // The parent may have died before the signal was armed: then nobody
+            // would ever kill this child. Nobody reads the report pipe either.
+            if (getppid() != parent) _exit(127);
+        }
         // Move the report pipe and every source above all targets first, so a
         // dup2 into place can never clobber a source still needed.
         int high = 3;
@@ -62,8 +119,8 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
             for (int i = 0; i < nfds; i++) if (fds[i].dst == fd) wanted = 1;
             if (!wanted) close(fd);
         }
-        if (keep_max + 1 < rep) syscall(SYS_close_range, keep_max + 1, rep - 1, 0);
-        syscall(SYS_close_range, rep + 1, ~0U, 0);
+        if (keep_max + 1 < rep) close_all_in((unsigned int)keep_max + 1, (unsigned int)rep - 1);
+        close_all_in((unsigned int)rep + 1, ~0U);
         sigset_t none;
         sigemptyset(&none);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
@@ -89,6 +146,19 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 
 int ap_memfd_create(const char *name, unsigned int flags) { RET(memfd_create(name, flags)); }
 int ap_pipe2(int fds[2], int flags) { RET(pipe2(fds, flags)); }
+
+const int AP_O_NOFOLLOW = O_NOFOLLOW, AP_O_DIRECTORY = O_DIRECTORY;
+long ap_getdents64(int fd, void *buf, size_t len) { RET(getdents64(fd, buf, len)); }
+int ap_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname) {
+    RET(renameat2(olddirfd, oldname, newdirfd, newname, RENAME_NOREPLACE));
+}
+int ap_realtime_coarse(int64_t *sec, int64_t *nsec) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) < 0) return -errno;
+    *sec = ts.tv_sec;
+    *nsec = ts.tv_nsec;
+    return 0;
+}
 int ap_unshare(int flags) { RET(unshare(flags)); }
 
 

@@ -20,21 +20,35 @@ enum Check {
     static func run() -> Int32 {
         var rows: [Row] = []
 
-        // Tools.
-        let bwrap = Host.which("bwrap"), pasta = Host.which("pasta"), nft = Host.which("nft")
-        rows.append(bwrap.map { Row(layer: "bubblewrap", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
-                    ?? Row(layer: "bubblewrap", state: .missing, detail: "bwrap not found", fix: "apt install bubblewrap"))
+        // Tools: by absolute path from the system directories or AGENTPEN_*, never PATH.
+        let fs = RealFileSystem()
+        let programs: HostPrograms
+        do {
+            programs = try HostPrograms.resolve(env: Host.environment, home: Runner.gatherFacts().home,
+                                                writable: WritableSet([], fs: fs), fs: fs)
+        } catch {
+            printError("\(error.message)")
+            return 2
+        }
+        let bwrap = programs.path(.bwrap), pasta = programs.path(.pasta), nft = programs.path(.nft)
+        func version(_ path: String) -> String {
+            firstLine(Spawn.run([path, "--version"], env: HostPrograms.environment).output)
+        }
+        rows.append(bwrap.map { Row(layer: "bubblewrap", state: .ok, detail: "\(programs.describe(.bwrap)): \(version($0))") }
+                    ?? Row(layer: "bubblewrap", state: .missing, detail: programs.describe(.bwrap), fix: "apt install bubblewrap"))
         if let pasta {
             let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
-            rows.append(Row(layer: "pasta", state: .ok, detail: "\(pasta): \(features.generation)"))
+            rows.append(Row(layer: "pasta", state: .ok, detail: "\(programs.describe(.pasta)): \(features.generation)"))
         } else {
-            rows.append(Row(layer: "pasta", state: .missing, detail: "pasta not found", fix: "apt install passt"))
+            rows.append(Row(layer: "pasta", state: .missing, detail: programs.describe(.pasta), fix: "apt install passt"))
         }
-        rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: firstLine(Spawn.run([$0, "--version"]).output)) }
-                    ?? Row(layer: "nftables", state: .missing, detail: "nft not found", fix: "apt install nftables"))
+        rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: "\(programs.describe(.nft)): \(version($0))") }
+                    ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
+
+        rows += Resources.checkRows(bwrap: bwrap)
 
         // User namespaces, tried for real in a fresh single-threaded process.
-        let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"])
+        let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"], env: HostPrograms.environment)
         let appArmorRestricts = Host.readFile("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")?.hasPrefix("1") == true
         if userns.status == 0 {
             rows.append(Row(layer: "user namespaces", state: .ok, detail: "unprivileged user+network namespace created"))
@@ -141,88 +155,6 @@ enum Check {
 
     static func firstLine(_ s: String) -> String {
         String(s.split(separator: "\n").first(where: { !$0.hasPrefix("Failed to send") }) ?? "")
-    }
-}
-
-/// `agentpen __probe userns` (fresh process: can it unshare?) and
-/// `agentpen __probe inside [network]` (run inside the sandbox: what holds?).
-enum Probe {
-    static func main(_ args: ArraySlice<String>) -> Never {
-        switch args.first {
-        case "userns":
-            let rc = ap_unshare(AP_CLONE_NEWUSER | AP_CLONE_NEWNET)
-            if rc != 0 { print("unshare: \(String(cString: strerror(-rc)))"); exit(1) }
-            exit(0)
-        case "inside":
-            print("probe=ran")
-            let status = Host.readFile("/proc/self/status") ?? ""
-            for line in status.split(separator: "\n") {
-                let kv = line.split(separator: ":", maxSplits: 1).map { String($0).trimmingWhitespace() }
-                guard kv.count == 2 else { continue }
-                switch kv[0] {
-                case "Seccomp": print("seccomp=\(kv[1])")
-                case "NoNewPrivs": print("nnp=\(kv[1])")
-                case "CapEff": print("capeff=\(kv[1])")
-                default: break
-                }
-            }
-            let rc = ap_unshare(AP_CLONE_NEWUSER)
-            print("userns=\(rc == -EPERM ? "EPERM" : rc == 0 ? "allowed" : String(cString: strerror(-rc)))")
-            let comm = open("/proc/self/comm", O_WRONLY)
-            print("landlock=\(comm < 0 && errno == EACCES ? "on" : "off")")
-            if comm >= 0 { close(comm) }
-            if args.dropFirst().first == "network" {
-                let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
-                print("routes=\(routes)")
-                print("proxy=\(connectLoopback443() ? "connected" : "unreachable")")
-                print("udp=\(udpToGateway())")
-            }
-            exit(0)
-        default:
-            exit(2)
-        }
-    }
-
-    static func connectLoopback443() -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(443).bigEndian
-        addr.sin_addr.s_addr = in_addr_t(0x7f00_0001).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
-
-    /// A UDP datagram to a documentation address: the firewall must refuse it.
-    static func udpToGateway() -> String {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return "socket failed" }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(53).bigEndian
-        // The gateway route is the only route; aim at whatever it leads to.
-        addr.sin_addr.s_addr = gatewayAddress() ?? in_addr_t(0xc000_0201).bigEndian
-        var byte: UInt8 = 0
-        let n = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, &byte, 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return n >= 0 ? "sent" : errno == EPERM ? "EPERM" : String(cString: strerror(errno))
-    }
-
-    /// The destination of the single /32 route (network byte order), from /proc/net/route.
-    static func gatewayAddress() -> in_addr_t? {
-        let lines = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
-        guard let fields = lines.first?.split(whereSeparator: { $0 == "\t" || $0 == " " }), fields.count > 1,
-              let hex = UInt32(fields[1], radix: 16) else { return nil }
-        return in_addr_t(hex)   // already in network byte order as the kernel printed it
     }
 }
 

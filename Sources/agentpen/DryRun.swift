@@ -21,10 +21,14 @@ enum DryRun {
         out += "\n## what is visible\n"
         for n in plan.notes { out += "  \(n)\n" }
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
+        out += "\n## host programs (system directories or AGENTPEN_*, never PATH)\n"
+        for program in HostPrograms.Program.allCases { out += "  \(p.programs.describe(program))\n" }
+        out += "  environment of the namespace helper, pasta and nft: "
+            + HostPrograms.environment.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
         out += "\n## network\n"
         out += Network.describe(p).map { "  \($0)\n" }.joined()
         out += "\n## environment (everything else is removed)\n"
-        for (k, v) in plan.env { out += "  \(k)=\(v)\n" }
+        for (k, v) in plan.env { out += "  \(k)=\(EnvPolicy.displayValue(name: k, value: v))\n" }
         out += "\n## generated files\n"
         for f in plan.dataFiles {
             out += "  \(f.path) (fd \(f.fd)):\n"
@@ -32,15 +36,15 @@ enum DryRun {
         }
         out += "\n## seccomp (fd \(plan.seccompFD)); every other syscall allowed, foreign architectures killed\n"
         for r in SyscallPolicy.rules {
-            let cond = r.args.map { "arg\($0.index) & 0x\(String($0.mask, radix: 16)) == 0x\(String($0.value, radix: 16))" }
+            let cond = r.args.map(\.description)
             let action: String
-            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : "errno \(e)" }
+            switch r.action { case .errno(let e): action = e == SyscallPolicy.EPERM ? "EPERM" : e == SyscallPolicy.ENOSYS ? "ENOSYS" : e == SyscallPolicy.EAFNOSUPPORT ? "EAFNOSUPPORT" : "errno \(e)" }
             out += "  \(r.syscall)\(cond.isEmpty ? "" : " if " + cond.joined(separator: " and ")) -> \(action)\n"
         }
         out += "\n## Landlock: writes only beneath\n"
         for w in plan.writable { out += "  \(w)\n" }
         out += "\n## bubblewrap\n"
-        out += "  bwrap --json-status-fd 3 \\\n"
+        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd 3 \\\n"
         var args = plan.bwrapArgs[...]
         while let a = args.first {
             args = args.dropFirst()

@@ -1,27 +1,29 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import Glibc
 
-/// `agentpen __exec --rw PATH... -- COMMAND...`, run by bubblewrap inside the
+/// `agentpen __exec [--cgroup FD] --rw PATH... -- COMMAND...` (ExecArguments), run by bubblewrap inside the
 /// sandbox as the last step before the agent: still single-threaded, it sets
 /// rlimits and Landlock on itself, restores Ctrl-C for the agent, and execs it.
 enum ExecHelper {
-    static func main(_ args: ArraySlice<String>) -> Never {
-        var writable: [String] = []
-        var rest = args
-        while let a = rest.first, a != "--" {
-            rest = rest.dropFirst()
-            guard a == "--rw", let p = rest.first else { fail(125, "internal: bad helper arguments") }
-            writable.append(p)
-            rest = rest.dropFirst()
+    static func main(_ args: ExecArguments) -> Never {
+        let writable = args.writable
+        // Into the run's cgroup (its limits) before anything else starts; the
+        // descriptor goes with it, so the agent never holds it.
+        if let fd = args.cgroupFD {
+            let e = Cgroup.enter(fd)
+            close(fd)
+            if e != 0 { fail(125, "cannot enter the run's cgroup: \(String(cString: strerror(e))); --no-cgroup runs without its limits") }
         }
-        let command = Array(rest.dropFirst())
+        let command = args.command
         guard !command.isEmpty else { fail(125, "internal: no command") }
 
         // No core dumps (they would carry secrets out of memory); bounded processes and files.
-        setLimit(Int32(RLIMIT_CORE.rawValue), 0)
-        setLimit(6 /* RLIMIT_NPROC, hidden by Glibc's module */, 4096)
-        setLimit(Int32(RLIMIT_NOFILE.rawValue), 65536)
+        // A limit that cannot be set stops the run: the agent must not start without it.
+        setLimit(Int32(RLIMIT_CORE.rawValue), "RLIMIT_CORE", 0)
+        setLimit(6 /* RLIMIT_NPROC, hidden by Glibc's module */, "RLIMIT_NPROC", 4096)
+        setLimit(Int32(RLIMIT_NOFILE.rawValue), "RLIMIT_NOFILE", 65536)
 
         do {
             _ = try Landlock.restrictWrites(to: writable)
@@ -44,12 +46,16 @@ enum ExecHelper {
         fail(e == ENOENT ? 127 : 126, "\(command[0]): \(String(cString: strerror(e)))")
     }
 
-    private static func setLimit(_ resource: Int32, _ cap: rlim_t) {
+    private static func setLimit(_ resource: Int32, _ name: String, _ cap: rlim_t) {
         var current = rlimit()
-        getrlimit(resource, &current)
+        guard getrlimit(resource, &current) == 0 else {
+            fail(125, "cannot read the \(name) limit: \(String(cString: strerror(errno))); the agent was not started")
+        }
         let value = min(current.rlim_max, cap)
         var limit = rlimit(rlim_cur: value, rlim_max: value)
-        setrlimit(resource, &limit)
+        guard setrlimit(resource, &limit) == 0 else {
+            fail(125, "cannot set the \(name) limit to \(value): \(String(cString: strerror(errno))); the agent was not started")
+        }
     }
 
     private static func warn(_ message: TerminalText) {

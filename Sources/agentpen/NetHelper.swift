@@ -1,3 +1,4 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
@@ -5,45 +6,34 @@ import AgentpenProxy
 import CShim
 import Glibc
 
-/// `agentpen __netns …`: builds the user and network namespace the sandbox runs
+/// `agentpen __netns …` (NetArguments): builds the user and network namespace the sandbox runs
 /// in, locks it down once pasta has attached, and starts bubblewrap in it.
 /// Starts single-threaded (unshare of a user namespace requires it).
 ///
 /// Descriptors from the parent: 3 bubblewrap's status stream (passed on),
 /// 4 "namespace ready" to the parent, 5 "pasta started" from the parent,
-/// 6 event lines to the parent; 10 and up the plan's files (passed on).
+/// 6 event lines to the parent, 7 the sandbox's environment (NUL-separated
+/// NAME=VALUE, for bubblewrap only); 10 and up the plan's files (passed on).
+/// The helper itself runs in HostPrograms.environment and runs nft by the
+/// absolute path it is given.
 enum NetHelper {
-    static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6
+    static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
 
-    struct Arguments {
-        var proxyPort: UInt16 = 0
-        var hop: NetworkPlan.Hop = .splice
-        var hosts: [HostPattern] = []
-        var passFDs: [Int32] = []
-        var bwrap: [String] = []
-    }
-
-    static func parse(_ args: ArraySlice<String>) -> Arguments? {
-        var a = Arguments()
-        var rest = args
-        while let flag = rest.first, flag != "--" {
-            rest = rest.dropFirst()
-            guard let value = rest.first else { return nil }
-            rest = rest.dropFirst()
-            switch flag {
-            case "--proxy-port": guard let p = UInt16(value) else { return nil }; a.proxyPort = p
-            case "--hop": guard let h = NetworkPlan.Hop(rawValue: value) else { return nil }; a.hop = h
-            case "--host": guard let h = try? HostPattern(value) else { return nil }; a.hosts.append(h)
-            case "--fd": guard let fd = Int32(value) else { return nil }; a.passFDs.append(fd)
-            default: return nil
-            }
+    /// The sandbox's environment from its memfd.
+    static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        let text = Runner.readAll(fd)
+        close(fd)
+        return text.split(separator: "\u{0}").compactMap { (entry: Substring) -> (String, String)? in
+            guard let eq = entry.firstIndex(of: "=") else { return nil }
+            return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
         }
-        a.bwrap = Array(rest.dropFirst())
-        return a.bwrap.isEmpty ? nil : a
     }
 
-    static func main(_ raw: ArraySlice<String>) -> Never {
-        guard let args = parse(raw) else { fail("internal: bad network helper arguments") }
+    static func main(_ args: NetArguments) -> Never {
+        guard let sandboxEnv = readEnvironment(envFD) else { fail("internal: the sandbox's environment is missing") }
+        let nft = NftLoader(path: args.nft)
         let uid = getuid(), gid = getgid()
 
         // 1. Our own user and network namespace; uid 0 inside is the caller outside.
@@ -64,7 +54,7 @@ enum NetHelper {
 
         // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
         let events = EventLog(fd: eventsFD)
-        let gateway: String
+        let gateway: IPAddress
         do {
             let nl = try NetlinkRoute()
             let uplink = try nl.waitForConfiguredUplink(timeout: 5)
@@ -73,11 +63,12 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try NftLoader.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
-                                                proxyPort: viaGateway ? args.proxyPort : nil))
-            let loaded = try NftLoader.list()
-            guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
-                fail("the firewall did not load as written:\n\(indented: loaded)")
+            let allowGateway = viaGateway ? gateway.description : nil
+            let allowPort = viaGateway ? args.proxyPort : nil
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
@@ -94,8 +85,7 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
-            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
-            let f = Forwarder(target: target, port: args.proxyPort, events: events,
+            let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
                               config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
             do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
             catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
@@ -105,6 +95,7 @@ enum NetHelper {
         // 5. The sandbox itself.
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
+        spawn.env = sandboxEnv
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
         let pid: pid_t
@@ -115,13 +106,13 @@ enum NetHelper {
         let status = Spawn.wait(pid)
         dns.stop()
         forwarder?.stop()
-        reportFirewall(events)
+        reportFirewall(events, nft)
         exit(status)
     }
 
     /// What the firewall dropped, as one event per protocol.
-    static func reportFirewall(_ events: EventLog) {
-        guard let text = try? NftLoader.counters() else { return }
+    static func reportFirewall(_ events: EventLog, _ nft: NftLoader) {
+        guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
             events.record(Event(.connectionBlocked, subject: "firewall",

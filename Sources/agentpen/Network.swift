@@ -25,8 +25,8 @@ enum Network {
         var lines = ["allowed hosts (TLS on port 443 only): " + p.allowlist.patterns.map {
             $0.description + ($0.allowsPrivateUpstream ? " (private upstream allowed)" : "") }.joined(separator: ", ")]
         lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
-        let pasta = Host.which("pasta") ?? "pasta"
-        let features = NetworkPlan.PastaFeatures(helpText: pastaHelp(pasta))
+        let pasta = p.programs.path(.pasta) ?? "pasta"
+        let features = NetworkPlan.PastaFeatures(helpText: p.programs.path(.pasta).map(pastaHelp) ?? "")
         lines.append("pasta: " + NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: 0, uid: p.facts.uid,
                                                        gid: p.facts.gid, targetPID: 0, features: features)
             .joined(separator: " ") + "   (port and pid filled in at start)")
@@ -39,7 +39,7 @@ enum Network {
     }
 
     static func pastaHelp(_ pasta: String) -> String {
-        Spawn.run([pasta, "--help"]).output
+        Spawn.run([pasta, "--help"], env: HostPrograms.environment).output
     }
 
     static func run(_ p: Prepared, events: EventLog) throws(Failure) -> Int32 {
@@ -60,13 +60,9 @@ final class NetworkedRun {
 
     func run() throws(Failure) -> Int32 {
         let plan = prepared.plan
-        let bwrap = try Runner.bwrapPath()
-        guard let pasta = Host.which("pasta") else {
-            throw .internalError("pasta not found: install passt (Debian/Ubuntu: apt install passt); run agentpen --check")
-        }
-        guard Host.which("nft") != nil else {
-            throw .internalError("nft not found: install nftables (Debian/Ubuntu: apt install nftables); run agentpen --check")
-        }
+        let bwrap = try Runner.program(.bwrap, prepared)
+        let pasta = try Runner.program(.pasta, prepared)
+        let nft = try Runner.program(.nft, prepared)
         let hop = Network.hop
 
         // The proxy, before anything can connect to it.
@@ -92,24 +88,32 @@ final class NetworkedRun {
             return (fds[0], fds[1])
         }
         let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
+        // The sandbox's environment travels in a memfd, not on a command line (any
+        // local user can read argv), and the helper itself runs without it.
+        let envFile: Int32
+        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { "\($0.0)=\($0.1)\u{0}" }.joined().utf8)) }
+        catch { throw .internalError("cannot prepare the sandbox: \(error)") }
+        opened.append(envFile)
 
         // The namespace helper; it runs bubblewrap once the namespace is locked down.
-        var argv = [prepared.facts.selfBinary, "__netns", "--proxy-port", String(port), "--hop", hop.rawValue]
+        var argv = [prepared.facts.selfBinary, "__netns", "--proxy-port", String(port), "--hop", hop.rawValue,
+                    "--nft", nft]
         for h in prepared.allowlist.patterns { argv += ["--host", h.description] }
         for f in planFDs { argv += ["--fd", String(f.dst)] }
         argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
         var spawn = Spawn.Options()
+        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile]
         spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
-                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD)]
-        spawn.env = plan.env
+                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD)]
+        spawn.env = HostPrograms.environment
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
         let helper: pid_t
         do { helper = try Spawn.start(argv, spawn) } catch {
             throw .internalError("cannot start the namespace helper: \(error)")
         }
-        for fd in [status.w, ready.w, go.r, eventPipe.w] + planFDs.map(\.src) { close(fd) }
-        opened.removeAll { [status.w, ready.w, go.r, eventPipe.w].contains($0) || planFDs.map(\.src).contains($0) }
+        for fd in handed + planFDs.map(\.src) { close(fd) }
+        opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
         ap_forward_termination_to(helper)
         let relay = relayEvents(from: eventPipe.r)
 
@@ -128,6 +132,7 @@ final class NetworkedRun {
         opened.append(pastaLog)
         var pastaSpawn = Spawn.Options()
         pastaSpawn.fds = [(pastaLog, 1), (pastaLog, 2)]
+        pastaSpawn.env = HostPrograms.environment
         pastaSpawn.dieWithParent = true
         pastaSpawn.ignoreInteractiveSignals = true
         let pastaPID: pid_t

@@ -24,6 +24,10 @@ struct Prepared {
     var preset: Preset?
     var allowlist: Allowlist
     var plan: SandboxPlan
+    /// Host paths the sandbox can write (its read-write binds).
+    var writable: WritableSet
+    /// bwrap, pasta and nft by absolute path, resolved once here.
+    var programs: HostPrograms
 }
 
 enum Runner {
@@ -32,10 +36,13 @@ enum Runner {
         let uid = getuid(), gid = getgid()
         let user = Host.userName(uid: uid) ?? env["USER"] ?? "user"
         let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: uid) ?? "/"
-        return HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
-                         shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
-                         callerEnv: env, selfBinary: Host.selfExecutable,
-                         selfLibraryDirs: Host.loadedLibraryDirs())
+        var facts = HostFacts(uid: uid, gid: gid, user: user, home: Paths.normalize(home),
+                              shell: env["SHELL"], isNixOS: RealFileSystem().kind("/etc/NIXOS") != .missing,
+                              callerEnv: env, selfBinary: Host.selfExecutable,
+                              selfLibraryDirs: Host.loadedLibraryDirs())
+        facts.memoryTotal = Host.memoryTotal
+        facts.cgroup = Cgroup.facts(uid: uid)
+        return facts
     }
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.
@@ -63,13 +70,14 @@ enum Runner {
             plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,
                                         network: network(allowlist), fs: fs)
         } catch {
-            if error.isUsage { throw .usage(error.message) }
-            if error.message.hasSuffix("command not found") { throw Failure(status: 127, message: error.message) }
-            if error.message.hasSuffix("not executable") { throw Failure(status: 126, message: error.message) }
-            throw .internalError(error.message)
+            throw Failure(status: error.kind.exitStatus, message: error.message)
         }
+        let writable = WritableSet(plan.hostWritable + [project], fs: fs)
+        let programs: HostPrograms
+        do { programs = try HostPrograms.resolve(env: facts.callerEnv, home: facts.home, writable: writable, fs: fs) }
+        catch { throw .usage(error.message) }
         return Prepared(options: options, facts: facts, project: project, preset: preset,
-                        allowlist: allowlist, plan: plan)
+                        allowlist: allowlist, plan: plan, writable: writable, programs: programs)
     }
 
     /// Makes the host-side paths the plan binds. Returns mount points to remove afterwards.
@@ -95,6 +103,12 @@ enum Runner {
                 transient.append(p)
             }
         }
+        if case .apply(let dir, let writes, _) = plan.cgroup {
+            do { try Cgroup.create(dir, writes: writes) } catch {
+                throw .internalError("cannot set up the run's cgroup limits: \(error); --no-cgroup runs without them")
+            }
+            transient.append(dir)
+        }
         return transient
     }
 
@@ -107,6 +121,7 @@ enum Runner {
                 fds.append((try memoryFile("agentpen" + file.path, Array(file.content.utf8)), file.fd))
             }
             fds.append((try SeccompFilter.exportToMemoryFile(), plan.seccompFD))
+            if case .apply(let dir, _, _) = plan.cgroup { fds.append((try Cgroup.openProcs(dir), plan.cgroupFD)) }
         } catch {
             fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
@@ -128,9 +143,10 @@ enum Runner {
         return fds
     }
 
-    static func bwrapPath() throws(Failure) -> String {
-        guard let p = Host.which("bwrap") else {
-            throw .internalError("bubblewrap (bwrap) not found: install it (Debian/Ubuntu: apt install bubblewrap)")
+    /// A host program resolved at start, or why the run cannot go on without it.
+    static func program(_ program: HostPrograms.Program, _ prepared: Prepared) throws(Failure) -> String {
+        guard let p = prepared.programs.path(program) else {
+            throw .internalError(HostPrograms.missing(program) + "; run agentpen --check")
         }
         return p
     }
@@ -139,7 +155,7 @@ enum Runner {
     /// empty network namespace.
     static func runOffline(_ prepared: Prepared) throws(Failure) -> Int32 {
         let plan = prepared.plan
-        let bwrap = try bwrapPath()
+        let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
         defer { removeTransient(transient) }
         var fds = try planDescriptors(plan)
@@ -177,30 +193,64 @@ enum Runner {
         return status
     }
 
-    /// Files in a repository's `.git` that point git at a config the read-only
-    /// guards do not cover: `commondir` is honoured in any repository, not only
-    /// in worktrees, and `config.worktree` is read when worktree config is on.
-    static let gitRedirects = ["commondir", "config.worktree"]
-
-    /// Which of `gitRedirects` exist before the run.
-    static func gitRedirectsPresent(in project: String) -> Set<String> {
-        let fs = RealFileSystem()
-        guard fs.kind(project + "/.git") == .directory else { return [] }
-        return Set(gitRedirects.filter { fs.kind(project + "/.git/" + $0) != .missing })
+    /// What the persistence audit needs from before the run.
+    struct AuditSession {
+        var project: String
+        var state: PersistenceWalk.StartState
+        var runID: String
+        var registry: RunRegistry?
+        var outsideGitDirs: [String]
     }
 
-    /// Removes redirects the sandbox planted during the run, and says so.
-    static func removePlantedGitRedirects(in project: String, before: Set<String>, events: EventLog) {
-        let fs = RealFileSystem()
-        guard fs.kind(project + "/.git") == .directory else { return }
-        for name in gitRedirects where !before.contains(name) {
-            let path = project + "/.git/" + name
-            guard fs.kind(path) != .missing else { continue }
-            let removed = unlink(path) == 0
-            events.record(Event(.persistenceRemoved, subject: path,
-                                reason: removed ? "created inside the sandbox; it would redirect git's config, removed"
-                                                : "created inside the sandbox and could not be removed: \(String(cString: strerror(errno))); delete it before running git here"))
+    /// Before bubblewrap starts: the start time, the identity of the guarded git
+    /// dirs, and this run's entry in the registry of runs on the project.
+    static func beginAudit(_ p: Prepared) -> AuditSession {
+        let gitDirs = PersistenceAudit.splitGitDirs(p.plan.gitDirs, project: p.project)
+        let state = PersistenceWalk.begin(project: p.project, guardedGitDirs: gitDirs.guarded, home: p.facts.home,
+                                          xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
+        let runID = "\(getpid())-\(state.start.sec)"
+        let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
+        // Never a registry the sandbox could write (inside the project or a --bind),
+        // checked on the path as given and on its real path.
+        func exposed(_ path: String) -> Bool {
+            Paths.isWithin(path, p.project) || Paths.isWithin(p.project, path)
+                || PersistenceAudit.isExposed(path, bwrapArgs: p.plan.bwrapArgs)
         }
+        let registry = exposed(base) ? nil
+            : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)
+        return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
+                            outsideGitDirs: gitDirs.outside)
+    }
+
+    /// After the run, whatever it left: walks the project, disarms what git would
+    /// run, records every finding as an event and returns them for the exit report.
+    static func finishAudit(_ s: AuditSession, events: EventLog) -> [PersistenceAudit.Finding] {
+        func audit(skip: Set<PersistenceAudit.Fingerprint>, others: [PersistenceAudit.Timestamp]) -> PersistenceWalk.Result {
+            var input = PersistenceWalk.Input(project: s.project, state: s.state, runID: s.runID,
+                                              outsideGitDirs: s.outsideGitDirs)
+            input.skip = skip
+            input.others = others
+            return PersistenceWalk.run(input)
+        }
+        let result: PersistenceWalk.Result
+        if let registry = s.registry {
+            result = registry.withAuditLock {
+                let r = audit(skip: registry.handled(), others: registry.othersActive())
+                registry.record(r.handled)
+                registry.leave()
+                return r
+            }
+        } else {
+            result = audit(skip: [], others: [])
+        }
+        for f in result.findings {
+            let kind: Event.Kind = f.action == .remove ? .persistenceRemoved : f.action == .quarantine ? .persistenceMoved : .persistenceFound
+            var details = ["action": f.action.rawValue]
+            if let to = f.movedTo { details["moved-to"] = to }
+            if let e = f.error { details["error"] = e }
+            events.record(Event(kind, subject: f.path, reason: f.reason, details: details))
+        }
+        return result.findings
     }
 
     /// One byte from a readiness pipe; false on EOF (the writer died).
@@ -212,7 +262,9 @@ enum Runner {
     }
 
     static func removeTransient(_ paths: [String]) {
-        for p in paths { rmdir(p) }   // only succeeds while still empty
+        for p in paths {
+            if p.hasPrefix(Cgroup.mountPoint + "/") { Cgroup.remove(p) } else { rmdir(p) }   // only succeeds while still empty
+        }
     }
 
     static func readAll(_ fd: Int32) -> String {

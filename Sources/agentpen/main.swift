@@ -1,3 +1,4 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
@@ -12,20 +13,38 @@ func printError(_ message: TerminalText) {
     TerminalText.printError(message)
 }
 
-// A blocked signal mask survives exec: whoever started us may have left signals
-// blocked, which would make SIGTERM and SIGHUP silently pending forever.
-var emptySignalSet = sigset_t()
-sigemptyset(&emptySignalSet)
-sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
-
-/// The --log file, opened for appending; nil when not asked for.
-func openLog(_ path: String?) -> Int32? {
+/// The --log file, opened for appending before anything starts; nil when not
+/// asked for. Refused (exit 2) where it could be turned against the user: a
+/// symlink (O_NOFOLLOW), anything but a regular file (a FIFO must not block us),
+/// or a place the sandbox can write (it could plant that symlink, or rewrite the log).
+func openLog(_ path: String?, writable: WritableSet) -> Int32? {
     guard let path else { return nil }
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-    if fd < 0 {
-        printError("cannot open log \(path): \(String(cString: strerror(errno)))")
-        exit(125)
+    func refuse(_ why: String) -> Never {
+        printError("refusing --log \(path): \(why)")
+        exit(2)
     }
+    let absolute = Paths.join(Host.realPath(".") ?? "/", path)
+    let name = Paths.basename(absolute)
+    guard !name.isEmpty, let dir = Host.realPath(Paths.parent(absolute)) else { refuse("its directory does not exist") }
+    let target = Paths.join(dir, name)
+    if let w = writable.container(of: target) {
+        refuse("it lies in \(w), which the sandbox can write; put the log outside it")
+    }
+    let fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0o600)
+    if fd < 0 {
+        let e = errno
+        switch e {
+        case ELOOP: refuse("it is a symbolic link; name the file itself")
+        case EISDIR, ENXIO: refuse("not a regular file")
+        default: refuse(String(cString: strerror(e)))
+        }
+    }
+    var st = stat()
+    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        close(fd)
+        refuse("not a regular file")
+    }
+    _ = fcntl(fd, F_SETFL, O_APPEND)   // blocking again
     return fd
 }
 
@@ -50,38 +69,74 @@ final class LiveBlockPrinter: @unchecked Sendable {
     }
 }
 
-let arguments = CommandLine.arguments
-// Internal entry points, run by agentpen itself; hidden from --help.
-if arguments.count > 1 && arguments[1] == "__exec" {
-    ExecHelper.main(arguments.dropFirst(2))   // the agent's signals stay at their defaults
+// MARK: - Modes
+//
+// What this process is for is decided from argv alone (Invocation.parse, pure,
+// in AgentpenCommandLine). Each mode's process-wide setup is stated below, in
+// its own case, with why; nothing depends on the order of statements above it.
+
+// Every mode: an empty signal mask. A blocked mask survives exec, and whoever
+// started us may have left signals blocked, which would make SIGTERM and SIGHUP
+// silently pending forever (in us, and in the agent the exec helper starts).
+var emptySignalSet = sigset_t()
+sigemptyset(&emptySignalSet)
+sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+
+let invocation: Invocation
+do {
+    invocation = try Invocation.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    // 2 for the user's command line (with --help after it), 125 for a helper's.
+    printError("\(error.message)")
+    if let usage = error.usage { FileHandle.standardError.write(Data((usage + "\n").utf8)) }
+    exit(error.exitStatus)
 }
 
-// A helper that dies of SIGPIPE (nft exiting before reading its input) could not
-// say what failed; children get default signals back from the spawn primitive.
-signal(SIGPIPE, SIG_IGN)
-if arguments.count > 1 && arguments[1] == "__probe" {
-    Probe.main(arguments.dropFirst(2))
-}
-if arguments.count > 1 && arguments[1] == "__netns" {
-    NetHelper.main(arguments.dropFirst(2))
-}
+/// A helper that dies of SIGPIPE (nft exiting before reading its input) could
+/// not say what failed; children get default signals back from the spawn primitive.
+func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
 
-// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
-// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
-// agent's own limit is set separately by the exec helper.
-var fileLimit = rlimit()
-if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
-    fileLimit.rlim_cur = fileLimit.rlim_max
-    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+/// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
+/// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
+/// agent's own limit is set separately by the exec helper.
+func raiseDescriptorLimit() {
+    var fileLimit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
+        fileLimit.rlim_cur = fileLimit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+    }
 }
 
 let options: Options
-do {
-    options = try Options.parse(Array(arguments.dropFirst()))
-} catch {
-    printError("\(error.description)")
-    FileHandle.standardError.write(Data((Options.usage + "\n").utf8))
+switch invocation {
+case .exec(let arguments):
+    // Inside the sandbox, the last step before the agent, which it execs: no
+    // SIGPIPE change (an ignored signal survives exec into the agent) and no
+    // rlimit raise (it sets the agent's limits itself).
+    ExecHelper.main(arguments)
+case .netns(let arguments):
+    // Must stay single-threaded until it has unshared its user namespace:
+    // nothing here may start Dispatch or a thread.
+    ignoreSIGPIPE()
+    NetHelper.main(arguments)
+case .probe(let words):
+    ignoreSIGPIPE()
+    Probe.main(words)
+case .completions(let shell):
+    print(shell.completionScript)
+    exit(0)
+case .subcommandHelp(let text):
+    print(text)
+    exit(0)
+case .notAvailable(let name):
+    printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
+case .agentpen(let parsed):
+    // A run, --check, --dry-run, --help, --version: the proxy may hold many
+    // tunnels, and nft or pasta exiting early must not kill us with SIGPIPE.
+    ignoreSIGPIPE()
+    raiseDescriptorLimit()
+    options = parsed
 }
 
 switch options.mode {
@@ -94,6 +149,13 @@ case .version:
 case .check:
     exit(Check.run())
 case .dryRun, .run:
+    // The persistence audit's findings, told at exit whatever else happened
+    // (printed as soon as the audit ends, before the summary or an error).
+    func printFindings(_ list: [PersistenceAudit.Finding]) {
+        let limit = 100
+        for f in list.prefix(limit) { printError("\(f.message)") }
+        if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
+    }
     do {
         let prepared = try Runner.prepare(options, network: Network.mode(for:))
         if options.mode == .dryRun {
@@ -105,10 +167,10 @@ case .dryRun, .run:
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(options.logPath), onBlock: { printed.show($0) })
-        let redirects = Runner.gitRedirectsPresent(in: prepared.project)
+        let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { Runner.removePlantedGitRedirects(in: prepared.project, before: redirects, events: events) }
+            defer { printFindings(Runner.finishAudit(audit, events: events)) }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

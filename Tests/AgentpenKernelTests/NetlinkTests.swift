@@ -32,12 +32,22 @@ struct NetlinkTests {
     @Test(.enabled(if: !isInner))
     func lockDownWithRealPasta() throws {
         signal(SIGPIPE, SIG_IGN)
-        _ = try #require(Host.which("pasta"), "pasta (Debian: apt install passt) is needed for this test")
+        _ = try #require(systemProgram("pasta"), "pasta (Debian: apt install passt) is needed for this test")
         let (status, output) = try runSelf(stage: "pasta-host", filter: "NetlinkPastaHost")
         #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
         #expect(output.contains("lockDownUnderPasta") && output.contains("passed"),
                 "inner test did not run:\n\(output)")
     }
+}
+
+/// A program from the system directories (never PATH), as agentpen finds its own.
+func systemProgram(_ name: String) -> String? {
+    HostPrograms.systemDirectories.map { $0 + "/" + name }.first { access($0, X_OK) == 0 }
+}
+
+/// nft as the namespace helper runs it: by the absolute path resolved at start.
+func nftLoader() throws -> NftLoader {
+    NftLoader(path: try #require(systemProgram("nft"), "nft (Debian: apt install nftables) is needed for this test"))
 }
 
 /// This test bundle, as an argv prefix.
@@ -51,7 +61,7 @@ func selfBundle() throws -> String {
 /// Runs the suites matching `filter` of this bundle in a fresh user+net namespace.
 func runSelf(stage: String, filter: String, via prefix: [String]? = nil,
              extraEnv: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let unshare = try #require(Host.which("unshare"), "util-linux unshare is needed for this test")
+    let unshare = try #require(systemProgram("unshare"), "util-linux unshare is needed for this test")
     var env = Host.environment.merging(extraEnv) { $1 }
     env[innerFlag] = stage
     env["NO_COLOR"] = "1"
@@ -96,9 +106,9 @@ struct NetlinkPastaHost {
         let (dbFD, dbPort) = try listener()            // a local service the sandbox must not reach
         defer { close(proxyFD); close(dbFD) }
 
-        let unshare = try #require(Host.which("unshare"))
-        let nsenter = try #require(Host.which("nsenter"))
-        let pasta = try #require(Host.which("pasta"))
+        let unshare = try #require(systemProgram("unshare"))
+        let nsenter = try #require(systemProgram("nsenter"))
+        let pasta = try #require(systemProgram("pasta"))
         let sandbox = try Spawn.start([unshare, "-rn", "/bin/sleep", "120"])
         defer { kill(sandbox, SIGKILL); _ = Spawn.wait(sandbox) }
         // The namespace must exist before pasta attaches; pasta starts 300 ms late so
@@ -130,22 +140,22 @@ struct NetlinkPastaNamespace {
         let probe = NetlinkInsideNamespace()
         let nl = try NetlinkRoute()
         let uplink = try nl.waitForConfiguredUplink(timeout: 5)
-        #expect(uplink.gateway == "198.18.9.1")
-        #expect(uplink.address == "198.18.9.2")
+        #expect(uplink.gateway == IPAddress("198.18.9.1"))
+        #expect(uplink.address == IPAddress("198.18.9.2"))
         // pasta's gateway mapping: before lock-down every host loopback port is reachable.
-        #expect(probe.tcpConnect(uplink.gateway, otherPort, wait: 2) == 0)
+        #expect(probe.tcpConnect(uplink.gateway.description, otherPort, wait: 2) == 0)
 
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
-        let locked = [RouteInfo(family: AF_INET, destination: "198.18.9.1/32", gateway: nil,
-                                interfaceIndex: uplink.interfaceIndex, scope: 253, table: 254)]
+        let locked = [RouteInfo(family: .ipv4, destination: prefix("198.18.9.1", 32), gateway: nil,
+                                interfaceIndex: uplink.interfaceIndex, scope: .link, table: 254)]
         #expect(try nl.routes() == locked)
-        try NftLoader.load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
+        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: proxyPort))
 
-        #expect(probe.tcpConnect(uplink.gateway, proxyPort, wait: 2) == 0)   // the proxy
-        #expect(probe.tcpConnect(uplink.gateway, otherPort) == ETIMEDOUT)     // a host service: dropped
-        #expect(probe.udpSend(uplink.gateway, 53) == EPERM)                   // DNS to the host: dropped
+        #expect(probe.tcpConnect(uplink.gateway.description, proxyPort, wait: 2) == 0)   // the proxy
+        #expect(probe.tcpConnect(uplink.gateway.description, otherPort) == ETIMEDOUT)     // a host service: dropped
+        #expect(probe.udpSend(uplink.gateway.description, 53) == EPERM)                   // DNS to the host: dropped
         #expect(probe.tcpConnect("198.18.9.77", 443) == ENETUNREACH)          // elsewhere: no route
-        let counters = Firewall.parseCounters(try NftLoader.counters())
+        let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(counters["blocked_tcp"]?.packets == 1)
         #expect(counters["blocked_udp"]?.packets == 1)
 
@@ -235,8 +245,8 @@ struct NetlinkInsideNamespace {
         // The far side of the uplink: ap1 in a second namespace holding the gateway
         // address, so packets that leave really arrive somewhere (its kernel answers a
         // SYN to a closed port with a reset).
-        let nsenter = try #require(Host.which("nsenter"))
-        let unshare = try #require(Host.which("unshare"))
+        let nsenter = try #require(systemProgram("nsenter"))
+        let unshare = try #require(systemProgram("unshare"))
         let peer = try Spawn.start([unshare, "-n", "/bin/sleep", "120"])
         defer { kill(peer, SIGKILL); _ = Spawn.wait(peer) }
         try mustRun("ip link add ap0 type veth peer name ap1 && ip link set ap1 netns \(peer)")
@@ -264,21 +274,21 @@ struct NetlinkInsideNamespace {
         #expect(Spawn.wait(pasta) == 0)
         let ap0 = try #require(try nl.links().first { $0.name == "ap0" })
         #expect(uplink.interfaceIndex == ap0.index)
-        #expect(uplink.gateway == "198.18.5.1")
-        #expect(uplink.address == "198.18.5.2")
+        #expect(uplink.gateway == IPAddress("198.18.5.1"))
+        #expect(uplink.address == IPAddress("198.18.5.2"))
         #expect(waited < 2, "waited \(waited) s")
-        #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == ["198.18.5.2"])
+        #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == [IPAddress("198.18.5.2")!])
 
         let before = try nl.routes()
-        #expect(before.contains(RouteInfo(family: AF_INET, destination: nil, gateway: "198.18.5.1",
-                                          interfaceIndex: ap0.index, scope: 0, table: 254)))
-        #expect(before.contains { $0.family == AF_INET && $0.destination == "198.18.5.0/24" })
-        #expect(before.contains { $0.family == AF_INET6 && $0.destination == "fe80::/64" })
-        #expect(before.contains { $0.family == AF_INET6 && $0.destination == nil && $0.gateway == "fd0c::1" })
+        #expect(before.contains(RouteInfo(family: .ipv4, destination: nil, gateway: IPAddress("198.18.5.1"),
+                                          interfaceIndex: ap0.index, scope: .universe, table: 254)))
+        #expect(before.contains { $0.family == .ipv4 && $0.destination == prefix("198.18.5.0", 24) })
+        #expect(before.contains { $0.family == .ipv6 && $0.destination == prefix("fe80::", 64) })
+        #expect(before.contains { $0.family == .ipv6 && $0.destination == nil && $0.gateway == IPAddress("fd0c::1") })
         #expect(before.allSatisfy { $0.table == 254 })
 
         // deleteRoute on its own: the extra route goes, the rest stays.
-        let extra = try #require(before.first { $0.destination == "10.9.0.0/16" })
+        let extra = try #require(before.first { $0.destination == prefix("10.9.0.0", 16) })
         try nl.deleteRoute(extra)
         #expect(try !nl.routes().contains(extra))
         #expect(throws: SystemError.self) { try nl.deleteRoute(extra) }
@@ -286,8 +296,8 @@ struct NetlinkInsideNamespace {
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
 
         let after = try nl.routes()
-        #expect(after == [RouteInfo(family: AF_INET, destination: "198.18.5.1/32", gateway: nil,
-                                    interfaceIndex: ap0.index, scope: 253, table: 254)], "\(after)")
+        #expect(after == [RouteInfo(family: .ipv4, destination: prefix("198.18.5.1", 32), gateway: nil,
+                                    interfaceIndex: ap0.index, scope: .link, table: 254)], "\(after)")
         #expect(try nl.links().first { $0.isLoopback }?.isUp == true)
         // The same, as iproute2 sees it.
         let v4 = try mustRun("ip -4 route show table main")
@@ -299,7 +309,7 @@ struct NetlinkInsideNamespace {
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
         #expect(try nl.routes() == after)
         #expect(throws: SystemError.self) {
-            try nl.lockDownRoutes(keepGateway: "fd0c::1", interfaceIndex: uplink.interfaceIndex)
+            try nl.lockDownRoutes(keepGateway: IPAddress("fd0c::1")!, interfaceIndex: uplink.interfaceIndex)
         }
 
         // Routing alone: nothing but the gateway is reachable, on any port so far.
@@ -308,13 +318,16 @@ struct NetlinkInsideNamespace {
         #expect(tcpConnect("198.18.5.1", 5432, wait: 2) == ECONNREFUSED)
 
         // The firewall: loaded twice (idempotent), then read back.
-        let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
-        try NftLoader.load(script)
-        try NftLoader.load(script)
-        let listed = try NftLoader.list()
+        let script = Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: 40000)
+        try nftLoader().load(script)
+        try nftLoader().load(script)
+        let listed = try nftLoader().list()
         #expect(listed.components("table inet agentpen") == 1, "\(listed)")
         #expect(listed.components("policy drop;") == 3, "\(listed)")
         #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
+        let listedJSON = try nftLoader().listJSON()
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: "198.18.5.1", proxyPort: 40000) == .asBuilt, "\(listedJSON)")
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: nil, proxyPort: nil) != .asBuilt)
 
         #expect(tcpConnect("198.18.5.1", 40000, wait: 2) == ECONNREFUSED)  // the proxy port reaches the gateway
         #expect(tcpConnect("198.18.5.1", 5432) == ETIMEDOUT)               // any other port is dropped
@@ -324,7 +337,7 @@ struct NetlinkInsideNamespace {
         // Loopback still works (refused at once by the local stack, not dropped).
         #expect(tcpConnect("127.0.0.1", 9) == ECONNREFUSED)
 
-        let counters = Firewall.parseCounters(try NftLoader.counters())
+        let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(Set(counters.keys) == Set(Firewall.counterNames), "\(counters)")
         #expect(counters["blocked_tcp"]?.packets == 2)
         #expect(counters["blocked_udp"]?.packets == 1)
@@ -357,4 +370,9 @@ private extension String {
         }
         return count
     }
+}
+
+/// A route destination from text, for the expectations above.
+private func prefix(_ address: String, _ length: UInt8) -> IPPrefix? {
+    IPAddress(address).flatMap { IPPrefix($0, length: length) }
 }

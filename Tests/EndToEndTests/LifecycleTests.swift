@@ -101,8 +101,10 @@ import Testing
 
     static let agent = #"""
     import os, signal, sys, time, select
-    signal.signal(signal.SIGWINCH, lambda *a: print("SIZE %dx%d" % tuple(os.get_terminal_size(0)), flush=True))
-    signal.signal(signal.SIGINT, lambda *a: print("GOT-SIGINT", flush=True))
+    # os.write, not print: a handler that prints while the main code is inside
+    # print raises "reentrant call" and the agent dies (a race under load).
+    signal.signal(signal.SIGWINCH, lambda *a: os.write(1, b"SIZE %dx%d\n" % tuple(os.get_terminal_size(0))))
+    signal.signal(signal.SIGINT, lambda *a: os.write(1, b"GOT-SIGINT\n"))
     print("ISATTY", os.isatty(0), os.isatty(1), flush=True)
     print("READY", flush=True)
     end = time.time() + 15

@@ -406,12 +406,12 @@ extension NetworkTests {
 
 extension NetworkTests {
     @Suite struct Faults {
-        /// A fake program first on PATH, in a directory the sandbox can see too
-        /// (the project), since the namespace helper searches the sandbox's PATH.
-        static func fakeBin(_ f: NetFixture, _ name: String, _ script: String) throws -> String {
-            let dir = f.project + "/.fakebin"
-            try f.f.write(dir + "/" + name, "#!/bin/sh\n" + script + "\n", mode: 0o755)
-            return dir + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        /// A fake host program, named by its AGENTPEN_* variable (agentpen never
+        /// looks host programs up on PATH), outside the home and the project.
+        static func fakeBin(_ f: NetFixture, _ name: String, _ script: String) throws -> [String: String] {
+            let path = f.root + "/fakebin/" + name
+            try f.f.write(path, "#!/bin/sh\n" + script + "\n", mode: 0o755)
+            return ["AGENTPEN_" + name.uppercased(): path]
         }
 
         /// Runs agentpen in the background to its end and checks the aftermath:
@@ -446,8 +446,8 @@ extension NetworkTests {
 
         @Test func pastaFailsToStart() throws {
             let f = try NetFixture()
-            let path = try Self.fakeBin(f, "pasta", "echo 'fake pasta: cannot open /dev/net/tun' >&2; exit 1")
-            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], path: path)
+            let env = try Self.fakeBin(f, "pasta", "echo 'fake pasta: cannot open /dev/net/tun' >&2; exit 1")
+            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env)
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
             #expect(r.stderr.contains("pasta"), "the message does not name pasta: \(r.stderr)")
             #expect(!r.stdout.contains("RAN"), "the command ran without its network")
@@ -455,9 +455,9 @@ extension NetworkTests {
 
         @Test func pastaStartsButNeverAttaches() throws {
             let f = try NetFixture()
-            let path = try Self.fakeBin(f, "pasta", "case \"$1\" in --help) /usr/bin/pasta --help; exit 0;; esac; exec sleep 60")
+            let env = try Self.fakeBin(f, "pasta", "case \"$1\" in --help) /usr/bin/pasta --help; exit 0;; esac; exec sleep 60")
             let t0 = Date()
-            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], path: path, within: 30)
+            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env, within: 30)
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
             #expect(!r.stdout.contains("RAN"), "the command ran without its network")
             #expect(Date().timeIntervalSince(t0) < 20, "took \(Date().timeIntervalSince(t0)) s")
@@ -468,8 +468,8 @@ extension NetworkTests {
         @Test func nftFails() throws {
             let f = try NetFixture()
             // Reads its input first, as the real nft does (see nftExitingBeforeReadingItsInput).
-            let path = try Self.fakeBin(f, "nft", "cat >/dev/null; echo 'fake nft: Error: Could not process rule' >&2; exit 1")
-            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], path: path)
+            let env = try Self.fakeBin(f, "nft", "cat >/dev/null; echo 'fake nft: Error: Could not process rule' >&2; exit 1")
+            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env)
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
             #expect(r.stderr.contains("nft") || r.stderr.contains("firewall"), "the message does not name nft: \(r.stderr)")
             #expect(!r.stdout.contains("RAN"), "the command ran without its firewall")
@@ -479,9 +479,9 @@ extension NetworkTests {
         /// binary) must not kill the helper with SIGPIPE: the message names nft.
         @Test func nftExitingBeforeReadingItsInput() throws {
             let f = try NetFixture()
-            let path = try Self.fakeBin(f, "nft", "echo 'fake nft: broken' >&2; exit 1")
+            let env = try Self.fakeBin(f, "nft", "echo 'fake nft: broken' >&2; exit 1")
             for _ in 0..<3 {
-                let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], path: path)
+                let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env)
                 #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
                 #expect(!r.stdout.contains("RAN"), "the command ran without its firewall")
                 #expect(r.stderr.contains("nft"), "the message does not name nft: \(r.stderr)")
@@ -492,8 +492,8 @@ extension NetworkTests {
         /// misleading message about bubblewrap, which never ran.
         @Test func aHelperFailureIsReportedOnce() throws {
             let f = try NetFixture()
-            let path = try Self.fakeBin(f, "nft", "cat >/dev/null; echo 'fake nft: Error' >&2; exit 1")
-            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], path: path)
+            let env = try Self.fakeBin(f, "nft", "cat >/dev/null; echo 'fake nft: Error' >&2; exit 1")
+            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env)
             #expect(r.status == 125)
             #expect(!r.stderr.contains("bubblewrap exit status"), "\(r.stderr)")
         }
@@ -654,18 +654,20 @@ extension NetworkTests {
 
 extension NetworkTests {
     @Suite struct Controls {
-        /// With the firewall opened (a wrapper nft that loads agentpen's ruleset and then
-        /// inserts "accept" first in the output and input chains), a plain TCP connection
+        /// With the firewall opened (a wrapper nft that inserts "accept" first in the
+        /// output and input chains right after printing the listing agentpen reads back,
+        /// so the read-back still sees the ruleset as built), a plain TCP connection
         /// to the gateway leaks into the world: the probe connects, the arrival log shows
         /// it, UDP is no longer refused with EPERM. Proves that the refusal tests above
-        /// would fail if the firewall layer were missing.
+        /// would fail if the firewall layer were missing. (Opened before the read-back,
+        /// the run is refused: LoadedFirewallTests.)
         @Test func anOpenedFirewallIsSeen() throws {
             let f = try NetFixture()
-            let dir = f.project + "/.fakebin"
-            try f.f.write(dir + "/nft", """
+            let nft = f.root + "/fakebin/nft"   // by AGENTPEN_NFT: nft is never looked up on PATH
+            try f.f.write(nft, """
                 #!/bin/sh
-                if [ "$1" = "-f" ]; then
-                    /usr/sbin/nft -f - || exit $?
+                if [ "$1" = "-j" ]; then
+                    /usr/sbin/nft "$@" || exit $?
                     /usr/sbin/nft insert rule inet agentpen output accept
                     /usr/sbin/nft insert rule inet agentpen input accept
                     exit 0
@@ -675,7 +677,7 @@ extension NetworkTests {
                 """, mode: 0o755)
             let mark = try Arrivals.mark()
             let r = try f.f.agentpen(World.baseAllow + ["--", "/usr/bin/python3", "probe.py", "tcp 198.18.0.1 8080", "udp 198.18.0.1 9999"],
-                                     path: dir + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                                     env: ["AGENTPEN_NFT": nft])
             let p = Probe.parse(r.stdout)
             #expect(p["tcp 198.18.0.1 8080"]?.outcome == "connected", "\(p) \(r.stderr)")
             #expect(p["udp 198.18.0.1 9999"]?.outcome == "sent", "\(p)")

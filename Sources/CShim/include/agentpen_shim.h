@@ -42,6 +42,15 @@ int ap_received_signal(void);
 extern const int AP_CLONE_NEWUSER, AP_CLONE_NEWNET;
 extern const int AP_MFD_CLOEXEC, AP_O_CLOEXEC, AP_O_NONBLOCK, AP_O_PATH;
 
+// ---- the persistence audit's walk ----------------------------------------
+/// getdents64(2): fills `buf` with struct linux_dirent64 records; bytes or -errno.
+long ap_getdents64(int fd, void *buf, size_t len);
+/// renameat2(2) with RENAME_NOREPLACE: never replaces an existing name.
+int ap_rename_noreplace(int olddirfd, const char *oldname, int newdirfd, const char *newname);
+/// CLOCK_REALTIME_COARSE, the clock file timestamps are taken from.
+int ap_realtime_coarse(int64_t *sec, int64_t *nsec);
+extern const int AP_O_NOFOLLOW, AP_O_DIRECTORY;
+
 // ---- splicing ----------------------------------------------------------------
 ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 extern const unsigned int AP_SPLICE_F_MOVE, AP_SPLICE_F_NONBLOCK;

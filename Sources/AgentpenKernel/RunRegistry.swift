@@ -1,0 +1,148 @@
+import AgentpenPolicy
+import CShim
+import Glibc
+
+/// Active agentpen runs per project, outside every sandbox (owner-only, under
+/// $XDG_RUNTIME_DIR/agentpen or $XDG_STATE_HOME/agentpen), so that overlapping
+/// runs on one project do not report each other's findings:
+///   runs/DEV-INO/active-RUNID   one per live run: its start time, flock'ed by it
+///   runs/DEV-INO/handled        fingerprints of findings a run already reported
+///   runs/DEV-INO/               flock'ed while a run audits, so audits never interleave
+public final class RunRegistry {
+    public typealias Timestamp = PersistenceAudit.Timestamp
+    let dirFD: Int32
+    let ownName: String
+    let ownFD: Int32
+    let runID: String
+
+    /// Creates the project's directory and this run's entry. Nil if it cannot
+    /// (the audit then runs without knowledge of other runs).
+    /// `refuse` is asked about the directory's real path (symlinks resolved)
+    /// before anything is written there: the caller refuses places the sandbox
+    /// can write (an XDG variable set by a project's .envrc may point there).
+    public init?(base: String, project: String, runID: String, start: Timestamp, refuse: (String) -> Bool) {
+        var st = stat()
+        guard stat(project, &st) == 0 else { return nil }
+        let dir = base + "/runs/" + String(UInt64(st.st_dev), radix: 16) + "-" + String(UInt64(st.st_ino), radix: 16)
+        // The deepest part that exists, resolved, must already be a safe place:
+        // nothing is created under a symlink that leads into the sandbox's reach.
+        var existing = dir
+        while Host.realPath(existing) == nil && existing != "/" { existing = Paths.parent(existing) }
+        guard let realExisting = Host.realPath(existing),
+              !refuse(Paths.join(realExisting, String(dir.dropFirst(existing.count)).trimmingPrefixSlash)) else { return nil }
+        var built = ""
+        for part in dir.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o700) != 0 && errno != EEXIST { return nil }
+        }
+        guard let real = Host.realPath(dir), !refuse(real) else { return nil }
+        let fd = open(real, O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var dst = stat()
+        guard fstat(fd, &dst) == 0, dst.st_uid == getuid(), (dst.st_mode & 0o077) == 0 else { close(fd); return nil }
+        // Made under a temporary name and locked before it gets its real name, so
+        // no other run can take it for the leftover of a dead one.
+        let tmp = "tmp-" + runID
+        let own = openat(fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
+        guard own >= 0 else { close(fd); return nil }
+        let line = "\(start.sec) \(start.nsec)\n"
+        guard flock(own, LOCK_EX) == 0,
+              line.withCString({ write(own, $0, strlen($0)) }) == line.utf8.count,
+              renameat(fd, tmp, fd, "active-" + runID) == 0 else {
+            unlinkat(fd, tmp, 0); close(own); close(fd); return nil
+        }
+        dirFD = fd; ownFD = own; ownName = "active-" + runID; self.runID = runID
+    }
+
+    /// The registry base for this user: $XDG_RUNTIME_DIR/agentpen when it is a
+    /// private directory of ours, else $XDG_STATE_HOME/agentpen, else
+    /// ~/.local/state/agentpen.
+    public static func base(env: [String: String], home: String) -> String {
+        if let r = env["XDG_RUNTIME_DIR"], r.hasPrefix("/") {
+            var st = stat()
+            if lstat(r, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid(), (st.st_mode & 0o077) == 0 {
+                return Paths.normalize(r) + "/agentpen"
+            }
+        }
+        if let s = env["XDG_STATE_HOME"], s.hasPrefix("/") { return Paths.normalize(s) + "/agentpen" }
+        return Paths.normalize(home) + "/.local/state/agentpen"
+    }
+
+    /// Holds the project's audit lock (a flock on the project's registry
+    /// directory itself, so no lock file is left behind) while `body` runs.
+    /// Its own descriptor, so that `leave()` closing `dirFD` does not drop it.
+    public func withAuditLock<T>(_ body: () -> T) -> T {
+        let fd = openat(dirFD, ".", O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
+        defer { if fd >= 0 { close(fd) } }
+        return body()
+    }
+
+    /// Start times of the other runs still alive; entries of dead runs are removed.
+    public func othersActive() -> [Timestamp] {
+        var out: [Timestamp] = []
+        for name in names() where name.hasPrefix("active-") && name != ownName {
+            let fd = openat(dirFD, name, O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+                unlinkat(dirFD, name, 0)      // its run ended without leaving
+                continue
+            }
+            var buf = [UInt8](repeating: 0, count: 64)
+            let n = read(fd, &buf, 64)
+            let f = String(decoding: buf[..<max(0, n)], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+            if f.count >= 2, let s = Int64(f[0]), let ns = Int64(f[1]) { out.append(Timestamp(sec: s, nsec: ns)) }
+        }
+        return out
+    }
+
+    public func handled() -> Set<PersistenceAudit.Fingerprint> {
+        let fd = openat(dirFD, "handled", O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while data.count < 16 << 20 {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            data += buf[..<n]
+        }
+        return Set(String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { PersistenceAudit.Fingerprint(line: $0) })
+    }
+
+    public func record(_ fingerprints: [PersistenceAudit.Fingerprint]) {
+        guard !fingerprints.isEmpty else { return }
+        let fd = openat(dirFD, "handled", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let text = fingerprints.map { $0.line + "\n" }.joined()
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+    }
+
+    /// Removes this run's entry; the last run to leave clears the handled list
+    /// (a later run starts after every fingerprint in it, so never needs it).
+    public func leave() {
+        unlinkat(dirFD, ownName, 0)
+        close(ownFD)
+        if othersActive().isEmpty { unlinkat(dirFD, "handled", 0) }
+        close(dirFD)
+    }
+
+    func names() -> [String] {
+        let fd = dup(dirFD)
+        guard fd >= 0, let d = fdopendir(fd) else { return [] }
+        defer { closedir(d) }
+        rewinddir(d)
+        var out: [String] = []
+        while let e = readdir(d) {
+            let n = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if n != "." && n != ".." { out.append(n) }
+        }
+        return out
+    }
+}
+
+private extension String {
+    var trimmingPrefixSlash: String { String(drop(while: { $0 == "/" })) }
+}

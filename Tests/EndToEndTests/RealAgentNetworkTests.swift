@@ -58,7 +58,10 @@ extension RealAgentNetworkTests {
         @Test func scriptedPrintSessionAsTheUserHasIt() throws {
             let f = try NetFixture()
             let path = try RealAgents.installClaude(home: f.f.home)
-            let env = ["ANTHROPIC_API_KEY": "sk-ant-apw-test", "NODE_EXTRA_CA_CERTS": f.project + "/ca.pem"]
+            // The world's CA as a corporate CA bundle in the home: passed through by default.
+            let ca = f.f.home + "/corp-ca/world.pem"
+            try f.f.write(ca, try String(contentsOfFile: World.ca, encoding: .utf8))
+            let env = ["ANTHROPIC_API_KEY": "sk-ant-apw-test", "NODE_EXTRA_CA_CERTS": ca]
             let hosts = try RealAgents.allowedHosts(f.f, ["claude"], env: env, path: path)
             #expect(hosts.contains("api.anthropic.com"), "\(hosts)")
             let allow = (hosts + ["allowed.test"]).flatMap { ["--allow-private", $0] }
@@ -66,7 +69,7 @@ extension RealAgentNetworkTests {
             let log = f.root + "/events.jsonl"
             let models = try ModelLog.mark()
             let mark = try Arrivals.mark()
-            let r = try f.f.agentpen(allow + ["--log", log, "--env", "NODE_EXTRA_CA_CERTS", "--",
+            let r = try f.f.agentpen(allow + ["--log", log, "--",
                                               "claude", "-p", script.prompt, "--dangerously-skip-permissions"],
                                      env: env, path: path, timeout: 240)
             #expect(r.status == 0, "claude: \(r.status) \(r.stdout) \(r.stderr)")
@@ -108,7 +111,7 @@ extension RealAgentNetworkTests {
             let log = f.root + "/events.jsonl"
             let models = try ModelLog.mark()
             let mark = try Arrivals.mark()
-            let r = try f.f.agentpen(allow + ["--log", log, "--env", "SSL_CERT_FILE", "--", command, "exec", script.prompt],
+            let r = try f.f.agentpen(allow + ["--log", log, "--", command, "exec", script.prompt],
                                      env: env, path: path, timeout: 240)
             #expect(r.status == 0, "codex: \(r.status) \(r.stdout) \(r.stderr)")
             #expect(r.stdout.contains("Codex ran all five steps."), "final answer: \(r.stdout)")
@@ -150,7 +153,7 @@ extension RealAgentNetworkTests {
             let log = f.root + "/events.jsonl"
             let models = try ModelLog.mark()
             let mark = try Arrivals.mark()
-            let r = try f.f.agentpen(allow + ["--log", log, "--env", "SSL_CERT_FILE", "--env", "REQUESTS_CA_BUNDLE", "--",
+            let r = try f.f.agentpen(allow + ["--log", log, "--",
                                               "aider", "--load", ".apw-steps", "--message", script.prompt, "--yes-always"],
                                      env: env, path: path, timeout: 300)
             #expect(r.status == 0, "aider: \(r.status) \(r.stdout) \(r.stderr)")
@@ -158,7 +161,7 @@ extension RealAgentNetworkTests {
             let reqs = script.requests(models)
             #expect(reqs.allSatisfy { $0.sni == "api.openai.com" && $0.path == "/v1/chat/completions" }, "\(reqs)")
             SessionSteps.check(script.results(models), f)
-            SessionSteps.checkEvents(log, r, presetDenied: ["pypi.org", "raw.githubusercontent.com"])
+            SessionSteps.checkEvents(log, r, presetDenied: ["pypi.org", "raw.githubusercontent.com", "us.i.posthog.com", "api.mixpanel.com"])
             let arrived = try mark.since()
             #expect(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream).isEmpty,
                     "\(Arrivals.unexpected(arrived, allowing: SessionSteps.upstream))")

@@ -13,7 +13,7 @@ swift build --build-tests >/dev/null   # fail here if the build failed
 source tests/suite.sh
 stage_setup
 # The real agents (pinned; fetched once into a cache outside the clone).
-bash tests/agents/install.sh "$user"
+bash tests/agents/install.sh "$user" || echo "run.sh: the real agents did not install (RealAgentNetworkTests fail)" >&2
 cleanup() {
     [ -n "${world_up:-}" ] && bash tests/world/world.sh down >/dev/null 2>&1 || true
     stage_cleanup

@@ -28,7 +28,8 @@ test:
 fuzz:
 	bash fuzz/run.sh
 
-bench: deps build
+bench: build
+	bash scripts/deps.sh --test
 	bash bench/run.sh
 
 install: build

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what agentpen needs to build and run, on Debian/Ubuntu, as root or through sudo.
+# --test: also what only the tests and benchmarks use (the test world's servers, the
+# real agents' installs, the TUI test's terminal).
 set -euo pipefail
 packages=(bubblewrap passt nftables iproute2 libseccomp-dev libnl-3-dev libnl-route-3-dev
-          pkg-config gcc make git python3 util-linux openssl curl nginx-light hyperfine
-          iputils-ping)
+          pkg-config gcc make git python3 util-linux)
+if [ "${1:-}" = --test ]; then
+    packages+=(openssl curl nginx-light hyperfine iputils-ping python3-venv python3-pip pipx unzip tmux)
+fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 missing=()

@@ -22,6 +22,7 @@ if [ -n "$use_world" ]; then
     flock 9
     # The world's daemons must not inherit the lock, or it stays held after we exit.
     bash tests/world/world.sh up >/dev/null 9>&-
+    bash tests/agents/install.sh "$user" || echo "dev.sh: the real agents did not install" >&2   # RealAgentNetworkTests; cached
     world=/run/apw
 fi
 # NetworkTests need the world; outside it they are left out, as make test does.

@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then exec sudo -E bash "$0" "$@"; fi
 
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 export NO_COLOR=1
 swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 swift build --build-tests >/dev/null   # fail here if the build failed
 source tests/suite.sh
 stage_setup
+# The real agents (pinned; fetched once into a cache outside the clone).
+bash tests/agents/install.sh "$user" || echo "run.sh: the real agents did not install (RealAgentNetworkTests fail)" >&2
 cleanup() {
     [ -n "${world_up:-}" ] && bash tests/world/world.sh down >/dev/null 2>&1 || true
     stage_cleanup

@@ -29,7 +29,7 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
     # Each suite gets its own TMPDIR, so no test sees another suite's files.
     local -a cmd=(env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 NO_COLOR=1
                   CI="${CI:-}" AGENTPEN_BIN="$stage/agentpen" AGENTPEN_TEST_DIR="$dir/work" TMPDIR="$dir/tmp"
-                  AGENTPEN_WORLD="${world:-}"
+                  AGENTPEN_WORLD="${world:-}" AGENTPEN_AGENT_CACHE="${AGENTPEN_AGENT_CACHE:-}"
                   "$stage/$(basename "$bundle")" --testing-library swift-testing --filter "$filter"
                   ${skip:+--skip "$skip"} --xunit-output "$report")
     if [ "$as_user" = yes ]; then

@@ -9,6 +9,10 @@ public enum EnvPolicy {
         "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PROMPT_COMMAND",
     ]
 
+    /// Name a CA bundle (corporate TLS inspection): passed through when set, and the
+    /// file they name is made visible read-only (unless it lies in a credential store).
+    public static let caBundles = ["NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]
+
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
         return name.unicodeScalars.allSatisfy {

@@ -7,6 +7,9 @@
 ///     setenv NAME=VALUE           set inside (a leading ~ is the home directory)
 ///     rw ~/.example               mounted read-write (created when missing)
 ///     ro ~/.example.toml          mounted read-only (skipped when missing)
+///     endpoint EXAMPLE_BASE_URL   when the caller sets it, its URL's host is allowed too
+///     arg --example=value         given to the agent before the caller's arguments
+///                                 (only when the command is the preset's agent)
 public struct Preset: Sendable, Equatable {
     public var name: String
     public var hosts: [HostPattern] = []
@@ -14,10 +17,13 @@ public struct Preset: Sendable, Equatable {
     public var setenv: [(name: String, value: String)] = []
     public var readWrite: [String] = []
     public var readOnly: [String] = []
+    public var args: [String] = []
+    /// Variables naming the agent's API endpoint (also passed through, like `env`).
+    public var endpoints: [String] = []
 
     public static func == (a: Preset, b: Preset) -> Bool {
         a.name == b.name && a.hosts == b.hosts && a.env == b.env && a.readWrite == b.readWrite
-            && a.readOnly == b.readOnly && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
+            && a.readOnly == b.readOnly && a.args == b.args && a.endpoints == b.endpoints && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
     }
 
     public init(name: String) { self.name = name }
@@ -50,6 +56,12 @@ public struct Preset: Sendable, Equatable {
                     throw fail("setenv needs NAME=VALUE")
                 }
                 setenv.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
+            case "arg":
+                args.append(value)
+            case "endpoint":
+                guard EnvPolicy.isValidName(value) else { throw fail("bad variable name \(value.debugDescription)") }
+                endpoints.append(value)
+                if !env.contains(value) { env.append(value) }
             case "rw", "ro":
                 guard value.hasPrefix("~/") || value.hasPrefix("/") else { throw fail("path must start with ~/ or /") }
                 guard !value.split(separator: "/").contains("..") else { throw fail("'..' is not allowed in paths") }
@@ -58,6 +70,29 @@ public struct Preset: Sendable, Equatable {
                 throw fail("unknown keyword \(parts[0].debugDescription)")
             }
         }
+    }
+
+    /// The hosts of the endpoints the caller set (`ANTHROPIC_BASE_URL=https://h:8443/v1`
+    /// → h). Only the caller's environment counts, never a file the sandbox can write.
+    /// A value that is not an http(s) URL with a valid host name is an error.
+    public func endpointHosts(caller: [String: String]) throws(ParseError) -> [HostPattern] {
+        var out: [HostPattern] = []
+        for name in endpoints {
+            guard let url = caller[name], !url.isEmpty else { continue }
+            func fail() -> ParseError {
+                ParseError(preset: self.name, line: 0,
+                           message: "\(name)=\(url.debugDescription) is not an https:// URL with a host name")
+            }
+            let lower = url.lowercased()
+            guard let scheme = ["https://", "http://"].first(where: { lower.hasPrefix($0) }) else { throw fail() }
+            var rest = url.dropFirst(scheme.count)
+            rest = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+            if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+            if let colon = rest.firstIndex(of: ":") { rest = rest[..<colon] }
+            guard !rest.isEmpty, !rest.hasPrefix("*"), let h = try? HostPattern(String(rest)) else { throw fail() }
+            if !out.contains(h) { out.append(h) }
+        }
+        return out
     }
 
     /// The shipped presets, by agent name.

@@ -186,6 +186,23 @@ extension SandboxPlan {
             }
         }
 
+        // A custom CA bundle the caller names: visible read-only, the variable set to
+        // where it is, unless it lies in a credential store (as any other bind).
+        var caSet: [(name: String, value: String)] = []
+        for name in EnvPolicy.caBundles {
+            guard let v = facts.callerEnv[name], !v.isEmpty else { continue }
+            let abs = Paths.join(facts.callerEnv["PWD"] ?? project, expandTilde(v, home: home))
+            if let store = CredentialStores.enclosing(abs, home: home, fs: fs) {
+                throw usage("\(name)=\(v): refusing to expose \(store), a credential store; keep the CA bundle elsewhere")
+            }
+            guard let real = Paths.resolve(abs, in: fs), fs.kind(real) == .file else {
+                throw usage("\(name)=\(v): no such file (it names a CA bundle)")
+            }
+            if !Paths.isWithin(real, project) { roMounts.append(real) }
+            caSet.append((name, real))
+            plan.notes.append("\(name): CA bundle \(real) read-only")
+        }
+
         // The command: the user's shell when none is given.
         var command = options.command
         if command.isEmpty { command = [facts.shell ?? facts.callerEnv["SHELL"] ?? "/bin/bash"] }
@@ -336,7 +353,7 @@ extension SandboxPlan {
         do {
             plan.env = try EnvPolicy.build(
                 caller: facts.callerEnv, path: pathValue.isEmpty ? "/usr/local/bin:/usr/bin:/bin" : pathValue,
-                home: home, extra: (preset?.env ?? []) + options.env, set: preset?.setenv ?? [])
+                home: home, extra: (preset?.env ?? []) + options.env, set: (preset?.setenv ?? []) + caSet)
         } catch { throw usage(error.description) }
         if !plan.env.contains(where: { $0.0 == "USER" }) { plan.env.append(("USER", facts.user)) }
         if !plan.env.contains(where: { $0.0 == "LOGNAME" }) { plan.env.append(("LOGNAME", facts.user)) }
@@ -347,7 +364,9 @@ extension SandboxPlan {
 
         plan.writable = [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + rwMounts + git.writable
         plan.bwrapArgs = a
-        plan.command = [executable] + command.dropFirst()
+        // A preset's own arguments go first, and only to its agent (not to a shell run with --agent).
+        let presetArgs = preset.map { Paths.basename(command[0]) == $0.name ? $0.args : [] } ?? []
+        plan.command = [executable] + presetArgs + command.dropFirst()
         var inner = [helper, "__exec"]
         if case .apply = plan.cgroup { inner += ["--cgroup", String(plan.cgroupFD)] }
         for w in plan.writable { inner += ["--rw", w] }

@@ -64,6 +64,9 @@ enum Runner {
             preset = Preset.builtin(Paths.basename(cmd))
         }
         var allowlist = Allowlist(preset?.hosts ?? [])
+        // A custom endpoint the caller set (ANTHROPIC_BASE_URL, …): its host, for this agent.
+        do { for h in try preset?.endpointHosts(caller: facts.callerEnv) ?? [] { allowlist.add(h) } }
+        catch { throw .usage("\(error.message); unset it or fix it") }
         for h in options.allow { allowlist.add(h) }
         let plan: SandboxPlan
         do {

@@ -4,6 +4,7 @@ import AgentpenKernel
 import AgentpenPolicy
 import Foundation
 import Glibc
+import Synchronization
 
 let version = "0.1.0"
 
@@ -50,20 +51,17 @@ func openLog(_ path: String?, writable: WritableSet) -> Int32? {
 
 /// Prints blocks as they happen, up to a bound: a sandbox hammering denied names
 /// must not flood the user's stderr; the exit summary still counts them all.
-final class LiveBlockPrinter: @unchecked Sendable {
+final class LiveBlockPrinter: Sendable {
     static let limit = 200
     private let enabled: Bool
-    private let lock = NSLock()
-    private var count = 0
+    /// How many blocks were shown so far; only ever grows.
+    private let count = Mutex(0)
 
     init(enabled: Bool) { self.enabled = enabled }
 
     func show(_ event: Event) {
         guard enabled else { return }
-        lock.lock()
-        count += 1
-        let n = count
-        lock.unlock()
+        let n = count.withLock { c -> Int in c += 1; return c }
         if n <= Self.limit { printError("blocked \(event.subject): \(event.reason)") }
         if n == Self.limit { printError("further blocks are counted in the summary at exit (and in --log)") }
     }

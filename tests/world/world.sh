@@ -297,6 +297,7 @@ cmd_up() {
     start_nginx
     start_faults
     wait_net
+    bash "$HERE/models.sh" up   # the real agents' scripted model servers (issue 9; models.sh)
     echo "world up: state=$STATE  (apw-host 198.18.0.2, fd0c::2; servers 198.18.0.10/.11, fd0c::10)"
 }
 

@@ -243,7 +243,7 @@ extension NetworkTests {
             // Control: the same probes from outside do connect.
             let outside = try runProgram("/usr/bin/python3", [f.project + "/probe.py", "unix \(listener.unixPath)",
                                                               "unix @\(listener.abstractName)"],
-                                         env: Agentpen.environment(home: f.f.home), cwd: f.project)
+                                         env: f.f.environment(), cwd: f.project)
             #expect(Probe.parse(outside.stdout).values.allSatisfy { $0.outcome == "connected" }, "control: \(outside.stdout)")
         }
 
@@ -415,11 +415,11 @@ extension NetworkTests {
         }
 
         /// Runs agentpen in the background to its end and checks the aftermath:
-        /// nothing of its process tree left, nothing new in /tmp.
+        /// nothing of its process tree left, nothing left where it could write (Leftovers).
         static func runToEnd(_ f: NetFixture, _ args: [String], env: [String: String] = [:], path: String? = nil,
                              within: Double = 30, during: (Launched) throws -> Void = { _ in }) throws
             -> (status: Int32?, stderr: String, stdout: String, tree: [ProcInfo]) {
-            let tmpBefore = tmpEntries()
+            let leftovers = Leftovers(f.f)
             let l = try Launched(f.f, args, env: env, path: path)
             defer { l.killLeftovers() }
             try during(l)
@@ -428,8 +428,7 @@ extension NetworkTests {
             let left = l.leftovers()
             #expect(status != nil, "agentpen did not exit within \(within) s; stderr: \(l.stderr)")
             #expect(left.isEmpty, "left running: \(left)")
-            let fresh = tmpEntries().subtracting(tmpBefore)
-            #expect(fresh.isEmpty, "left in /tmp: \(fresh)")
+            #expect(leftovers.fresh().isEmpty, "left behind: \(leftovers.fresh())")
             return (status, l.stderr, l.stdout, tree)
         }
 

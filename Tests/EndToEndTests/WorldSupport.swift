@@ -569,7 +569,7 @@ final class Launched: @unchecked Sendable {
         let tag = Int.random(in: 100_000...999_999)
         stdoutPath = f.root + "/launched-\(tag).out"
         stderrPath = f.root + "/launched-\(tag).err"
-        pid = try spawn([Agentpen.binary] + args, env: Agentpen.environment(home: f.home, extra: env, path: path),
+        pid = try spawn([Agentpen.binary] + args, env: f.environment(extra: env, path: path),
                         cwd: f.project, stdout: stdoutPath, stderr: stderrPath)
         DispatchQueue.global().async(group: sampler) { [self] in
             while lock.withLock({ sampling }) {
@@ -641,18 +641,6 @@ final class Launched: @unchecked Sendable {
         lock.withLock { sampling = false }
         sampler.wait()
     }
-}
-
-/// The names in /tmp owned by this user (to see that nothing was left there; what
-/// agentpen leaves is its user's). Not agentpen's, and seen on a shared machine
-/// while the tests run: SwiftPM's temporary directories and iproute2 nstat's history.
-func tmpEntries() -> Set<String> {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
-    return Set(names.filter { name in
-        var st = stat()
-        guard lstat("/tmp/" + name, &st) == 0, st.st_uid == getuid() else { return false }
-        return !name.hasPrefix("TemporaryDirectory.") && !name.hasPrefix(".nstat.u")
-    })
 }
 
 /// Descriptors and resident memory of a process, from /proc.

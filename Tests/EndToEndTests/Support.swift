@@ -164,13 +164,16 @@ final class Fixture {
     }
 }
 
-/// What a run of agentpen left behind, looked for only where agentpen could write:
-/// the test's own TMPDIR (every name), and in /tmp only names agentpen, bubblewrap
-/// or pasta could create there (owned by this user), in case something ignored
-/// TMPDIR. An unrelated process's file in /tmp (another test, another checkout,
-/// the machine) cannot fail it; LeftoverCheckTests shows a real leftover does.
+/// What a run of agentpen left behind, looked for only where it could write. Every
+/// agentpen a test runs gets the fixture's own TMPDIR, so all of agentpen's own
+/// temporary files go there and every new name in it counts. The host programs
+/// (bubblewrap, pasta) run in a fixed environment without TMPDIR, so in /tmp only
+/// names they could create count (owned by this user). An unrelated process's
+/// file in /tmp (another test or checkout, e.g. an `agentpen-check.*` of a run
+/// without a TMPDIR, or the machine's /tmp/sap) cannot fail the check;
+/// LeftoverCheckTests shows that a real leftover does.
 struct Leftovers {
-    static let hostPrefixes = ["agentpen", "bwrap", ".bubblewrap", "pasta", "passt"]
+    static let hostPrefixes = ["bwrap", ".bubblewrap", "pasta", "passt"]
     let tmpdir: String
     let tmpRoot: String
     private let before: Set<String>
@@ -183,13 +186,13 @@ struct Leftovers {
 
     init(_ f: Fixture) { self.init(tmpdir: f.tmp) }
 
-    static func couldBeAgentpens(_ name: String) -> Bool { hostPrefixes.contains { name.hasPrefix($0) } }
+    static func couldBeHostPrograms(_ name: String) -> Bool { hostPrefixes.contains { name.hasPrefix($0) } }
 
     private static func scan(_ tmpdir: String, _ tmpRoot: String) -> Set<String> {
         let mine = ((try? FileManager.default.contentsOfDirectory(atPath: tmpdir)) ?? []).map { tmpdir + "/" + $0 }
         let shared = ((try? FileManager.default.contentsOfDirectory(atPath: tmpRoot)) ?? []).filter { name in
             var st = stat()
-            return couldBeAgentpens(name) && lstat(tmpRoot + "/" + name, &st) == 0 && st.st_uid == getuid()
+            return couldBeHostPrograms(name) && lstat(tmpRoot + "/" + name, &st) == 0 && st.st_uid == getuid()
         }.map { tmpRoot + "/" + $0 }
         return Set(mine + shared)
     }

@@ -654,7 +654,14 @@ func rssKiB(_ pid: pid_t) -> Int {
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// agentpen refused the AGENTPEN_PROXY_PORT it was given as taken: someone bound
+/// it after `freePort` found it free (the caller tries again with another).
+func proxyPortTaken(_ status: Int32?, _ stderr: String) -> Bool {
+    status == 125 && stderr.contains("AGENTPEN_PROXY_PORT")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago; callers that hand it to
+/// agentpen retry, bounded, when it was taken meanwhile (`proxyPortTaken`).
 func freePort() -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

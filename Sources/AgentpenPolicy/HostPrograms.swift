@@ -166,6 +166,7 @@ public struct WritableSet: Sendable, Equatable {
 extension SandboxPlan {
     /// The host paths the sandbox can write: the source of every read-write bind
     /// (the project, --mount-rw, a preset's read-write dirs, worktree git dirs …).
+    /// A `--bind-fd N PATH` binds the path its descriptor was opened on (`pathFDs`).
     public var hostWritable: [String] {
         let rw: Set<String> = ["--bind", "--bind-try", "--dev-bind", "--dev-bind-try"]
         var out: [String] = []
@@ -173,6 +174,12 @@ extension SandboxPlan {
         while i < bwrapArgs.endIndex {
             if rw.contains(bwrapArgs[i]), i + 2 < bwrapArgs.endIndex {
                 if !out.contains(bwrapArgs[i + 1]) { out.append(bwrapArgs[i + 1]) }
+                i += 3
+            } else if bwrapArgs[i] == "--bind-fd", i + 2 < bwrapArgs.endIndex {
+                let fd = bwrapArgs[i + 1]
+                if let source = pathFDs.first(where: { String($0.fd) == fd })?.path, !out.contains(source) {
+                    out.append(source)
+                }
                 i += 3
             } else {
                 i += 1

@@ -263,6 +263,18 @@ import Testing
         #expect(plan.gitDirs == [Self.own, Self.main, Self.own + "/modules/lib"])
     }
 
+    /// The host paths the sandbox can write include git dirs bound from a
+    /// descriptor (`--bind-fd`): a log or an AGENTPEN_* program there is refused.
+    @Test func descriptorBindsCountAsHostWritable() throws {
+        let fs = FakeFS(Self.worktree)
+        let locked = try plan(["--", "/bin/sh"], fs: fs)
+        #expect(locked.hostWritable.contains(Self.own), "\(locked.hostWritable)")
+        #expect(!locked.hostWritable.contains(Self.main))
+        let open = try plan(["--allow-parent-git", "--", "/bin/sh"], fs: fs)
+        #expect(open.hostWritable.contains(Self.main), "\(open.hostWritable)")
+        #expect(WritableSet(open.hostWritable, fs: fs).container(of: Self.main + "/agentpen.log") == Self.main)
+    }
+
     @Test func worktreeWithRelativeBackPointerAndConfigWorktree() throws {
         var nodes = Self.worktree
         nodes[Self.own + "/gitdir"] = .file("../../../../p/.git\n", exec: false)

@@ -99,7 +99,7 @@ private func refusal(_ env: [String: String], writable paths: [String] = writabl
         let fs = FakeFS(debianLike.merging(["/srv/shared/x": .file("", exec: false)]) { $1 })
         let p = try SandboxPlan.make(options: try Options.parse(["--mount-rw", "/srv/shared", "--", "/usr/bin/sh"]),
                                      facts: facts(), project: "/home/u/src/p", preset: nil, network: .none, fs: fs)
-        #expect(Set(p.hostWritable) == ["/home/u/src/p", "/srv/shared"], "\(p.hostWritable)")
+        #expect(Set(p.hostWritable) == ["/home/u/src/p", "/home/u/src/p/.git", "/srv/shared"], "\(p.hostWritable)")
         let w = WritableSet(p.hostWritable, fs: fs)
         #expect(w.container(of: "/srv/shared/log") == "/srv/shared")
         #expect(w.container(of: "/home/u/src/p/.venv/bin/nft") == "/home/u/src/p")

@@ -409,9 +409,17 @@ import Testing
     }
 
     @Test func upstreamRefusingIsAFailureEvent() throws {
-        // A port nobody listens on: take one and close it.
-        let (fd, deadPort) = try Net.listen()
-        close(fd)
+        // A port nobody listens on, and nobody else can take meanwhile: bound, never
+        // listening (a connect is reset), held until the test ends.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = Net.loopback(0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        try #require(bound)
+        let deadPort = UInt16(bigEndian: a.sin_port)
         let events = EventCapture()
         let proxy = SNIProxy(allowlist: Self.allow, events: events,
                              config: ProxyConfig(upstreamPort: deadPort, permitLoopbackUpstreamForTests: true)) { _ in

@@ -32,7 +32,7 @@ import Testing
         let m = Self.marker()
         let r = try f.sh("sleep \(m) & sleep \(m) & echo started")
         #expect(r.stdout.contains("started"))
-        #expect(waitUntil(5) { processes(running: ["sleep", m]).isEmpty }, "left running: \(processes(running: ["sleep", m]))")
+        #expect(waitUntil(30) { processes(running: ["sleep", m]).isEmpty }, "left running: \(processes(running: ["sleep", m]))")
     }
 
     @Test(arguments: [SIGTERM, SIGHUP, SIGINT, SIGKILL])
@@ -50,7 +50,7 @@ import Testing
         } else {
             kill(pid, sig)
         }
-        let status = Self.finish(pid, within: 10)
+        let status = Self.finish(pid, within: 30)
         reaped = true
         #expect(status != nil, "agentpen did not exit after signal \(sig)")
         if sig == SIGINT {
@@ -59,7 +59,7 @@ import Testing
         } else {
             #expect(status == 128 + sig, "status \(String(describing: status))")
         }
-        #expect(waitUntil(5) { processes(running: ["sleep", m]).isEmpty }, "left running after signal \(sig)")
+        #expect(waitUntil(30) { processes(running: ["sleep", m]).isEmpty }, "left running after signal \(sig)")
         #expect(leftovers.fresh().isEmpty, "left behind: \(leftovers.fresh())")
     }
 }

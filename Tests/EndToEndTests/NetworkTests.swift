@@ -503,9 +503,9 @@ extension NetworkTests {
             #expect(!r.stderr.contains("bubblewrap exit status"), "\(r.stderr)")
         }
 
-        /// The command line of agentpen's pasta child (polled: up to 5 s).
+        /// The command line of agentpen's pasta child (polled: up to 30 s).
         static func pastaCommandLine(_ l: Launched) -> [String] {
-            for _ in 0..<250 {
+            for _ in 0..<1500 {
                 if let pasta = attachedPasta(l),
                    let text = try? String(contentsOfFile: "/proc/\(pasta.pid)/cmdline", encoding: .utf8), !text.isEmpty {
                     return text.split(separator: "\0").map(String.init)
@@ -571,7 +571,7 @@ extension NetworkTests {
             let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/sleep", m]) { l in
                 #expect(waitUntil(20) { !processes(running: ["/bin/sleep", m]).isEmpty }, "sandbox did not start: \(l.stderr)")
                 // The pasta attached to the namespace, not a short-lived `pasta --help` probe.
-                #expect(waitUntil(5) { Self.attachedPasta(l) != nil }, "no attached pasta: \(l.tree)")
+                #expect(waitUntil(30) { Self.attachedPasta(l) != nil }, "no attached pasta: \(l.tree)")
                 killed = Self.attachedPasta(l)
                 if let killed { kill(killed.pid, SIGKILL) }
             }
@@ -581,6 +581,12 @@ extension NetworkTests {
             #expect(processes(running: ["/bin/sleep", m]).isEmpty)
         }
 
+        /// Waits until curl (`argv`) has read a MiB of the 256 MiB body: the transfer
+        /// is under way, by its own count (rchar), not after a guessed time.
+        static func waitMidTransfer(_ argv: [String]) -> Bool {
+            waitUntil(30) { processes(running: argv).contains { (bytesRead($0) ?? 0) > 1 << 20 } }
+        }
+
         @Test(arguments: [SIGKILL, SIGTERM])
         func agentKilledMidTransfer(_ sig: Int32) throws {
             let f = try NetFixture()
@@ -588,7 +594,7 @@ extension NetworkTests {
                         "https://allowed.test/big"]
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
-                usleep(700_000)   // mid-transfer
+                #expect(Self.waitMidTransfer(argv), "no transfer under way: \(l.stderr)")
                 #expect(l.tree.contains { $0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt") }, "\(l.tree)")
                 for pid in processes(running: argv) { kill(pid, sig) }
             }
@@ -601,7 +607,7 @@ extension NetworkTests {
                         "https://allowed.test/big"]
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
-                usleep(700_000)
+                #expect(Self.waitMidTransfer(argv), "no transfer under way: \(l.stderr)")
                 kill(l.pid, SIGTERM)
             }
             #expect(r.status == 128 + SIGTERM, "\(String(describing: r.status)) \(r.stderr)")

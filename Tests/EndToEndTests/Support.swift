@@ -211,10 +211,11 @@ func processes(running argv: [String]) -> [Int32] {
     }
 }
 
-/// Polls `condition` every 20 ms until true or `timeout` seconds pass.
+/// Polls `condition` every 20 ms until true or `timeout` seconds pass (on the
+/// monotonic clock: a wall-clock step cannot cut a wait short).
 func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
+    let deadline = DispatchTime.now() + timeout
+    while DispatchTime.now() < deadline {
         if condition() { return true }
         usleep(20_000)
     }

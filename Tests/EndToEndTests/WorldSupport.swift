@@ -92,11 +92,11 @@ struct Arrivals {
         let port = try Self.sendSentinel()
         let needle = "proto=udp src=\(World.host4) sport=\(port) dst=\(World.gateway4) dport=9999"
         var lines: [Arrival] = []
-        let found = waitUntil(5) {
+        let found = waitUntil(30) {
             lines = read()
             return lines.contains { $0.line.contains(needle) }
         }
-        if !found { throw TestFailure("the arrival logger did not log the sentinel within 5 s (is the world up?)") }
+        if !found { throw TestFailure("the arrival logger did not log the sentinel within 30 s (is the world up?)") }
         // The bait listener's own record of the sentinel may come a little later.
         _ = waitUntil(1) { read().contains { $0.ev == "recv" && $0["sport"] == String(port) } }
         return read().filter { !($0.proto == "udp" && $0["sport"] == String(port) && $0["dport"] == "9999") }
@@ -494,7 +494,7 @@ final class HostListener {
                              stdout: dir + "/listener-\(tag).out")
         pid = pidValue
         var ready: UInt16 = 0
-        let up = waitUntil(10) {
+        let up = waitUntil(30) {
             guard let text = try? String(contentsOfFile: logPath, encoding: .utf8),
                   let line = text.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) else { return false }
             ready = UInt16(line.dropFirst(6)) ?? 0
@@ -641,6 +641,13 @@ final class Launched: @unchecked Sendable {
         lock.withLock { sampling = false }
         sampler.wait()
     }
+}
+
+/// Bytes a process has read so far (rchar in /proc/PID/io), nil if unreadable.
+func bytesRead(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") }) else { return nil }
+    return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
 }
 
 /// Descriptors and resident memory of a process, from /proc.

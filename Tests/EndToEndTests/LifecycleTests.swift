@@ -39,11 +39,12 @@ import Testing
     func nothingIsLeftAfterASignal(_ sig: Int32) throws {
         let f = try Fixture()
         let m = Self.marker()
+        // Before agentpen starts: what it writes while it runs counts too.
+        let leftovers = Leftovers(f)
         let pid = try Self.start(f, "sleep \(m) & sleep \(m); echo done")
         var reaped = false
         defer { if !reaped { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) } }
         #expect(waitUntil(20) { processes(running: ["sleep", m]).count == 2 }, "sandbox did not start")
-        let leftovers = Leftovers(f)
         if sig == SIGINT {
             // Ctrl-C: the terminal signals the whole foreground process group.
             kill(-pid, SIGINT)

@@ -581,20 +581,26 @@ extension NetworkTests {
             #expect(processes(running: ["/bin/sleep", m]).isEmpty)
         }
 
-        /// Waits until curl (`argv`) has read a MiB of the 256 MiB body: the transfer
-        /// is under way, by its own count (rchar), not after a guessed time.
-        static func waitMidTransfer(_ argv: [String]) -> Bool {
-            waitUntil(30) { processes(running: argv).contains { (bytesRead($0) ?? 0) > 1 << 20 } }
+        /// curl fetching the 256 MiB body into the project, and a wait until a MiB of
+        /// it is on disk: the transfer is under way, by the file (an event), not
+        /// after a guessed time. (/proc/PID/io does not count recv(2).)
+        static let bigFetch = ["/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--limit-rate", "8M", "-o", "big.out",
+                               "https://allowed.test/big"]
+
+        static func waitMidTransfer(_ f: NetFixture) -> Bool {
+            waitUntil(30) {
+                ((try? FileManager.default.attributesOfItem(atPath: f.project + "/big.out"))?[.size] as? NSNumber)
+                    .map { $0.intValue > 1 << 20 } ?? false
+            }
         }
 
         @Test(arguments: [SIGKILL, SIGTERM])
         func agentKilledMidTransfer(_ sig: Int32) throws {
             let f = try NetFixture()
-            let argv = ["/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--limit-rate", "8M", "-o", "/dev/null",
-                        "https://allowed.test/big"]
+            let argv = Self.bigFetch
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
-                #expect(Self.waitMidTransfer(argv), "no transfer under way: \(l.stderr)")
+                #expect(Self.waitMidTransfer(f), "no transfer under way: \(l.stderr)")
                 #expect(l.tree.contains { $0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt") }, "\(l.tree)")
                 for pid in processes(running: argv) { kill(pid, sig) }
             }
@@ -603,11 +609,10 @@ extension NetworkTests {
 
         @Test func agentpenSignalledMidTransfer() throws {
             let f = try NetFixture()
-            let argv = ["/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--limit-rate", "8M", "-o", "/dev/null",
-                        "https://allowed.test/big"]
+            let argv = Self.bigFetch
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
-                #expect(Self.waitMidTransfer(argv), "no transfer under way: \(l.stderr)")
+                #expect(Self.waitMidTransfer(f), "no transfer under way: \(l.stderr)")
                 kill(l.pid, SIGTERM)
             }
             #expect(r.status == 128 + SIGTERM, "\(String(describing: r.status)) \(r.stderr)")

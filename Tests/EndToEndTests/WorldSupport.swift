@@ -643,13 +643,6 @@ final class Launched: @unchecked Sendable {
     }
 }
 
-/// Bytes a process has read so far (rchar in /proc/PID/io), nil if unreadable.
-func bytesRead(_ pid: pid_t) -> Int? {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") }) else { return nil }
-    return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
-}
-
 /// Descriptors and resident memory of a process, from /proc.
 func fdCount(_ pid: pid_t) -> Int {
     ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count

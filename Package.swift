@@ -7,11 +7,16 @@ import PackageDescription
 //   AgentpenEvents  the one event type every allow/deny decision passes through
 //   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
 //   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
-//   agentpen        the command line: wires the plan to the kernel edge
+//   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
+//                   plain values (Options, the helpers' arguments); no kernel access
+//   agentpen        the executable: dispatches the mode, wires the plan to the kernel edge
 let package = Package(
     name: "agentpen",
     products: [
         .executable(name: "agentpen", targets: ["agentpen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .target(name: "CShim", cSettings: [.define("_GNU_SOURCE")]),
@@ -24,15 +29,18 @@ let package = Package(
                 dependencies: ["EmbedAllowlistsTool"]),
         .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
         .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenCommandLine",
+                dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "AgentpenKernel",
                 dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents"]),
         .target(name: "AgentpenProxy",
                 dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents"]),
         .executableTarget(name: "agentpen",
-                          dependencies: ["AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
+                          dependencies: ["AgentpenCommandLine", "AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
         // Test helpers shared by several test targets; not part of the product.
         .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
-        .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenTestSupport"]),
+        .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),
+        .testTarget(name: "AgentpenCommandLineTests", dependencies: ["AgentpenCommandLine", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),

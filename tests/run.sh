@@ -28,7 +28,7 @@ flock 9
 
 # The netlink tests re-run their inner halves inside fresh namespaces; those
 # halves are not run (nor reported) at the top level.
-run_suite unit 'AgentpenPolicyTests|AgentpenProxyTests|AgentpenEventsTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
+run_suite unit 'AgentpenPolicyTests|AgentpenCommandLineTests|AgentpenProxyTests|AgentpenEventsTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
 run_suite e2e-user 'EndToEndTests' yes 'NetworkTests'
 run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
 

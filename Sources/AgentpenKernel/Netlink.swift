@@ -1,56 +1,27 @@
+import AgentpenPolicy
 import CNetlink
 import Glibc
 
 // The network namespace's routing table, read and changed over one rtnetlink
 // socket (libnl-route-3). Used by the single-threaded network helper once pasta
 // has configured the namespace: it waits for pasta to finish, then removes every
-// route that could lead anywhere except the one /32 to the gateway.
-
-/// One route of the main table.
-public struct RouteInfo: Sendable, Equatable, CustomStringConvertible {
-    /// AF_INET or AF_INET6.
-    public var family: Int32
-    /// CIDR ("198.18.5.0/24", "fe80::/64"); nil for a default route.
-    public var destination: String?
-    public var gateway: String?
-    /// The first next hop's output interface (0 when the route has none, e.g. unreachable).
-    public var interfaceIndex: Int32
-    public var scope: UInt8
-    public var table: UInt32
-
-    public init(family: Int32, destination: String?, gateway: String?, interfaceIndex: Int32,
-                scope: UInt8, table: UInt32) {
-        self.family = family
-        self.destination = destination
-        self.gateway = gateway
-        self.interfaceIndex = interfaceIndex
-        self.scope = scope
-        self.table = table
-    }
-
-    public var description: String {
-        var s = family == AF_INET6 ? "inet6 " : "inet "
-        s += destination ?? "default"
-        if let gateway { s += " via \(gateway)" }
-        s += " dev #\(interfaceIndex) scope \(scope) table \(table)"
-        return s
-    }
-}
+// route that could lead anywhere except the one /32 to the gateway. This file is
+// only the libnl wrapper: the route model and every decision over it (which
+// interface is the uplink, which routes go, what may be left) are pure values and
+// functions in AgentpenPolicy/Routes.swift.
 
 // Constants from kernel and libnl headers, spelled out (macros and enums that do
 // not reliably import).
 private let nlRoute: Int32 = 0            // NETLINK_ROUTE
-private let tableMain: UInt32 = 254       // RT_TABLE_MAIN
-private let scopeLink: UInt8 = 253        // RT_SCOPE_LINK
+private let tableMain = RouteInfo.mainTable
 private let rtnUnicast: UInt8 = 1         // RTN_UNICAST
 private let rtprotBoot: UInt8 = 3         // RTPROT_BOOT
 private let iffUp: UInt32 = 0x1           // IFF_UP
 private let iffLoopback: UInt32 = 0x8     // IFF_LOOPBACK
 private let nlmFExcl: Int32 = 0x200       // NLM_F_EXCL
 private let nlmFReplace: Int32 = 0x100    // NLM_F_REPLACE
-private let tableLocal: UInt32 = 255      // RT_TABLE_LOCAL
+private let tableLocal = RouteInfo.localTable
 private let rtnLocal: UInt8 = 2           // RTN_LOCAL
-private let scopeHost: UInt8 = 254        // RT_SCOPE_HOST
 private let rtprotKernel: UInt8 = 2       // RTPROT_KERNEL
 private let rtaxQuickAck: Int32 = 15      // RTAX_QUICKACK
 
@@ -84,44 +55,57 @@ private func nlError(_ call: String, _ subject: String, _ err: Int32) -> SystemE
     return SystemError(call, what, errno: errnoFromNL(err))
 }
 
-/// "a.b.c.d" or an IPv6 text form of an nl_addr, without prefix length; nil if empty.
-private func addressText(_ addr: OpaquePointer?) -> String? {
-    guard let addr, nl_addr_get_len(addr) > 0, let bin = nl_addr_get_binary_addr(addr) else { return nil }
-    let family = nl_addr_get_family(addr)
-    var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-    guard inet_ntop(family, bin, &buf, socklen_t(buf.count)) != nil else { return nil }
-    return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+/// The address of an nl_addr (without prefix length); nil if empty or neither IPv4 nor IPv6.
+private func address(_ addr: OpaquePointer?) -> IPAddress? {
+    guard let addr, let bin = nl_addr_get_binary_addr(addr) else { return nil }
+    let len = Int(nl_addr_get_len(addr))
+    guard len == 4 || len == 16 else { return nil }
+    return IPAddress(bytes: Array(UnsafeRawBufferPointer(start: bin, count: len)))
 }
 
-/// A route's destination as CIDR, nil for a default route (prefix length 0).
-private func destinationText(_ addr: OpaquePointer?) -> String? {
+/// A route's destination, nil for a default route (prefix length 0).
+private func destination(_ addr: OpaquePointer?) -> IPPrefix? {
     guard let addr else { return nil }
     let prefix = nl_addr_get_prefixlen(addr)
-    if prefix == 0 { return nil }
-    guard let text = addressText(addr) else { return nil }
-    return "\(text)/\(prefix)"
+    guard prefix > 0, prefix <= 128, let a = address(addr) else { return nil }
+    return IPPrefix(a, length: UInt8(prefix))
 }
 
-/// Parses "a.b.c.d" into 4 bytes; nil unless it is a plain dotted IPv4 address.
-private func ipv4Bytes(_ text: String) -> [UInt8]? {
-    var a = in_addr()
-    guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
-    return withUnsafeBytes(of: &a) { Array($0) }
+private func family(_ f: Family) -> Int32 {
+    switch f {
+    case .ipv4: return AF_INET
+    case .ipv6: return AF_INET6
+    case .other(let n): return Int32(n)
+    }
 }
 
-private func ipv6Bytes(_ text: String) -> [UInt8]? {
-    var a = in6_addr()
-    guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
-    return withUnsafeBytes(of: &a) { Array($0) }
+private func family(_ raw: UInt8) -> Family {
+    switch Int32(raw) {
+    case AF_INET: return .ipv4
+    case AF_INET6: return .ipv6
+    default: return .other(raw)
+    }
 }
 
-/// A new nl_addr (caller puts it) from address text and prefix length.
-private func makeAddr(family: Int32, _ text: String, prefix: Int32) -> OpaquePointer? {
-    guard var bytes = family == AF_INET ? ipv4Bytes(text) : ipv6Bytes(text) else { return nil }
-    guard let a = bytes.withUnsafeMutableBytes({ nl_addr_build(family, $0.baseAddress, $0.count) }) else { return nil }
-    nl_addr_set_prefixlen(a, prefix)
+/// A new nl_addr (caller puts it) from an address and prefix length.
+private func makeAddr(_ address: IPAddress, prefix: UInt8) -> OpaquePointer? {
+    var bytes = address.bytes
+    let fam = address.isIPv4 ? AF_INET : AF_INET6
+    guard let a = bytes.withUnsafeMutableBytes({ nl_addr_build(fam, $0.baseAddress, $0.count) }) else { return nil }
+    nl_addr_set_prefixlen(a, Int32(prefix))
     return a
 }
+
+/// The all-zero address of a family, for a default route's destination.
+private func anyAddress(_ f: Family) -> IPAddress? {
+    switch f {
+    case .ipv4: return IPAddress(0, 0, 0, 0)
+    case .ipv6: return IPAddress(bytes: [UInt8](repeating: 0, count: 16))
+    case .other: return nil
+    }
+}
+
+private typealias Family = RouteInfo.Family
 
 /// One rtnetlink socket. Not thread-safe: use it from one thread (the helper is
 /// single-threaded anyway).
@@ -166,17 +150,17 @@ public final class NetlinkRoute {
 
     private func info(_ route: OpaquePointer) -> RouteInfo {
         var ifindex: Int32 = 0
-        var gateway: String?
+        var gateway: IPAddress?
         let n = rtnl_route_get_nnexthops(route)
         if n > 0, let nh = rtnl_route_nexthop_n(route, 0) {
             ifindex = rtnl_route_nh_get_ifindex(nh)
-            gateway = addressText(rtnl_route_nh_get_gateway(nh))
+            gateway = address(rtnl_route_nh_get_gateway(nh))
         }
-        return RouteInfo(family: Int32(rtnl_route_get_family(route)),
-                         destination: destinationText(rtnl_route_get_dst(route)),
+        return RouteInfo(family: family(rtnl_route_get_family(route)),
+                         destination: destination(rtnl_route_get_dst(route)),
                          gateway: gateway,
                          interfaceIndex: ifindex,
-                         scope: rtnl_route_get_scope(route),
+                         scope: RouteInfo.Scope(rawValue: rtnl_route_get_scope(route)),
                          table: rtnl_route_get_table(route))
     }
 
@@ -195,7 +179,7 @@ public final class NetlinkRoute {
         }
     }
 
-    public func links() throws -> [(index: Int32, name: String, isUp: Bool, isLoopback: Bool)] {
+    public func links() throws -> [NetworkLink] {
         var cache: OpaquePointer?
         let err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache)
         guard err >= 0, let cache else { throw nlError("rtnl_link_alloc_cache", "links", err) }
@@ -204,22 +188,28 @@ public final class NetlinkRoute {
             let link = obj
             let flags = rtnl_link_get_flags(link)
             let name = rtnl_link_get_name(link).map { String(cString: $0) } ?? ""
-            return (index: rtnl_link_get_ifindex(link), name: name,
-                    isUp: flags & iffUp != 0, isLoopback: flags & iffLoopback != 0)
+            return NetworkLink(index: rtnl_link_get_ifindex(link), name: name,
+                               isUp: flags & iffUp != 0, isLoopback: flags & iffLoopback != 0)
         }
     }
 
     /// The IPv4 addresses (without prefix length) on one interface.
-    public func ipv4Addresses(interfaceIndex: Int32) throws -> [String] {
+    public func ipv4Addresses(interfaceIndex: Int32) throws -> [IPAddress] {
+        try ipv4Addresses()[interfaceIndex] ?? []
+    }
+
+    /// Every interface's IPv4 addresses (without prefix length), in the kernel's order.
+    public func ipv4Addresses() throws -> [Int32: [IPAddress]] {
         var cache: OpaquePointer?
         let err = rtnl_addr_alloc_cache(sock, &cache)
         guard err >= 0, let cache else { throw nlError("rtnl_addr_alloc_cache", "addresses", err) }
         defer { nl_cache_free(cache) }
-        return objects(cache).compactMap { obj in
-            let a = obj
-            guard rtnl_addr_get_family(a) == AF_INET, rtnl_addr_get_ifindex(a) == interfaceIndex else { return nil }
-            return addressText(rtnl_addr_get_local(a))
+        var out: [Int32: [IPAddress]] = [:]
+        for a in objects(cache) where rtnl_addr_get_family(a) == AF_INET {
+            guard let local = address(rtnl_addr_get_local(a)), local.isIPv4 else { continue }
+            out[rtnl_addr_get_ifindex(a), default: []].append(local)
         }
+        return out
     }
 
     // MARK: changing
@@ -241,24 +231,17 @@ public final class NetlinkRoute {
     public func deleteRoute(_ route: RouteInfo) throws {
         guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
         defer { rtnl_route_put(r) }
-        let family = route.family
-        rtnl_route_set_family(r, UInt8(family))
+        rtnl_route_set_family(r, UInt8(family(route.family)))
         rtnl_route_set_table(r, route.table)
-        rtnl_route_set_scope(r, route.scope)
+        rtnl_route_set_scope(r, route.scope.rawValue)
         // libnl defaults to protocol "static" and type "unicast"; 0 matches any.
         rtnl_route_set_protocol(r, 0)
         rtnl_route_set_type(r, 0)
         let dst: OpaquePointer?
         if let d = route.destination {
-            let parts = d.split(separator: "/", maxSplits: 1)
-            let hostBits: Int32 = family == AF_INET ? 32 : 128
-            let prefix = parts.count == 2 ? Int32(parts[1]) ?? -1 : hostBits
-            guard prefix >= 0, prefix <= hostBits else {
-                throw SystemError("deleteRoute", "bad destination \(d)", errno: EINVAL)
-            }
-            dst = makeAddr(family: family, String(parts[0]), prefix: prefix)
+            dst = makeAddr(d.address, prefix: d.length)
         } else {
-            dst = makeAddr(family: family, family == AF_INET ? "0.0.0.0" : "::", prefix: 0)
+            dst = anyAddress(route.family).flatMap { makeAddr($0, prefix: 0) }
         }
         guard let dst else { throw SystemError("deleteRoute", "bad destination \(route)", errno: EINVAL) }
         defer { nl_addr_put(dst) }
@@ -268,7 +251,7 @@ public final class NetlinkRoute {
             guard let nh = rtnl_route_nh_alloc() else { throw SystemError("rtnl_route_nh_alloc", "", errno: ENOMEM) }
             if route.interfaceIndex != 0 { rtnl_route_nh_set_ifindex(nh, route.interfaceIndex) }
             if let g = route.gateway {
-                guard let ga = makeAddr(family: family, g, prefix: family == AF_INET ? 32 : 128) else {
+                guard let ga = makeAddr(g, prefix: IPPrefix(host: g).length) else {
                     rtnl_route_nh_free(nh)
                     throw SystemError("deleteRoute", "bad gateway \(g)", errno: EINVAL)
                 }
@@ -282,8 +265,8 @@ public final class NetlinkRoute {
     }
 
     /// Adds `gateway/32 dev #interfaceIndex scope link` to the main table.
-    public func addHostRoute(to gateway: String, interfaceIndex: Int32) throws {
-        try addIPv4Route(destination: gateway, prefix: 32, table: tableMain, type: rtnUnicast, scope: scopeLink,
+    public func addHostRoute(to gateway: IPAddress, interfaceIndex: Int32) throws {
+        try addIPv4Route(destination: gateway, prefix: 32, table: tableMain, type: rtnUnicast, scope: .link,
                          protocol: rtprotBoot, interfaceIndex: interfaceIndex, flags: nlmFExcl)
     }
 
@@ -295,19 +278,20 @@ public final class NetlinkRoute {
         guard let lo = try links().first(where: { $0.isLoopback }) else {
             throw SystemError("setLoopbackQuickAck", "no loopback interface", errno: ENODEV)
         }
-        for (destination, prefix) in [("127.0.0.0", Int32(8)), ("127.0.0.1", Int32(32))] {
+        for (destination, prefix) in [(IPAddress(127, 0, 0, 0), UInt8(8)), (IPAddress.loopbackV4, UInt8(32))] {
             try addIPv4Route(destination: destination, prefix: prefix, table: tableLocal, type: rtnLocal,
-                             scope: scopeHost, protocol: rtprotKernel, interfaceIndex: lo.index,
-                             preferredSource: "127.0.0.1", quickAck: true, flags: nlmFReplace)
+                             scope: .host, protocol: rtprotKernel, interfaceIndex: lo.index,
+                             preferredSource: .loopbackV4, quickAck: true, flags: nlmFReplace)
         }
     }
 
     /// One IPv4 route with a single next hop through `interfaceIndex`.
-    private func addIPv4Route(destination: String, prefix: Int32, table: UInt32, type: UInt8, scope: UInt8,
-                              protocol proto: UInt8, interfaceIndex: Int32, preferredSource: String? = nil,
+    private func addIPv4Route(destination: IPAddress, prefix: UInt8, table: UInt32, type: UInt8,
+                              scope: RouteInfo.Scope, protocol proto: UInt8, interfaceIndex: Int32,
+                              preferredSource: IPAddress? = nil,
                               quickAck: Bool = false, flags: Int32) throws {
         let what = "\(destination)/\(prefix) dev #\(interfaceIndex) table \(table)"
-        guard let dst = makeAddr(family: AF_INET, destination, prefix: prefix) else {
+        guard destination.isIPv4, let dst = makeAddr(destination, prefix: prefix) else {
             throw SystemError("addIPv4Route", "not an IPv4 address: \(destination)", errno: EINVAL)
         }
         defer { nl_addr_put(dst) }
@@ -315,13 +299,13 @@ public final class NetlinkRoute {
         defer { rtnl_route_put(r) }
         rtnl_route_set_family(r, UInt8(AF_INET))
         rtnl_route_set_table(r, table)
-        rtnl_route_set_scope(r, scope)
+        rtnl_route_set_scope(r, scope.rawValue)
         rtnl_route_set_type(r, type)
         rtnl_route_set_protocol(r, proto)
         var err = rtnl_route_set_dst(r, dst)
         if err < 0 { throw nlError("rtnl_route_set_dst", what, err) }
         if let preferredSource {
-            guard let src = makeAddr(family: AF_INET, preferredSource, prefix: 32) else {
+            guard preferredSource.isIPv4, let src = makeAddr(preferredSource, prefix: 32) else {
                 throw SystemError("addIPv4Route", "not an IPv4 address: \(preferredSource)", errno: EINVAL)
             }
             defer { nl_addr_put(src) }
@@ -341,10 +325,9 @@ public final class NetlinkRoute {
 
     // MARK: the helper's two steps
 
-    /// Waits until an interface other than loopback is up with an IPv4 address and
-    /// the main table has an IPv4 default route through it (pasta has finished
-    /// configuring the namespace). Polls every 5 ms; throws ETIMEDOUT after `timeout` s.
-    public func waitForConfiguredUplink(timeout: Double) throws -> (interfaceIndex: Int32, gateway: String, address: String) {
+    /// Waits until pasta has finished configuring the namespace (the decision is
+    /// `RoutePolicy.uplink`). Polls every 5 ms; throws ETIMEDOUT after `timeout` s.
+    public func waitForConfiguredUplink(timeout: Double) throws -> Uplink {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         func elapsed() -> Double {
@@ -352,22 +335,16 @@ public final class NetlinkRoute {
             clock_gettime(CLOCK_MONOTONIC, &now)
             return Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
         }
-        var lastState = "no interface up"
         while true {
-            let up = try links().filter { $0.isUp && !$0.isLoopback }
-            if up.isEmpty {
-                lastState = "no interface other than loopback is up"
-            } else {
-                let defaults = try routes().filter {
-                    $0.family == AF_INET && $0.destination == nil && $0.gateway != nil
-                }
-                lastState = "interfaces up: \(up.map(\.name).joined(separator: ", ")); no IPv4 default route through one with an address"
-                for route in defaults {
-                    guard up.contains(where: { $0.index == route.interfaceIndex }) else { continue }
-                    if let address = try ipv4Addresses(interfaceIndex: route.interfaceIndex).first, let gw = route.gateway {
-                        return (route.interfaceIndex, gw, address)
-                    }
-                }
+            let links = try links()
+            // Routes and addresses only once an interface is up (as before: no dumps while waiting for one).
+            let state = links.contains(where: { $0.isUp && !$0.isLoopback })
+                ? RoutePolicy.uplink(links: links, routes: try routes(), ipv4Addresses: try ipv4Addresses())
+                : RoutePolicy.uplink(links: links, routes: [], ipv4Addresses: [:])
+            let lastState: String
+            switch state {
+            case .configured(let uplink): return uplink
+            case .waiting(let why): lastState = why
             }
             if elapsed() >= timeout {
                 throw SystemError("waitForConfiguredUplink",
@@ -387,8 +364,8 @@ public final class NetlinkRoute {
     /// (so a router advertisement cannot bring a route back later), loopback is
     /// brought up, and the result is read back: any other route is an error that
     /// names it.
-    public func lockDownRoutes(keepGateway: String, interfaceIndex: Int32) throws {
-        guard ipv4Bytes(keepGateway) != nil else {
+    public func lockDownRoutes(keepGateway: IPAddress, interfaceIndex: Int32) throws {
+        guard keepGateway.isIPv4 else {
             throw SystemError("lockDownRoutes", "gateway is not an IPv4 address: \(keepGateway)", errno: EINVAL)
         }
         let allLinks = try links()
@@ -410,9 +387,8 @@ public final class NetlinkRoute {
         try withRouteCache { objs in
             for obj in objs {
                 let r = obj
-                guard rtnl_route_get_table(r) == tableMain else { continue }
-                let ifs = interfaces(r)
-                if !ifs.isEmpty && ifs.allSatisfy({ loopbacks.contains($0) }) { continue }
+                guard RoutePolicy.mustDelete(table: rtnl_route_get_table(r), nextHopInterfaces: interfaces(r),
+                                             loopbacks: loopbacks) else { continue }
                 let err = rtnl_route_delete(sock, r, 0)
                 // ESRCH: already gone (e.g. taken away with IPv6 just above).
                 if err < 0 && errnoFromNL(err) != ESRCH {
@@ -425,17 +401,13 @@ public final class NetlinkRoute {
         for index in loopbacks { try setLinkUp(index: index) }
 
         // Read back.
-        var sawGateway = false
-        for route in try routes() {
-            if route.interfaceIndex != 0 && loopbacks.contains(route.interfaceIndex) { continue }
-            if route.family == AF_INET, route.destination == "\(keepGateway)/32", route.gateway == nil,
-               route.interfaceIndex == interfaceIndex, route.scope == scopeLink, !sawGateway {
-                sawGateway = true
-                continue
-            }
+        switch RoutePolicy.verifyLockedDown(try routes(), gateway: keepGateway, interfaceIndex: interfaceIndex,
+                                            loopbacks: loopbacks) {
+        case .lockedDown:
+            return
+        case .unexpected(let route):
             throw SystemError("lockDownRoutes", "unexpected route left after lock-down: \(route)", errno: EEXIST)
-        }
-        if !sawGateway {
+        case .missing:
             throw SystemError("lockDownRoutes", "route \(keepGateway)/32 dev #\(interfaceIndex) missing after lock-down",
                               errno: ENOENT)
         }

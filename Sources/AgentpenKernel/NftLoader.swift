@@ -38,6 +38,11 @@ public struct NftLoader: Sendable {
         try run(["list", "table", "inet", Firewall.table], what: "listing the agentpen table")
     }
 
+    /// The agentpen table as JSON (`nft -j`), for `Firewall.verifyLoaded`.
+    public func listJSON() throws -> String {
+        try run(["-j", "list", "table", "inet", Firewall.table], what: "listing the agentpen table")
+    }
+
     /// `nft list counters table inet agentpen`, for `Firewall.parseCounters`.
     public func counters() throws -> String {
         try run(["list", "counters", "table", "inet", Firewall.table], what: "listing the agentpen counters")

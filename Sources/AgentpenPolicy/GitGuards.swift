@@ -63,7 +63,7 @@ enum GitGuards {
     }
 
     static func refuse(_ path: String, _ why: String) -> PlanError {
-        PlanError(message: "refusing \(path): \(why); remove or fix it", isUsage: true)
+        PlanError(.usage, "refusing \(path): \(why); remove or fix it")
     }
 
     struct Builder {
@@ -84,8 +84,7 @@ enum GitGuards {
 
         func symlink(_ path: String, _ expected: String) -> PlanError {
             let target = fs.readLink(path) ?? "?"
-            return PlanError(message: "refusing \(path): it is a symlink (to \(target)) where agentpen binds \(expected), and a bind would follow it; replace it with the real one",
-                             isUsage: true)
+            return PlanError(.usage, "refusing \(path): it is a symlink (to \(target)) where agentpen binds \(expected), and a bind would follow it; replace it with the real one")
         }
 
         /// The first line of a small file, trimmed; nil when it is not a regular file.

@@ -90,10 +90,33 @@ public enum NetworkMode: Sendable, Equatable {
     case proxied(hostsFile: String, resolvConf: String)
 }
 
+/// Why a run cannot be planned. The kind, not the message, decides the exit status.
 public struct PlanError: Error, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// A refusal of what was asked (a flag, the project's layout): exit 2.
+        case usage
+        /// COMMAND is on no PATH entry, or its path names nothing: exit 127.
+        case commandNotFound
+        /// COMMAND exists but cannot be executed: exit 126.
+        case notExecutable
+        /// agentpen itself cannot go on: exit 125.
+        case `internal`
+
+        /// The exit status of each kind, here and nowhere else.
+        public var exitStatus: Int32 {
+            switch self {
+            case .usage: 2
+            case .commandNotFound: 127
+            case .notExecutable: 126
+            case .internal: 125
+            }
+        }
+    }
+
+    public var kind: Kind
     public var message: String
-    /// Usage-type refusals exit 2; the rest 125.
-    public var isUsage: Bool
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var isUsage: Bool { kind == .usage }
     public var description: String { message }
 }
 
@@ -118,7 +141,7 @@ extension SandboxPlan {
                             network: NetworkMode, fs: any FileSystemView) throws(PlanError) -> SandboxPlan {
         var plan = SandboxPlan()
         let home = Paths.normalize(facts.home)
-        func usage(_ m: String) -> PlanError { PlanError(message: m, isUsage: true) }
+        func usage(_ m: String) -> PlanError { PlanError(.usage, m) }
 
         // The project must not re-expose the home directory or the whole system.
         if project == "/" || Paths.isWithin(home, project) {
@@ -263,8 +286,9 @@ extension SandboxPlan {
         var executable: String
         do {
             executable = try InstallTree.locate(command[0], path: callerPath, cwd: project, fs: fs)
-        } catch .notFound { throw PlanError(message: "\(command[0]): command not found", isUsage: false) }
-        catch { throw PlanError(message: error.description, isUsage: false) }
+        } catch .notFound { throw PlanError(.commandNotFound, "\(command[0]): command not found") }
+        catch .notExecutable(let c) { throw PlanError(.notExecutable, InstallTree.LookupError.notExecutable(c).description) }
+        catch { throw PlanError(.internal, error.description) }
         let tree: InstallTree
         do { tree = try InstallTree.plan(for: executable, home: home, callerPath: callerPath, visible: visible, fs: fs) }
         catch { throw usage(error.description) }

@@ -12,6 +12,9 @@ protocol AcceptedConnection: Stoppable {
 /// What the proxy and the forwarder share: listening sockets, the table of live
 /// connections, and the per-client cap. Each admitted descriptor becomes a
 /// connection made by `open`; one over the cap is reset and recorded.
+/// `@unchecked Sendable`: `listeners` is only touched on the serial `queue`
+/// (`queue.sync` from `listen`/`stop`, accepts run there), and `open` is set once
+/// by the owner right after init, before any listener starts.
 final class Acceptor: @unchecked Sendable {
     let table: ConnectionTable
     private let events: any EventSink
@@ -50,6 +53,7 @@ final class Acceptor: @unchecked Sendable {
     }
 
     private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
+        dispatchPrecondition(condition: .onQueue(queue))
         let client = peer.map { endpoint($0, peerPort) } ?? "?"
         guard table.admit(peer) else {
             _ = ap_set_linger_reset(fd)

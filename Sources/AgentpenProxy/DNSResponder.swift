@@ -7,6 +7,8 @@ import Foundation
 /// Answers DNS over UDP inside the sandbox's namespace: allowed names get the
 /// forwarder's address, everything else NXDOMAIN. It never sends a packet
 /// anywhere but back to the asker, so DNS cannot carry data out.
+/// `@unchecked Sendable`: `sockets` is only touched on the serial `queue`
+/// (`start` and `stop` go through `queue.sync`; `serve` runs there).
 public final class DNSResponder: @unchecked Sendable {
     let allowlist: Allowlist
     let events: any EventSink
@@ -43,6 +45,7 @@ public final class DNSResponder: @unchecked Sendable {
     }
 
     private func serve(_ fd: Int32) {
+        dispatchPrecondition(condition: .onQueue(queue))
         var packet = [UInt8](repeating: 0, count: 1500)
         var from = [UInt8](repeating: 0, count: 16)
         // Bounded per wake-up; the source fires again if more is queued.

@@ -8,7 +8,8 @@ import Foundation
 /// (inside the namespace, for the gateway hop: loopback:443 → gateway:<proxy
 /// port> through pasta's tap). It decides nothing; the proxy at the other end does.
 /// Same relay as the proxy.
-public final class Forwarder: @unchecked Sendable {
+/// Sendable without `@unchecked`: immutable Sendable properties and the acceptor.
+public final class Forwarder: Sendable {
     public let target: IPAddress
     public let targetPort: UInt16
     let events: any EventSink
@@ -40,6 +41,9 @@ public final class Forwarder: @unchecked Sendable {
     public var connectionCount: Int { table.count }
 }
 
+/// `@unchecked Sendable`: `relay`, `stopRequested` and `closed` are owned by the
+/// serial `queue` (the dial completion, the relay's close and `stop` all run
+/// there), not by a lock.
 final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
     private let peer: IPAddress?
@@ -81,6 +85,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func finish() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         closed = true
         close(client)

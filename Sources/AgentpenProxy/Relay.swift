@@ -13,6 +13,10 @@ struct RelayConfig: Sendable {
 /// user-space buffer if no pipe can be had), so bytes stay in the kernel. One
 /// serial queue owns all state; Dispatch sources wake it, so there is no thread
 /// per connection and a slow peer only ever stalls its own direction.
+/// `@unchecked Sendable`: all mutable state (`dirs`, `timer`, `closed`,
+/// `onClose`) is owned by `queue`; `start` and `stop` only hop onto it and every
+/// other method asserts it runs there. Invariant: once `closed`, no source fires
+/// a pump again and both descriptors are closed after every watch is gone.
 final class Relay: @unchecked Sendable {
     enum End: Equatable, Sendable {
         case finished
@@ -138,6 +142,7 @@ final class Relay: @unchecked Sendable {
     func stop() { queue.async { self.teardown(.stopped, reset: false) } }
 
     private func setUp() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         dirs = [Direction(src: a, dst: b), Direction(src: b, dst: a)]
         for (i, d) in dirs.enumerated() {
@@ -164,6 +169,7 @@ final class Relay: @unchecked Sendable {
     }
 
     private func idleCheck() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         let idleFor = Double(DispatchTime.now().uptimeNanoseconds - lastActivity) / 1e9
         if idleFor >= config.idleTimeout {
@@ -175,6 +181,7 @@ final class Relay: @unchecked Sendable {
     }
 
     private func pump(_ i: Int) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         let d = dirs[i]
         guard !d.done else { return }
@@ -250,6 +257,7 @@ final class Relay: @unchecked Sendable {
     }
 
     private func teardown(_ end: End, reset: Bool) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         closed = true
         timer?.cancel()

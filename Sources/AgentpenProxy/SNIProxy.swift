@@ -3,6 +3,7 @@ import AgentpenPolicy
 import CShim
 import Dispatch
 import Foundation
+import Synchronization
 
 public struct ProxyConfig: Sendable {
     /// Port dialled on the vetted upstream address.
@@ -48,13 +49,16 @@ protocol Stoppable: AnyObject, Sendable {
 
 /// Bookkeeping shared by the proxy and the forwarder: live connections for
 /// `stop()`, and per-client counts for the connection cap.
-final class ConnectionTable: @unchecked Sendable {
+/// Invariant (under `state`'s lock): `perClient[c]` counts the connections from
+/// `c` admitted and not yet removed, never above `cap`, and no entry is 0; once
+/// `stopped`, nothing is admitted and every connection added is stopped at once.
+final class ConnectionTable: Sendable {
     private struct State {
         var live: [ObjectIdentifier: any Stoppable] = [:]
         var perClient: [IPAddress: Int] = [:]
         var stopped = false
     }
-    private let state = Locked(State())
+    private let state = Mutex(State())
     let cap: Int
 
     init(cap: Int) { self.cap = cap }
@@ -103,7 +107,9 @@ final class ConnectionTable: @unchecked Sendable {
 /// peeks at the ClientHello (consuming nothing), checks the server name against
 /// the allowlist, resolves the name itself, vets every address, dials exactly a
 /// vetted one and splices bytes both ways. Every decision becomes an Event.
-public final class SNIProxy: @unchecked Sendable {
+/// Sendable without `@unchecked`: every stored property is an immutable Sendable
+/// value, the acceptor, or the Mutex-guarded peek counts.
+public final class SNIProxy: Sendable {
     let allowlist: Allowlist
     let events: any EventSink
     let config: ProxyConfig
@@ -112,7 +118,7 @@ public final class SNIProxy: @unchecked Sendable {
     var table: ConnectionTable { acceptor.table }
     /// Peeks that returned bytes while looking for ClientHellos, and the bytes
     /// they copied out of the kernel (tests check that this stays linear).
-    let helloPeeks = Locked((count: 0, bytes: 0))
+    let helloPeeks = Mutex((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
@@ -147,6 +153,9 @@ public final class SNIProxy: @unchecked Sendable {
 
 /// One client connection through the proxy: ClientHello, decision, resolve,
 /// dial, relay. All state lives on `queue`.
+/// `@unchecked Sendable`: the mutable state (phase, watches, buffer, hello) is
+/// owned by the serial `queue` rather than a lock; `start` and `stop` only hop
+/// onto it, and every other method asserts it runs there.
 final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private enum Phase { case hello, connecting, relaying(Relay), closed }
 
@@ -209,6 +218,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func readable() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard case .hello = phase, helloWatch != nil else { return }
         let size = proxy.config.maxHelloSize
         if buffer == nil {
@@ -262,6 +272,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// Cancels the hello watcher and deadline; `then` runs once the source is gone
     /// and the descriptor may be closed or handed on.
     private func endHello(then: @escaping () -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
         deadline?.cancel()
         deadline = nil
         buffer?.deallocate()
@@ -285,6 +296,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func closeClient() {
+        dispatchPrecondition(condition: .onQueue(queue))
         phase = .closed
         close(client)
         proxy.table.remove(self, client: peer)
@@ -301,6 +313,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String]) {
+        dispatchPrecondition(condition: .onQueue(queue))
         if stopRequested { return closeClient() }
         guard !addresses.isEmpty else {
             record(.failure, name, "could not resolve \(name)", extra)

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The few threads the proxy, forwarder and DNS responder run on. Connection
 /// queues target one of a fixed set of serial queues instead of the global
@@ -7,7 +8,8 @@ import Foundation
 /// cannot starve the relays, and the thread count stays bounded however many
 /// connections there are.
 enum WorkerQueues {
-    private static let counter = Locked(0)
+    /// Round-robin position over `relays` and `resolvers`; only ever incremented.
+    private static let counter = Mutex(0)
 
     /// Serial queues made with a label only are "overcommit": Dispatch gives them
     /// a thread even when its global pool looks busy.

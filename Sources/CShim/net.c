@@ -48,6 +48,10 @@ int ap_socket(int addr_len, int datagram) {
     RET(socket(addr_len == 4 ? AF_INET : AF_INET6,
                (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
 }
+int ap_socket_blocking(int addr_len, int datagram) {
+    if (addr_len != 4 && addr_len != 16) return -EINVAL;
+    RET(socket(addr_len == 4 ? AF_INET : AF_INET6, (datagram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
+}
 int ap_bind_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port) {
     struct sockaddr_storage ss;
     socklen_t l = fill(&ss, addr, addr_len, port);

@@ -1,32 +1,22 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import Glibc
 
-/// `agentpen __exec --rw PATH... -- COMMAND...`, run by bubblewrap inside the
+/// `agentpen __exec [--cgroup FD] --rw PATH... -- COMMAND...` (ExecArguments), run by bubblewrap inside the
 /// sandbox as the last step before the agent: still single-threaded, it sets
 /// rlimits and Landlock on itself, restores Ctrl-C for the agent, and execs it.
 enum ExecHelper {
-    static func main(_ args: ArraySlice<String>) -> Never {
-        var writable: [String] = []
-        var cgroupFD: Int32?
-        var rest = args
-        while let a = rest.first, a != "--" {
-            rest = rest.dropFirst()
-            guard a == "--rw" || a == "--cgroup", let p = rest.first else { fail(125, "internal: bad helper arguments") }
-            if a == "--cgroup" {
-                guard let fd = Int32(p) else { fail(125, "internal: bad helper arguments") }
-                cgroupFD = fd
-            } else { writable.append(p) }
-            rest = rest.dropFirst()
-        }
+    static func main(_ args: ExecArguments) -> Never {
+        let writable = args.writable
         // Into the run's cgroup (its limits) before anything else starts; the
         // descriptor goes with it, so the agent never holds it.
-        if let fd = cgroupFD {
+        if let fd = args.cgroupFD {
             let e = Cgroup.enter(fd)
             close(fd)
             if e != 0 { fail(125, "cannot enter the run's cgroup: \(String(cString: strerror(e))); --no-cgroup runs without its limits") }
         }
-        let command = Array(rest.dropFirst())
+        let command = args.command
         guard !command.isEmpty else { fail(125, "internal: no command") }
 
         // No core dumps (they would carry secrets out of memory); bounded processes and files.

@@ -1,3 +1,4 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
@@ -5,7 +6,7 @@ import AgentpenProxy
 import CShim
 import Glibc
 
-/// `agentpen __netns …`: builds the user and network namespace the sandbox runs
+/// `agentpen __netns …` (NetArguments): builds the user and network namespace the sandbox runs
 /// in, locks it down once pasta has attached, and starts bubblewrap in it.
 /// Starts single-threaded (unshare of a user namespace requires it).
 ///
@@ -17,35 +18,6 @@ import Glibc
 /// absolute path it is given.
 enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
-
-    struct Arguments {
-        var proxyPort: UInt16 = 0
-        var hop: NetworkPlan.Hop = .splice
-        var nft = ""
-        var hosts: [HostPattern] = []
-        var passFDs: [Int32] = []
-        var bwrap: [String] = []
-    }
-
-    static func parse(_ args: ArraySlice<String>) -> Arguments? {
-        var a = Arguments()
-        var rest = args
-        while let flag = rest.first, flag != "--" {
-            rest = rest.dropFirst()
-            guard let value = rest.first else { return nil }
-            rest = rest.dropFirst()
-            switch flag {
-            case "--proxy-port": guard let p = UInt16(value) else { return nil }; a.proxyPort = p
-            case "--hop": guard let h = NetworkPlan.Hop(rawValue: value) else { return nil }; a.hop = h
-            case "--host": guard let h = try? HostPattern(value) else { return nil }; a.hosts.append(h)
-            case "--fd": guard let fd = Int32(value) else { return nil }; a.passFDs.append(fd)
-            case "--nft": guard value.hasPrefix("/") else { return nil }; a.nft = value
-            default: return nil
-            }
-        }
-        a.bwrap = Array(rest.dropFirst())
-        return a.bwrap.isEmpty || a.nft.isEmpty ? nil : a
-    }
 
     /// The sandbox's environment from its memfd.
     static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
@@ -59,8 +31,7 @@ enum NetHelper {
         }
     }
 
-    static func main(_ raw: ArraySlice<String>) -> Never {
-        guard let args = parse(raw) else { fail("internal: bad network helper arguments") }
+    static func main(_ args: NetArguments) -> Never {
         guard let sandboxEnv = readEnvironment(envFD) else { fail("internal: the sandbox's environment is missing") }
         let nft = NftLoader(path: args.nft)
         let uid = getuid(), gid = getgid()
@@ -83,7 +54,7 @@ enum NetHelper {
 
         // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
         let events = EventLog(fd: eventsFD)
-        let gateway: String
+        let gateway: IPAddress
         do {
             let nl = try NetlinkRoute()
             let uplink = try nl.waitForConfiguredUplink(timeout: 5)
@@ -92,11 +63,12 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            try nft.load(Firewall.ruleset(gateway: viaGateway ? gateway : nil,
-                                                proxyPort: viaGateway ? args.proxyPort : nil))
-            let loaded = try nft.list()
-            guard loaded.contains("hook output"), loaded.contains("policy drop"), !loaded.contains("policy accept") else {
-                fail("the firewall did not load as written:\n\(indented: loaded)")
+            let allowGateway = viaGateway ? gateway.description : nil
+            let allowPort = viaGateway ? args.proxyPort : nil
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
@@ -113,8 +85,7 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
-            guard let target = IPAddress(gateway) else { fail("gateway \(gateway) is not an IPv4 address") }
-            let f = Forwarder(target: target, port: args.proxyPort, events: events,
+            let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
                               config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
             do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
             catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }

@@ -70,10 +70,7 @@ enum Runner {
             plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,
                                         network: network(allowlist), fs: fs)
         } catch {
-            if error.isUsage { throw .usage(error.message) }
-            if error.message.hasSuffix("command not found") { throw Failure(status: 127, message: error.message) }
-            if error.message.hasSuffix("not executable") { throw Failure(status: 126, message: error.message) }
-            throw .internalError(error.message)
+            throw Failure(status: error.kind.exitStatus, message: error.message)
         }
         let writable = WritableSet(plan.hostWritable + [project], fs: fs)
         let programs: HostPrograms

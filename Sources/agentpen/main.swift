@@ -1,8 +1,10 @@
+import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import Foundation
 import Glibc
+import Synchronization
 
 let version = "0.1.0"
 
@@ -11,12 +13,6 @@ let version = "0.1.0"
 func printError(_ message: TerminalText) {
     TerminalText.printError(message)
 }
-
-// A blocked signal mask survives exec: whoever started us may have left signals
-// blocked, which would make SIGTERM and SIGHUP silently pending forever.
-var emptySignalSet = sigset_t()
-sigemptyset(&emptySignalSet)
-sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
 
 /// The --log file, opened for appending before anything starts; nil when not
 /// asked for. Refused (exit 2) where it could be turned against the user: a
@@ -55,57 +51,90 @@ func openLog(_ path: String?, writable: WritableSet) -> Int32? {
 
 /// Prints blocks as they happen, up to a bound: a sandbox hammering denied names
 /// must not flood the user's stderr; the exit summary still counts them all.
-final class LiveBlockPrinter: @unchecked Sendable {
+final class LiveBlockPrinter: Sendable {
     static let limit = 200
     private let enabled: Bool
-    private let lock = NSLock()
-    private var count = 0
+    /// How many blocks were shown so far; only ever grows.
+    private let count = Mutex(0)
 
     init(enabled: Bool) { self.enabled = enabled }
 
     func show(_ event: Event) {
         guard enabled else { return }
-        lock.lock()
-        count += 1
-        let n = count
-        lock.unlock()
+        let n = count.withLock { c -> Int in c += 1; return c }
         if n <= Self.limit { printError("blocked \(event.subject): \(event.reason)") }
         if n == Self.limit { printError("further blocks are counted in the summary at exit (and in --log)") }
     }
 }
 
-let arguments = CommandLine.arguments
-// Internal entry points, run by agentpen itself; hidden from --help.
-if arguments.count > 1 && arguments[1] == "__exec" {
-    ExecHelper.main(arguments.dropFirst(2))   // the agent's signals stay at their defaults
+// MARK: - Modes
+//
+// What this process is for is decided from argv alone (Invocation.parse, pure,
+// in AgentpenCommandLine). Each mode's process-wide setup is stated below, in
+// its own case, with why; nothing depends on the order of statements above it.
+
+// Every mode: an empty signal mask. A blocked mask survives exec, and whoever
+// started us may have left signals blocked, which would make SIGTERM and SIGHUP
+// silently pending forever (in us, and in the agent the exec helper starts).
+var emptySignalSet = sigset_t()
+sigemptyset(&emptySignalSet)
+sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+
+let invocation: Invocation
+do {
+    invocation = try Invocation.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    // 2 for the user's command line (with --help after it), 125 for a helper's.
+    printError("\(error.message)")
+    if let usage = error.usage { FileHandle.standardError.write(Data((usage + "\n").utf8)) }
+    exit(error.exitStatus)
 }
 
-// A helper that dies of SIGPIPE (nft exiting before reading its input) could not
-// say what failed; children get default signals back from the spawn primitive.
-signal(SIGPIPE, SIG_IGN)
-if arguments.count > 1 && arguments[1] == "__probe" {
-    Probe.main(arguments.dropFirst(2))
-}
-if arguments.count > 1 && arguments[1] == "__netns" {
-    NetHelper.main(arguments.dropFirst(2))
-}
+/// A helper that dies of SIGPIPE (nft exiting before reading its input) could
+/// not say what failed; children get default signals back from the spawn primitive.
+func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
 
-// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
-// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
-// agent's own limit is set separately by the exec helper.
-var fileLimit = rlimit()
-if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
-    fileLimit.rlim_cur = fileLimit.rlim_max
-    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+/// Each tunnel holds six descriptors in the proxy (two sockets, two pipes); the
+/// usual soft limit of 1024 would cap a busy agent at ~170 connections. The
+/// agent's own limit is set separately by the exec helper.
+func raiseDescriptorLimit() {
+    var fileLimit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit) == 0, fileLimit.rlim_cur < fileLimit.rlim_max {
+        fileLimit.rlim_cur = fileLimit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &fileLimit)
+    }
 }
 
 let options: Options
-do {
-    options = try Options.parse(Array(arguments.dropFirst()))
-} catch {
-    printError("\(error.description)")
-    FileHandle.standardError.write(Data((Options.usage + "\n").utf8))
+switch invocation {
+case .exec(let arguments):
+    // Inside the sandbox, the last step before the agent, which it execs: no
+    // SIGPIPE change (an ignored signal survives exec into the agent) and no
+    // rlimit raise (it sets the agent's limits itself).
+    ExecHelper.main(arguments)
+case .netns(let arguments):
+    // Must stay single-threaded until it has unshared its user namespace:
+    // nothing here may start Dispatch or a thread.
+    ignoreSIGPIPE()
+    NetHelper.main(arguments)
+case .probe(let words):
+    ignoreSIGPIPE()
+    Probe.main(words)
+case .completions(let shell):
+    print(shell.completionScript)
+    exit(0)
+case .subcommandHelp(let text):
+    print(text)
+    exit(0)
+case .notAvailable(let name):
+    printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
+case .agentpen(let parsed):
+    // A run, --check, --dry-run, --help, --version: the proxy may hold many
+    // tunnels, and nft or pasta exiting early must not kill us with SIGPIPE.
+    ignoreSIGPIPE()
+    raiseDescriptorLimit()
+    options = parsed
 }
 
 switch options.mode {

@@ -229,20 +229,20 @@ struct NetlinkPastaNamespace {
         try #require(fd >= 0, "create \(waiting): errno \(errno)")
         close(fd)
         let uplink = try nl.waitForConfiguredUplink(timeout: 60)
-        #expect(uplink.gateway == "198.18.9.1")
-        #expect(uplink.address == "198.18.9.2")
+        #expect(uplink.gateway == IPAddress("198.18.9.1"))
+        #expect(uplink.address == IPAddress("198.18.9.2"))
         // pasta's gateway mapping: before lock-down every host loopback port is reachable.
-        #expect(probe.tcpConnect(uplink.gateway, otherPort, wait: 30) == 0)
+        #expect(probe.tcpConnect(uplink.gateway.description, otherPort, wait: 30) == 0)
 
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
-        let locked = [RouteInfo(family: AF_INET, destination: "198.18.9.1/32", gateway: nil,
-                                interfaceIndex: uplink.interfaceIndex, scope: 253, table: 254)]
+        let locked = [RouteInfo(family: .ipv4, destination: prefix("198.18.9.1", 32), gateway: nil,
+                                interfaceIndex: uplink.interfaceIndex, scope: .link, table: 254)]
         #expect(try nl.routes() == locked)
-        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
+        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: proxyPort))
 
-        #expect(probe.tcpConnect(uplink.gateway, proxyPort, wait: 30) == 0)  // the proxy
-        #expect(probe.tcpConnect(uplink.gateway, otherPort) == ETIMEDOUT)     // a host service: dropped
-        #expect(probe.udpSend(uplink.gateway, 53) == EPERM)                   // DNS to the host: dropped
+        #expect(probe.tcpConnect(uplink.gateway.description, proxyPort, wait: 30) == 0)  // the proxy
+        #expect(probe.tcpConnect(uplink.gateway.description, otherPort) == ETIMEDOUT)     // a host service: dropped
+        #expect(probe.udpSend(uplink.gateway.description, 53) == EPERM)                   // DNS to the host: dropped
         #expect(probe.tcpConnect("198.18.9.77", 443) == ENETUNREACH)          // elsewhere: no route
         let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(counters["blocked_tcp"]?.packets == 1)
@@ -375,20 +375,20 @@ struct NetlinkInsideNamespace {
         #expect(Spawn.wait(pasta) == 0)
         let ap0 = try #require(try nl.links().first { $0.name == "ap0" })
         #expect(uplink.interfaceIndex == ap0.index)
-        #expect(uplink.gateway == "198.18.5.1")
-        #expect(uplink.address == "198.18.5.2")
-        #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == ["198.18.5.2"])
+        #expect(uplink.gateway == IPAddress("198.18.5.1"))
+        #expect(uplink.address == IPAddress("198.18.5.2"))
+        #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == [IPAddress("198.18.5.2")!])
 
         let before = try nl.routes()
-        #expect(before.contains(RouteInfo(family: AF_INET, destination: nil, gateway: "198.18.5.1",
-                                          interfaceIndex: ap0.index, scope: 0, table: 254)))
-        #expect(before.contains { $0.family == AF_INET && $0.destination == "198.18.5.0/24" })
-        #expect(before.contains { $0.family == AF_INET6 && $0.destination == "fe80::/64" })
-        #expect(before.contains { $0.family == AF_INET6 && $0.destination == nil && $0.gateway == "fd0c::1" })
+        #expect(before.contains(RouteInfo(family: .ipv4, destination: nil, gateway: IPAddress("198.18.5.1"),
+                                          interfaceIndex: ap0.index, scope: .universe, table: 254)))
+        #expect(before.contains { $0.family == .ipv4 && $0.destination == prefix("198.18.5.0", 24) })
+        #expect(before.contains { $0.family == .ipv6 && $0.destination == prefix("fe80::", 64) })
+        #expect(before.contains { $0.family == .ipv6 && $0.destination == nil && $0.gateway == IPAddress("fd0c::1") })
         #expect(before.allSatisfy { $0.table == 254 })
 
         // deleteRoute on its own: the extra route goes, the rest stays.
-        let extra = try #require(before.first { $0.destination == "10.9.0.0/16" })
+        let extra = try #require(before.first { $0.destination == prefix("10.9.0.0", 16) })
         try nl.deleteRoute(extra)
         #expect(try !nl.routes().contains(extra))
         #expect(throws: SystemError.self) { try nl.deleteRoute(extra) }
@@ -396,8 +396,8 @@ struct NetlinkInsideNamespace {
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
 
         let after = try nl.routes()
-        #expect(after == [RouteInfo(family: AF_INET, destination: "198.18.5.1/32", gateway: nil,
-                                    interfaceIndex: ap0.index, scope: 253, table: 254)], "\(after)")
+        #expect(after == [RouteInfo(family: .ipv4, destination: prefix("198.18.5.1", 32), gateway: nil,
+                                    interfaceIndex: ap0.index, scope: .link, table: 254)], "\(after)")
         #expect(try nl.links().first { $0.isLoopback }?.isUp == true)
         // The same, as iproute2 sees it.
         let v4 = try mustRun("ip -4 route show table main")
@@ -409,7 +409,7 @@ struct NetlinkInsideNamespace {
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
         #expect(try nl.routes() == after)
         #expect(throws: SystemError.self) {
-            try nl.lockDownRoutes(keepGateway: "fd0c::1", interfaceIndex: uplink.interfaceIndex)
+            try nl.lockDownRoutes(keepGateway: IPAddress("fd0c::1")!, interfaceIndex: uplink.interfaceIndex)
         }
 
         // Routing alone: nothing but the gateway is reachable, on any port so far.
@@ -418,13 +418,16 @@ struct NetlinkInsideNamespace {
         #expect(tcpConnect("198.18.5.1", 5432, wait: 30) == ECONNREFUSED)
 
         // The firewall: loaded twice (idempotent), then read back.
-        let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
+        let script = Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: 40000)
         try nftLoader().load(script)
         try nftLoader().load(script)
         let listed = try nftLoader().list()
         #expect(listed.components("table inet agentpen") == 1, "\(listed)")
         #expect(listed.components("policy drop;") == 3, "\(listed)")
         #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
+        let listedJSON = try nftLoader().listJSON()
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: "198.18.5.1", proxyPort: 40000) == .asBuilt, "\(listedJSON)")
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: nil, proxyPort: nil) != .asBuilt)
 
         #expect(tcpConnect("198.18.5.1", 40000, wait: 30) == ECONNREFUSED)  // the proxy port reaches the gateway
         #expect(tcpConnect("198.18.5.1", 5432) == ETIMEDOUT)               // any other port is dropped
@@ -461,4 +464,9 @@ private extension String {
         }
         return count
     }
+}
+
+/// A route destination from text, for the expectations above.
+private func prefix(_ address: String, _ length: UInt8) -> IPPrefix? {
+    IPAddress(address).flatMap { IPPrefix($0, length: length) }
 }

@@ -1,3 +1,4 @@
+import AgentpenCommandLine
 import Testing
 @testable import AgentpenPolicy
 

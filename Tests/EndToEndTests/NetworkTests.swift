@@ -681,18 +681,20 @@ extension NetworkTests {
 
 extension NetworkTests {
     @Suite struct Controls {
-        /// With the firewall opened (a wrapper nft that loads agentpen's ruleset and then
-        /// inserts "accept" first in the output and input chains), a plain TCP connection
+        /// With the firewall opened (a wrapper nft that inserts "accept" first in the
+        /// output and input chains right after printing the listing agentpen reads back,
+        /// so the read-back still sees the ruleset as built), a plain TCP connection
         /// to the gateway leaks into the world: the probe connects, the arrival log shows
         /// it, UDP is no longer refused with EPERM. Proves that the refusal tests above
-        /// would fail if the firewall layer were missing.
+        /// would fail if the firewall layer were missing. (Opened before the read-back,
+        /// the run is refused: LoadedFirewallTests.)
         @Test func anOpenedFirewallIsSeen() throws {
             let f = try NetFixture()
             let nft = f.root + "/fakebin/nft"   // by AGENTPEN_NFT: nft is never looked up on PATH
             try f.f.write(nft, """
                 #!/bin/sh
-                if [ "$1" = "-f" ]; then
-                    /usr/sbin/nft -f - || exit $?
+                if [ "$1" = "-j" ]; then
+                    /usr/sbin/nft "$@" || exit $?
                     /usr/sbin/nft insert rule inet agentpen output accept
                     /usr/sbin/nft insert rule inet agentpen input accept
                     exit 0

@@ -10,6 +10,8 @@
 
 /// socket(AF_INET or AF_INET6 by addr_len, SOCK_STREAM or SOCK_DGRAM, nonblocking, close-on-exec).
 int ap_socket(int addr_len, int datagram);
+/// The same, blocking (close-on-exec only): for --check's probe, which waits on connect.
+int ap_socket_blocking(int addr_len, int datagram);
 int ap_bind_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port);
 int ap_connect_ip(int fd, const uint8_t *addr, int addr_len, uint16_t port);
 int ap_listen(int fd, int backlog);

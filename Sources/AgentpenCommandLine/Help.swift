@@ -1,0 +1,100 @@
+import AgentpenPolicy
+
+/// The help text, written once: each option's entry is both a line of
+/// `agentpen --help` (laid out as below, unchanged from the hand-parsed days)
+/// and the description the generated shell completions show.
+enum Help {
+    struct Entry {
+        /// How the flag is written in --help, e.g. "--agent NAME".
+        var syntax: String
+        /// Its description, one string per help line.
+        var lines: [String]
+        /// The one-line form for ArgumentParser (completions).
+        var argumentHelp: String { lines.joined(separator: " ") }
+    }
+
+    static let agent = Entry(syntax: "--agent NAME", lines: [
+        "preset to apply (default: basename of COMMAND);",
+        "presets: \(Preset.builtinNames.joined(separator: ", "))"])
+    static let project = Entry(syntax: "-C, --project DIR", lines: ["project directory (default: current directory)"])
+    static let env = Entry(syntax: "--env VAR", lines: ["pass VAR from your environment (repeatable)"])
+    static let mount = Entry(syntax: "--mount PATH", lines: ["extra read-only path (repeatable)"])
+    static let mountRW = Entry(syntax: "--mount-rw PATH", lines: ["extra read-write path (repeatable)"])
+    static let allow = Entry(syntax: "--allow HOST", lines: [
+        "also allow HOST over TLS; *.example.com allows every",
+        "subdomain of example.com (repeatable)"])
+    static let allowPrivate = Entry(syntax: "--allow-private HOST", lines: ["like --allow, and HOST may resolve to a private address"])
+    static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
+    static let roConfig = Entry(syntax: "--ro-config", lines: [
+        "the preset's config paths (e.g. ~/.claude) read-only:",
+        "nothing the agent runs later can be planted there"])
+    static let log = Entry(syntax: "--log FILE", lines: [
+        "append every allow/block decision to FILE (JSON lines);",
+        "a regular file outside what the sandbox can write"])
+    static let tmpfsSize = Entry(syntax: "--tmpfs-size SIZE", lines: [
+        "memory for all the sandbox's tmpfs mounts together",
+        "(512M, 4G, or 25% of RAM, the default), split",
+        "$HOME 40%, /tmp 30%, /dev/shm 15%, /var/tmp 10%, /run 5%"])
+    static let memoryMax = Entry(syntax: "--memory-max SIZE", lines: ["memory limit of the run (default 75% of RAM)"])
+    static let cpus = Entry(syntax: "--cpus N", lines: ["CPU limit, e.g. 1.5 (default: none, a lower CPU weight)"])
+    static let tasksMax = Entry(syntax: "--tasks-max N", lines: ["processes and threads (default 4096)"])
+    static let noCgroup = Entry(syntax: "--no-cgroup", lines: [
+        "none of the three; each also takes none. They apply",
+        "in a delegated cgroup (a systemd user session);",
+        "--check says whether they do here"])
+    static let check = Entry(syntax: "--check", lines: ["report what this host can enforce, exit 0 if a run would work"])
+    static let dryRun = Entry(syntax: "--dry-run", lines: ["print the full plan and exit"])
+    static let version = Entry(syntax: "--version", lines: ["print the version"])
+    static let help = Entry(syntax: "-h, --help", lines: ["this help"])
+
+    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
+                                   roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+                                   dryRun, version, help]
+
+    static let command = "the command to run confined and its arguments (default: your $SHELL)"
+    static let completionsAbstract = "print a completion script for bash, zsh or fish"
+    static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
+
+    static func table(_ entries: [Entry]) -> String {
+        entries.map { e in
+            let first = e.syntax.count >= 23 ? e.syntax + " " : e.syntax + String(repeating: " ", count: 23 - e.syntax.count)
+            let rest = e.lines.dropFirst().map { String(repeating: " ", count: 25) + $0 }
+            return (["  " + first + e.lines[0]] + rest).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
+    static var usage: String {
+        let reserved = Subcommand.reserved.filter { $0 != .completions }.map(\.rawValue).joined(separator: ", ")
+        return """
+        usage: agentpen [OPTIONS] [--] [COMMAND [ARGS...]]
+               agentpen SUBCOMMAND [ARGS...]
+
+        Runs COMMAND (default: your $SHELL) confined: the project directory is
+        writable, your home is an empty tmpfs, the network reaches only the hosts
+        the agent needs, and every blocked connection is reported.
+
+        options:
+        \(table(options))
+
+        Options end at COMMAND: flags after it belong to COMMAND.
+        subcommands are agentpen's own and count only as the first argument; after
+        an option or --, NAME is a program (agentpen -- watch df runs watch):
+          completions SHELL      \(completionsAbstract)
+          \(reserved)
+                                 reserved; not available yet (exit 2)
+        environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
+        one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
+        its loopback splice (for measurements). bwrap, pasta and nft come from
+        /usr/bin, /usr/sbin, /bin, /sbin or /run/current-system/sw/bin, never PATH;
+        AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths
+        (outside the home, the project and anything the sandbox can write).
+        exit status: COMMAND's own; 128+N if it died by signal N; 125 agentpen failed;
+        126 COMMAND not executable; 127 COMMAND not found; 2 bad usage.
+        """
+    }
+}
+
+extension Options {
+    /// `agentpen --help`.
+    public static var usage: String { Help.usage }
+}

@@ -1,0 +1,68 @@
+import AgentpenPolicy
+import ArgumentParser
+
+// agentpen's internal entry points: run by agentpen itself (never by a user),
+// named with a leading "__" so no program name or subcommand can collide, and
+// left out of --help and the completions. Each parses to a plain value. None
+// answers the library's built-in flags (`_superCommandName` turns off
+// --generate-completion-script, `helpNames: []` --help): the agent's argv
+// follows their `--`.
+
+/// `agentpen __exec [--cgroup FD] [--rw PATH]... -- COMMAND...`: the last step
+/// inside the sandbox before the agent.
+public struct ExecArguments: Sendable, Equatable {
+    public var writable: [String] = []
+    public var cgroupFD: Int32?
+    public var command: [String] = []
+    public init(writable: [String] = [], cgroupFD: Int32? = nil, command: [String] = []) {
+        self.writable = writable; self.cgroupFD = cgroupFD; self.command = command
+    }
+}
+
+/// `agentpen __netns --proxy-port P --hop H --nft PATH [--host H]... [--fd N]... -- BWRAP...`:
+/// the namespace helper.
+public struct NetArguments: Sendable, Equatable {
+    public var proxyPort: UInt16 = 0
+    public var hop: NetworkPlan.Hop = .splice
+    public var nft = ""
+    public var hosts: [HostPattern] = []
+    public var passFDs: [Int32] = []
+    public var bwrap: [String] = []
+}
+
+struct ExecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__exec", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
+    @Option(name: .customLong("rw"), parsing: .unconditionalSingleValue) var rw: [String] = []
+    @Option(parsing: .unconditional) var cgroup: Int32?
+    @Argument(parsing: .postTerminator) var command: [String] = []
+
+    var value: ExecArguments { ExecArguments(writable: rw, cgroupFD: cgroup, command: command) }
+}
+
+struct NetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__netns", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
+    @Option(name: .customLong("proxy-port"), parsing: .unconditional) var proxyPort: UInt16 = 0
+    @Option(parsing: .unconditional) var hop = NetworkPlan.Hop.splice.rawValue
+    @Option(parsing: .unconditional) var nft = ""
+    @Option(parsing: .unconditionalSingleValue) var host: [String] = []
+    @Option(parsing: .unconditionalSingleValue) var fd: [Int32] = []
+    @Argument(parsing: .postTerminator) var bwrap: [String] = []
+
+    /// nil when anything is missing or malformed (agentpen wrote these arguments:
+    /// a mistake is an internal error, not a usage one).
+    var value: NetArguments? {
+        guard let hop = NetworkPlan.Hop(rawValue: hop), nft.hasPrefix("/"), !bwrap.isEmpty else { return nil }
+        var hosts: [HostPattern] = []
+        for h in host {
+            guard let p = try? HostPattern(h) else { return nil }
+            hosts.append(p)
+        }
+        return NetArguments(proxyPort: proxyPort, hop: hop, nft: nft, hosts: hosts, passFDs: fd, bwrap: bwrap)
+    }
+}
+
+/// `agentpen __probe userns` and `agentpen __probe inside [network]` (--check's probes).
+struct ProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__probe", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
+    @Argument(parsing: .captureForPassthrough) var words: [String] = []
+}

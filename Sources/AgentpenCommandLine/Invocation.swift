@@ -1,0 +1,87 @@
+import AgentpenPolicy
+import ArgumentParser
+
+/// What this process was started to do, decided from argv alone. The executable
+/// gives each case its own process setup (main.swift).
+public enum Invocation: Sendable, Equatable {
+    /// A run, --check, --dry-run, --help or --version (Options.mode says which).
+    case agentpen(Options)
+    /// `agentpen completions SHELL`.
+    case completions(Shell)
+    /// Help of a subcommand (`agentpen completions --help`), printed as is.
+    case subcommandHelp(String)
+    /// A reserved subcommand not built yet: "not available yet", exit 2.
+    case notAvailable(Subcommand)
+    /// The internal entry points.
+    case exec(ExecArguments)
+    case netns(NetArguments)
+    case probe([String])
+
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public enum Kind: Sendable, Equatable {
+            /// The user's command line is wrong: exit 2, with the usage.
+            case usage
+            /// An internal entry point got arguments agentpen did not write: exit 125.
+            case helper
+        }
+        public var kind: Kind
+        public var message: String
+        /// Printed after the message: the whole --help for a run's usage error.
+        public var usage: String?
+        public init(kind: Kind, message: String, usage: String? = nil) {
+            self.kind = kind; self.message = message; self.usage = usage
+        }
+        public var description: String { message }
+        public var exitStatus: Int32 { kind == .usage ? 2 : 125 }
+    }
+
+    /// Parses argv without the program name. A reserved word is a subcommand
+    /// only as the very first argument; after an option, a `--` or a COMMAND it
+    /// is a program name like any other.
+    public static func parse(_ args: [String]) throws(Failure) -> Invocation {
+        if let s = args.first.flatMap(Subcommand.init(rawValue:)) {
+            return try subcommand(s, Array(args.dropFirst()))
+        }
+        switch args.first {
+        case "__exec"?:
+            let rest = Array(args.dropFirst())
+            do { return .exec(try ExecCommand.parse(rest).value) }
+            catch { throw Failure(kind: .helper, message: "internal: bad helper arguments") }
+        case "__netns"?:
+            let rest = Array(args.dropFirst())
+            guard let a = try? NetCommand.parse(rest).value else {
+                throw Failure(kind: .helper, message: "internal: bad network helper arguments")
+            }
+            return .netns(a)
+        case "__probe"?:
+            // Its words are checked by the probe itself (an unknown one exits 2).
+            return .probe(Array(args.dropFirst()))
+        default:
+            do { return .agentpen(try Options.parse(args)) }
+            catch { throw Failure(kind: .usage, message: error.message, usage: Options.usage) }
+        }
+    }
+
+    static func subcommand(_ s: Subcommand, _ rest: [String]) throws(Failure) -> Invocation {
+        guard s.isAvailable else { return .notAvailable(s) }
+        do {
+            return .completions(try CompletionsCommand.parse(rest).shell)
+        } catch {
+            if CompletionsCommand.exitCode(for: error) == .success {
+                return .subcommandHelp(AgentpenCommand.helpMessage(for: CompletionsCommand.self, columns: 80))
+            }
+            throw Failure(kind: .usage, message: "completions: \(CompletionsCommand.message(for: error)); usage: agentpen completions bash|zsh|fish")
+        }
+    }
+}
+
+extension Options {
+    /// Parses the arguments of a run (argv without the program name) into the
+    /// plain value the planner consumes. Options end at COMMAND.
+    public static func parse(_ args: [String]) throws(Options.UsageError) -> Options {
+        let parsed: RunCommand
+        do { parsed = try RunCommand.parse(args) }
+        catch { throw UsageError(message: RunCommand.message(for: error)) }
+        return try parsed.options()
+    }
+}

@@ -1,0 +1,134 @@
+import AgentpenPolicy
+import ArgumentParser
+
+/// The options of `agentpen [OPTIONS] [--] [COMMAND [ARGS...]]`. Values
+/// are taken as given (`.unconditional`: `--log -x` names the file "-x", as it
+/// always did) and checked afterwards by `options(command:)`, whose messages name the flag.
+struct RunArguments: ParsableArguments {
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.agent.argumentHelp, valueName: "NAME"),
+            completion: .list(Preset.builtinNames))
+    var agent: String?
+    @Option(name: [.customShort("C"), .long], parsing: .unconditional,
+            help: ArgumentHelp(Help.project.argumentHelp, valueName: "DIR"), completion: .directory)
+    var project: String?
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp(Help.env.argumentHelp, valueName: "VAR"))
+    var env: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp(Help.mount.argumentHelp, valueName: "PATH"),
+            completion: .file())
+    var mount: [String] = []
+    @Option(name: .customLong("mount-rw"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp(Help.mountRW.argumentHelp, valueName: "PATH"), completion: .file())
+    var mountRW: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp(Help.allow.argumentHelp, valueName: "HOST"))
+    var allow: [String] = []
+    @Option(name: .customLong("allow-private"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp(Help.allowPrivate.argumentHelp, valueName: "HOST"))
+    var allowPrivate: [String] = []
+    @Flag(name: .customLong("allow-parent-git"), help: ArgumentHelp(Help.allowParentGit.argumentHelp))
+    var allowParentGit = false
+    @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
+    var readOnlyConfig = false
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.log.argumentHelp, valueName: "FILE"), completion: .file())
+    var log: String?
+    @Option(name: .customLong("tmpfs-size"), parsing: .unconditional,
+            help: ArgumentHelp(Help.tmpfsSize.argumentHelp, valueName: "SIZE"))
+    var tmpfsSize: String?
+    @Option(name: .customLong("memory-max"), parsing: .unconditional,
+            help: ArgumentHelp(Help.memoryMax.argumentHelp, valueName: "SIZE"))
+    var memoryMax: String?
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.cpus.argumentHelp, valueName: "N"))
+    var cpus: String?
+    @Option(name: .customLong("tasks-max"), parsing: .unconditional,
+            help: ArgumentHelp(Help.tasksMax.argumentHelp, valueName: "N"))
+    var tasksMax: String?
+    @Flag(name: .customLong("no-cgroup"), help: ArgumentHelp(Help.noCgroup.argumentHelp))
+    var noCgroup = false
+    @Flag(help: ArgumentHelp(Help.check.argumentHelp))
+    var check = false
+    @Flag(name: .customLong("dry-run"), help: ArgumentHelp(Help.dryRun.argumentHelp))
+    var dryRun = false
+    @Flag(help: ArgumentHelp(Help.version.argumentHelp))
+    var version = false
+    /// Our own flag, not the library's: a `--help` after COMMAND is COMMAND's.
+    @Flag(name: [.short, .long], help: ArgumentHelp(Help.help.argumentHelp))
+    var help = false
+    /// The plain value the planner consumes, or what was wrong, naming the flag.
+    /// `command` is everything from the first word that was not one of ours.
+    func options(command: [String]) throws(Options.UsageError) -> Options {
+        func usage(_ m: String) -> Options.UsageError { Options.UsageError(message: m) }
+        func host(_ text: String, privateOK: Bool) throws(Options.UsageError) -> HostPattern {
+            do { return try HostPattern(text, allowsPrivateUpstream: privateOK) }
+            catch { throw usage("refused host \(error.description)") }
+        }
+        var o = Options()
+        // The first word that is not an option of ours starts COMMAND; `--` is
+        // dropped, a word that looks like an option but is not ours is refused.
+        if let first = command.first {
+            if first == "--" { o.command = Array(command.dropFirst()) }
+            else if first.hasPrefix("-") && first != "-" { throw usage("unknown option \(first)") }
+            else { o.command = command }
+        }
+        o.agent = agent
+        o.project = project
+        for name in env {
+            guard EnvPolicy.isValidName(name) else { throw usage("--env: bad variable name \(name.debugDescription)") }
+            o.env.append(name)
+        }
+        o.mounts = mount
+        o.mountsRW = mountRW
+        for h in allow { o.allow.append(try host(h, privateOK: false)) }
+        for h in allowPrivate { o.allow.append(try host(h, privateOK: true)) }
+        o.allowParentGit = allowParentGit
+        o.readOnlyConfig = readOnlyConfig
+        o.logPath = log
+        if let v = tmpfsSize {
+            do { o.tmpfsSize = try TmpfsBudget.parse(v) } catch { throw usage(error.message) }
+        }
+        // --no-cgroup turns off every limit not given explicitly: a limit named
+        // on the command line is what the user asked for, wherever it stands.
+        if noCgroup {
+            o.cgroupLimits.memory = .none; o.cgroupLimits.milliCPUs = .none; o.cgroupLimits.tasks = .none
+        }
+        if let v = memoryMax {
+            if v == "none" { o.cgroupLimits.memory = .none } else {
+                do { o.cgroupLimits.memory = .set(try TmpfsBudget.parse(v, flag: "--memory-max")) }
+                catch { throw usage(error.message) }
+            }
+        }
+        if let v = cpus {
+            if v == "none" { o.cgroupLimits.milliCPUs = .none }
+            else if let m = CgroupPlan.parseCPUs(v) { o.cgroupLimits.milliCPUs = .set(m) }
+            else { throw usage("--cpus \(v.debugDescription): a number of CPUs such as 2 or 1.5, or none") }
+        }
+        if let v = tasksMax {
+            if v == "none" { o.cgroupLimits.tasks = .none }
+            else if let n = UInt64(v), n > 0, n < 1 << 22 { o.cgroupLimits.tasks = .set(n) }
+            else { throw usage("--tasks-max \(v.debugDescription): a number of processes and threads, or none") }
+        }
+        // --help wins over everything, then --version; --check and --dry-run exclude each other.
+        if help { o.mode = .help }
+        else if version { o.mode = .version }
+        else if check && dryRun { throw usage("--check and --dry-run cannot be combined") }
+        else if check { o.mode = .check }
+        else if dryRun { o.mode = .dryRun }
+        return o
+    }
+}
+
+/// The run itself, parsed on its own: no subcommand is looked for here (the
+/// reserved words count only as the first argument, decided in `Invocation`),
+/// and the library's own --help is off (ours is a flag like the others).
+/// `_superCommandName` turns off the library's `--generate-completion-script`,
+/// which it would otherwise take from anywhere in argv, COMMAND's arguments too
+/// (`agentpen tool --generate-completion-script` must reach the tool).
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agentpen", _superCommandName: "agentpen", helpNames: [])
+    @OptionGroup var arguments: RunArguments
+    /// Everything from the first word that is not one of ours: COMMAND and its
+    /// arguments (a leading `--` included, an unknown option too: `options(command:)`
+    /// sorts them). Not in the completion tree, where the first word offers the subcommands.
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(Help.command, valueName: "COMMAND"))
+    var command: [String] = []
+
+    func options() throws(Options.UsageError) -> Options { try arguments.options(command: command) }
+}

@@ -1,0 +1,62 @@
+import Synchronization
+
+/// Writes JSON lines to a file descriptor (the event log) and keeps counts for
+/// the summary printed at exit.
+/// Invariant (under `state`'s lock): `blocked` holds at most `summaryLimit`
+/// subjects, the blocked events beyond them are counted in `blockedElsewhere`,
+/// and each event's line is written whole before the next one starts.
+/// Sendable without `@unchecked`: the counts live in a Mutex.
+public final class EventLog: EventSink, Sendable {
+    private let fd: Int32?
+    private struct Key: Hashable, Comparable {
+        var kind: String
+        var subject: String
+        static func < (a: Key, b: Key) -> Bool { (a.kind, a.subject) < (b.kind, b.subject) }
+    }
+    private struct State {
+        var blocked: [Key: Int] = [:]
+        var allowedCount = 0
+        var blockedElsewhere = 0
+    }
+    private let state = Mutex(State())
+    /// Called for each blocked event, e.g. to tell the user at once.
+    private let onBlock: (@Sendable (Event) -> Void)?
+
+    public init(fd: Int32? = nil, onBlock: (@Sendable (Event) -> Void)? = nil) {
+        self.fd = fd
+        self.onBlock = onBlock
+    }
+
+    /// Distinct blocked subjects kept for the summary; the rest are only counted,
+    /// so a sandbox asking for endless random names cannot grow agentpen's memory.
+    public static let summaryLimit = 1000
+
+    public func record(_ event: Event) {
+        let line = event.jsonLine() + "\n"
+        state.withLock { s in
+            if event.isBlock {
+                let key = Key(kind: event.kind.rawValue, subject: event.subject)
+                if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key, default: 0] += 1 }
+                else { s.blockedElsewhere += 1 }
+            } else if event.kind == .connectionAllowed { s.allowedCount += 1 }
+            if let fd {
+                var bytes = Array(line.utf8)
+                _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(fd, UnsafeRawBufferPointer($0)) }
+            }
+        }
+        if event.isBlock { onBlock?(event) }
+    }
+
+    /// "blocked 3: connection-blocked evil.example ×2, dns-refused x.test" or nil
+    /// when nothing was blocked. One line: every subject is escaped.
+    public func summary() -> TerminalText? {
+        let (blocked, blockedElsewhere) = state.withLock { ($0.blocked, $0.blockedElsewhere) }
+        guard !blocked.isEmpty else { return nil }
+        let total = blocked.values.reduce(0, +) + blockedElsewhere
+        var items: [TerminalText] = blocked.sorted { $0.key < $1.key }.map {
+            $0.value > 1 ? "\($0.key.kind) \($0.key.subject) ×\($0.value)" : "\($0.key.kind) \($0.key.subject)"
+        }
+        if blockedElsewhere > 0 { items.append("\(blockedElsewhere) more (see --log)") }
+        return "blocked \(total): " + items.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,65 @@
+import AgentpenPolicy
+import CShim
+import Dispatch
+import Foundation
+
+/// Accepts connections on a listening socket and hands each one (nonblocking,
+/// close-on-exec) to `onAccept` on the listener's queue.
+/// `@unchecked Sendable`: `watch` is set once in `start` before the source is
+/// enabled (on `queue`, via `queue.async`), then only used on `queue`.
+final class Listener: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+    private let queue: DispatchQueue
+    private var watch: Watch?
+    private let onAccept: (Int32, IPAddress?, UInt16) -> Void
+
+    init(address: IPAddress, port: UInt16, queue: DispatchQueue,
+         onAccept: @escaping (Int32, IPAddress?, UInt16) -> Void) throws(SocketError) {
+        (fd, self.port) = try Sock.listenTCP(address, port: port)
+        self.queue = queue
+        self.onAccept = onAccept
+    }
+
+    func start() {
+        let fd = self.fd
+        let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.acceptSome() }
+        w.source.setCancelHandler { close(fd) }
+        watch = w
+        queue.async { w.enable() }
+    }
+
+    private func acceptSome() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        // Bounded, so one busy listener cannot hold the queue.
+        for _ in 0..<64 {
+            var addr = [UInt8](repeating: 0, count: 16)
+            var len: Int32 = 0
+            var port: UInt16 = 0
+            let c = ap_accept_ip(fd, &addr, &len, &port)
+            if c >= 0 {
+                // Relayed bytes are already segmented by the sender: forward each
+                // write at once instead of holding small ones back (Nagle) until
+                // the peer's delayed ACK, which costs ~40 ms per TLS flight.
+                _ = ap_set_nodelay(c)
+                onAccept(c, IPAddress(bytes: Array(addr[0..<Int(len)])), port)
+                continue
+            }
+            if c == -EMFILE || c == -ENFILE || c == -ENOBUFS || c == -ENOMEM {
+                // Out of descriptors: the pending connection stays queued and the
+                // source would fire in a tight loop; pause instead.
+                guard let w = watch else { return }
+                w.disable()
+                queue.asyncAfter(deadline: .now() + 0.1) { w.enable() }
+            }
+            return
+        }
+    }
+
+    func stop() {
+        queue.async { [self] in
+            watch?.cancel()
+            watch = nil
+        }
+    }
+}

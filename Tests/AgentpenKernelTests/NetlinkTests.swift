@@ -19,11 +19,8 @@ struct NetlinkTests {
     @Test(.enabled(if: !isInner))
     func lockDownInsideFreshNamespace() throws {
         signal(SIGPIPE, SIG_IGN)
-        let (status, output) = try runSelf(stage: "1", filter: "NetlinkInsideNamespace")
-        #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
-        // The inner suite really ran (a filter that matched nothing would also exit 0).
-        #expect(output.contains("lockDownAndFirewall") && output.contains("passed"),
-                "inner test did not run:\n\(output)")
+        let inner = try runSelf(stage: "1", filter: "NetlinkInsideNamespace")
+        expectPassed(inner, "lockDownAndFirewall()")
     }
 
     /// The same against the real pasta, in a world of the test's own: an outer
@@ -33,10 +30,8 @@ struct NetlinkTests {
     func lockDownWithRealPasta() throws {
         signal(SIGPIPE, SIG_IGN)
         _ = try #require(systemProgram("pasta"), "pasta (Debian: apt install passt) is needed for this test")
-        let (status, output) = try runSelf(stage: "pasta-host", filter: "NetlinkPastaHost")
-        #expect(status == 0, "inner run failed (status \(status)):\n\(output)")
-        #expect(output.contains("lockDownUnderPasta") && output.contains("passed"),
-                "inner test did not run:\n\(output)")
+        let inner = try runSelf(stage: "pasta-host", filter: "NetlinkPastaHost")
+        expectPassed(inner, "lockDownUnderPasta()")
     }
 }
 
@@ -58,15 +53,88 @@ func selfBundle() throws -> String {
     return String(decoding: exe[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// Runs the suites matching `filter` of this bundle in a fresh user+net namespace.
-func runSelf(stage: String, filter: String, via prefix: [String]? = nil,
-             extraEnv: [String: String] = [:]) throws -> (status: Int32, output: String) {
+/// An inner half's run: its exit status, its output, and its xunit report.
+struct InnerRun {
+    var status: Int32
+    var output: String
+    var report: String
+}
+
+/// The inner half passed: exit status 0, its one test reported as passed on its
+/// own line, and its xunit report holding that test, once, with no failure and
+/// no skip. (A filter that matched nothing, or a test skipped, also exits 0.)
+func expectPassed(_ r: InnerRun, _ test: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(r.status == 0, "inner run failed (status \(r.status)):\n\(r.output)", sourceLocation: sourceLocation)
+    #expect(r.output.split(separator: "\n").contains { $0.contains("Test \(test) passed after") },
+            "no line saying \(test) passed:\n\(r.output)", sourceLocation: sourceLocation)
+    let suite = r.report.split(separator: "\n").first { $0.contains("<testsuite ") }.map(String.init) ?? ""
+    for want in ["tests=\"1\"", "failures=\"0\"", "skipped=\"0\"", "errors=\"0\""] {
+        #expect(suite.contains(want), "xunit report lacks \(want):\n\(r.report)", sourceLocation: sourceLocation)
+    }
+    #expect(r.report.components("name=\"\(test)\"") == 1 && !r.report.contains("<failure"),
+            "xunit report:\n\(r.report)", sourceLocation: sourceLocation)
+}
+
+/// A fresh path in this run's TMPDIR.
+func scratchPath(_ name: String) -> String {
+    (Host.environment["TMPDIR"] ?? "/tmp") + "/\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+}
+
+/// Starts the suites matching `filter` of this bundle in a fresh user+net namespace
+/// (or under `prefix`), output to a file; `finishSelf` waits for it.
+func startSelf(stage: String, filter: String, via prefix: [String]? = nil,
+               extraEnv: [String: String] = [:]) throws -> (pid: pid_t, output: String, report: String) {
     let unshare = try #require(systemProgram("unshare"), "util-linux unshare is needed for this test")
     var env = Host.environment.merging(extraEnv) { $1 }
     env[innerFlag] = stage
     env["NO_COLOR"] = "1"
-    return Spawn.run((prefix ?? [unshare, "-Urn"]) + [try selfBundle(), "--testing-library", "swift-testing", "--filter", filter],
-                     env: env.map { ($0.key, $0.value) })
+    let output = scratchPath("netlink-\(stage).out"), report = scratchPath("netlink-\(stage).xml")
+    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    try #require(fd >= 0, "open \(output): errno \(errno)")
+    defer { close(fd) }
+    var o = Spawn.Options()
+    o.env = env.map { ($0.key, $0.value) }
+    o.fds = [(fd, 1), (fd, 2)]
+    let argv = (prefix ?? [unshare, "-Urn"])
+        + [try selfBundle(), "--testing-library", "swift-testing", "--filter", filter, "--xunit-output", report]
+    return (try Spawn.start(argv, o), output, report)
+}
+
+func finishSelf(_ started: (pid: pid_t, output: String, report: String)) -> InnerRun {
+    let status = Spawn.wait(started.pid)
+    defer { unlink(started.output); unlink(started.report) }
+    func text(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += buf[..<n]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+    return InnerRun(status: status, output: text(started.output), report: text(started.report))
+}
+
+/// Runs the suites matching `filter` of this bundle in a fresh user+net namespace.
+func runSelf(stage: String, filter: String, via prefix: [String]? = nil,
+             extraEnv: [String: String] = [:]) throws -> InnerRun {
+    finishSelf(try startSelf(stage: stage, filter: filter, via: prefix, extraEnv: extraEnv))
+}
+
+/// Waits (bounded against a hang only) until `path` exists, or `pid` is gone
+/// (a zombie: it exited without creating it; left for its owner to reap).
+func waitForFile(_ path: String, orExitOf pid: pid_t, timeout: Double = 60) -> Bool {
+    for _ in 0..<Int(timeout * 50) {
+        if access(path, F_OK) == 0 { return true }
+        let stat = Spawn.run(["/bin/cat", "/proc/\(pid)/stat"]).output
+        if let close = stat.lastIndex(of: ")"), stat[close...].dropFirst(2).first == "Z" { return false }
+        usleep(20_000)
+    }
+    return false
 }
 
 @Suite("NetlinkPastaHost", .serialized, .enabled(if: Host.environment[innerFlag] == "pasta-host"))
@@ -109,25 +177,40 @@ struct NetlinkPastaHost {
         let unshare = try #require(systemProgram("unshare"))
         let nsenter = try #require(systemProgram("nsenter"))
         let pasta = try #require(systemProgram("pasta"))
-        let sandbox = try Spawn.start([unshare, "-rn", "/bin/sleep", "120"])
+        // The namespace exists once its shell says so (unshare has made it and
+        // exec'd, same PID); read that line before anything enters it.
+        var ready: [Int32] = [0, 0]
+        try #require(pipe(&ready) == 0)
+        var so = Spawn.Options()
+        so.fds = [(ready[1], 1)]
+        let sandbox = try Spawn.start([unshare, "-rn", "/bin/sh", "-c", "echo ready; exec /bin/sleep 120"], so)
+        close(ready[1])
         defer { kill(sandbox, SIGKILL); _ = Spawn.wait(sandbox) }
-        // The namespace must exist before pasta attaches; pasta starts 300 ms late so
-        // the helper's wait is real.
-        usleep(100_000)
+        var line = [UInt8](repeating: 0, count: 16)
+        let n = read(ready[0], &line, line.count)
+        close(ready[0])
+        try #require(n > 0 && String(decoding: line[..<n], as: UTF8.self) == "ready\n", "the namespace did not come up")
+
+        // The namespace half starts first and says when it is waiting for the
+        // uplink; only then does pasta start, so the helper's wait is real.
+        let waiting = scratchPath("netlink-waiting")
+        defer { unlink(waiting) }
+        let inner = try startSelf(stage: "pasta-ns", filter: "NetlinkPastaNamespace",
+                                  via: [nsenter, "-t", "\(sandbox)", "-U", "-n", "--preserve-credentials"],
+                                  extraEnv: ["AGENTPEN_TEST_PROXY_PORT": "\(proxyPort)",
+                                             "AGENTPEN_TEST_OTHER_PORT": "\(dbPort)",
+                                             "AGENTPEN_TEST_WAITING": waiting])
+        let sawWaiting = waitForFile(waiting, orExitOf: inner.pid)
         var o = Spawn.Options()
         let devnull = open("/dev/null", O_RDWR)
         o.fds = [(devnull, 1), (devnull, 2)]
-        let pastaPID = try Spawn.start(["/bin/sh", "-c",
-            "sleep 0.3; exec \(pasta) --config-net -t none -u none -T none -U none -f \(sandbox)"], o)
+        let pastaPID = try Spawn.start([pasta, "--config-net", "-t", "none", "-u", "none", "-T", "none", "-U", "none",
+                                        "-f", "\(sandbox)"], o)
         close(devnull)
         defer { kill(pastaPID, SIGTERM); _ = Spawn.wait(pastaPID) }
-
-        let (status, output) = try runSelf(stage: "pasta-ns", filter: "NetlinkPastaNamespace",
-                                           via: [nsenter, "-t", "\(sandbox)", "-U", "-n", "--preserve-credentials"],
-                                           extraEnv: ["AGENTPEN_TEST_PROXY_PORT": "\(proxyPort)",
-                                                      "AGENTPEN_TEST_OTHER_PORT": "\(dbPort)"])
-        #expect(status == 0, "namespace run failed (status \(status)):\n\(output)")
-        #expect(output.contains("insideSandbox") && output.contains("passed"), "did not run:\n\(output)")
+        let result = finishSelf(inner)
+        #expect(sawWaiting, "the namespace half never waited for the uplink:\n\(result.output)")
+        expectPassed(result, "insideSandbox()")
     }
 }
 
@@ -138,12 +221,18 @@ struct NetlinkPastaNamespace {
         let proxyPort = try #require(Host.environment["AGENTPEN_TEST_PROXY_PORT"].flatMap { UInt16($0) })
         let otherPort = try #require(Host.environment["AGENTPEN_TEST_OTHER_PORT"].flatMap { UInt16($0) })
         let probe = NetlinkInsideNamespace()
+        let waiting = try #require(Host.environment["AGENTPEN_TEST_WAITING"])
         let nl = try NetlinkRoute()
-        let uplink = try nl.waitForConfiguredUplink(timeout: 5)
+        // pasta is started only once this file exists: nothing is configured yet.
+        #expect(throws: SystemError.self) { try nl.waitForConfiguredUplink(timeout: 0.05) }
+        let fd = open(waiting, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        try #require(fd >= 0, "create \(waiting): errno \(errno)")
+        close(fd)
+        let uplink = try nl.waitForConfiguredUplink(timeout: 60)
         #expect(uplink.gateway == IPAddress("198.18.9.1"))
         #expect(uplink.address == IPAddress("198.18.9.2"))
         // pasta's gateway mapping: before lock-down every host loopback port is reachable.
-        #expect(probe.tcpConnect(uplink.gateway.description, otherPort, wait: 2) == 0)
+        #expect(probe.tcpConnect(uplink.gateway.description, otherPort, wait: 30) == 0)
 
         try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
         let locked = [RouteInfo(family: .ipv4, destination: prefix("198.18.9.1", 32), gateway: nil,
@@ -151,7 +240,7 @@ struct NetlinkPastaNamespace {
         #expect(try nl.routes() == locked)
         try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: proxyPort))
 
-        #expect(probe.tcpConnect(uplink.gateway.description, proxyPort, wait: 2) == 0)   // the proxy
+        #expect(probe.tcpConnect(uplink.gateway.description, proxyPort, wait: 30) == 0)  // the proxy
         #expect(probe.tcpConnect(uplink.gateway.description, otherPort) == ETIMEDOUT)     // a host service: dropped
         #expect(probe.udpSend(uplink.gateway.description, 53) == EPERM)                   // DNS to the host: dropped
         #expect(probe.tcpConnect("198.18.9.77", 443) == ENETUNREACH)          // elsewhere: no route
@@ -161,7 +250,14 @@ struct NetlinkPastaNamespace {
 
         // Nothing comes back later: the kernel's router solicitation (after DAD) is
         // answered by pasta, which would otherwise reinstall an IPv6 default route.
-        usleep(2_000_000)
+        // Rather than wait for an advertisement that may or may not come, check
+        // what keeps one out: IPv6 off on the uplink (no solicitation is sent, an
+        // advertisement is dropped) and advertisements not accepted.
+        let uplinkName = try #require(try nl.links().first { $0.index == uplink.interfaceIndex }?.name)
+        for (knob, want) in [("disable_ipv6", "1"), ("accept_ra", "0")] {
+            let r = Spawn.run(["/bin/cat", "/proc/sys/net/ipv6/conf/\(uplinkName)/\(knob)"])
+            #expect(r.status == 0 && r.output.trimmingCharacters() == want, "\(knob): \(r.output)")
+        }
         let later = try nl.routes()
         #expect(later == locked, "\(later)")
     }
@@ -252,9 +348,10 @@ struct NetlinkInsideNamespace {
         try mustRun("ip link add ap0 type veth peer name ap1 && ip link set ap1 netns \(peer)")
         try mustRun("\(nsenter) -t \(peer) -n sh -c 'ip addr add 198.18.5.1/24 dev ap1 && ip link set ap1 up'")
 
-        // Pasta's part, done late (after 300 ms) in the background, so the wait is exercised.
+        // Pasta's part, in the background, only once the test has seen that nothing
+        // is configured yet and says "go" on the script's stdin: the wait is exercised.
         let configure = """
-            sleep 0.3
+            read go
             ip link set ap0 up
             ip addr add 198.18.5.2/24 dev ap0
             ip -6 addr add fd0c::2/64 dev ap0 nodad
@@ -262,21 +359,24 @@ struct NetlinkInsideNamespace {
             ip route add 10.9.0.0/16 via 198.18.5.7
             ip -6 route add default via fd0c::1 dev ap0
             """
+        var go: [Int32] = [0, 0]
+        try #require(pipe(&go) == 0)
         var o = Spawn.Options()
-        o.fds = [(open("/dev/null", O_RDWR), 1)]
+        let devnull = open("/dev/null", O_RDWR)
+        o.fds = [(go[0], 0), (devnull, 1)]
         let pasta = try Spawn.start(["/bin/sh", "-c", configure], o)
+        close(go[0]); close(devnull)
 
         let nl = try NetlinkRoute()
         #expect(throws: SystemError.self) { try nl.waitForConfiguredUplink(timeout: 0.05) }
-        let t0 = monotonic()
-        let uplink = try nl.waitForConfiguredUplink(timeout: 5)
-        let waited = monotonic() - t0
+        _ = write(go[1], "go\n", 3)
+        close(go[1])
+        let uplink = try nl.waitForConfiguredUplink(timeout: 60)
         #expect(Spawn.wait(pasta) == 0)
         let ap0 = try #require(try nl.links().first { $0.name == "ap0" })
         #expect(uplink.interfaceIndex == ap0.index)
         #expect(uplink.gateway == IPAddress("198.18.5.1"))
         #expect(uplink.address == IPAddress("198.18.5.2"))
-        #expect(waited < 2, "waited \(waited) s")
         #expect(try nl.ipv4Addresses(interfaceIndex: ap0.index) == [IPAddress("198.18.5.2")!])
 
         let before = try nl.routes()
@@ -315,7 +415,7 @@ struct NetlinkInsideNamespace {
         // Routing alone: nothing but the gateway is reachable, on any port so far.
         #expect(tcpConnect("198.18.5.9", 443) == ENETUNREACH)
         #expect(tcpConnect("10.9.0.1", 443) == ENETUNREACH)
-        #expect(tcpConnect("198.18.5.1", 5432, wait: 2) == ECONNREFUSED)
+        #expect(tcpConnect("198.18.5.1", 5432, wait: 30) == ECONNREFUSED)
 
         // The firewall: loaded twice (idempotent), then read back.
         let script = Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: 40000)
@@ -329,7 +429,7 @@ struct NetlinkInsideNamespace {
         #expect(Firewall.verifyLoaded(listedJSON, gateway: "198.18.5.1", proxyPort: 40000) == .asBuilt, "\(listedJSON)")
         #expect(Firewall.verifyLoaded(listedJSON, gateway: nil, proxyPort: nil) != .asBuilt)
 
-        #expect(tcpConnect("198.18.5.1", 40000, wait: 2) == ECONNREFUSED)  // the proxy port reaches the gateway
+        #expect(tcpConnect("198.18.5.1", 40000, wait: 30) == ECONNREFUSED)  // the proxy port reaches the gateway
         #expect(tcpConnect("198.18.5.1", 5432) == ETIMEDOUT)               // any other port is dropped
         #expect(tcpConnect("198.18.5.1", 22) == ETIMEDOUT)
         #expect(udpSend("198.18.5.1", 53) == EPERM)
@@ -345,12 +445,6 @@ struct NetlinkInsideNamespace {
         #expect(counters["blocked_other"]?.packets == 0)
         #expect((counters["blocked_tcp"]?.bytes ?? 0) > 0)
     }
-}
-
-private func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 private extension String {

@@ -173,13 +173,13 @@ import Testing
             p.waitUntilExit()
         }
         var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, 5000) == 1 else { throw CaptureError.timeout }
+        guard poll(&pfd, 1, 30_000) == 1 else { throw CaptureError.timeout }
         let c = accept(listener, nil, nil)
         defer { close(c) }
         var got: [UInt8] = []
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = DispatchTime.now() + 30
         var buf = [UInt8](repeating: 0, count: 4096)
-        while Date() < deadline {
+        while DispatchTime.now() < deadline {
             var cfd = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
             guard poll(&cfd, 1, 1000) == 1 else { continue }
             let n = read(c, &buf, buf.count)

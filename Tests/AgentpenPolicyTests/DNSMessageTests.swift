@@ -107,14 +107,71 @@ import Testing
         m[2] |= 0x28   // opcode 5 (UPDATE)
         r = try #require(DNSMessage.reply(to: m, allowlist: allow).bytes)
         #expect(rcode(r) == 4)
-        // Random input never crashes and never answers a name outside the list.
+        // Random input, and valid queries with a few bytes changed, never crash and
+        // never answer a name outside the list. Checked on the reply's bytes (an
+        // independent reading of the question and the answer records), not on
+        // the decision the parser reports about itself.
         var rng = SystemRandomNumberGenerator()
-        for _ in 0..<3000 {
-            let b = (0..<Int.random(in: 0..<80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            if case .answered(let name, _, _, _) = DNSMessage.reply(to: b, allowlist: allow).decision {
-                #expect(allow.match(name) != nil)
+        let seeds = [query("api.example.com"), query("x.cdn.example"), query("a.b.cdn.example", type: 28)]
+        var answered = 0
+        for i in 0..<6000 {
+            var b: [UInt8]
+            if i % 2 == 0 {
+                b = (0..<Int.random(in: 0..<80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            } else {
+                b = seeds[i % seeds.count]
+                for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                    b[Int.random(in: 0..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
             }
+            let reply = DNSMessage.reply(to: b, allowlist: allow)
+            guard let bytes = reply.bytes, let parsed = Self.readReply(bytes) else {
+                if case .answered = reply.decision { Issue.record("answered without a readable reply: \(b)") }
+                continue
+            }
+            if parsed.addresses.isEmpty { continue }
+            answered += 1
+            #expect(allow.match(parsed.name) != nil, "answered \(parsed.name) from \(b)")
+            #expect(parsed.addresses.allSatisfy { $0 == [127, 0, 0, 1] || $0 == IPAddress("::1")!.bytes }, "\(parsed.addresses)")
+            guard case .answered(let name, _, _, let addresses) = reply.decision else {
+                Issue.record("addresses in the reply, but decision \(reply.decision)"); continue
+            }
+            #expect(name == parsed.name.lowercased())
+            #expect(addresses.map(\.bytes) == parsed.addresses)
         }
+        #expect(answered > 0, "no mutated query was answered: the check above saw nothing")
+    }
+
+    /// The question name (labels joined, no compression in a question) and the
+    /// address records of a reply, read from its bytes; nil if they do not parse.
+    static func readReply(_ r: [UInt8]) -> (name: String, addresses: [[UInt8]])? {
+        guard r.count >= 12 else { return nil }
+        let qd = Int(r[4]) << 8 | Int(r[5]), an = Int(r[6]) << 8 | Int(r[7])
+        guard qd == 1 else { return an == 0 ? ("", []) : nil }
+        var i = 12
+        var labels: [String] = []
+        while true {
+            guard i < r.count else { return nil }
+            let n = Int(r[i]); i += 1
+            if n == 0 { break }
+            guard n < 64, i + n <= r.count else { return nil }
+            labels.append(String(decoding: r[i..<(i + n)], as: UTF8.self)); i += n
+        }
+        i += 4
+        var addresses: [[UInt8]] = []
+        for _ in 0..<an {
+            // Name: a pointer to the question (all the parser writes) or labels.
+            guard i + 2 <= r.count, r[i] == 0xc0, r[i + 1] == 0x0c else { return nil }
+            i += 2
+            guard i + 10 <= r.count else { return nil }
+            let type = Int(r[i]) << 8 | Int(r[i + 1])
+            let len = Int(r[i + 8]) << 8 | Int(r[i + 9])
+            i += 10
+            guard i + len <= r.count else { return nil }
+            if type == 1 || type == 28 { addresses.append(Array(r[i..<(i + len)])) }
+            i += len
+        }
+        return (labels.joined(separator: "."), addresses)
     }
 
     @Test func nameLongerThan255IsFormErr() throws {

@@ -68,9 +68,9 @@ enum Net {
     static func read(_ fd: Int32, upTo limit: Int = .max, timeout: Double = 10) -> ([UInt8], End?) {
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = DispatchTime.now() + timeout
         while out.count < limit {
-            if Date() > deadline { return (out, .timeout) }
+            if DispatchTime.now() > deadline { return (out, .timeout) }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let pr = poll(&p, 1, 200)
             if pr == 0 { continue }
@@ -155,9 +155,10 @@ final class EventCapture: EventSink, @unchecked Sendable {
 
     var all: [Event] { lock.lock(); defer { lock.unlock() }; return events }
 
-    func wait(timeout: Double = 5, _ match: (Event) -> Bool) -> Event? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+    /// Bounded against a hang only: an event that comes returns at once.
+    func wait(timeout: Double = 30, _ match: (Event) -> Bool) -> Event? {
+        let deadline = DispatchTime.now() + timeout
+        while DispatchTime.now() < deadline {
             if let e = all.first(where: match) { return e }
             usleep(10_000)
         }
@@ -173,10 +174,10 @@ final class Counter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
-/// Waits (bounded) until `cond` holds.
-func eventually(timeout: Double = 5, _ cond: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
+/// Waits until `cond` holds, bounded against a hang only (monotonic clock).
+func eventually(timeout: Double = 30, _ cond: () -> Bool) -> Bool {
+    let deadline = DispatchTime.now() + timeout
+    while DispatchTime.now() < deadline {
         if cond() { return true }
         usleep(10_000)
     }

@@ -55,13 +55,12 @@ import Testing
 
     @Test func tmpIsPrivateAndNothingIsLeftInIt() throws {
         let f = try Fixture()
-        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
+        let leftovers = Leftovers(f)
         let r = try f.sh("echo x > /tmp/agentpen-inside-\(getpid()); ls -A /tmp")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "agentpen-inside-\(getpid())")
-        let after = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
-        #expect(!after.contains("agentpen-inside-\(getpid())"))
-        #expect(after.subtracting(before).filter { $0.contains("agentpen") || $0.contains("bwrap") }.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/agentpen-inside-\(getpid())"))
+        #expect(leftovers.fresh().isEmpty, "left behind: \(leftovers.fresh())")
     }
 
     @Test func landlockStopsWritesTheMountsWouldAllow() throws {

@@ -26,10 +26,15 @@ enum Agentpen {
         try runProgram(binary, args, env: environment(home: home, extra: extraEnv, path: path), cwd: cwd, timeout: timeout)
     }
 
-    static func environment(home: String, extra: [String: String] = [:], path: String? = nil) -> [String: String] {
+    /// `tmp` is agentpen's TMPDIR: a fixture's own (`Fixture.environment`), else the
+    /// suite's, never /tmp by default, so what one test's agentpen writes there
+    /// (`--check`'s scratch directory) cannot look like another test's leftover.
+    static func environment(home: String, extra: [String: String] = [:], path: String? = nil,
+                            tmp: String? = nil) -> [String: String] {
         let me = ProcessInfo.processInfo.environment
         var env: [String: String] = [
             "HOME": home,
+            "TMPDIR": tmp ?? me["TMPDIR"] ?? NSTemporaryDirectory(),
             "PATH": path ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "USER": me["USER"] ?? "test",
             "LANG": "C.UTF-8",
@@ -84,6 +89,8 @@ final class Fixture {
     var home: String { root + "/home/user" }
     var project: String { home + "/src/project" }
     var sibling: String { home + "/src/sibling" }
+    /// This test's own TMPDIR, given to every agentpen it runs.
+    var tmp: String { root + "/tmp" }
 
     static let secrets: [String: String] = [
         ".ssh/id_ed25519": "SECRET-SSH-KEY",
@@ -110,6 +117,7 @@ final class Fixture {
         chmod(root, 0o755)
         for (path, content) in Self.secrets { try write(home + "/" + path, content) }
         try write(sibling + "/README", "SECRET-SIBLING")
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: project, withIntermediateDirectories: true)
         if gitInit {
             try git(["init", "-q"])
@@ -130,6 +138,11 @@ final class Fixture {
         chmod(path, mode_t(mode))
     }
 
+    /// The environment agentpen runs with in this fixture (its home, its TMPDIR).
+    func environment(extra: [String: String] = [:], path: String? = nil) -> [String: String] {
+        Agentpen.environment(home: home, extra: extra, path: path, tmp: tmp)
+    }
+
     func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
 
     @discardableResult
@@ -142,13 +155,50 @@ final class Fixture {
     /// agentpen in the project, with this fixture's home.
     func agentpen(_ args: [String], env: [String: String] = [:], path: String? = nil,
                   cwd: String? = nil, timeout: Double = 60) throws -> Agentpen.Result {
-        try Agentpen.run(args, home: home, cwd: cwd ?? project, extraEnv: env, path: path, timeout: timeout)
+        try runProgram(Agentpen.binary, args, env: environment(extra: env, path: path), cwd: cwd ?? project, timeout: timeout)
     }
 
     /// Shell snippet run confined.
     func sh(_ script: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> Agentpen.Result {
         try agentpen(extra + ["--", "/bin/sh", "-c", script], env: env)
     }
+}
+
+/// What a run of agentpen left behind, looked for only where it could write. Every
+/// agentpen a test runs gets the fixture's own TMPDIR, so all of agentpen's own
+/// temporary files go there and every new name in it counts. The host programs
+/// (bubblewrap, pasta) run in a fixed environment without TMPDIR, so in /tmp only
+/// names they could create count (owned by this user). An unrelated process's
+/// file in /tmp (another test or checkout, e.g. an `agentpen-check.*` of a run
+/// without a TMPDIR, or the machine's /tmp/sap) cannot fail the check;
+/// LeftoverCheckTests shows that a real leftover does.
+struct Leftovers {
+    static let hostPrefixes = ["bwrap", ".bubblewrap", "pasta", "passt"]
+    let tmpdir: String
+    let tmpRoot: String
+    private let before: Set<String>
+
+    init(tmpdir: String, tmpRoot: String = "/tmp") {
+        self.tmpdir = tmpdir
+        self.tmpRoot = tmpRoot
+        before = Self.scan(tmpdir, tmpRoot)
+    }
+
+    init(_ f: Fixture) { self.init(tmpdir: f.tmp) }
+
+    static func couldBeHostPrograms(_ name: String) -> Bool { hostPrefixes.contains { name.hasPrefix($0) } }
+
+    private static func scan(_ tmpdir: String, _ tmpRoot: String) -> Set<String> {
+        let mine = ((try? FileManager.default.contentsOfDirectory(atPath: tmpdir)) ?? []).map { tmpdir + "/" + $0 }
+        let shared = ((try? FileManager.default.contentsOfDirectory(atPath: tmpRoot)) ?? []).filter { name in
+            var st = stat()
+            return couldBeHostPrograms(name) && lstat(tmpRoot + "/" + name, &st) == 0 && st.st_uid == getuid()
+        }.map { tmpRoot + "/" + $0 }
+        return Set(mine + shared)
+    }
+
+    /// Paths that appeared since this check was made.
+    func fresh() -> [String] { Self.scan(tmpdir, tmpRoot).subtracting(before).sorted() }
 }
 
 /// Processes whose command line is exactly `argv`, system-wide.
@@ -161,10 +211,11 @@ func processes(running argv: [String]) -> [Int32] {
     }
 }
 
-/// Polls `condition` every 20 ms until true or `timeout` seconds pass.
+/// Polls `condition` every 20 ms until true or `timeout` seconds pass (on the
+/// monotonic clock: a wall-clock step cannot cut a wait short).
 func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
+    let deadline = DispatchTime.now() + timeout
+    while DispatchTime.now() < deadline {
         if condition() { return true }
         usleep(20_000)
     }

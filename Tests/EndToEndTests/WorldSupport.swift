@@ -92,11 +92,11 @@ struct Arrivals {
         let port = try Self.sendSentinel()
         let needle = "proto=udp src=\(World.host4) sport=\(port) dst=\(World.gateway4) dport=9999"
         var lines: [Arrival] = []
-        let found = waitUntil(5) {
+        let found = waitUntil(30) {
             lines = read()
             return lines.contains { $0.line.contains(needle) }
         }
-        if !found { throw TestFailure("the arrival logger did not log the sentinel within 5 s (is the world up?)") }
+        if !found { throw TestFailure("the arrival logger did not log the sentinel within 30 s (is the world up?)") }
         // The bait listener's own record of the sentinel may come a little later.
         _ = waitUntil(1) { read().contains { $0.ev == "recv" && $0["sport"] == String(port) } }
         return read().filter { !($0.proto == "udp" && $0["sport"] == String(port) && $0["dport"] == "9999") }
@@ -494,7 +494,7 @@ final class HostListener {
                              stdout: dir + "/listener-\(tag).out")
         pid = pidValue
         var ready: UInt16 = 0
-        let up = waitUntil(10) {
+        let up = waitUntil(30) {
             guard let text = try? String(contentsOfFile: logPath, encoding: .utf8),
                   let line = text.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }) else { return false }
             ready = UInt16(line.dropFirst(6)) ?? 0
@@ -569,7 +569,7 @@ final class Launched: @unchecked Sendable {
         let tag = Int.random(in: 100_000...999_999)
         stdoutPath = f.root + "/launched-\(tag).out"
         stderrPath = f.root + "/launched-\(tag).err"
-        pid = try spawn([Agentpen.binary] + args, env: Agentpen.environment(home: f.home, extra: env, path: path),
+        pid = try spawn([Agentpen.binary] + args, env: f.environment(extra: env, path: path),
                         cwd: f.project, stdout: stdoutPath, stderr: stderrPath)
         DispatchQueue.global().async(group: sampler) { [self] in
             while lock.withLock({ sampling }) {
@@ -643,18 +643,6 @@ final class Launched: @unchecked Sendable {
     }
 }
 
-/// The names in /tmp owned by this user (to see that nothing was left there; what
-/// agentpen leaves is its user's). Not agentpen's, and seen on a shared machine
-/// while the tests run: SwiftPM's temporary directories and iproute2 nstat's history.
-func tmpEntries() -> Set<String> {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
-    return Set(names.filter { name in
-        var st = stat()
-        guard lstat("/tmp/" + name, &st) == 0, st.st_uid == getuid() else { return false }
-        return !name.hasPrefix("TemporaryDirectory.") && !name.hasPrefix(".nstat.u")
-    })
-}
-
 /// Descriptors and resident memory of a process, from /proc.
 func fdCount(_ pid: pid_t) -> Int {
     ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
@@ -666,7 +654,14 @@ func rssKiB(_ pid: pid_t) -> Int {
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// agentpen refused the AGENTPEN_PROXY_PORT it was given as taken: someone bound
+/// it after `freePort` found it free (the caller tries again with another).
+func proxyPortTaken(_ status: Int32?, _ stderr: String) -> Bool {
+    status == 125 && stderr.contains("AGENTPEN_PROXY_PORT")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago; callers that hand it to
+/// agentpen retry, bounded, when it was taken meanwhile (`proxyPortTaken`).
 func freePort() -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

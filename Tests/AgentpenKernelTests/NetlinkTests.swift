@@ -103,19 +103,7 @@ func startSelf(stage: String, filter: String, via prefix: [String]? = nil,
 func finishSelf(_ started: (pid: pid_t, output: String, report: String)) -> InnerRun {
     let status = Spawn.wait(started.pid)
     defer { unlink(started.output); unlink(started.report) }
-    func text(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var out: [UInt8] = [], buf = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out += buf[..<n]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    func text(_ path: String) -> String { Host.readFile(path) ?? "" }
     return InnerRun(status: status, output: text(started.output), report: text(started.report))
 }
 

@@ -343,6 +343,17 @@ import Testing
         #expect(Net.read(ok, upTo: hello.count).0 == hello)
     }
 
+    /// One client that sends nothing and one that sends the first 20 bytes of a hello.
+    static func silentAndPartialClients(_ port: UInt16) throws -> (silent: Int32, partial: Int32) {
+        let silent = try Net.connect(port)
+        let partial: Int32
+        do { partial = try Net.connect(port) } catch { close(silent); throw error }
+        do { try Net.sendAll(partial, Array(HelloBuilder.hello("ok.test.example")[0..<20])) } catch {
+            close(silent); close(partial); throw error
+        }
+        return (silent, partial)
+    }
+
     /// A client that sends nothing, or half a hello, holds up nobody: another is
     /// relayed while both still wait (their deadline is far off, so no clock is
     /// read). A proxy that served one handshake at a time never relays it.
@@ -351,11 +362,8 @@ import Testing
         defer { upstream.stop() }
         let r = try rig(upstream: upstream) { $0.handshakeTimeout = 300 }
         defer { r.proxy.stop() }
-        let silent = try Net.connect(r.port)
-        defer { close(silent) }
-        let partial = try Net.connect(r.port)
-        defer { close(partial) }
-        try Net.sendAll(partial, Array(HelloBuilder.hello("ok.test.example")[0..<20]))
+        let (silent, partial) = try Self.silentAndPartialClients(r.port)
+        defer { close(silent); close(partial) }
         #expect(eventually { r.proxy.connectionCount == 2 })
         let c = try Net.connect(r.port)
         defer { close(c) }
@@ -376,11 +384,8 @@ import Testing
         defer { upstream.stop() }
         let r = try rig(upstream: upstream) { $0.handshakeTimeout = 1 }
         defer { r.proxy.stop() }
-        let silent = try Net.connect(r.port)
-        defer { close(silent) }
-        let partial = try Net.connect(r.port)
-        defer { close(partial) }
-        try Net.sendAll(partial, Array(HelloBuilder.hello("ok.test.example")[0..<20]))
+        let (silent, partial) = try Self.silentAndPartialClients(r.port)
+        defer { close(silent); close(partial) }
         let (d1, e1) = Net.read(silent, timeout: 30)
         let (d2, e2) = Net.read(partial, timeout: 30)
         // The partial one had unread (peeked) bytes, so the kernel resets rather than ends it.

@@ -225,8 +225,9 @@ func cmdline(of pid: pid_t) -> String {
     String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data(), as: UTF8.self)
 }
 
-@Suite(.serialized, .enabled(if: World.runnable, World.skipReason))
-struct HostProgramNetworkTests {
+// Inside NetworkTests: the world is shared, so its suites run one test at a time.
+extension NetworkTests {
+@Suite struct HostProgramNetworkTests {
     /// The reproduction: the sandbox writes `nft` into a project directory on
     /// the caller's PATH; the namespace helper lists the firewall's counters after
     /// bubblewrap exits and must not run it.
@@ -318,4 +319,5 @@ struct HostProgramNetworkTests {
         #expect(Set(inside.filter { !$0.hasPrefix("PWD=") }) == Set(planned),
                 "inside: \(inside.sorted())\nplanned: \(planned.sorted())")
     }
+}
 }

@@ -5,8 +5,10 @@ import Testing
 /// sandbox byte for byte; they reach the live block lines, the exit summary and
 /// the --log file. None of them may carry a control byte, a bidi override or a
 /// line of its own to the user's terminal, and none may hide what comes after it.
-@Suite(.serialized, .enabled(if: World.runnable, World.skipReason))
-struct OutputNetworkTests {
+// Inside NetworkTests: the world (its arrival log, its servers) is shared, so
+// every suite that uses it runs serialized with the others.
+extension NetworkTests {
+@Suite struct OutputNetworkTests {
     /// Sends one raw DNS query per label given in hex, waits for each answer.
     static let query = #"""
     import socket, struct, sys
@@ -109,4 +111,5 @@ struct OutputNetworkTests {
         }
         #expect(events.contains { $0["kind"] as? String == "persistence-removed" }, "\(text)")
     }
+}
 }

@@ -7,9 +7,9 @@ import Testing
     static let hostile = "evil\u{1b}]0;pwned\u{07}\r\nagentpen: forged line\u{202e}\u{7f}\u{85}"
 
     static func check(_ text: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        let raw = OutputNetworkTests.rawDanger(text)
+        let raw = NetworkTests.OutputNetworkTests.rawDanger(text)
         #expect(raw.isEmpty, "\(what): raw \(raw) in \(text.debugDescription)", sourceLocation: sourceLocation)
-        let forged = OutputNetworkTests.lines(text).filter { $0.hasPrefix("agentpen: forged") }
+        let forged = NetworkTests.OutputNetworkTests.lines(text).filter { $0.hasPrefix("agentpen: forged") }
         #expect(forged.isEmpty, "\(what): a name forged a line: \(text.debugDescription)", sourceLocation: sourceLocation)
     }
 
@@ -39,7 +39,7 @@ import Testing
         #expect(r.status == 0, "\(r.stderr.debugDescription)")
         Self.check(r.stdout, "--dry-run")
         Self.check(r.stderr, "stderr")
-        let projectLine = OutputNetworkTests.lines(r.stdout).first { $0.hasPrefix("project: ") }
+        let projectLine = NetworkTests.OutputNetworkTests.lines(r.stdout).first { $0.hasPrefix("project: ") }
         #expect(projectLine?.hasSuffix(#"evil\x1b]0;pwned\x07\r\nagentpen: forged line\u{202e}\x7f\u{85}"#) == true,
                 "\(String(describing: projectLine))")
         // The layout itself still has its lines.

@@ -7,8 +7,12 @@ import Testing
 /// shell command the model asks the agent to run; the test checks what the sandbox
 /// did with it from outside (files, the event log, the arrival log) and from the
 /// tool result the agent sent back to the model.
-@Suite(.serialized, .enabled(if: RealAgents.runnable, RealAgents.skipReason))
-struct RealAgentNetworkTests {}
+// Inside NetworkTests: the world is shared (the arrival log, the servers), so the
+// real agents run one test at a time with every other suite that uses it.
+extension NetworkTests {
+    @Suite(.enabled(if: RealAgents.runnable, RealAgents.skipReason))
+    struct RealAgentNetworkTests {}
+}
 
 /// The steps every agent runs, and what each must have come back as.
 enum SessionSteps {
@@ -53,7 +57,7 @@ enum SessionSteps {
     static let upstream: Set<String> = ["198.18.0.20:443", "198.18.0.10:443"]
 }
 
-extension RealAgentNetworkTests {
+extension NetworkTests.RealAgentNetworkTests {
     @Suite struct Claude {
         @Test func scriptedPrintSessionAsTheUserHasIt() throws {
             let f = try NetFixture()
@@ -90,7 +94,7 @@ extension RealAgentNetworkTests {
     }
 }
 
-extension RealAgentNetworkTests {
+extension NetworkTests.RealAgentNetworkTests {
     @Suite struct Codex {
         /// `codex exec` with Codex's default sandbox mode: every step must run (Codex's
         /// own bubblewrap cannot start inside agentpen; the preset turns it off).
@@ -132,7 +136,7 @@ extension RealAgentNetworkTests {
     }
 }
 
-extension RealAgentNetworkTests {
+extension NetworkTests.RealAgentNetworkTests {
     @Suite struct Aider {
         /// aider from a pipx venv: the steps run through its /run command (--load), their
         /// output goes to the model with the message, and the answer comes back.

@@ -389,19 +389,4 @@ public enum PersistenceAudit {
         return (guarded, outside)
     }
 
-    /// Paths the sandbox can write on the host (the plan's `--bind` sources):
-    /// the run registry must not lie in any of them.
-    public static func isExposed(_ path: String, bwrapArgs: [String]) -> Bool {
-        var i = 0
-        while i + 2 < bwrapArgs.count {
-            if bwrapArgs[i] == "--bind" || bwrapArgs[i] == "--bind-try" || bwrapArgs[i] == "--bind-fd" {
-                // Source and destination (a --bind-fd source is a descriptor of the same path).
-                if Paths.isWithin(path, bwrapArgs[i + 1]) || Paths.isWithin(path, bwrapArgs[i + 2]) { return true }
-                i += 3
-            } else {
-                i += 1
-            }
-        }
-        return false
-    }
 }

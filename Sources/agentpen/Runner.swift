@@ -213,11 +213,11 @@ enum Runner {
                                           xdgConfigHome: p.facts.callerEnv["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil })
         let runID = "\(getpid())-\(state.start.sec)"
         let base = RunRegistry.base(env: p.facts.callerEnv, home: p.facts.home)
-        // Never a registry the sandbox could write (inside the project or a --bind),
-        // checked on the path as given and on its real path.
+        // Never a registry the sandbox could write (the project or any read-write
+        // bind), nor one holding the project; checked on the path as given and on
+        // its real path.
         func exposed(_ path: String) -> Bool {
-            Paths.isWithin(path, p.project) || Paths.isWithin(p.project, path)
-                || PersistenceAudit.isExposed(path, bwrapArgs: p.plan.bwrapArgs)
+            p.writable.container(of: path) != nil || Paths.isWithin(p.project, path)
         }
         let registry = exposed(base) ? nil
             : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)

@@ -1,4 +1,4 @@
-import AgentpenPolicy
+@testable import AgentpenPolicy
 import Testing
 
 @Suite struct PersistenceAuditRulesTests {
@@ -72,14 +72,22 @@ import Testing
         let t = PersistenceAudit.Timestamp(sec: 10, nsec: 5)
         #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(sec: 10, nsec: 6)]) == nil)
         #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(sec: 9, nsec: 0)]) != nil)
-        #expect(PersistenceAudit.isExposed("/h/.local/state/agentpen", bwrapArgs: ["--ro-bind", "/h", "/h", "--bind", "/h/.local", "/h/.local"]))
-        #expect(!PersistenceAudit.isExposed("/h/.local/state/agentpen", bwrapArgs: ["--ro-bind", "/h/.local", "/h/.local", "--bind", "/p", "/p"]))
+        // The registry must not lie in anything the sandbox can write (the runner
+        // asks the plan's WritableSet, the same one --log and AGENTPEN_* use).
+        func exposed(_ path: String, _ args: [String], _ fds: [PathFD] = []) -> Bool {
+            var plan = SandboxPlan()
+            plan.bwrapArgs = args
+            plan.pathFDs = fds
+            return WritableSet(plan.hostWritable, fs: FakeFS([:])).container(of: path) != nil
+        }
+        #expect(exposed("/h/.local/state/agentpen", ["--ro-bind", "/h", "/h", "--bind", "/h/.local", "/h/.local"]))
+        #expect(!exposed("/h/.local/state/agentpen", ["--ro-bind", "/h/.local", "/h/.local", "--bind", "/p", "/p"]))
         let fp = PersistenceAudit.Fingerprint(dev: 1, ino: 2, ctime: t)
         #expect(PersistenceAudit.Fingerprint(line: Substring(fp.line)) == fp)
         let split = PersistenceAudit.splitGitDirs(["/r/.git/worktrees/w", "/r/.git", "/p/.git/modules/m", "/p/.git"], project: "/p")
         #expect(split.guarded == ["/p/.git", "/p/.git/modules/m"])
         #expect(split.outside == ["/r/.git/worktrees/w", "/r/.git"])
-        #expect(PersistenceAudit.isExposed("/p/x", bwrapArgs: ["--bind-fd", "12", "/p"]))
+        #expect(exposed("/p/x", ["--bind-fd", "12", "/p"], [PathFD(fd: 12, path: "/p")]))
     }
 
     @Test func hooksPathInsideTheProject() {

@@ -21,9 +21,15 @@ enum Help {
     static let mount = Entry(syntax: "--mount PATH", lines: ["extra read-only path (repeatable)"])
     static let mountRW = Entry(syntax: "--mount-rw PATH", lines: ["extra read-write path (repeatable)"])
     static let allow = Entry(syntax: "--allow HOST", lines: [
-        "also allow HOST over TLS; *.example.com allows every",
-        "subdomain of example.com (repeatable)"])
+        "also allow HOST over TLS on 443; *.example.com allows",
+        "every subdomain of example.com (repeatable);",
+        "HOST:PORT allows any TCP protocol to HOST on PORT",
+        "(git over ssh: --allow github.com:22)"])
     static let allowPrivate = Entry(syntax: "--allow-private HOST", lines: ["like --allow, and HOST may resolve to a private address"])
+    static let hop = Entry(syntax: "--hop HOP", lines: [
+        "how connections leave: direct (agentpen serves sockets",
+        "made inside the sandbox) or pasta (pasta's tap and a",
+        "forwarder inside; TLS names only)"])
     static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
@@ -47,7 +53,7 @@ enum Help {
     static let version = Entry(syntax: "--version", lines: ["print the version"])
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
-    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
+    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, hop, allowParentGit,
                                    roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 

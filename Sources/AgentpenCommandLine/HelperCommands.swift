@@ -53,10 +53,12 @@ struct NetCommand: ParsableCommand {
     var value: NetArguments? {
         guard let hop = NetworkPlan.Hop(rawValue: hop), nft.hasPrefix("/"), !bwrap.isEmpty else { return nil }
         var hosts: [HostPattern] = []
+        var list = Allowlist()
         for h in host {
             guard let p = try? HostPattern(h) else { return nil }
-            hosts.append(p)
+            list.add(p)
         }
+        hosts = list.patterns
         return NetArguments(proxyPort: proxyPort, hop: hop, nft: nft, hosts: hosts, passFDs: fd, bwrap: bwrap)
     }
 }

@@ -24,6 +24,9 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("allow-private"), parsing: .unconditionalSingleValue,
             help: ArgumentHelp(Help.allowPrivate.argumentHelp, valueName: "HOST"))
     var allowPrivate: [String] = []
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.hop.argumentHelp, valueName: "HOP"),
+            completion: .list(["direct", "pasta"]))
+    var hop: String?
     @Flag(name: .customLong("allow-parent-git"), help: ArgumentHelp(Help.allowParentGit.argumentHelp))
     var allowParentGit = false
     @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
@@ -78,6 +81,10 @@ struct RunArguments: ParsableArguments {
         o.mountsRW = mountRW
         for h in allow { o.allow.append(try host(h, privateOK: false)) }
         for h in allowPrivate { o.allow.append(try host(h, privateOK: true)) }
+        if let h = hop {
+            guard let parsed = NetworkPlan.Hop(option: h) else { throw usage("--hop \(h.debugDescription): direct or pasta") }
+            o.hop = parsed
+        }
         o.allowParentGit = allowParentGit
         o.readOnlyConfig = readOnlyConfig
         o.logPath = log

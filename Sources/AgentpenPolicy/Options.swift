@@ -11,6 +11,8 @@ public struct Options: Sendable, Equatable {
     public var mounts: [String] = []
     public var mountsRW: [String] = []
     public var allow: [HostPattern] = []
+    /// `--hop direct|pasta`: how the sandbox's connections reach the proxy (nil: the default).
+    public var hop: NetworkPlan.Hop?
     public var allowParentGit = false
     /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
     public var readOnlyConfig = false

@@ -114,6 +114,9 @@ public final class SNIProxy: Sendable {
     let events: any EventSink
     let config: ProxyConfig
     let resolver: @Sendable (String) -> [IPAddress]
+    /// Per-name addresses (the direct hop): the local address a connection
+    /// arrived on names what it is for. nil: every connection is routed by SNI.
+    let names: NameTable?
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
     /// Peeks that returned bytes while looking for ClientHellos, and the bytes
@@ -121,10 +124,12 @@ public final class SNIProxy: Sendable {
     let helloPeeks = Mutex((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
+                names: NameTable? = nil,
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
         self.allowlist = allowlist
         self.events = events
         self.config = config
+        self.names = names
         self.resolver = resolver
         self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
         acceptor.open = { [weak self] fd, peer, client in
@@ -138,6 +143,10 @@ public final class SNIProxy: Sendable {
     public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 0) throws -> UInt16 {
         try acceptor.listen(bindAddress: bindAddress, port: port)
     }
+
+    /// Accepts on a listening socket made elsewhere: on the direct hop, one the
+    /// namespace helper made inside the sandbox's namespace. The socket is now the proxy's.
+    public func adopt(listener fd: Int32) throws { try acceptor.adopt(fd) }
 
     /// Stops listening and closes every connection, pending or relaying.
     public func stop() { acceptor.stop() }
@@ -183,9 +192,50 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         self.proxy = proxy
     }
 
+    /// What the local address and port the client dialled stand for.
+    private enum Route {
+        /// By SNI against the allowlist (127.0.0.1:443, or no per-name addresses).
+        case sni
+        /// TLS whose SNI must be `name` (the name the address stands for).
+        case tls(name: String)
+        /// Any TCP protocol to `name`:`port`.
+        case plain(name: String, port: UInt16, HostPattern)
+        case refused(subject: String, reason: String, details: [String: String])
+    }
+
+    private func route() -> Route {
+        guard let names = proxy.names, let (local, port) = Sock.address(client, peer: false) else { return .sni }
+        guard let name = names.name(at: local) else {
+            // 127.0.0.1 stands for no name: routed by SNI. Any other address was
+            // never handed out (a pooled one not yet given to a name, a guess).
+            if port == 443 && local == .loopbackV4 { return .sni }
+            return .refused(subject: endpoint(local, port), reason: "no allowed name has this address and port",
+                            details: ["destination": endpoint(local, port), "protocol": "tcp"])
+        }
+        if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
+        if port == 443, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        return .refused(subject: name, reason: "port \(port) is not allowed for \(name)"
+                            + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
+                        details: ["port": String(port), "protocol": "tcp"])
+    }
+
+    /// The name the connection's address stands for, when the SNI must match it.
+    private var requiredName: String?
+
     func start() {
         queue.async { [self] in
             guard case .hello = phase else { return }
+            switch route() {
+            case .sni: break
+            case .tls(let name): requiredName = name
+            case .plain(let name, let port, let pattern):
+                phase = .connecting
+                return resolve(name, pattern, ["port": String(port), "protocol": "tcp"], port: port)
+            case .refused(let subject, let reason, let details):
+                phase = .closed
+                record(.connectionBlocked, subject, reason, details)
+                return closeClient()
+            }
             let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
             helloWatch = w
             let t = DispatchSource.makeTimerSource(queue: queue)
@@ -261,11 +311,15 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case .invalid(let why):
             block("(no SNI)", "invalid ClientHello: \(why)", extra)
         case .serverName(let name):
-            guard let pattern = proxy.allowlist.match(name) else {
+            if let required = requiredName, name != required {
+                extra["address-stands-for"] = required
+                return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
+            }
+            guard let pattern = proxy.allowlist.matchTLS(name) else {
                 return block(name, "not in the allowlist", extra)
             }
             phase = .connecting
-            endHello { self.resolve(name, pattern, extra) }
+            endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
         }
     }
 
@@ -302,17 +356,18 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         proxy.table.remove(self, client: peer)
     }
 
-    private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String]) {
+    private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         let resolver = proxy.resolver
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
-            self.queue.async { self.vetAndDial(name, pattern, addresses, extra) }
+            self.queue.async { self.vetAndDial(name, pattern, addresses, extra, port: port) }
         }
     }
 
-    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String]) {
+    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String],
+                            port: UInt16) {
         dispatchPrecondition(condition: .onQueue(queue))
         if stopRequested { return closeClient() }
         guard !addresses.isEmpty else {
@@ -331,23 +386,22 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
-        dial(name, pattern, vetted, 0, [], extra)
+        dial(name, pattern, vetted, 0, [], extra, port: port)
     }
 
     private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String]) {
+                      _ failures: [String], _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
             record(.failure, name, "could not connect: " + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
-        let port = proxy.config.upstreamPort
         // Dial exactly the address that was vetted: no second lookup.
         Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra)
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port)
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
@@ -356,7 +410,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 var details = extra
                 details["upstream"] = endpoint(address, port)
                 details["pattern"] = pattern.description
-                record(.connectionAllowed, name, "allowed by \(pattern)", details)
+                record(.connectionAllowed, name, "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)", details)
                 let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
                     phase = .closed
                     proxy.table.remove(self, client: peer)

@@ -13,11 +13,13 @@ import Glibc
 /// Descriptors from the parent: 3 bubblewrap's status stream (passed on),
 /// 4 "namespace ready" to the parent, 5 "pasta started" from the parent,
 /// 6 event lines to the parent, 7 the sandbox's environment (NUL-separated
-/// NAME=VALUE, for bubblewrap only); 10 and up the plan's files (passed on).
+/// NAME=VALUE, for bubblewrap only), 8 (direct hop) the unix socket the
+/// namespace's listening sockets go out on; 10 and up the plan's files (passed on).
 /// The helper itself runs in HostPrograms.environment and runs nft by the
 /// absolute path it is given.
 enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
+    static let socketsFD: Int32 = 8
 
     /// The sandbox's environment from its memfd.
     static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
@@ -48,6 +50,8 @@ enum NetHelper {
             try writeFile("/proc/self/uid_map", "0 \(uid) 1")
             try writeFile("/proc/self/gid_map", "0 \(gid) 1")
         } catch { fail("cannot map the user namespace: \(error)") }
+
+        if args.hop == .direct { direct(args, sandboxEnv: sandboxEnv, nft: nft) }
 
         // 2. Tell the parent to attach pasta, and wait until it has.
         guard signal(readyFD), waitFor(goFD) else { exit(125) }   // the parent reports why
@@ -90,9 +94,52 @@ enum NetHelper {
             do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
             catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
             forwarder = f
+        case .direct:
+            fail("internal: the direct hop has its own set-up")
         }
 
-        // 5. The sandbox itself.
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft) {
+            dns.stop()
+            forwarder?.stop()
+        }
+    }
+
+    /// The direct hop, once the namespace exists: loopback up and nothing else,
+    /// the firewall, the listening sockets made here and sent to agentpen, which
+    /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
+    static func direct(_ args: NetArguments, sandboxEnv: [(String, String)], nft: NftLoader) -> Never {
+        close(readyFD)
+        let events = EventLog(fd: eventsFD)
+        do {
+            let nl = try NetlinkRoute()
+            guard let lo = try nl.links().first(where: \.isLoopback) else { fail("the new namespace has no loopback") }
+            try nl.setLinkUp(index: lo.index)
+            let verdict = RoutePolicy.verifyLoopbackOnly(links: try nl.links(), routes: try nl.routes())
+            if verdict != .loopbackOnly {
+                fail("the sandbox's namespace is not loopback-only: \(verdict)")
+            }
+        } catch { fail("cannot set up the sandbox's loopback: \(error)") }
+        do {
+            try nft.load(Firewall.ruleset(gateway: nil, proxyPort: nil))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: nil, proxyPort: nil) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
+            }
+        } catch { fail("cannot load the sandbox firewall: \(error)") }
+        let plan = NetworkPlan.directSockets(Allowlist(args.hosts))
+        let made: [Int32]
+        do { made = try HandedSockets.make(plan) }
+        catch { fail("cannot listen inside the sandbox: \(error)") }
+        guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
+        made.forEach { close($0) }
+        close(socketsFD)
+        guard waitFor(goFD) else { exit(125) }   // agentpen says why
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft) {}
+    }
+
+    /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
+    static func runSandbox(_ args: NetArguments, sandboxEnv: [(String, String)], events: EventLog, nft: NftLoader,
+                           stop: () -> Void) -> Never {
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
         spawn.env = sandboxEnv
@@ -104,8 +151,7 @@ enum NetHelper {
         close(statusFD)
         ap_forward_termination_to(pid)
         let status = Spawn.wait(pid)
-        dns.stop()
-        forwarder?.stop()
+        stop()
         reportFirewall(events, nft)
         exit(status)
     }

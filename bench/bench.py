@@ -12,7 +12,12 @@ import sys, threading, time
 
 GiB = 1 << 30
 BIG = 256 << 20
-HOPS = ("splice", "gateway")     # AGENTPEN_HOP values; the first is agentpen's default
+# AGENTPEN_HOP values, each measured; DEFAULT_HOP is agentpen's default (marked in the table).
+# direct: sockets made inside the namespace, served by agentpen (no pasta); splice: pasta's
+# loopback splice; gateway: pasta's tap and the in-namespace forwarder (--hop pasta).
+HOPS = tuple(os.environ.get("BENCH_HOPS", "direct,splice,gateway").split(","))
+DEFAULT_HOP = os.environ.get("BENCH_DEFAULT_HOP", "splice")
+CONC_HOP = os.environ.get("BENCH_CONC_HOP", "direct")   # the concurrency case's hop
 # Bulk downloads go to bench.test, the world's server tuned not to be the limit (no access
 # log, sendfile; tests/world/world.sh make_bench_server), with each HTTP version.
 BENCH_HOST = "bench.test"
@@ -107,13 +112,17 @@ class Bench:
             return
         self.notes.append("startup: `true` p50 %.2f ms; bare bwrap (all namespaces) p50 %.1f ms, p95 %.1f ms"
                           % (base["p50"], bw["p50"], bw["p95"]))
-        for label, allow in (("agentpen -- true", ()), ("agentpen --allow-private allowed.test -- true", ("allowed.test",))):
-            ok, err = self.agentpen_smoke(["true"], allow)
+        cases = [("agentpen -- true", (), None)]
+        for h in HOPS:
+            cases.append(("agentpen --allow-private allowed.test -- true, hop %s%s"
+                          % (h, " [default]" if h == DEFAULT_HOP else ""), ("allowed.test",), h))
+        for label, allow, hop in cases:
+            ok, err = self.agentpen_smoke(["true"], allow, hop=hop)
             if not ok:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", err)
                 continue
             try:
-                ag = self.hyperfine("agentpen%d" % len(allow), self.ap(["true"], allow), runs)
+                ag = self.hyperfine("agentpen%d%s" % (len(allow), hop or ""), self.ap(["true"], allow, hop=hop), runs)
             except Exception as e:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", e)
                 continue
@@ -183,7 +192,7 @@ class Bench:
         for p, h in keys:
             r = res[(p, h)]
             headline = p == PROTOS_HEADLINE
-            metric = "256 MiB TLS download, %s, hop %s%s" % (PROTO_LABEL[p], h, " [default]" if h == HOPS[0] else "")
+            metric = "256 MiB TLS download, %s, hop %s%s" % (PROTO_LABEL[p], h, " [default]" if h == DEFAULT_HOP else "")
             tgt = "≥ 0.60" if headline else "report"
             if r["err"] and not r["d"]:
                 self.fail("bulk", metric, "-", tgt, r["err"])
@@ -280,7 +289,7 @@ class Bench:
             self.fail("connsetup", "%d new-connection HTTPS GETs (baseline)" % n, "-", "added p50 ≤ 1 ms",
                       (b or {}).get("first_error") or e or out); return
         for h in HOPS:
-            label = "%d new-connection HTTPS GETs, hop %s%s" % (n, h, " [default]" if h == HOPS[0] else "")
+            label = "%d new-connection HTTPS GETs, hop %s%s" % (n, h, " [default]" if h == DEFAULT_HOP else "")
             rc, out, e = self.tlsload(True, args, 600, hop=h)
             g = last_json(out)
             if rc != 0 or not g or g["errors"]:
@@ -303,7 +312,7 @@ class Bench:
             self.fail("concurrency", "%d tunnels" % m, "-", "0 errors", e or out); return
         # agentpen: stream the client's output to sample RSS at BEFORE and IDLE
         mon = ProcMon(self.uid, self.host_netns); mon.start()
-        p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args)), cwd=self.proj,
+        p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args, hop=CONC_HOP)), cwd=self.proj,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         killer = threading.Timer(300, p.kill); killer.start()
         # Drain stderr meanwhile: agentpen reports every blocked connection there, and

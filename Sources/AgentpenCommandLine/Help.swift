@@ -26,6 +26,13 @@ enum Help {
         "HOST:PORT allows any TCP protocol to HOST on PORT",
         "(git over ssh: --allow github.com:22)"])
     static let allowPrivate = Entry(syntax: "--allow-private HOST", lines: ["like --allow, and HOST may resolve to a private address"])
+    static let allowHostPort = Entry(syntax: "--allow-host-port PORT", lines: [
+        "the sandbox's 127.0.0.1:PORT reaches this machine's",
+        "127.0.0.1:PORT (e.g. a local model server); a risk:",
+        "whatever listens there is reachable from inside"])
+    static let publish = Entry(syntax: "--publish PORT", lines: [
+        "this machine's 127.0.0.1:PORT reaches a server listening",
+        "on PORT inside the sandbox (e.g. a dev server)"])
     static let hop = Entry(syntax: "--hop HOP", lines: [
         "how connections leave: direct (agentpen serves sockets",
         "made inside the sandbox) or pasta (pasta's tap and a",
@@ -53,7 +60,8 @@ enum Help {
     static let version = Entry(syntax: "--version", lines: ["print the version"])
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
-    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, hop, allowParentGit,
+    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
+                                   publish, hop, allowParentGit,
                                    roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 

@@ -15,10 +15,10 @@ public enum NetworkPlan {
         /// connects to gateway:PORT, which pasta's tap maps to the host's loopback.
         case gateway
 
-        /// Whether names get addresses of their own (NameAddresses): on the pasta
-        /// hops every name shares 127.0.0.1 (pasta's splice listens there only)
-        /// and the proxy decides by SNI alone.
-        public var perNameAddresses: Bool { self == .direct }
+        /// Whether names get addresses of their own (NameAddresses): on the splice
+        /// hop every name shares 127.0.0.1 (pasta's splice listens there only) and
+        /// the proxy decides by SNI alone.
+        public var perNameAddresses: Bool { self != .splice }
 
         /// `--hop` on the command line: `direct`, or `pasta` (the gateway hop, the
         /// design card's path). `splice` stays reachable through AGENTPEN_HOP for
@@ -115,10 +115,21 @@ public enum NetworkPlan {
     /// allows plain TCP on (the accepted socket's local address tells the name),
     /// and the DNS responder's UDP 127.0.0.1:53. Made in the namespace, which has
     /// loopback only, so "any address" is every loopback address and nothing else.
-    public static func directSockets(_ allowlist: Allowlist) -> [SocketSpec] {
+    /// `--allow-host-port` ports get a listener on 127.0.0.1 only (the sandbox
+    /// dials its own localhost:PORT, as it would outside).
+    public static func directSockets(_ allowlist: Allowlist, hostPorts: [UInt16] = []) -> [SocketSpec] {
         let any = IPAddress(0, 0, 0, 0)
         let ports = ([443] + allowlist.plainPorts.filter { $0 != 443 })
-        return ports.map { SocketSpec(.tcpListener, any, $0) } + [SocketSpec(.udp, .loopbackV4, 53)]
+        return ports.map { SocketSpec(.tcpListener, any, $0) }
+            + hostPorts.filter { !ports.contains($0) }.map { SocketSpec(.tcpListener, .loopbackV4, $0) }
+            + [SocketSpec(.udp, .loopbackV4, 53)]
+    }
+
+    /// Why `--allow-host-port` ports cannot be served next to the allowlist's, or nil.
+    public static func hostPortConflict(_ allowlist: Allowlist, hostPorts: [UInt16]) -> String? {
+        let taken = [443] + allowlist.plainPorts
+        guard let p = hostPorts.first(where: taken.contains) else { return nil }
+        return "--allow-host-port \(p): port \(p) inside already leads to an allowed name"
     }
 
     /// Whether what agentpen received is exactly the plan (same kind, address and

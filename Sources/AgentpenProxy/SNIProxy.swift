@@ -24,6 +24,13 @@ public struct ProxyConfig: Sendable {
     /// Lets tests point allowed names at a local server. Loopback upstreams are
     /// otherwise refused always, whatever the allowlist says.
     public var permitLoopbackUpstreamForTests: Bool
+    /// `--allow-host-port`: a connection to the sandbox's 127.0.0.1:PORT is spliced
+    /// to this machine's 127.0.0.1:PORT (the user's explicit choice; nothing vetted).
+    public var hostLoopbackPorts: Set<UInt16> = []
+    /// The pasta gateway hop: every connection must begin with the forwarder's
+    /// header (`ForwarderHeader`) carrying this token, naming the address and
+    /// port the sandbox dialled inside. nil: no header (direct and splice hops).
+    public var forwarderToken: String?
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -200,12 +207,22 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case tls(name: String)
         /// Any TCP protocol to `name`:`port`.
         case plain(name: String, port: UInt16, HostPattern)
+        /// `--allow-host-port`: this machine's own 127.0.0.1:port.
+        case hostLoopback(port: UInt16)
         case refused(subject: String, reason: String, details: [String: String])
     }
 
+    /// The direct hop: the accepted socket's own local address and port.
     private func route() -> Route {
         guard let names = proxy.names, let (local, port) = Sock.address(client, peer: false) else { return .sni }
-        guard let name = names.name(at: local) else {
+        return route(local: local, port: port, name: names.name(at: local))
+    }
+
+    /// What `local`:`port` inside stands for, `name` being the name that address
+    /// was handed out for (nil: none).
+    private func route(local: IPAddress, port: UInt16, name: String?) -> Route {
+        if local == .loopbackV4 && proxy.config.hostLoopbackPorts.contains(port) { return .hostLoopback(port: port) }
+        guard let name else {
             // 127.0.0.1 stands for no name: routed by SNI. Any other address was
             // never handed out (a pooled one not yet given to a name, a guess).
             if port == 443 && local == .loopbackV4 { return .sni }
@@ -225,19 +242,6 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     func start() {
         queue.async { [self] in
             guard case .hello = phase else { return }
-            switch route() {
-            case .sni: break
-            case .tls(let name): requiredName = name
-            case .plain(let name, let port, let pattern):
-                phase = .connecting
-                return resolve(name, pattern, ["port": String(port), "protocol": "tcp"], port: port)
-            case .refused(let subject, let reason, let details):
-                phase = .closed
-                record(.connectionBlocked, subject, reason, details)
-                return closeClient()
-            }
-            let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
-            helloWatch = w
             let t = DispatchSource.makeTimerSource(queue: queue)
             t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
             t.setEventHandler { [weak self] in
@@ -246,8 +250,73 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
             deadline = t
             t.activate()
-            w.enable()
+            if proxy.config.forwarderToken != nil {
+                let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.headerReadable() }
+                headerWatch = w
+                w.enable()
+                return
+            }
+            proceed(route())
         }
+    }
+
+    /// The forwarder's header, read (consumed) before anything else.
+    private var headerWatch: Watch?
+
+    private func headerReadable() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard case .hello = phase, let w = headerWatch else { return }
+        var buf = [UInt8](repeating: 0, count: ForwarderHeader.maxSize)
+        let got = Int(ap_recv_peek(client, &buf, buf.count))
+        if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
+        func refuse(_ why: String) {
+            block("(forwarder header)", why + "; only agentpen's forwarder may connect to the proxy")
+        }
+        guard got > 0 else { return refuse("closed or failed before the header") }
+        guard let nl = buf[0..<got].firstIndex(of: UInt8(ascii: "\n")) else {
+            if got >= buf.count || ap_peer_closed(client) == 1 { return refuse("no header line") }
+            _ = ap_set_rcvlowat(client, Int32(got + 1))
+            return
+        }
+        // Consume exactly the header; the stream after it is the sandbox's.
+        var line = [UInt8](repeating: 0, count: nl + 1)
+        guard Foundation.read(client, &line, nl + 1) == nl + 1 else { return refuse("short header read") }
+        _ = ap_set_rcvlowat(client, 1)
+        guard let h = ForwarderHeader.parse(Array(line.dropLast()), token: proxy.config.forwarderToken ?? "") else {
+            return refuse("missing or wrong forwarder header")
+        }
+        headerWatch = nil
+        w.cancel()
+        helloGroup.notify(queue: queue) { [self] in
+            guard case .hello = phase else { return }
+            proceed(route(local: h.local, port: h.port, name: h.name))
+        }
+    }
+
+    /// Acts on the route: a TLS route waits for the ClientHello, the others dial
+    /// or refuse at once.
+    private func proceed(_ route: Route) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        switch route {
+        case .sni: break
+        case .tls(let name): requiredName = name
+        case .plain(let name, let port, let pattern):
+            phase = .connecting
+            return endHello { self.resolve(name, pattern, ["port": String(port), "protocol": "tcp"], port: port) }
+        case .hostLoopback(let port):
+            phase = .connecting
+            deadline?.cancel()
+            deadline = nil
+            let pattern = try! HostPattern("host-port.invalid:\(port)")
+            return dial("127.0.0.1:\(port)", pattern, [.loopbackV4], 0, [],
+                        ["port": String(port), "protocol": "tcp", "host-port": "allowed by --allow-host-port \(port)"],
+                        port: port)
+        case .refused(let subject, let reason, let details):
+            return block(subject, reason, details)
+        }
+        let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
+        helloWatch = w
+        w.enable()
     }
 
     func stop() {
@@ -339,6 +408,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             helloWatch = nil
             w.cancel()
         }
+        if let w = headerWatch {
+            headerWatch = nil
+            w.cancel()
+        }
         helloGroup.notify(queue: queue, execute: then)
     }
 
@@ -410,7 +483,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 var details = extra
                 details["upstream"] = endpoint(address, port)
                 details["pattern"] = pattern.description
-                record(.connectionAllowed, name, "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)", details)
+                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
+                details["host-port"] = nil
+                if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
+                record(.connectionAllowed, name, why, details)
                 let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
                     phase = .closed
                     proxy.table.remove(self, client: peer)

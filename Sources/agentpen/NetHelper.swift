@@ -20,6 +20,8 @@ import Glibc
 enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
     static let socketsFD: Int32 = 8
+    /// Gateway hop: the run's forwarder token (a memfd), never on a command line.
+    static let tokenFD: Int32 = 9
 
     /// The sandbox's environment from its memfd.
     static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
@@ -76,9 +78,11 @@ enum NetHelper {
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
-        // 4. Names: the DNS responder answers allowed names with the forwarder's address.
+        // 4. Names: the DNS responder answers allowed names with the forwarder's
+        // address; on the gateway hop each name has its own (NameAddresses).
         let allowlist = Allowlist(args.hosts)
-        let dns = DNSResponder(allowlist: allowlist, events: events)
+        let names = args.hop.perNameAddresses ? NameTable(NameAddresses(allowlist)) : nil
+        let dns = DNSResponder(allowlist: allowlist, events: events, names: names)
         do { try dns.start(bindAddress: "127.0.0.1", port: 53) }
         catch { fail("cannot start the DNS responder inside the sandbox: \(error)") }
         _ = try? dns.start(bindAddress: "::1", port: 53)   // IPv6 loopback may be absent
@@ -89,10 +93,17 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
+            let token = Runner.readAll(tokenFD)
+            close(tokenFD)
+            guard !token.isEmpty else { fail("internal: the forwarder token is missing") }
             let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
-                              config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
-            do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
-            catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
+                              config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox),
+                              names: names, token: token)
+            // Every loopback address (each name has its own), on 443 and each NAME:PORT port.
+            for port in [443] + allowlist.plainPorts.filter({ $0 != 443 }) {
+                do { try f.start(bindAddress: "0.0.0.0", port: port) }
+                catch { fail("cannot start the forwarder on port \(port) inside the sandbox: \(error)") }
+            }
             forwarder = f
         case .direct:
             fail("internal: the direct hop has its own set-up")
@@ -126,20 +137,49 @@ enum NetHelper {
                 fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
-        let plan = NetworkPlan.directSockets(Allowlist(args.hosts))
+        let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
         let made: [Int32]
         do { made = try HandedSockets.make(plan) }
         catch { fail("cannot listen inside the sandbox: \(error)") }
         guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
         made.forEach { close($0) }
-        close(socketsFD)
+        if !args.serveSockets { close(socketsFD) }
         guard waitFor(goFD) else { exit(125) }   // agentpen says why
-        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft) {}
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {}
+    }
+
+    /// Waits for `pid`; meanwhile (with `serve`) answers each request on that unix
+    /// socket with one fresh TCP socket made in this namespace (`--publish`).
+    static func wait(_ pid: pid_t, serving sock: Int32?) -> Int32 {
+        guard let sock else { return Spawn.wait(pid) }
+        let pidfd = ap_pidfd_open(pid)
+        guard pidfd >= 0 else { return Spawn.wait(pid) }
+        var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0), pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
+        var serving = true
+        while true {
+            fds[1].fd = serving ? sock : -1
+            let n = poll(&fds, 2, -1)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if fds[0].revents != 0 { break }
+            guard fds[1].revents != 0 else { continue }
+            var tag: UInt8 = 0, none: Int32 = -1, got: Int32 = 0
+            let r = ap_recv_fds(sock, &tag, &none, 1, &got)
+            if got > 0 { close(none) }
+            if r <= 0 { serving = false; continue }
+            let s = ap_socket(4, 0)
+            if s >= 0 {
+                var one = s
+                _ = ap_send_fds(sock, tag, &one, 1)
+                close(s)
+            }
+        }
+        close(pidfd)
+        return Spawn.wait(pid)
     }
 
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [(String, String)], events: EventLog, nft: NftLoader,
-                           stop: () -> Void) -> Never {
+                           serve: Int32? = nil, stop: () -> Void) -> Never {
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
         spawn.env = sandboxEnv
@@ -150,7 +190,7 @@ enum NetHelper {
         for fd in args.passFDs { close(fd) }
         close(statusFD)
         ap_forward_termination_to(pid)
-        let status = Spawn.wait(pid)
+        let status = wait(pid, serving: serve)
         stop()
         reportFirewall(events, nft)
         exit(status)

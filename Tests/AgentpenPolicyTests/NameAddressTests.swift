@@ -107,4 +107,20 @@ import Testing
         #expect(NetworkPlan.Hop(option: "splice") == nil && NetworkPlan.Hop(option: "gateway") == nil)
         #expect(NetworkPlan.Hop.direct.perNameAddresses && !NetworkPlan.Hop.splice.perNameAddresses)
     }
+
+    @Test func forwarderHeaderRoundTripsAndNeedsTheToken() {
+        let h = ForwarderHeader(local: IPAddress(127, 0, 1, 3), port: 22, name: "git.test")
+        let line = h.line(token: "abcd")
+        #expect(line.last == UInt8(ascii: "\n"))
+        #expect(ForwarderHeader.parse(Array(line.dropLast()), token: "abcd") == h)
+        #expect(ForwarderHeader.parse(Array(line.dropLast()), token: "abce") == nil)
+        #expect(ForwarderHeader.parse(Array(line.dropLast()), token: "") == nil)
+        let none = ForwarderHeader(local: .loopbackV4, port: 443, name: nil)
+        #expect(ForwarderHeader.parse(Array(none.line(token: "t").dropLast()), token: "t") == none)
+        for bad in ["AGENTPEN/1 t 127.0.0.1 443", "AGENTPEN/1 t 127.0.0.1 0 a.test", "AGENTPEN/1 t 127.0.0.1 443 *.a.test",
+                    "AGENTPEN/1 t x 443 a.test", "AGENTPEN/2 t 127.0.0.1 443 a.test", "AGENTPEN/1 t 127.0.0.1 443 a.test extra",
+                    "AGENTPEN/1 t 127.0.0.1 443 a.test\r", "AGENTPEN/1 t 127.0.0.1 +443 a.test", "GET / HTTP/1.0"] {
+            #expect(ForwarderHeader.parse(Array(bad.utf8), token: "t") == nil, "\(bad)")
+        }
+    }
 }

@@ -3,21 +3,24 @@ import Testing
 
 /// Issue 11 (net): per-name addresses, the direct hop (sockets made inside the
 /// namespace, served by agentpen; no pasta) and `--allow HOST:PORT`, checked with
-/// the real binary in the test world. Every test reads the arrival log around its
+/// the real binary in the test world, on the direct hop and on `--hop pasta`
+/// (pasta's tap, the forwarder inside telling the proxy what each connection is for). Every test reads the arrival log around its
 /// action: what must be refused never reaches a server.
 extension NetworkTests {
     @Suite struct DirectHop {
         static let direct = ["--hop", "direct"]
+        static func hop(_ h: String) -> [String] { ["--hop", h] }
 
         private func events(_ log: String, _ kind: String) -> [[String: Any]] {
             readEvents(log).filter { $0["kind"] as? String == kind }
         }
 
-        @Test func allowedNamesWorkAndEachHasItsOwnAddress() throws {
+        @Test(arguments: ["direct", "pasta"])
+        func allowedNamesWorkAndEachHasItsOwnAddress(_ hop: String) throws {
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"
             let mark = try Arrivals.mark()
-            let r = try f.sh(Self.direct + ["--log", log] + World.baseAllow + ["--allow-private", "v6only.test"], """
+            let r = try f.sh(Self.hop(hop) + ["--log", log] + World.baseAllow + ["--allow-private", "v6only.test"], """
                 getent hosts allowed.test v6only.test
                 /usr/bin/python3 probe.py 'dns 127.0.0.1 a.wild.test' 'dns 127.0.0.1 b.wild.test' 'gai a.wild.test'
                 curl -sS --max-time 10 --cacert ca.pem https://allowed.test/hello
@@ -39,23 +42,24 @@ extension NetworkTests {
                 #expect(r.stdout.contains("hello from \(n)"), "\(n): \(r.stdout) \(r.stderr)")
             }
             #expect(r.stdout.contains("hello from the test repo"), "git clone failed: \(r.stdout) \(r.stderr)")
-            // Loopback only: one link, no IPv4 route, no IPv6 route but loopback's.
-            #expect(r.stdout.contains("1\nroutes-end"), "the namespace is not loopback-only: \(r.stdout)")
-            // No pasta on this path.
-            #expect(!r.stderr.contains("pasta"), "\(r.stderr)")
+            if hop == "direct" {
+                // Loopback only: one link, no IPv4 route, no IPv6 route but loopback's.
+                #expect(r.stdout.contains("1\nroutes-end"), "the namespace is not loopback-only: \(r.stdout)")
+            }
             let allowed = events(log, "connection-allowed").compactMap { $0["subject"] as? String }
             #expect(Set(allowed).isSuperset(of: ["allowed.test", "a.wild.test", "v6only.test"]), "\(allowed)")
             let arrived = try mark.since()
             #expect(Arrivals.unexpected(arrived, allowing: ["198.18.0.10:443", "fd0c::10:443"]).isEmpty, "\(arrived)")
         }
 
-        @Test func anSNIOtherThanTheAddresssNameIsRefusedAndReported() throws {
+        @Test(arguments: ["direct", "pasta"])
+        func anSNIOtherThanTheAddresssNameIsRefusedAndReported(_ hop: String) throws {
             // 127.0.1.1 stands for allowed.test. An SNI of another allowed name (a
             // wildcard's) on it is refused: the address decides, then the SNI must agree.
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"
             let mark = try Arrivals.mark()
-            let (r, p) = try f.probe(Self.direct + ["--log", log] + World.baseAllow,
+            let (r, p) = try f.probe(Self.hop(hop) + ["--log", log] + World.baseAllow,
                                      ["tls 127.0.1.1 a.wild.test noverify", "tls 127.0.1.1 other.test noverify",
                                       "tls 127.0.1.1 allowed.test", "tls 127.0.0.1 allowed.test",
                                       "tls 127.0.16.200 a.wild.test noverify"])
@@ -78,11 +82,12 @@ extension NetworkTests {
             #expect(arrived.filter { $0.ev == "arrive" && $0["dport"] == "443" }.count == 2, "\(arrived)")
         }
 
-        @Test func plainHTTPToAnAllowedHostAndPort() throws {
+        @Test(arguments: ["direct", "pasta"])
+        func plainHTTPToAnAllowedHostAndPort(_ hop: String) throws {
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"
             let mark = try Arrivals.mark()
-            let r = try f.sh(Self.direct + ["--log", log, "--allow-private", "allowed.test:80"], """
+            let r = try f.sh(Self.hop(hop) + ["--log", log, "--allow-private", "allowed.test:80"], """
                 curl -sS --max-time 10 http://allowed.test/hello; echo " http=$?"
                 curl -sS --max-time 10 --cacert ca.pem https://allowed.test/hello; echo " tls=$?"
                 curl -sS --max-time 10 http://allowed.test:8080/; echo " other-port=$?"
@@ -109,13 +114,14 @@ extension NetworkTests {
             #expect(arrived.filter { $0.ev == "arrive" && $0["dport"] == "80" }.count == 1, "\(arrived)")
         }
 
-        @Test func aPrivateTCPServiceNeedsAllowPrivate() throws {
+        @Test(arguments: ["direct", "pasta"])
+        func aPrivateTCPServiceNeedsAllowPrivate(_ hop: String) throws {
             // A database-style service: plain TCP to a private address. The world's
             // 8080 bait answers every connection; it is reached only with --allow-private.
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"
             let mark = try Arrivals.mark()
-            let (r, p) = try f.probe(Self.direct + ["--log", log, "--allow-private", "allowed.test:8080",
+            let (r, p) = try f.probe(Self.hop(hop) + ["--log", log, "--allow-private", "allowed.test:8080",
                                                     "--allow", "other.test:8080"],
                                      ["tcp allowed.test 8080", "tcp other.test 8080"])
             #expect(p["tcp allowed.test 8080"]?.detail.contains("HTTP/1.0 200") == true, "\(p) \(r.stderr)")
@@ -139,11 +145,48 @@ extension NetworkTests {
             try #expect(Arrivals.unexpected(mark.since()).isEmpty)
         }
 
-        @Test func aNamePortIsRefusedOnThePastaHop() throws {
+        @Test func aNamePortIsRefusedOnTheSpliceHop() throws {
             let f = try NetFixture()
-            let r = try f.sh(["--hop", "pasta", "--allow-private", "allowed.test:80"], "echo RAN")
+            let r = try f.sh(["--allow-private", "allowed.test:80"], "echo RAN", env: ["AGENTPEN_HOP": "splice"])
             #expect(r.status == 2 && !r.stdout.contains("RAN"), "\(r.status) \(r.stderr)")
             #expect(r.stderr.contains("allowed.test:80") && r.stderr.contains("--hop direct"), "\(r.stderr)")
+            for flag in [["--allow-host-port", "11434"], ["--publish", "8000"]] {
+                let q = try f.sh(["--hop", "pasta"] + flag + World.baseAllow, "echo RAN")
+                #expect(q.status == 2 && !q.stdout.contains("RAN") && q.stderr.contains("--hop direct"), "\(flag): \(q.stderr)")
+            }
+        }
+
+        /// On the pasta hop the sandbox can reach the proxy's port through the
+        /// gateway, as the forwarder does; without the run's token its header (or
+        /// none) is refused and reported, and nothing is dialled.
+        @Test func aForgedForwarderHeaderIsRefused() throws {
+            let f = try NetFixture()
+            let log = f.root + "/events.jsonl"
+            let mark = try Arrivals.mark()
+            var r: Agentpen.Result
+            var attempts = 0
+            repeat {
+                attempts += 1
+                let port = freePort()
+                r = try f.sh(["--hop", "pasta", "--log", log] + World.baseAllow, """
+                    gw=$(ip -4 route | awk '{print $1; exit}')
+                    /usr/bin/python3 -c '
+                    import socket, sys
+                    for payload in (b"AGENTPEN/1 00000000000000000000000000000000 127.0.1.1 443 allowed.test\\n",
+                                    b"AGENTPEN/1 guess 127.0.1.1 80 allowed.test\\nGET / HTTP/1.0\\r\\n\\r\\n"):
+                        s = socket.create_connection((sys.argv[1], \(port)), timeout=5)
+                        s.sendall(payload)
+                        try: print("got", s.recv(64))
+                        except OSError as e: print("error", e)
+                    ' "$gw"
+                    """, env: ["AGENTPEN_PROXY_PORT": String(port)])
+            } while proxyPortTaken(r.status, r.stderr) && attempts < 5
+            #expect(r.stdout.contains("got b''") || r.stdout.contains("error"), "\(r.stdout) \(r.stderr)")
+            #expect(!r.stdout.contains("HTTP/"), "\(r.stdout)")
+            let blocked = readEvents(log).filter { $0["kind"] as? String == "connection-blocked"
+                && $0["subject"] as? String == "(forwarder header)" }
+            #expect(blocked.count == 2, "\(readEvents(log))")
+            try #expect(Arrivals.unexpected(mark.since()).isEmpty)
         }
     }
 }

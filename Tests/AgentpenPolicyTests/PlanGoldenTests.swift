@@ -81,7 +81,7 @@ import Testing
         }
         out.append("inner " + p.innerCommand.joined(separator: " "))
         out.append("command " + p.command.joined(separator: " "))
-        for (k, v) in p.env { out.append("env \(k)=\(v)") }
+        for v in p.env { out.append("env \(v.name)=\(v.value)") }
         for f in p.dataFiles { out.append("file \(f.fd) \(f.path) \(f.content.debugDescription)") }
         for f in p.pathFDs { out.append("pathfd \(f.fd) \(f.path)") }
         out.append("seccomp \(p.seccompFD) cgroupfd \(p.cgroupFD) cgroup \(p.cgroup)")

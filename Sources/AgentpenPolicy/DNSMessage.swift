@@ -155,8 +155,8 @@ public enum DNSMessage {
             u16(classIN)
             u16(UInt16(ttl >> 16))
             u16(UInt16(ttl & 0xffff))
-            u16(UInt16(a.bytes.count))
-            out.append(contentsOf: a.bytes)
+            u16(UInt16(a.byteCount))
+            for i in 0..<a.byteCount { out.append(a[i]) }
         }
         return out
     }

@@ -63,7 +63,7 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            let allowGateway = viaGateway ? gateway.description : nil
+            let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
             try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
             let loaded = try nft.listJSON()

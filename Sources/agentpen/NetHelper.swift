@@ -115,7 +115,7 @@ enum NetHelper {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
-            events.record(Event(.connectionBlocked, subject: "firewall",
+            events.record(Event(.connectionBlocked, subject: .firewall,
                                 reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
                                 details: ["protocol": proto, "packets": String(c.packets)]))
         }

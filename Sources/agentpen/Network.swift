@@ -202,7 +202,7 @@ final class NetworkedRun {
                 for e in batch { events.record(e) }
             }
             if decoder.rejected > 0 {
-                events.record(Event(.failure, subject: "event stream",
+                events.record(Event(.failure, subject: .eventStream,
                                     reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
             close(fd)

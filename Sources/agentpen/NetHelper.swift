@@ -24,15 +24,12 @@ enum NetHelper {
     static let tokenFD: Int32 = 9
 
     /// The sandbox's environment from its memfd.
-    static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
+    static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let text = Runner.readAll(fd)
         close(fd)
-        return text.split(separator: "\u{0}").compactMap { (entry: Substring) -> (String, String)? in
-            guard let eq = entry.firstIndex(of: "=") else { return nil }
-            return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
-        }
+        return text.split(separator: "\u{0}").compactMap(EnvironmentVariable.init(entry:))
     }
 
     static func main(_ args: NetArguments) -> Never {
@@ -69,7 +66,7 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            let allowGateway = viaGateway ? gateway.description : nil
+            let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
             try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
             let loaded = try nft.listJSON()
@@ -118,7 +115,7 @@ enum NetHelper {
     /// The direct hop, once the namespace exists: loopback up and nothing else,
     /// the firewall, the listening sockets made here and sent to agentpen, which
     /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
-    static func direct(_ args: NetArguments, sandboxEnv: [(String, String)], nft: NftLoader) -> Never {
+    static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
         close(readyFD)
         let events = EventLog(fd: eventsFD)
         do {
@@ -178,7 +175,7 @@ enum NetHelper {
     }
 
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
-    static func runSandbox(_ args: NetArguments, sandboxEnv: [(String, String)], events: EventLog, nft: NftLoader,
+    static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
                            serve: Int32? = nil, stop: () -> Void) -> Never {
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
@@ -201,7 +198,7 @@ enum NetHelper {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
-            events.record(Event(.connectionBlocked, subject: "firewall",
+            events.record(Event(.connectionBlocked, subject: .firewall,
                                 reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
                                 details: ["protocol": proto, "packets": String(c.packets)]))
         }

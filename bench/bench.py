@@ -17,6 +17,7 @@ BIG = 256 << 20
 # loopback splice; gateway: pasta's tap and the in-namespace forwarder (--hop pasta).
 HOPS = tuple(os.environ.get("BENCH_HOPS", "direct,splice,gateway").split(","))
 DEFAULT_HOP = os.environ.get("BENCH_DEFAULT_HOP", "splice")
+HOST_NS = os.environ.get("APW_HOST_NS", "apw-host")   # a private world's host namespace (tests/world)
 CONC_HOP = os.environ.get("BENCH_CONC_HOP", "direct")   # the concurrency case's hop
 # Bulk downloads go to bench.test, the world's server tuned not to be the limit (no access
 # log, sendfile; tests/world/world.sh make_bench_server), with each HTTP version.
@@ -43,12 +44,12 @@ class Bench:
 
     # ---- running things as the bench user inside apw-host -----------------------
     def _netns_of_apw_host(self):
-        out = subprocess.run(["ip", "netns", "exec", "apw-host", "readlink", "/proc/self/ns/net"],
+        out = subprocess.run(["ip", "netns", "exec", HOST_NS, "readlink", "/proc/self/ns/net"],
                              capture_output=True, text=True, check=True).stdout.strip()
         return out
 
     def user_cmd(self, argv, env=()):
-        return (["ip", "netns", "exec", "apw-host", "setpriv", "--reuid=%s" % self.a.user,
+        return (["ip", "netns", "exec", HOST_NS, "setpriv", "--reuid=%s" % self.a.user,
                  "--regid=%s" % self.a.user, "--clear-groups", "--inh-caps=-all", "--",
                  "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=%s" % self.home,
                  "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]

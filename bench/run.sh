@@ -26,7 +26,7 @@ OUT=${BENCH_OUT:-$ROOT/bench/results.md}
 CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops,audit}
 PROJ=$APW_STATE/bench-proj
 
-exec 9>/tmp/agentpen-world.lock
+exec 9>"${APW_LOCK:-/tmp/agentpen-world.lock}"
 if ! flock -n 9; then
     echo "bench/run.sh: waiting for the test world lock (/tmp/agentpen-world.lock; a test run holds it)" >&2
     flock -w 3600 9 || { echo "bench/run.sh: the world lock was not free within an hour" >&2; exit 1; }

@@ -30,7 +30,7 @@ extension NetworkTests {
             let r = try f.sh(["--hop", hop, "--log", log, "--allow-private", "git.test:2222",
                               "--mount", k.key, "--mount", k.knownHosts], """
                 echo "agent=${SSH_AUTH_SOCK:-unset}"
-                GIT_SSH_COMMAND='\(Self.sshCommand(k))' git clone -q ssh://apw-git@git.test:2222/run/apw/www/repo.git viassh \
+                GIT_SSH_COMMAND='\(Self.sshCommand(k))' git clone -q ssh://apw-git@git.test:2222\(World.dir ?? "/run/apw")/ssh/repo.git viassh \
                     && cat viassh/README
                 echo "clone=$?"
                 """, env: ["SSH_AUTH_SOCK": f.root + "/agent.sock"])
@@ -54,7 +54,7 @@ extension NetworkTests {
             let mark = try Arrivals.mark()
             let r = try f.sh(["--hop", "direct", "--log", log, "--allow-private", "git.test", "--allow-private", "other.test:2222",
                               "--mount", k.key, "--mount", k.knownHosts], """
-                GIT_SSH_COMMAND='\(Self.sshCommand(k))' git clone -q ssh://apw-git@git.test:2222/run/apw/www/repo.git viassh
+                GIT_SSH_COMMAND='\(Self.sshCommand(k))' git clone -q ssh://apw-git@git.test:2222\(World.dir ?? "/run/apw")/ssh/repo.git viassh
                 echo "clone=$?"
                 """)
             #expect(r.stdout.contains("clone=") && !r.stdout.contains("clone=0"), "\(r.stdout) \(r.stderr)")

@@ -14,8 +14,10 @@ done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${APW_STATE:-/run/apw}
-SRV=apw-srv
-HOST=apw-host
+# APW_SRV_NS/APW_HOST_NS (with APW_STATE) make a second, private world beside the
+# shared one (same addresses: each pair of namespaces is its own network).
+SRV=${APW_SRV_NS:-apw-srv}
+HOST=${APW_HOST_NS:-apw-host}
 VH=apw-h0     # veth end in apw-host
 VS=apw-s0     # veth end in apw-srv
 PY=/usr/bin/python3
@@ -238,17 +240,25 @@ make_git_repo() {
 # on every address), user apw-git whose shell is git-shell (git commands only), key
 # authentication only. The client key is a test key, world-readable so each test
 # copies it into its own fixture (0600); known_hosts pins the host key for
-# [git.test]:2222. The repository is the same one the dumb-HTTP path serves.
+# [git.test]:2222. The repository ($STATE/ssh/repo.git) is a copy of the one the
+# dumb-HTTP path serves.
 make_ssh() {
     local d="$STATE/ssh"
     mkdir -p "$d" "$d/home"; chmod 0755 "$d" "$d/home"
     id apw-git >/dev/null 2>&1 || useradd --system -M -d "$d/home" -s /usr/bin/git-shell apw-git
+    # No password, but not "locked" ("!"): without PAM, sshd refuses locked accounts even for keys.
+    [ "$(getent shadow apw-git | cut -d: -f2)" = '*' ] || usermod -p '*' apw-git
     [ -s "$d/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C apw-git-host -f "$d/host_ed25519"
     [ -s "$d/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C apw-test-client -f "$d/client_ed25519"
     chmod 0644 "$d/client_ed25519" "$d/client_ed25519.pub"
     cp "$d/client_ed25519.pub" "$d/authorized_keys"
     echo "[git.test]:2222 $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" > "$d/known_hosts"
     chmod 0644 "$d/authorized_keys" "$d/known_hosts"
+    # The repository, owned by the account that serves it (git refuses another owner's).
+    if [ ! -s "$d/repo.git/HEAD" ]; then
+        git clone -q --bare "$STATE/www/repo.git" "$d/repo.git"
+        chown -R apw-git: "$d/repo.git"
+    fi
     cat > "$d/sshd_config" <<CONF
 Port 2222
 ListenAddress 198.18.0.10

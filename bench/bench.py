@@ -425,6 +425,55 @@ class Bench:
             self.pair_row("hops", what + ", HTTP/1.1", res[hop][0], res[hop][1], noise,
                           "info (no agentpen)", None, None, more_hops=True)
 
+    def case_gitssh(self):
+        """git clone over ssh of a ~50 MiB repository (incompressible content) from the
+        world's sshd (git.test:2222), directly and under agentpen with --allow-private
+        git.test:2222 on each hop that carries NAME:PORT; interleaved pairs, wall time."""
+        state = os.environ.get("APW_STATE", "/run/apw")
+        repo = os.path.join(state, "ssh", "big.git")
+        if not os.path.exists(os.path.join(repo, "HEAD")):
+            src = os.path.join(state, "ssh", "big-src")
+            def root(cmd):
+                subprocess.run(cmd, shell=True, check=True, timeout=300)
+            root("rm -rf %s %s && git -c init.defaultBranch=main init -q %s" % (src, repo, src))
+            root("head -c %d /dev/urandom > %s/blob && git -C %s add blob && git -C %s -c user.email=b@apw.test "
+               "-c user.name=bench commit -q -m big && git clone -q --bare %s %s && rm -rf %s && chown -R apw-git: %s"
+               % (50 << 20, src, src, src, src, repo, src, repo))
+        for f, mode in (("client_ed25519", 0o600), ("known_hosts", 0o644)):
+            dst = os.path.join(self.proj, f)
+            with open(os.path.join(state, "ssh", f)) as i, open(dst, "w") as o:
+                o.write(i.read())
+            os.chown(dst, self.uid, -1); os.chmod(dst, mode)
+        ssh = ("ssh -i %s/client_ed25519 -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "
+               "-o BatchMode=yes -o IdentitiesOnly=yes" % (self.proj, self.proj))
+        clone = ["/bin/sh", "-c", "rm -rf clone && GIT_SSH_COMMAND='%s' git clone -q ssh://apw-git@git.test:2222%s clone"
+                 % (ssh, repo)]
+        hops = [h for h in HOPS if h != "splice"]
+
+        def timed(argv):
+            t0 = time.monotonic()
+            rc, out, err = self.run(argv, timeout=300)
+            return (time.monotonic() - t0) if rc == 0 else None, err
+
+        timed(clone)   # warm-up: page cache, sshd
+        res = {h: ([], []) for h in hops}
+        errs = {}
+        for i in range(self.a.bulk_pairs):
+            for h in (hops if i % 2 == 0 else hops[::-1]):
+                d, e1 = timed(clone)
+                x, e2 = timed(self.ap(clone, allow=("git.test:2222",), hop=h))
+                if d and x:
+                    res[h][0].append((50 << 20) / d); res[h][1].append((50 << 20) / x)
+                else:
+                    errs[h] = (e1 or "") + (e2 or "")
+        noise = run_noise([d for v in res.values() for d in v[0]])
+        for h in hops:
+            if not res[h][0]:
+                self.fail("gitssh", "git clone over ssh, 50 MiB, hop %s" % h, "-", "≥ 0.80", errs.get(h, "no result"))
+                continue
+            self.pair_row("gitssh", "git clone over ssh, 50 MiB, hop %s%s" % (h, " [default]" if h == DEFAULT_HOP else ""),
+                          res[h][0], res[h][1], noise, "≥ 0.80", 0.80, errs.get(h), more_hops=True)
+
     # ---- output ----------------------------------------------------------------
     def table(self):
         hdr = ["case", "metric", "baseline", "agentpen", "ratio/added", "target", "met?"]
@@ -624,7 +673,7 @@ def main():
     ap.add_argument("--proj", required=True)
     ap.add_argument("--user", default="apw-test")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,audit")
+    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit")
     ap.add_argument("--startup-runs", type=int, default=50)
     ap.add_argument("--bulk-pairs", type=int, default=7,
                     help="(direct, inside) pairs per bulk figure and per hop path; 5 or more")

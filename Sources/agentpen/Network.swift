@@ -32,9 +32,17 @@ enum Network {
     static func describe(_ p: Prepared) -> [String] {
         if !needed(p.allowlist, p.options) { return ["none: the sandbox has its own empty network namespace"] }
         let hop = hop(p.options)
-        var lines = ["allowed hosts (a name alone: TLS on 443; NAME:PORT: any TCP): " + p.allowlist.patterns.map {
-            $0.specs.joined(separator: ", ") + ($0.allowsPrivateUpstream ? " (private upstream allowed)" : "") }
-            .joined(separator: ", ")]
+        func shown(_ p: HostPattern, _ text: String) -> String {
+            text + (p.allowsPrivateUpstream ? " (private upstream allowed)" : "")
+        }
+        var lines = ["allowed hosts (TLS on port 443 only): " + p.allowlist.patterns.filter(\.tls).map {
+            shown($0, $0.description) }.joined(separator: ", ")]
+        let plain = p.allowlist.patterns.filter { !$0.ports.isEmpty }
+        if !plain.isEmpty {
+            lines.append("allowed NAME:PORT (any TCP protocol): " + plain.map { p in
+                shown(p, p.ports.map { "\(p.description):\($0)" }.joined(separator: ", ")) }
+                .joined(separator: ", "))
+        }
         if hop == .direct {
             lines.append("hop: direct; listening sockets made inside, served by agentpen (no pasta):")
             lines += NetworkPlan.directSockets(p.allowlist, hostPorts: p.options.hostPorts).map { "  \($0)" }

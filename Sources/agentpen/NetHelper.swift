@@ -60,7 +60,7 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            let allowGateway = viaGateway ? gateway.description : nil
+            let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
             try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
             let loaded = try nft.listJSON()
@@ -112,7 +112,7 @@ enum NetHelper {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
-            events.record(Event(.connectionBlocked, subject: "firewall",
+            events.record(Event(.connectionBlocked, subject: .firewall,
                                 reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
                                 details: ["protocol": proto, "packets": String(c.packets)]))
         }

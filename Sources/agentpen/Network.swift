@@ -32,7 +32,8 @@ enum Network {
             .joined(separator: " ") + "   (port and pid filled in at start)")
         lines.append("routes inside: GATEWAY/32 only (no default, no subnet route)")
         lines.append("nft ruleset inside:")
-        lines += Firewall.ruleset(gateway: hop == .gateway ? "GATEWAY" : nil, proxyPort: nil)
+        // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil)
             .split(separator: "\n").map { "  " + $0 }
         lines.append("DNS responder inside on 127.0.0.1:53: allowed names → \(NetworkPlan.forwarderAddress), others NXDOMAIN")
         return lines
@@ -201,7 +202,7 @@ final class NetworkedRun {
                 for e in batch { events.record(e) }
             }
             if decoder.rejected > 0 {
-                events.record(Event(.failure, subject: "event stream",
+                events.record(Event(.failure, subject: .eventStream,
                                     reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
             close(fd)

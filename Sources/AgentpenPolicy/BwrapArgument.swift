@@ -136,6 +136,15 @@ extension SandboxPlan {
     /// bubblewrap's argv (after `bwrap --json-status-fd 3`, before `--`).
     public var bwrapArgs: [String] { BwrapArgument.render(bwrap) }
 
+    /// The descriptor bubblewrap reports on (`--json-status-fd`): whether the command started.
+    public static let bwrapStatusFD: Int32 = 3
+
+    /// bubblewrap's whole command line: `program`, its status stream, the
+    /// plan's arguments, then the inner command.
+    public func bwrapCommand(_ program: String) -> [String] {
+        [program, "--json-status-fd", String(Self.bwrapStatusFD)] + bwrapArgs + ["--"] + innerCommand
+    }
+
     /// The generated files, with the descriptor each is read from.
     public var dataFiles: [DataFile] {
         zip(bwrap, BwrapArgument.descriptors(bwrap)).compactMap { a, fd in

@@ -44,7 +44,7 @@ enum DryRun {
         out += "\n## Landlock: writes only beneath\n"
         for w in plan.writable { out += "  \(w)\n" }
         out += "\n## bubblewrap\n"
-        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd 3 \\\n"
+        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd \(SandboxPlan.bwrapStatusFD) \\\n"
         for option in BwrapArgument.options(plan.bwrap) {
             out += "    \(option.map(quote).joined(separator: " ")) \\\n"
         }

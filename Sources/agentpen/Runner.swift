@@ -165,8 +165,8 @@ enum Runner {
         defer { fds.forEach { close($0.src) } }
         var statusPipe: [Int32] = [0, 0]
         guard ap_pipe2(&statusPipe, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
-        fds.append((statusPipe[1], 3))
-        let argv = [bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        fds.append((statusPipe[1], SandboxPlan.bwrapStatusFD))
+        let argv = plan.bwrapCommand(bwrap)
         var spawn = Spawn.Options()
         spawn.fds = fds
         spawn.env = plan.env

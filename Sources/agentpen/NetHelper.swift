@@ -20,15 +20,12 @@ enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
 
     /// The sandbox's environment from its memfd.
-    static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
+    static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let text = Runner.readAll(fd)
         close(fd)
-        return text.split(separator: "\u{0}").compactMap { (entry: Substring) -> (String, String)? in
-            guard let eq = entry.firstIndex(of: "=") else { return nil }
-            return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
-        }
+        return text.split(separator: "\u{0}").compactMap(EnvironmentVariable.init(entry:))
     }
 
     static func main(_ args: NetArguments) -> Never {

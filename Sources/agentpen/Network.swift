@@ -92,7 +92,7 @@ final class NetworkedRun {
         // The sandbox's environment travels in a memfd, not on a command line (any
         // local user can read argv), and the helper itself runs without it.
         let envFile: Int32
-        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { "\($0.0)=\($0.1)\u{0}" }.joined().utf8)) }
+        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
         catch { throw .internalError("cannot prepare the sandbox: \(error)") }
         opened.append(envFile)
 

@@ -93,7 +93,7 @@ func startSelf(stage: String, filter: String, via prefix: [String]? = nil,
     try #require(fd >= 0, "open \(output): errno \(errno)")
     defer { close(fd) }
     var o = Spawn.Options()
-    o.env = env.map { ($0.key, $0.value) }
+    o.env = env.map { EnvironmentVariable($0.key, $0.value) }
     o.fds = [(fd, 1), (fd, 2)]
     let argv = (prefix ?? [unshare, "-Urn"])
         + [try selfBundle(), "--testing-library", "swift-testing", "--filter", filter, "--xunit-output", report]

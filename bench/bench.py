@@ -16,7 +16,7 @@ BIG = 256 << 20
 # direct: sockets made inside the namespace, served by agentpen (no pasta); splice: pasta's
 # loopback splice; gateway: pasta's tap and the in-namespace forwarder (--hop pasta).
 HOPS = tuple(os.environ.get("BENCH_HOPS", "direct,splice,gateway").split(","))
-DEFAULT_HOP = os.environ.get("BENCH_DEFAULT_HOP", "splice")
+DEFAULT_HOP = os.environ.get("BENCH_DEFAULT_HOP", "direct")
 HOST_NS = os.environ.get("APW_HOST_NS", "apw-host")   # a private world's host namespace (tests/world)
 CONC_HOP = os.environ.get("BENCH_CONC_HOP", "direct")   # the concurrency case's hop
 # Bulk downloads go to bench.test, the world's server tuned not to be the limit (no access

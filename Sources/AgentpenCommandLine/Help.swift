@@ -34,9 +34,9 @@ enum Help {
         "this machine's 127.0.0.1:PORT reaches a server listening",
         "on PORT inside the sandbox (e.g. a dev server)"])
     static let hop = Entry(syntax: "--hop HOP", lines: [
-        "how connections leave: direct (agentpen serves sockets",
-        "made inside the sandbox) or pasta (pasta's tap and a",
-        "forwarder inside; TLS names only)"])
+        "how connections leave: direct (the default: agentpen",
+        "serves sockets made inside the sandbox, no pasta) or",
+        "pasta (pasta's tap and a forwarder inside)"])
     static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",

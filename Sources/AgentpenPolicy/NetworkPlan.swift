@@ -45,8 +45,10 @@ public enum NetworkPlan {
         }
     }
 
-    /// The hop a run takes without `--hop` or AGENTPEN_HOP.
-    public static let defaultHop = Hop.splice
+    /// The hop a run takes without `--hop` or AGENTPEN_HOP: direct, by make bench
+    /// (notes.md, "Per-name addresses, the direct hop…": more throughput, a fifth of
+    /// the CPU and half the start-up of either pasta hop).
+    public static let defaultHop = Hop.direct
 
     /// The address allowed names resolve to inside: the loopback :443 listener.
     public static let forwarderAddress = "127.0.0.1"

@@ -60,14 +60,24 @@ enum NetHelper {
             let uplink = try nl.waitForConfiguredUplink(timeout: 5)
             gateway = uplink.gateway
             try nl.lockDownRoutes(keepGateway: uplink.gateway, interfaceIndex: uplink.interfaceIndex)
+            // Every other destination routable on loopback, so that the firewall
+            // refuses it at once instead of the route lock answering ENETUNREACH unheard.
+            try nl.addLoopbackDefaultRoutes()
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
+        // 3b. Refused flows: the catch-all listener for TCP.
+        let refusals = RefusalReporter(events: events)
+        let catchAll = CatchAll(reporter: refusals)
+        let catchAllPort: UInt16
+        do { catchAllPort = try catchAll.start() }
+        catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
             let allowGateway = viaGateway ? gateway.description : nil
             let allowPort = viaGateway ? args.proxyPort : nil
-            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: catchAllPort))
             let loaded = try nft.listJSON()
-            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort) {
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort,
+                                                               catchAllPort: catchAllPort) {
                 fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
@@ -106,11 +116,13 @@ enum NetHelper {
         let status = Spawn.wait(pid)
         dns.stop()
         forwarder?.stop()
+        catchAll.stop()
+        refusals.finish()
         reportFirewall(events, nft)
         exit(status)
     }
 
-    /// What the firewall dropped, as one event per protocol.
+    /// What the firewall dropped, as one event per protocol (every packet, itemised or not).
     static func reportFirewall(_ events: EventLog, _ nft: NftLoader) {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {

@@ -33,14 +33,14 @@ public enum Firewall {
     public static let logRate = 50, logBurst = 200
 
     /// The ruleset as data: output policy drop, allowing loopback destinations
-    /// (127.0.0.0/8, ::1) and (when both are given and `gateway` is a plain dotted
-    /// IPv4 address) TCP to `gateway`:`proxyPort` only; input allows loopback and
+    /// (127.0.0.0/8, ::1) and (when both are given and `gateway` is IPv4) TCP to
+    /// `gateway`:`proxyPort` only; input allows loopback and
     /// replies; forward drops. With `catchAllPort`, a nat chain redirects every
     /// other TCP connection to that port on loopback (the catch-all listener,
     /// which records and resets it). With `logGroup`, each drop rule also sends
     /// the packet's first `NFLog.snapLength` bytes to that NFLOG group (rate
     /// limited; a packet over the rate is dropped and counted all the same).
-    public static func chains(gateway: String?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+    public static func chains(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
                               logGroup: UInt16? = nil) -> [Chain] {
         func match(_ left: JSONValue, _ right: JSONValue, op: String = "==") -> JSONValue {
             .object(["match": .object(["op": .string(op), "left": left, "right": right])])
@@ -60,9 +60,9 @@ public enum Firewall {
                  expr: [match(meta("oif"), .string("lo")), match(payload("ip6", "daddr"), .string("::1")), accept]),
         ]
         var toProxy: Rule?
-        if let gateway, let port = proxyPort, port != 0, isIPv4(gateway) {
+        if let gateway, let port = proxyPort, port != 0, gateway.isIPv4 {
             toProxy = Rule(text: "ip daddr \(gateway) tcp dport \(port) accept",
-                           expr: [match(payload("ip", "daddr"), .string(gateway)),
+                           expr: [match(payload("ip", "daddr"), .string(gateway.description)),
                                   match(payload("tcp", "dport"), .number(Int64(port))), accept])
             output.append(toProxy!)
         }
@@ -117,9 +117,8 @@ public enum Firewall {
     /// An `nft -f` script of `chains(gateway:proxyPort:)` and the counters. Loading
     /// it twice gives the same single table (the table is created, deleted and
     /// created again, so the script works whether or not it already exists).
-    /// Returns a script that allows only loopback if `gateway` is not a plain
-    /// dotted IPv4 address.
-    public static func ruleset(gateway: String?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+    /// Returns a script that allows only loopback if `gateway` is not IPv4.
+    public static func ruleset(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
                                logGroup: UInt16? = nil) -> String {
         let counters = counterNames.map { "\tcounter \($0) {\n\t}\n" }.joined()
         let chains = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup).map { chain in
@@ -143,7 +142,7 @@ public enum Firewall {
     /// their type, hook, priority and policy, and in each exactly the rules built, in order. Anything
     /// else in the table (another chain, a set, a map, a rule comment, a key this
     /// reader does not know) is a difference: the check fails closed.
-    public static func verifyLoaded(_ json: String, gateway: String?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+    public static func verifyLoaded(_ json: String, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
                                     logGroup: UInt16? = nil) -> ReadBack {
         let doc: JSONValue
         do { doc = try JSONValue(parsing: json) } catch { return .differs("\(error)") }
@@ -264,13 +263,5 @@ public enum Firewall {
         if t.hasSuffix("{") { t = t.dropLast() }
         if t.count >= 2, t.first == "\"", t.last == "\"" { t = t.dropFirst().dropLast() }
         return String(t)
-    }
-
-    private static func isIPv4(_ s: String) -> Bool {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return false }
-        return parts.allSatisfy { p in
-            !p.isEmpty && p.count <= 3 && p.allSatisfy { $0 >= "0" && $0 <= "9" } && Int(p)! <= 255
-        }
     }
 }

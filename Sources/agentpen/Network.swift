@@ -32,7 +32,8 @@ enum Network {
             .joined(separator: " ") + "   (port and pid filled in at start)")
         lines.append("routes inside: GATEWAY/32, and a default route on loopback (no route through the uplink but the /32)")
         lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
-        lines += Firewall.ruleset(gateway: hop == .gateway ? "GATEWAY" : nil, proxyPort: nil, catchAllPort: 65535)
+        // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535)
             .replacing(":65535", with: ":CATCH")
             .split(separator: "\n").map { "  " + $0 }
         lines.append("refused flows: TCP reset by the catch-all and reported with address and port; the rest dropped (EPERM)")
@@ -93,7 +94,7 @@ final class NetworkedRun {
         // The sandbox's environment travels in a memfd, not on a command line (any
         // local user can read argv), and the helper itself runs without it.
         let envFile: Int32
-        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { "\($0.0)=\($0.1)\u{0}" }.joined().utf8)) }
+        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
         catch { throw .internalError("cannot prepare the sandbox: \(error)") }
         opened.append(envFile)
 
@@ -203,7 +204,7 @@ final class NetworkedRun {
                 for e in batch { events.record(e) }
             }
             if decoder.rejected > 0 {
-                events.record(Event(.failure, subject: "event stream",
+                events.record(Event(.failure, subject: .eventStream,
                                     reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
             close(fd)

@@ -57,7 +57,7 @@ let fullSpliceJSON = #"""
 """#
 
 private func verifyFull(_ json: String) -> Firewall.ReadBack {
-    Firewall.verifyLoaded(json, gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41000, logGroup: 11)
+    Firewall.verifyLoaded(json, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41000, logGroup: 11)
 }
 
 private func tamperedFull(_ old: String, _ new: String) -> String {
@@ -89,22 +89,22 @@ let bindAck = "240000000200000101000000ec2a0000000000001c00000001040500010000000
 
 @Suite struct RefusalsTests {
     @Test func fullScriptIsUnchanged() {
-        #expect(Firewall.ruleset(gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41000, logGroup: 11) == fullScript)
+        #expect(Firewall.ruleset(gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41000, logGroup: 11) == fullScript)
     }
 
     @Test func theRecordedFullListingIsAsBuilt() {
         #expect(verifyFull(fullJSON) == .asBuilt)
         #expect(Firewall.verifyLoaded(fullSpliceJSON, gateway: nil, proxyPort: nil, catchAllPort: 41000, logGroup: 11) == .asBuilt)
         // Without the catch-all or the log group it is another ruleset.
-        #expect(Firewall.verifyLoaded(fullJSON, gateway: "198.18.5.1", proxyPort: 40000) != .asBuilt)
-        #expect(Firewall.verifyLoaded(fullJSON, gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41000) != .asBuilt)
-        #expect(Firewall.verifyLoaded(fullJSON, gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41001, logGroup: 11) != .asBuilt)
-        #expect(Firewall.verifyLoaded(fullSpliceJSON, gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41000, logGroup: 11) != .asBuilt)
+        #expect(Firewall.verifyLoaded(fullJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000) != .asBuilt)
+        #expect(Firewall.verifyLoaded(fullJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41000) != .asBuilt)
+        #expect(Firewall.verifyLoaded(fullJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41001, logGroup: 11) != .asBuilt)
+        #expect(Firewall.verifyLoaded(fullSpliceJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41000, logGroup: 11) != .asBuilt)
     }
 
     /// The redirect goes first (nat output at -100), the proxy's own path is not redirected.
     @Test func theCatchAllChain() {
-        let chains = Firewall.chains(gateway: "198.18.5.1", proxyPort: 40000, catchAllPort: 41000, logGroup: 11)
+        let chains = Firewall.chains(gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000, catchAllPort: 41000, logGroup: 11)
         let refuse = chains.first { $0.name == "refuse" }
         #expect(refuse?.type == "nat" && refuse?.priority == -100 && refuse?.policy == "accept" && refuse?.hook == "output")
         #expect(refuse?.rules.map(\.text) == ["ip daddr 198.18.5.1 tcp dport 40000 accept",

@@ -40,6 +40,17 @@ public struct RefusedFlow: Hashable, Sendable {
         return address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
     }
 
+    /// The firewall counter that counted this flow's packets when the firewall
+    /// dropped it (`Firewall.counterNames`).
+    public var counterName: String {
+        switch proto {
+        case .tcp: return "blocked_tcp"
+        case .udp: return "blocked_udp"
+        case .icmp, .icmpv6: return "blocked_icmp"
+        case .other: return "blocked_other"
+        }
+    }
+
     /// What the summary and the live line call it: "tcp 198.18.0.10:8080",
     /// "icmp 198.18.0.10", "ip-proto 132 198.18.0.10".
     public var subject: String {

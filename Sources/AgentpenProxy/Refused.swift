@@ -43,14 +43,14 @@ public final class RefusalReporter: Sendable {
                                 reason: "\(n) more attempt(s), refused the same way", details: details))
         }
         if unitemised > 0 {
-            events.record(Event(.connectionBlocked, subject: "refused flows",
+            events.record(Event(.connectionBlocked, subject: .refusedFlows,
                                 reason: "\(unitemised) attempt(s) at more than \(RefusalTally.distinctLimit) other destinations, counted, not itemised",
                                 details: ["attempts": String(unitemised)]))
         }
         let n = lost.withLock { $0 }
         if n > 0 {
-            events.record(Event(.failure, subject: "refused flows",
-                                reason: "\(n) firewall record(s) lost (sent faster than read); the firewall's counts below are exact"))
+            events.record(Event(.failure, subject: .refusedFlows,
+                                reason: "the kernel dropped firewall records \(n) time(s) (sent faster than read); the firewall's counts are exact"))
         }
     }
 }
@@ -100,5 +100,80 @@ public final class CatchAll: @unchecked Sendable {
         close(fd)
         guard len > 0, let address = IPAddress(bytes: Array(buf[0..<Int(len)])) else { return }
         reporter.record(RefusedFlow(proto: .tcp, address: address, port: port, protocolNumber: 6))
+    }
+}
+
+/// Inside the namespace: reads the NFLOG records the firewall's refusing rules
+/// send (UDP, ICMP, anything but TCP) and reports each flow. Records come from
+/// the kernel only (sender port id 0); each one is parsed by NFLog.parse, bounded.
+/// `@unchecked Sendable`: `watch` and `fd` are only touched on the serial `queue`.
+public final class NFLogReader: @unchecked Sendable {
+    private let reporter: RefusalReporter
+    private let group: UInt16
+    private let queue = DispatchQueue(label: "agentpen.nflog")
+    private var fd: Int32 = -1
+    private var watch: Watch?
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+    private let logged = Mutex([String: Int]())
+
+    public init(group: UInt16 = NFLog.group, reporter: RefusalReporter) {
+        self.group = group
+        self.reporter = reporter
+    }
+
+    /// Opens the netlink socket and binds the group; throws when the kernel refuses.
+    public func start() throws(SocketError) {
+        let s = try Sock.check(ap_netlink_socket(12 /* NETLINK_NETFILTER */), "netlink socket")
+        do throws(SocketError) {
+            try Sock.check(ap_netlink_bind(s), "netlink bind")
+            let msg = NFLog.bindMessage(group: group, sequence: 1)
+            let sent = msg.withUnsafeBytes { ap_netlink_send(s, $0.baseAddress, $0.count) }
+            if sent < 0 { throw SocketError("NFLOG bind group \(group)", Int32(-sent)) }
+            // The kernel acks before send returns.
+            var ack = [UInt8](repeating: 0, count: 512)
+            var sender: UInt32 = 0
+            let n = ack.withUnsafeMutableBytes { ap_netlink_recv(s, $0.baseAddress, $0.count, &sender) }
+            if n < 0 { throw SocketError("NFLOG bind group \(group): no answer", Int32(-n)) }
+            if let e = NFLog.parse(Array(ack[0..<n])).errors.first { throw SocketError("NFLOG bind group \(group)", e) }
+        } catch {
+            close(s)
+            throw error
+        }
+        queue.sync {
+            fd = s
+            let w = Watch.read(s, queue: queue, group: nil) { [weak self] in self?.readSome() }
+            w.source.setCancelHandler { close(s) }
+            watch = w
+            w.enable()
+        }
+    }
+
+    private func readSome() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        // Bounded per wake-up; the source fires again if more is queued.
+        for _ in 0..<64 {
+            var sender: UInt32 = 0
+            let n = buffer.withUnsafeMutableBytes { ap_netlink_recv(fd, $0.baseAddress, $0.count, &sender) }
+            if n == -Int(ENOBUFS) { reporter.lostRecords(1); continue }
+            if n <= 0 { return }
+            guard sender == 0 else { continue }   // only the kernel writes records
+            let batch = NFLog.parse(Array(buffer[0..<n]))
+            logged.withLock { seen in for flow in batch.flows { seen[flow.counterName, default: 0] += 1 } }
+            for flow in batch.flows { reporter.record(flow) }
+        }
+    }
+
+    /// Records read so far, by the firewall counter that also counted them.
+    public var recordsByCounter: [String: Int] { logged.withLock { $0 } }
+
+    /// Reads what is queued, then stops.
+    public func stop() {
+        queue.sync {
+            guard fd >= 0 else { return }
+            readSome()
+            watch?.cancel()
+            watch = nil
+            fd = -1
+        }
     }
 }

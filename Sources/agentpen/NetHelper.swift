@@ -61,20 +61,31 @@ enum NetHelper {
             // refuses it at once instead of the route lock answering ENETUNREACH unheard.
             try nl.addLoopbackDefaultRoutes()
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
-        // 3b. Refused flows: the catch-all listener for TCP.
+        // ICMP echo sockets for the sandbox's group only (uid 0 here is the caller):
+        // a ping then fails at its first send with EPERM from the firewall, which
+        // logs it, instead of at socket creation where nobody hears of it.
+        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+
+        // 3b. Refused flows: the catch-all listener for TCP, the NFLOG reader for the rest.
         let refusals = RefusalReporter(events: events)
         let catchAll = CatchAll(reporter: refusals)
         let catchAllPort: UInt16
         do { catchAllPort = try catchAll.start() }
         catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
+        let nflog = NFLogReader(group: NFLog.group, reporter: refusals)
+        do { try nflog.start() } catch {
+            events.record(Event(.setup, subject: "firewall",
+                                reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
+        }
         do {
             let viaGateway = args.hop == .gateway
             let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
-            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: catchAllPort))
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: catchAllPort,
+                                          logGroup: NFLog.group))
             let loaded = try nft.listJSON()
             if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort,
-                                                               catchAllPort: catchAllPort) {
+                                                               catchAllPort: catchAllPort, logGroup: NFLog.group) {
                 fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
@@ -114,19 +125,29 @@ enum NetHelper {
         dns.stop()
         forwarder?.stop()
         catchAll.stop()
+        nflog.stop()
         refusals.finish()
-        reportFirewall(events, nft)
+        reportFirewall(events, nft, logged: nflog.recordsByCounter)
         exit(status)
     }
 
-    /// What the firewall dropped, as one event per protocol (every packet, itemised or not).
-    static func reportFirewall(_ events: EventLog, _ nft: NftLoader) {
+    /// What the firewall dropped, as one event per protocol (every packet, itemised
+    /// or not). Its `attempts` are the packets no NFLOG record reported (over the
+    /// log rate, or lost), so the exit summary counts every refused packet once.
+    static func reportFirewall(_ events: EventLog, _ nft: NftLoader, logged: [String: Int]) {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
-            events.record(Event(.connectionBlocked, subject: .firewall,
-                                reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
-                                details: ["protocol": proto, "packets": String(c.packets)]))
+            let unlogged = c.packets > UInt64(logged[name] ?? 0) ? c.packets - UInt64(logged[name] ?? 0) : 0
+            var details = ["protocol": proto, "packets": String(c.packets)]
+            var reason = "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)"
+            if unlogged > 0 && logged[name] != nil {
+                reason += "; \(unlogged) not itemised (over the log rate)"
+            }
+            if unlogged > 1 { details["attempts"] = String(unlogged) }
+            // Every packet already itemised: the totals go to --log only, not again into the summary.
+            let kind: Event.Kind = unlogged == 0 ? .setup : .connectionBlocked
+            events.record(Event(kind, subject: .firewall, reason: reason, details: details))
         }
     }
 

@@ -95,5 +95,105 @@ extension NetworkTests {
             }
             try expectNothingArrived(mark, "an allowed name on another port")
         }
+
+        /// UDP to a world host (v4 and v6, QUIC's port too) and DNS to an outside
+        /// resolver: the send fails with EPERM, and the event names the queried name.
+        @Test func udpAndOutsideDNSAreRefusedAtOnceAndReported() throws {
+            let f = try NetFixture()
+            let log = f.root + "/events.jsonl"
+            let refusals = [
+                Refusal(probe: "udp 198.18.0.10 9999", errors: ["EPERM"], subject: "udp 198.18.0.10:9999",
+                        protocolName: "udp", address: "198.18.0.10", port: "9999"),
+                Refusal(probe: "udp 198.18.0.10 443", errors: ["EPERM"], subject: "udp 198.18.0.10:443",
+                        protocolName: "udp", address: "198.18.0.10", port: "443"),
+                Refusal(probe: "udp fd0c::10 9999", errors: ["EPERM"], subject: "udp [fd0c::10]:9999",
+                        protocolName: "udp", address: "fd0c::10", port: "9999"),
+                Refusal(probe: "dns 198.18.0.1 exfil.example.com", errors: ["EPERM"], subject: "udp 198.18.0.1:53",
+                        protocolName: "udp", address: "198.18.0.1", port: "53"),
+                Refusal(probe: "dns fd0c::1 other.test", errors: ["EPERM"], subject: "udp [fd0c::1]:53",
+                        protocolName: "udp", address: "fd0c::1", port: "53"),
+            ]
+            let mark = try Arrivals.mark()
+            let (r, p) = try f.probe(["--log", log] + World.baseAllow, refusals.map(\.probe))
+            expectRefusedAndReported(refusals, r, p, log: log)
+            let events = readEvents(log)
+            let dns4 = event(events, refusals[3])?["details"] as? [String: String]
+            let dns6 = event(events, refusals[4])?["details"] as? [String: String]
+            #expect(dns4?["query"] == "exfil.example.com", "\(String(describing: dns4))")
+            #expect(dns6?["query"] == "other.test", "\(String(describing: dns6))")
+            try expectNothingArrived(mark, "UDP")
+        }
+
+        /// An ICMP echo request (the socket ping uses) fails at its send with EPERM;
+        /// the event names the address. (iputils ping ignores that EPERM and waits
+        /// for its -W; the refusal is reported all the same.)
+        @Test func icmpIsRefusedAtOnceAndReported() throws {
+            let f = try NetFixture()
+            let log = f.root + "/events.jsonl"
+            let mark = try Arrivals.mark()
+            let (r, p) = try f.probe(["--log", log] + World.baseAllow, ["raw icmp-dgram", "raw icmp6-dgram"])
+            let events = readEvents(log)
+            for (k, subject, proto, address) in [("raw icmp-dgram", "icmp 198.18.0.1", "icmp", "198.18.0.1"),
+                                                 ("raw icmp6-dgram", "icmpv6 fd0c::1", "icmpv6", "fd0c::1")] {
+                #expect(p[k]?.outcome == "created" && p[k]?.detail.hasPrefix("send EPERM:") == true,
+                        "\(k) did not fail at once with EPERM: \(String(describing: p[k])) \(r.stderr)")
+                #expect(events.contains { e in
+                    let d = e["details"] as? [String: String]
+                    return e["kind"] as? String == "connection-blocked" && e["subject"] as? String == subject
+                        && d?["protocol"] == proto && d?["address"] == address && d?["icmp-type"] == "echo-request"
+                }, "\(k): no event \(subject): \(events)")
+                #expect(r.stderr.contains("agentpen: blocked \(subject): "), "\(k): \(r.stderr)")
+            }
+            let summary = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(summary.contains("connection-blocked icmp 198.18.0.1") && summary.contains("connection-blocked icmpv6 fd0c::1"),
+                    "\(summary)")
+            try expectNothingArrived(mark, "ICMP")
+        }
+
+        /// A flood of refused flows: the allowed path still works, the exit summary
+        /// stays one bounded line, and the log holds a bounded number of events.
+        @Test func aFloodOfRefusedFlowsIsBounded() throws {
+            let f = try NetFixture()
+            let log = f.root + "/events.jsonl"
+            try f.f.write(f.project + "/flood.py", """
+                import socket, sys
+                n = 0
+                for port in range(20000, 23000):
+                    for fam, host in ((socket.AF_INET, "198.18.0.10"), (socket.AF_INET6, "fd0c::10")):
+                        s = socket.socket(fam, socket.SOCK_DGRAM)
+                        try:
+                            s.sendto(b"x", (host, port))
+                        except OSError:
+                            n += 1
+                        s.close()
+                for i in range(300):
+                    s = socket.socket()
+                    s.settimeout(2)
+                    try:
+                        s.connect(("198.18.0.10", 30000 + i))
+                        s.recv(1)
+                    except OSError:
+                        n += 1
+                    s.close()
+                print("refused=%d" % n)
+                """)
+            let mark = try Arrivals.mark()
+            let r = try f.sh(["--log", log] + World.baseAllow, """
+                /usr/bin/python3 flood.py
+                curl -sS --max-time 10 --cacert ca.pem https://allowed.test/hello
+                """)
+            #expect(r.stdout.contains("refused=6300"), "\(r.stdout) \(r.stderr)")
+            #expect(r.stdout.contains("hello from allowed.test"), "the allowed path failed: \(r.stdout) \(r.stderr)")
+            let blocked = readEvents(log).filter { $0["kind"] as? String == "connection-blocked" }
+            #expect(blocked.count <= 1100, "\(blocked.count) events for 6300 refusals: not bounded")
+            #expect(blocked.count >= 100, "too few refusals reported: \(blocked.count)")
+            let summary = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            // Every refused packet counted once: the itemised ones, their repeats, and
+            // the firewall's count of those over the log rate.
+            #expect(summary.hasPrefix("agentpen: blocked 6300: ") && summary.count < 100_000, "summary: \(summary.prefix(300))")
+            let live = r.stderr.split(separator: "\n").filter { $0.hasPrefix("agentpen: blocked ") }.count
+            #expect(live <= 202, "\(live) live lines")
+            try expectNothingArrived(mark, allowing: ["198.18.0.10:443"], "flood")
+        }
     }
 }

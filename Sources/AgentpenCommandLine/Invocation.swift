@@ -8,6 +8,12 @@ public enum Invocation: Sendable, Equatable {
     case agentpen(Options)
     /// `agentpen completions SHELL`.
     case completions(Shell)
+    /// `agentpen config [OPTIONS] [COMMAND]`: the options of the run to describe.
+    case config(Options)
+    /// `agentpen trust [-C DIR]` (only `project` is set).
+    case trust(Options)
+    /// `agentpen init [-C DIR]` (only `project` is set).
+    case initialize(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
@@ -64,6 +70,27 @@ public enum Invocation: Sendable, Equatable {
 
     static func subcommand(_ s: Subcommand, _ rest: [String]) throws(Failure) -> Invocation {
         guard s.isAvailable else { return .notAvailable(s) }
+        switch s {
+        case .config:
+            let o: Options
+            do { o = try Options.parse(rest) }
+            catch { throw Failure(kind: .usage, message: "config: \(error.message); usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]") }
+            if o.mode == .help { return .subcommandHelp(Help.configUsage) }
+            return .config(o)
+        case .trust, .`init`:
+            let type: ParsableCommand.Type = s == .trust ? TrustCommand.self : InitCommand.self
+            do {
+                var o = Options()
+                o.project = s == .trust ? try TrustCommand.parse(rest).arguments.project : try InitCommand.parse(rest).arguments.project
+                return s == .trust ? .trust(o) : .initialize(o)
+            } catch {
+                if type.exitCode(for: error) == .success {
+                    return .subcommandHelp(AgentpenCommand.helpMessage(for: type, columns: 80))
+                }
+                throw Failure(kind: .usage, message: "\(s.rawValue): \(type.message(for: error)); usage: agentpen \(s.rawValue) [-C DIR]")
+            }
+        default: break
+        }
         do {
             return .completions(try CompletionsCommand.parse(rest).shell)
         } catch {

@@ -179,6 +179,7 @@ struct Reader {
                 s.agents[name] = a
             }
         default:
+            if file.kind == .project { return try problem(full, "unknown key (agentpen init writes a file naming every key)") }
             let known = (prefix.isEmpty ? ConfigFile.settingsKeys + ConfigFile.globalOnlyKeys : ConfigFile.settingsKeys)
             try problem(full, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
         }

@@ -123,6 +123,12 @@ case .probe(let words):
 case .completions(let shell):
     print(shell.completionScript)
     exit(0)
+case .config(let o):
+    exit(Configure.show(o))
+case .trust(let o):
+    exit(Configure.trust(o))
+case .initialize(let o):
+    exit(Configure.initialize(o))
 case .subcommandHelp(let text):
     print(text)
     exit(0)
@@ -165,7 +171,7 @@ case .dryRun, .run:
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        let events = EventLog(fd: openLog(prepared.options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer { printFindings(Runner.finishAudit(audit, events: events)) }

@@ -1,5 +1,3 @@
-import AgentpenPolicy
-
 /// `hide = [".env", "*.pem", "secrets/*.key"]`: project paths masked for the
 /// agent. A pattern is relative to the project root and matched one path
 /// component at a time (`*` and `?` never cross a `/`; `[abc]`, `[a-z]`,

@@ -196,6 +196,7 @@ public struct Resolution: Sendable {
         for m in flags.mountsRW { lines.append(Line("mounts_rw", m, .flag("--mount-rw"))) }
 
         out.hide = layers.flatMap(\.hide)
+        o.hide = flags.hide + out.hide.map(\.value)
         for h in out.hide { lines.append(Line("hide", h.value, h.source)) }
 
         // Scalars: the flag, else the highest layer that says.

@@ -12,6 +12,8 @@ public struct Locations: Sendable, Equatable {
     public var protected: [String]
 
     public var globalFile: String { configDir + "/config.toml" }
+    /// The project's own file, at its root.
+    public static let projectFileName = ".agentpen.toml"
     public var trustDir: String { stateDir + "/trust" }
 
     public static func make(env: [String: String], home: String) -> Locations {

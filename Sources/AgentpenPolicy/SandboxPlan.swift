@@ -135,6 +135,7 @@ extension SandboxPlan {
         let agent = try InstallTree.forAgent(command[0], callerPath: callerPath, project: project, home: home,
                                              visible: visible, fs: fs)
         let git = try GitGuards.plan(project: project, home: home, allowParentGit: options.allowParentGit, fs: fs)
+        let masks = try ProjectMasks.plan(hide: options.hide, project: project, fs: fs)
         let shell = facts.shell ?? "/bin/sh"
         let env = try EnvPolicy.agent(facts: facts, callerPath: callerPath, home: home, shell: shell, visible: visible,
                                       installLinks: agent.tree.symlinks, extra: (preset?.env ?? []) + options.env,
@@ -147,10 +148,12 @@ extension SandboxPlan {
             + agent.tree.arguments
             + [.bind(source: project, destination: project, readOnly: false)]
             + git.arguments
+            + masks.arguments
         plan.bwrap += ExecHelperPlan.arguments(facts: facts, visible: visible, bound: plan.bwrap, project: project)
+        try checkOwnDirectories(plan.bwrap, project: project, facts: facts, fs: fs)
         plan.env = env
         plan.notes = user.notes + bounds.notes + user.mountNotes + agent.tree.bindNotes
-            + ["project \(project) read-write"] + git.notes
+            + ["project \(project) read-write"] + git.notes + masks.notes
         plan.createBeforeRun = user.create + git.create
         plan.gitDirs = git.gitDirs
         plan.cgroup = bounds.cgroup

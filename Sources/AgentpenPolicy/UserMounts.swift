@@ -26,6 +26,10 @@ struct UserMounts: Equatable {
             if real == "/" || Paths.isWithin(home, real) {
                 throw PlanError(.usage, "\(flag) \(p): refusing to expose / or your home directory")
             }
+            let own = Locations.make(env: callerEnv, home: home)
+            if let d = own.exposed(by: real) ?? own.exposed(by: abs) {
+                throw PlanError(.usage, "\(flag) \(p): refusing to expose agentpen's own directory \(d) (its config, trust records or run registry); mount something narrower")
+            }
             return real
         }
         for p in options.mounts { m.readOnly.append(try userPath(p, "--mount")) }

@@ -22,6 +22,8 @@ public enum Invocation: Sendable, Equatable {
     case exec(ExecArguments)
     case netns(NetArguments)
     case probe([String])
+    /// `agentpen __manual`: agentpen(1) as roff, for `make install`.
+    case manual
 
     public struct Failure: Error, Equatable, CustomStringConvertible {
         public enum Kind: Sendable, Equatable {
@@ -59,6 +61,8 @@ public enum Invocation: Sendable, Equatable {
                 throw Failure(kind: .helper, message: "internal: bad network helper arguments")
             }
             return .netns(a)
+        case "__manual"?:
+            return .manual
         case "__probe"?:
             // Its words are checked by the probe itself (an unknown one exits 2).
             return .probe(Array(args.dropFirst()))

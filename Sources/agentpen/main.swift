@@ -123,6 +123,9 @@ case .probe(let words):
 case .completions(let shell):
     print(shell.completionScript)
     exit(0)
+case .manual:
+    print(Manual.page, terminator: "")
+    exit(0)
 case .config(let o):
     exit(Configure.show(o))
 case .trust(let o):

@@ -1,4 +1,4 @@
-import AgentpenCommandLine
+@testable import AgentpenCommandLine
 import AgentpenPolicy
 import Testing
 
@@ -33,5 +33,17 @@ import Testing
             guard case .agentpen(let o) = try Invocation.parse(["--", word, "x"]) else { Issue.record("\(word)"); continue }
             #expect(o.command == [word, "x"])
         }
+    }
+}
+
+@Suite struct ManualTests {
+    @Test func theManPageComesFromTheHelpTable() throws {
+        let page = Manual.page
+        for e in Help.options { #expect(page.contains(".B " + Manual.roff(e.syntax)), "\(e.syntax)") }
+        #expect(page.hasPrefix(".TH AGENTPEN 1"))
+        #expect(!page.split(separator: "\n").contains { $0.hasPrefix("'") })
+        #expect(Manual.roff(".x-y\\z") == "\\&.x\\-y\\ez")
+        #expect(try Invocation.parse(["__manual"]) == .manual)
+        #expect(try Invocation.parse(["--", "__manual"]) != .manual)
     }
 }

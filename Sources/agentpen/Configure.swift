@@ -115,6 +115,23 @@ enum Configure {
                           warnings: warnings)
     }
 
+    /// `--check`'s row: whether the config files let a run start here (a broken
+    /// global file stops every run), and what the project file is.
+    static func checkRow() -> Check.Row {
+        do {
+            let c = try load(Options(), facts: Runner.gatherFacts())
+            var detail = "global \(c.global?.path ?? c.locations.globalFile)" + (c.global == nil ? " (none)" : " read")
+            if c.projectFile != nil {
+                detail += "; \(c.projectFilePath) " + (c.trusted ? "trusted" : "untrusted")
+                let n = c.resolution.ignored.count
+                if n > 0 { detail += ", \(n) key\(n == 1 ? "" : "s") ignored (agentpen config lists them)" }
+            }
+            return Check.Row(layer: "config", state: .ok, detail: detail)
+        } catch {
+            return Check.Row(layer: "config", state: .missing, detail: error.message, fix: "fix the file named; agentpen config shows it")
+        }
+    }
+
     /// `agentpen config [OPTIONS] [COMMAND]`: the effective configuration of that run.
     static func show(_ options: Options) -> Int32 {
         do {

@@ -153,6 +153,10 @@ import Testing
             #expect(!r.stdout.contains("RAN"))
             #expect(try f.agentpen(["config"]).status == 2)
         }
+        // --check says so (a broken global file stops every run).
+        let check = try f.agentpen(["--check"])
+        #expect(check.status != 0, "\(check.stdout)")
+        #expect((check.stdout + check.stderr).contains("missing   config"), "\(check.stdout) \(check.stderr)")
         // A symlink as the global file is refused too (it is read without following links).
         try FileManager.default.removeItem(atPath: g)
         try FileManager.default.createSymbolicLink(atPath: g, withDestinationPath: f.home + "/.netrc")

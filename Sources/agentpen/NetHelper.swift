@@ -121,8 +121,8 @@ enum NetHelper {
     static func writeFile(_ path: String, _ text: String) throws(SystemError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path, errno: errno) }
-        defer { close(fd) }
-        let n = text.withCString { write(fd, $0, strlen($0)) }
+        let file = Descriptor(fd)
+        let n = text.withCString { write(file.raw, $0, strlen($0)) }
         if n < 0 { throw SystemError("write", path, errno: errno) }
     }
 

@@ -101,7 +101,7 @@ final class NetworkedRun {
                     "--nft", nft]
         for h in prepared.allowlist.patterns { argv += ["--host", h.description] }
         for f in planFDs { argv += ["--fd", String(f.dst)] }
-        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        argv += ["--"] + plan.bwrapCommand(bwrap)
         var spawn = Spawn.Options()
         let handed = [status.w, ready.w, go.r, eventPipe.w, envFile]
         spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),

@@ -28,6 +28,9 @@ enum Help {
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
         "nothing the agent runs later can be planted there"])
+    static let profile = Entry(syntax: "--profile NAME", lines: [
+        "a profile from your config file (default: its profile,",
+        "else untrusted, today's behaviour)"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -48,7 +51,7 @@ enum Help {
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
     static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
-                                   roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+                                   roConfig, profile, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"

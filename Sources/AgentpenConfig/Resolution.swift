@@ -91,6 +91,14 @@ public struct Resolution: Sendable {
                 profile = p
             }
         }
+        if let f = flags.profile {
+            guard !Profiles.unavailable.contains(f) else { throw .usage("--profile \(f): not available yet") }
+            guard Profiles.settings(f, defined: profiles) != nil else {
+                let known = ([Profiles.defaultName] + profiles.keys.sorted()).joined(separator: ", ")
+                throw .usage("--profile \(f.debugDescription): no such profile (profiles: \(known); define others as [profiles.NAME] in the global config)")
+            }
+            profile = Sourced(f, .flag("--profile"))
+        }
         let profileSettings = Profiles.settings(profile.value, defined: profiles) ?? Settings()
         // Lowest to highest precedence, flags apart.
         let layers = [global, profileSettings, project]

@@ -19,6 +19,8 @@ public struct Options: Sendable, Equatable {
     public var tmpfsSize: TmpfsBudget.Request?
     /// `--memory-max`, `--cpus`, `--tasks-max`, `--no-cgroup`: limits in a delegated cgroup.
     public var cgroupLimits = CgroupPlan.Limits()
+    /// `--profile`: a profile of the global config (nil: the files decide).
+    public var profile: String?
     /// Globs of project paths masked inside (`hide` in the config files; no flag).
     public var hide: [String] = []
     /// The command and its arguments; empty means the user's shell.

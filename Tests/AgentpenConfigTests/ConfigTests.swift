@@ -307,6 +307,11 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         // The global file's profile must exist and be available.
         #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags(), global: try global("profile = \"nope\""))) }
         #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags(), global: try global("profile = \"paranoid\""))) }
+        // --profile wins over the files, and must exist.
+        let flagged = try Resolution.resolve(.init(flags: flags { $0.profile = "untrusted" }, global: g, project: try project("profile = \"work\"")))
+        #expect(flagged.profile == Sourced("untrusted", .flag("--profile")) && flagged.options.allow.isEmpty)
+        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "nope" }, global: g)) }
+        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "paranoid" }, global: g)) }
         // A project asking for one that is not there: a warning, the run goes on.
         let p = try Resolution.resolve(.init(flags: flags(), global: g, project: try project("profile = \"paranoid\"")))
         #expect(p.profile.value == "work" && p.ignored.map(\.key) == ["profile"])

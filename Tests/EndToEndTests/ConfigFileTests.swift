@@ -193,6 +193,13 @@ import Testing
             #expect(shown.stdout.contains(line), "missing \(line): \(shown.stdout)")
         }
         #expect(shown.stdout.contains("global \(g)"), "\(shown.stdout)")
+        // --profile picks one of the file's profiles, or is refused.
+        try f.write(Self.globalFile(f), "allow = [\"pypi.org\"]\n" + body + "[profiles.tight]\nro_config = true\n")
+        let tight = try f.agentpen(["config", "--profile", "tight"])
+        #expect(tight.stdout.contains("profile = tight  (flag --profile)") && tight.stdout.contains("ro_config = true  (\(g): profiles.tight.ro_config)"),
+                "\(tight.stdout) \(tight.stderr)")
+        let nope = try f.agentpen(["--profile", "nope", "--", "/bin/true"])
+        #expect(nope.status == 2 && nope.stderr.contains("no such profile"), "\(nope.stderr)")
         let dry = try f.agentpen(["--dry-run", "--", "/bin/sh"])
         #expect(dry.stdout.contains("## configuration"), "\(dry.stdout)")
         #expect(dry.stdout.contains("tmpfs_size = 300M  (\(g): tmpfs_size)"), "\(dry.stdout)")

@@ -165,7 +165,9 @@ struct Reader {
             }
             s.tasksMax = Sourced(.set(UInt64(n)), src)
         case "hide":
-            for v in try strings(value, full) {
+            let list = try strings(value, full)
+            guard list.count <= 64 else { return try problem(full, "at most 64 patterns") }
+            for v in list {
                 do { s.hide.append(Sourced(try HideGlob.validate(v), src)) } catch { try problem(full, error.message) }
             }
         case "agent":

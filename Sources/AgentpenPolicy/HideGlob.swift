@@ -16,7 +16,9 @@ public enum HideGlob {
         guard !pattern.isEmpty, !pattern.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
             throw Invalid(message: "\(pattern.debugDescription): a path relative to the project root, without '..', '.' or empty components")
         }
-        guard parts.count <= 16, pattern.utf8.count <= 1024 else { throw Invalid(message: "\(pattern.debugDescription): too long") }
+        guard parts.count <= 16, pattern.utf8.count <= 1024, parts.allSatisfy({ $0.utf8.count <= 255 }) else {
+            throw Invalid(message: "\(pattern.debugDescription): too long")
+        }
         for p in parts { _ = try components(String(p)) }
         return pattern
     }
@@ -85,12 +87,21 @@ public enum HideGlob {
 
     public static func hasMagic(_ component: String) -> Bool { component.contains { "*?[\\".contains($0) } }
 
+    /// At most this many directories are listed to expand every pattern of a
+    /// run (`*/*/*/…` must not become a walk of the project at start-up).
+    public static let listingLimit = 64
+
+    public struct TooBroad: Error, Equatable { public var pattern: String }
+
     /// The project paths `patterns` name today, through `fs`: each pattern
     /// component lists only the directory it is in. A symlink is never
     /// followed (a match that is a symlink is hidden as itself; a symlink on
-    /// the way stops that branch). At most `limit` paths.
-    public static func expand(_ patterns: [String], project: String, fs: any FileSystemView, limit: Int = 4096) -> [String] {
+    /// the way stops that branch). At most `limit` paths; more than
+    /// `listingLimit` directory listings throws.
+    public static func expand(_ patterns: [String], project: String, fs: any FileSystemView,
+                              limit: Int = 4096) throws(TooBroad) -> [String] {
         var found: [String] = []
+        var listings = 0
         for pattern in patterns {
             var current = [project]
             let parts = pattern.split(separator: "/").map(String.init)
@@ -98,7 +109,9 @@ public enum HideGlob {
                 let last = i == parts.count - 1
                 var next: [String] = []
                 for dir in current {
-                    let names = hasMagic(part) ? fs.list(dir).filter { matches(part, $0) }.sorted()
+                    let magic = hasMagic(part)
+                    if magic { listings += 1; if listings > listingLimit { throw TooBroad(pattern: pattern) } }
+                    let names = magic ? fs.list(dir).filter { matches(part, $0) }.sorted()
                         : (fs.kind(Paths.join(dir, part)) == .missing ? [] : [part])
                     for name in names where name != "." && name != ".." {
                         let p = dir + "/" + name

@@ -17,7 +17,12 @@ struct ProjectMasks: Equatable {
             m.notes.append("project file \(file) read-only")
         }
         var masked: [String] = []
-        for path in HideGlob.expand(hide, project: project, fs: fs, limit: limit + 1) {
+        let paths: [String]
+        do { paths = try HideGlob.expand(hide, project: project, fs: fs, limit: limit + 1) }
+        catch {
+            throw PlanError(.usage, "hide \(error.pattern.debugDescription): lists more than \(HideGlob.listingLimit) directories of \(project); name the directories instead of */*")
+        }
+        for path in paths {
             var target = path
             if fs.kind(path) == .symlink {
                 // Hidden is what it names, when that lies in the project; never followed out of it.

@@ -404,12 +404,22 @@ struct TreeFS: FileSystemView {
 }
 
 @Suite struct HideExpandTests {
-    @Test func expandsOnlyTheDirectoriesAPatternNames() {
+    @Test func expandsOnlyTheDirectoriesAPatternNames() throws {
         let fs = TreeFS(paths: ["/p/.env", "/p/a.pem", "/p/.b.pem", "/p/sub/", "/p/sub/c.pem", "/p/secrets/", "/p/secrets/k",
                                 "/p/link@", "/p/cfg/", "/p/cfg/x.key", "/p/cfg/y.txt"])
-        #expect(HideGlob.expand([".env", "*.pem"], project: "/p", fs: fs) == ["/p/.env", "/p/.b.pem", "/p/a.pem"])
-        #expect(HideGlob.expand(["secrets", "cfg/*.key", "missing", "link/x", "link"], project: "/p", fs: fs)
+        #expect(try HideGlob.expand([".env", "*.pem"], project: "/p", fs: fs) == ["/p/.env", "/p/.b.pem", "/p/a.pem"])
+        #expect(try HideGlob.expand(["secrets", "cfg/*.key", "missing", "link/x", "link"], project: "/p", fs: fs)
                 == ["/p/secrets", "/p/cfg/x.key", "/p/link"])
-        #expect(HideGlob.expand(["*/c.pem"], project: "/p", fs: fs) == ["/p/sub/c.pem"])
+        #expect(try HideGlob.expand(["*/c.pem"], project: "/p", fs: fs) == ["/p/sub/c.pem"])
+    }
+
+    /// `*/*/*/…` in a hostile file must not become a walk of the project.
+    @Test func expansionListsBoundedDirectories() throws {
+        var paths: Set<String> = ["/p/"]
+        for i in 0..<10 { for j in 0..<10 { paths.insert("/p/d\(i)/"); paths.insert("/p/d\(i)/e\(j)/") } }
+        let fs = TreeFS(paths: paths)
+        #expect(throws: HideGlob.TooBroad.self) { try HideGlob.expand(["*/*/*"], project: "/p", fs: fs) }
+        #expect(try HideGlob.expand(["d1/*"], project: "/p", fs: fs).count == 10)
+        #expect(throws: ConfigError.self) { try global("hide = [" + Array(repeating: "\"a\"", count: 65).joined(separator: ",") + "]") }
     }
 }

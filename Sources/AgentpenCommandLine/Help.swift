@@ -29,8 +29,9 @@ enum Help {
         "the preset's config paths (e.g. ~/.claude) read-only:",
         "nothing the agent runs later can be planted there"])
     static let profile = Entry(syntax: "--profile NAME", lines: [
-        "a profile from your config file (default: its profile,",
-        "else untrusted, today's behaviour)"])
+        "untrusted (today's behaviour, the default), paranoid",
+        "(the project and the agent's config as throwaway",
+        "copies, only its API hosts), or one of your config file"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -59,6 +60,8 @@ enum Help {
     static let configAbstract = "print the effective configuration of a run and where each value came from"
     static let trustAbstract = "honour the project's .agentpen.toml as it is now (an edit undoes it)"
     static let initAbstract = "write a commented .agentpen.toml in the project"
+    static let reviewAbstract = "show what paranoid runs changed in their copy of the project"
+    static let applyAbstract = "write a paranoid run's changes into the project (never .git)"
     static let configUsage = """
     usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]
 
@@ -99,6 +102,8 @@ enum Help {
                                  \(configAbstract)
           trust [-C DIR]         \(trustAbstract)
           init [-C DIR]          \(initAbstract)
+          review [-C DIR]        \(reviewAbstract)
+          apply [-C DIR]         \(applyAbstract)
           \(reserved)
                                  reserved; not available yet (exit 2)
         config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),

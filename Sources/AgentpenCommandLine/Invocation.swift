@@ -14,6 +14,9 @@ public enum Invocation: Sendable, Equatable {
     case trust(Options)
     /// `agentpen init [-C DIR]` (only `project` is set).
     case initialize(Options)
+    /// `agentpen review [-C DIR]`, `agentpen apply [-C DIR]`: the paranoid profile's copy.
+    case review(Options)
+    case apply(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
@@ -81,12 +84,21 @@ public enum Invocation: Sendable, Equatable {
             catch { throw Failure(kind: .usage, message: "config: \(error.message); usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]") }
             if o.mode == .help { return .subcommandHelp(Help.configUsage) }
             return .config(o)
-        case .trust, .`init`:
-            let type: ParsableCommand.Type = s == .trust ? TrustCommand.self : InitCommand.self
+        case .trust, .`init`, .review, .apply:
+            let type: ParsableCommand.Type = switch s {
+            case .trust: TrustCommand.self
+            case .review: ReviewCommand.self
+            case .apply: ApplyCommand.self
+            default: InitCommand.self
+            }
             do {
                 var o = Options()
-                o.project = s == .trust ? try TrustCommand.parse(rest).arguments.project : try InitCommand.parse(rest).arguments.project
-                return s == .trust ? .trust(o) : .initialize(o)
+                switch s {
+                case .trust: o.project = try TrustCommand.parse(rest).arguments.project; return .trust(o)
+                case .review: o.project = try ReviewCommand.parse(rest).arguments.project; return .review(o)
+                case .apply: o.project = try ApplyCommand.parse(rest).arguments.project; return .apply(o)
+                default: o.project = try InitCommand.parse(rest).arguments.project; return .initialize(o)
+                }
             } catch {
                 if type.exitCode(for: error) == .success {
                     return .subcommandHelp(AgentpenCommand.helpMessage(for: type, columns: 80))

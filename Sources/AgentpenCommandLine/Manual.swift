@@ -29,6 +29,8 @@ public enum Manual {
               ".TP", ".B config \\fR[\\fIOPTIONS\\fR] [\\fICOMMAND\\fR]", roff(Help.configAbstract),
               ".TP", ".B trust \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.trustAbstract),
               ".TP", ".B init \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.initAbstract),
+              ".TP", ".B review \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.reviewAbstract),
+              ".TP", ".B apply \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.applyAbstract),
               ".TP", ".B " + Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", "),
               "reserved; not available yet (exit 2)",
               ".SH FILES",

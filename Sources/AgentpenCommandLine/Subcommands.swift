@@ -8,7 +8,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { [.completions, .config, .trust, .`init`].contains(self) }
+    public var isAvailable: Bool { [.completions, .config, .trust, .`init`, .review, .apply].contains(self) }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -45,6 +45,16 @@ struct TrustCommand: ParsableCommand {
     @OptionGroup var arguments: ProjectFileArguments
 }
 
+struct ReviewCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "review", abstract: Help.reviewAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "apply", abstract: Help.applyAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "init", abstract: Help.initAbstract, helpNames: [.long, .short])
     @OptionGroup var arguments: ProjectFileArguments
@@ -65,11 +75,11 @@ struct AgentpenCommand: ParsableCommand {
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
         case .allow: Reserved<AllowName>.self
-        case .apply: Reserved<ApplyName>.self
+        case .apply: ApplyCommand.self
         case .completions: CompletionsCommand.self
         case .config: ConfigCommand.self
         case .`init`: InitCommand.self
-        case .review: Reserved<ReviewName>.self
+        case .review: ReviewCommand.self
         case .selftest: Reserved<SelftestName>.self
         case .suggest: Reserved<SuggestName>.self
         case .trust: TrustCommand.self
@@ -80,8 +90,6 @@ struct AgentpenCommand: ParsableCommand {
 
 protocol ReservedName { static var name: Subcommand { get } }
 enum AllowName: ReservedName { static let name = Subcommand.allow }
-enum ApplyName: ReservedName { static let name = Subcommand.apply }
-enum ReviewName: ReservedName { static let name = Subcommand.review }
 enum SelftestName: ReservedName { static let name = Subcommand.selftest }
 enum SuggestName: ReservedName { static let name = Subcommand.suggest }
 enum WatchName: ReservedName { static let name = Subcommand.watch }

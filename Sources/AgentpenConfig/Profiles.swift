@@ -9,7 +9,11 @@ public enum Profiles {
     public static let builtinNames = ["untrusted", "paranoid"]
     /// Built-in profiles not built yet: selecting one is refused (flag, global)
     /// or warned about (project), never silently weaker.
-    public static let unavailable = ["paranoid"]
+    public static let unavailable: [String] = []
+    /// The project and the agent's config directories as throwaway copies, only
+    /// the agent's own API hosts, no read-write mounts. Not a table of settings:
+    /// the resolver and the plan know it by name (`Options.paranoid`).
+    public static let paranoid = "paranoid"
 
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64
@@ -18,7 +22,7 @@ public enum Profiles {
 
     /// A profile's settings, by name (nil: no such profile).
     public static func settings(_ name: String, defined: [String: Settings]) -> Settings? {
-        if name == defaultName { return Settings() }
+        if name == defaultName || name == paranoid { return Settings() }
         return defined[name]
     }
 

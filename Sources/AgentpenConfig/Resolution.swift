@@ -100,6 +100,13 @@ public struct Resolution: Sendable {
             profile = Sourced(f, .flag("--profile"))
         }
         let profileSettings = Profiles.settings(profile.value, defined: profiles) ?? Settings()
+        let paranoid = profile.value == Profiles.paranoid
+        if paranoid {
+            if let m = flags.mountsRW.first { throw .usage("--mount-rw \(m): refused by the paranoid profile (\(profile.source))") }
+            if let h = flags.allow.first {
+                throw .usage("--allow \(h): the paranoid profile (\(profile.source)) allows only the agent's own API hosts")
+            }
+        }
         // Lowest to highest precedence, flags apart.
         let layers = [global, profileSettings, project]
 
@@ -149,8 +156,11 @@ public struct Resolution: Sendable {
             var args: [Sourced<String>] = preset.args.map { Sourced($0, presetSource) }
             for layer in layers {
                 guard let t = layer.agents[name] else { continue }
-                hosts += t.hosts; env += t.env; args += t.args
-                agentMounts += t.mounts; agentRW += t.mountsRW
+                env += t.env; args += t.args; agentMounts += t.mounts
+                if paranoid {
+                    for h in t.hosts { lines.append(Line("dropped host (paranoid)", h.value.description, h.source)) }
+                    for m in t.mountsRW { lines.append(Line("dropped mounts_rw (paranoid)", m.value, m.source)) }
+                } else { hosts += t.hosts; agentRW += t.mountsRW }
             }
             var keptHosts: [HostPattern] = []
             for h in hosts {
@@ -174,6 +184,7 @@ public struct Resolution: Sendable {
         var allow: [HostPattern] = []
         for layer in layers {
             for h in layer.allow {
+                if paranoid { lines.append(Line("dropped host (paranoid)", h.value.description, h.source)); continue }
                 if let r = isRemoved(h.value) { lines.append(Line("removed host", h.value.description, r.source)); continue }
                 allow.append(h.value)
                 lines.append(Line(h.value.allowsPrivateUpstream ? "allow_private" : "allow", h.value.description, h.source))
@@ -195,7 +206,10 @@ public struct Resolution: Sendable {
         for v in flags.env { lines.append(Line("env", v, .flag("--env"))) }
         o.env = env + flags.env
 
-        let layerMounts = layers.flatMap(\.mounts) + agentMounts, layerRW = layers.flatMap(\.mountsRW) + agentRW
+        let layerMounts = layers.flatMap(\.mounts) + agentMounts
+        let layerRW = paranoid ? [] : layers.flatMap(\.mountsRW) + agentRW
+        if paranoid { for m in layers.flatMap(\.mountsRW) { lines.append(Line("dropped mounts_rw (paranoid)", m.value, m.source)) } }
+        o.paranoid = paranoid
         o.mounts = layerMounts.map(\.value) + flags.mounts
         o.mountsRW = layerRW.map(\.value) + flags.mountsRW
         for m in layerMounts { lines.append(Line("mounts", m.value, m.source)) }

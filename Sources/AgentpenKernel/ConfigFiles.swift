@@ -54,6 +54,10 @@ public enum ConfigFiles {
     /// Replaces `dir/name` with `content` atomically (a temporary file renamed
     /// over it), making `dir` and its missing parents with mode 0700.
     public static func replace(dir: String, name: String, _ content: String) -> String? {
+        replace(dir: dir, name: name, bytes: Array(content.utf8))
+    }
+
+    public static func replace(dir: String, name: String, bytes: [UInt8]) -> String? {
         var built = ""
         for part in dir.split(separator: "/") {
             built += "/" + part
@@ -62,7 +66,7 @@ public enum ConfigFiles {
         let tmp = "\(dir)/.\(name).\(getpid()).tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return "cannot write in \(dir): \(String(cString: strerror(errno)))" }
-        if let e = writeAll(fd, Array(content.utf8)) { close(fd); unlink(tmp); return e }
+        if let e = writeAll(fd, bytes) { close(fd); unlink(tmp); return e }
         guard fsync(fd) == 0, close(fd) == 0 else { unlink(tmp); return String(cString: strerror(errno)) }
         guard rename(tmp, dir + "/" + name) == 0 else { let e = errno; unlink(tmp); return String(cString: strerror(e)) }
         return nil

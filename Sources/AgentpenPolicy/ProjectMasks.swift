@@ -55,7 +55,7 @@ extension SandboxPlan {
     /// may the project lie in one or hold the home's. What the sandbox could
     /// write there would change the next run's configuration or trust.
     static func checkOwnDirectories(_ arguments: [BwrapArgument], project: String, facts: HostFacts,
-                                    fs: any FileSystemView) throws(PlanError) {
+                                    fs: any FileSystemView, copies: String? = nil) throws(PlanError) {
         let own = Locations.make(env: facts.callerEnv, home: facts.home).resolved(fs: fs)
         let home = Locations.make(env: [:], home: facts.home).resolved(fs: fs)
         if let d = own.first(where: { Paths.isWithin(project, $0) }) ?? home.first(where: { Paths.isWithin($0, project) }) {
@@ -71,6 +71,8 @@ extension SandboxPlan {
             // The project and what lies in it were checked above; a directory an
             // XDG variable puts in the project is not believed (Configure).
             if Paths.isWithin(source, project) { continue }
+            // The paranoid profile's own copies (their directory holds nothing else).
+            if let copies, Paths.isWithin(source, copies), source != copies { continue }
             if let d = own.first(where: { Paths.isWithin(source, $0) || Paths.isWithin($0, source) }) {
                 throw PlanError(.usage, "refusing to mount \(source): it would show agentpen's own directory \(d) (its config, trust records or run registry) inside the sandbox; mount something narrower")
             }

@@ -56,9 +56,12 @@ enum Runner {
         let fs = RealFileSystem()
         let config = try Configure.load(flags, facts: facts)
         for w in config.warnings { printError("\(w)") }
-        let options = config.resolution.options
+        var options = config.resolution.options
         let project = config.project
         let preset = config.resolution.preset
+        if options.paranoid {
+            options.throwaway = try Paranoid.prepare(config, preset: preset, home: facts.home, create: flags.mode == .run)
+        }
         var allowlist = Allowlist(preset?.hosts ?? [])
         // A custom endpoint the caller set (ANTHROPIC_BASE_URL, …): its host, for this agent.
         do { for h in try preset?.endpointHosts(caller: facts.callerEnv) ?? [] { allowlist.add(h) } }

@@ -132,6 +132,10 @@ case .trust(let o):
     exit(Configure.trust(o))
 case .initialize(let o):
     exit(Configure.initialize(o))
+case .review(let o):
+    exit(Paranoid.review(o))
+case .apply(let o):
+    exit(Paranoid.apply(o))
 case .subcommandHelp(let text):
     print(text)
     exit(0)
@@ -177,7 +181,10 @@ case .dryRun, .run:
         let events = EventLog(fd: openLog(prepared.options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { printFindings(Runner.finishAudit(audit, events: events)) }
+            defer {
+                printFindings(Runner.finishAudit(audit, events: events))
+                for line in Paranoid.finish(prepared) { printError("\(line)") }
+            }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

@@ -306,15 +306,29 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         #expect(r.lines.contains(.init("allow", "work.example", src("profiles.work.allow"))))
         // The global file's profile must exist and be available.
         #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags(), global: try global("profile = \"nope\""))) }
-        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags(), global: try global("profile = \"paranoid\""))) }
+        #expect(try Resolution.resolve(.init(flags: flags(), global: try global("profile = \"paranoid\""))).options.paranoid)
         // --profile wins over the files, and must exist.
         let flagged = try Resolution.resolve(.init(flags: flags { $0.profile = "untrusted" }, global: g, project: try project("profile = \"work\"")))
         #expect(flagged.profile == Sourced("untrusted", .flag("--profile")) && flagged.options.allow.isEmpty)
         #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "nope" }, global: g)) }
-        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "paranoid" }, global: g)) }
         // A project asking for one that is not there: a warning, the run goes on.
-        let p = try Resolution.resolve(.init(flags: flags(), global: g, project: try project("profile = \"paranoid\"")))
+        let p = try Resolution.resolve(.init(flags: flags(), global: g, project: try project("profile = \"nope\"")))
         #expect(p.profile.value == "work" && p.ignored.map(\.key) == ["profile"])
+    }
+
+    /// paranoid: only the preset's hosts, no read-write mounts (flags refused, files' dropped).
+    @Test func paranoidProfile() throws {
+        let g = try global("allow = [\"pypi.org\"]\nmounts_rw = [\"~/x\"]\n[agent.claude]\nhosts = [\"h.example\"]\nmounts_rw = [\"~/y\"]\nmounts = [\"~/z\"]")
+        let r = try Resolution.resolve(.init(flags: flags(["claude"]) { $0.profile = "paranoid" }, global: g))
+        #expect(r.options.paranoid && r.options.allow.isEmpty && r.options.mountsRW.isEmpty && r.options.mounts == ["~/z"])
+        #expect(r.preset?.hosts.contains(host("api.anthropic.com")) == true && r.preset?.hosts.contains(host("h.example")) == false)
+        #expect(r.lines.contains(.init("dropped host (paranoid)", "pypi.org", src("allow"))))
+        #expect(r.lines.contains(.init("dropped mounts_rw (paranoid)", "~/y", src("agent.claude.mounts_rw"))))
+        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "paranoid"; $0.mountsRW = ["/x"] })) }
+        #expect(throws: Resolution.Failure.self) { try Resolution.resolve(.init(flags: flags { $0.profile = "paranoid"; $0.allow = [host("a.example")] })) }
+        // It tightens: an untrusted project file may select it.
+        let p = try Resolution.resolve(.init(flags: flags(), global: g, project: try project("profile = \"paranoid\"")))
+        #expect(p.options.paranoid && p.ignored.isEmpty && p.profile.source == src("profile", projectPath))
     }
 
     @Test func agentChoice() throws {

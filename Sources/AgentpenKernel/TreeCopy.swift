@@ -158,8 +158,9 @@ extension TreeCopy {
         }
     }
 
-    /// What differs from `project` in `copy`, leaving out `.git` at the top
-    /// (git's internals in a copy are the agent's; they are never applied).
+    /// What differs from `project` in `copy`, leaving out every `.git` (git's
+    /// internals in a copy, a nested repository's too, are the agent's; their
+    /// hooks and config must never reach the project).
     public static func changes(project: String, copy: String) throws(Failure) -> [Change] {
         let p = open(project, dirFlags), c = open(copy, dirFlags)
         defer { if p >= 0 { close(p) }; if c >= 0 { close(c) } }
@@ -191,7 +192,7 @@ extension TreeCopy {
     static func diff(_ p: Int32, _ c: Int32, prefix: String, depth: Int, into out: inout [Change]) {
         guard depth < maxDepth else { return }
         let inCopy = names(c).sorted(), inProject = Set(names(p))
-        for name in inCopy where !(prefix.isEmpty && name == ".git") {
+        for name in inCopy where name != ".git" {
             let rel = prefix + name
             guard let cs = kind(c, name) else { continue }
             let ps = kind(p, name)
@@ -219,14 +220,14 @@ extension TreeCopy {
             }
         }
         let copied = Set(inCopy)
-        for name in inProject.sorted() where !copied.contains(name) && !(prefix.isEmpty && name == ".git") {
+        for name in inProject.sorted() where !copied.contains(name) && name != ".git" {
             out.append(.remove(prefix + name))
         }
     }
 
     static func addAll(_ c: Int32, prefix: String, depth: Int, into out: inout [Change]) {
         guard depth < maxDepth else { return }
-        for name in names(c).sorted() {
+        for name in names(c).sorted() where name != ".git" {
             guard let st = kind(c, name) else { continue }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:

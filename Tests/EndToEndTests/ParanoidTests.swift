@@ -15,7 +15,7 @@ import Testing
         try f.write(f.project + "/gone.txt", "to be removed\n")
         let script = """
         echo changed > file.txt; echo new > new.txt; rm gone.txt
-        mkdir -p sub && echo deep > sub/deep.txt
+        mkdir -p sub/nested/.git/hooks && echo deep > sub/deep.txt && echo evil > sub/nested/.git/hooks/post-checkout
         ln -s ../../.ssh/id_ed25519 sub/key
         echo 'echo evil' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit
         cat file.txt; echo RAN
@@ -45,6 +45,7 @@ import Testing
         #expect(f.read(f.project + "/sub/deep.txt") == "deep\n" && f.read(f.project + "/gone.txt") == nil)
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: f.project + "/sub/key")) == "../../.ssh/id_ed25519")
         #expect(!FileManager.default.fileExists(atPath: f.project + "/.git/hooks/pre-commit"), "git internals were applied")
+        #expect(!FileManager.default.fileExists(atPath: f.project + "/sub/nested/.git"), "a nested repository's git dir was applied")
         #expect(try f.agentpen(["review"]).stdout.contains("nothing to review"))
         #expect(try f.agentpen(["apply"]).status == 2)
     }

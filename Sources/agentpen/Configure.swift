@@ -48,7 +48,12 @@ enum Configure {
         var global: ConfigFile?
         let globalPath = locations.globalFile
         let globalReal = Host.realPath(Paths.parent(globalPath)).map { Paths.join($0, Paths.basename(globalPath)) } ?? globalPath
-        if Paths.isWithin(globalReal, cwd) {
+        // (Checked against the working directory before the project is known, so
+        // that such a file cannot stop the run either; a working directory that
+        // holds the home, `/` say, is no project and proves nothing. The final
+        // project is checked again below.)
+        let home = Paths.normalize(facts.home)
+        if options.project == nil, !Paths.isWithin(home, cwd), Paths.isWithin(globalReal, cwd) {
             warnings.append("\(globalPath): not read: it lies in the project (is XDG_CONFIG_HOME set by the project?)")
         } else {
             switch ConfigFiles.read(globalPath, limit: ConfigFile.globalSizeLimit) {

@@ -206,6 +206,17 @@ import Testing
         #expect(dry.stdout.contains("pypi.org"))
     }
 
+    /// Started from / or the home with -C, the global file still counts.
+    @Test func theGlobalFileCountsFromAnyWorkingDirectory() throws {
+        let f = try Fixture()
+        try f.write(Self.globalFile(f), "env = [\"FROMCONFIG\"]\n")
+        for cwd in ["/", f.home] {
+            let r = try f.agentpen(["config", "-C", f.project], cwd: cwd)
+            #expect(r.stdout.contains("env = FROMCONFIG"), "\(cwd): \(r.stdout) \(r.stderr)")
+            #expect(!r.stdout.contains("not read"), "\(cwd): \(r.stdout)")
+        }
+    }
+
     @Test func contextRootsChooseTheProject() throws {
         let f = try Fixture()
         try f.write(f.project + "/app/sub/file", "x")

@@ -28,6 +28,7 @@ enum Help {
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
         "nothing the agent runs later can be planted there"])
+    static let quiet = Entry(syntax: "--quiet", lines: ["no start line, exit summary or live block lines"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -48,12 +49,14 @@ enum Help {
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
     static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
-                                   roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+                                   roConfig, quiet, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
     static let completionsAbstract = "print a completion script for bash, zsh or fish"
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
+    static let watchAbstract = "follow a session live (default: the newest); --json for scripts"
+    static let suggestAbstract = "the --allow flags and config lines a session's refusals call for"
 
     static func table(_ entries: [Entry]) -> String {
         entries.map { e in
@@ -64,7 +67,7 @@ enum Help {
     }
 
     static var usage: String {
-        let reserved = Subcommand.reserved.filter { $0 != .completions }.map(\.rawValue).joined(separator: ", ")
+        let reserved = Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", ")
         return """
         usage: agentpen [OPTIONS] [--] [COMMAND [ARGS...]]
                agentpen SUBCOMMAND [ARGS...]
@@ -80,6 +83,9 @@ enum Help {
         subcommands are agentpen's own and count only as the first argument; after
         an option or --, NAME is a program (agentpen -- watch df runs watch):
           completions SHELL      \(completionsAbstract)
+          watch [--json] [SESSION]
+                                 \(watchAbstract)
+          suggest [SESSION]      \(suggestAbstract)
           \(reserved)
                                  reserved; not available yet (exit 2)
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
@@ -88,6 +94,8 @@ enum Help {
         /usr/bin, /usr/sbin, /bin, /sbin or /run/current-system/sw/bin, never PATH;
         AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths
         (outside the home, the project and anything the sandbox can write).
+        sessions: each run records its events in $XDG_STATE_HOME/agentpen/sessions/ID
+        (default ~/.local/state); the sandbox reads its refusals in $AGENTPEN_REFUSALS.
         exit status: COMMAND's own; 128+N if it died by signal N; 125 agentpen failed;
         126 COMMAND not executable; 127 COMMAND not found; 2 bad usage.
         """

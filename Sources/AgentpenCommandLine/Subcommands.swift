@@ -8,7 +8,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { self == .completions }
+    public var isAvailable: Bool { self == .completions || self == .watch || self == .suggest }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -23,6 +23,21 @@ struct CompletionsCommand: ParsableCommand {
     @Argument(help: "bash, zsh or fish") var shell: Shell
 }
 
+/// `agentpen watch [--json] [SESSION]`: follow a session (the newest by default).
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: Help.watchAbstract, helpNames: [.long, .short])
+    @Flag(help: "stream the session's events as JSON lines (for scripts)") var json = false
+    @Argument(help: "a session ID (default: the newest)") var session: String?
+}
+
+/// `agentpen suggest [SESSION]`: the flags and config lines a session's refusals call for.
+struct SuggestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suggest", abstract: Help.suggestAbstract, helpNames: [.long, .short])
+    @Argument(help: "a session ID (default: the newest)") var session: String?
+}
+
 /// The tree the completion scripts are generated from: the run's options and
 /// the subcommands (not COMMAND, so the first word offers the subcommands; nor
 /// the helper entry points).
@@ -30,7 +45,8 @@ struct AgentpenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentpen",
         abstract: "Runs COMMAND confined.",
-        subcommands: [CompletionsCommand.self] + Subcommand.reserved.filter { !$0.isAvailable }.map(reservedType),
+        subcommands: [CompletionsCommand.self, WatchCommand.self, SuggestCommand.self]
+            + Subcommand.reserved.filter { !$0.isAvailable }.map(reservedType),
         helpNames: [])
     @OptionGroup var arguments: RunArguments
 
@@ -44,9 +60,9 @@ struct AgentpenCommand: ParsableCommand {
         case .`init`: Reserved<InitName>.self
         case .review: Reserved<ReviewName>.self
         case .selftest: Reserved<SelftestName>.self
-        case .suggest: Reserved<SuggestName>.self
+        case .suggest: SuggestCommand.self
         case .trust: Reserved<TrustName>.self
-        case .watch: Reserved<WatchName>.self
+        case .watch: WatchCommand.self
         }
     }
 }
@@ -58,9 +74,7 @@ enum ConfigName: ReservedName { static let name = Subcommand.config }
 enum InitName: ReservedName { static let name = Subcommand.`init` }
 enum ReviewName: ReservedName { static let name = Subcommand.review }
 enum SelftestName: ReservedName { static let name = Subcommand.selftest }
-enum SuggestName: ReservedName { static let name = Subcommand.suggest }
 enum TrustName: ReservedName { static let name = Subcommand.trust }
-enum WatchName: ReservedName { static let name = Subcommand.watch }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments
 /// (so completions and help list it); `Invocation` answers "not available yet".

@@ -328,6 +328,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
         }
         guard !vetted.isEmpty else {
+            var extra = extra
+            // Only private answers: --allow-private would have permitted it.
+            if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
+                extra["permit"] = Permit.allowPrivate(name)
+            }
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
@@ -357,7 +362,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 details["upstream"] = endpoint(address, port)
                 details["pattern"] = pattern.description
                 record(.connectionAllowed, name, "allowed by \(pattern)", details)
-                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
+                let opened = DispatchTime.now()
+                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+                    let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
+                    record(.tunnelClosed, name, "closed: \(end)",
+                           ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
+                            "bytes-down": String(stats.backward), "duration-ms": String(ms)])
                     phase = .closed
                     proxy.table.remove(self, client: peer)
                 }

@@ -96,6 +96,11 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
                                                          "review", "selftest", "suggest", "trust", "watch"])
         #expect(try Invocation.parse(["completions", "bash"]) == .completions(.bash))
         #expect(try Invocation.parse(["completions", "fish"]) == .completions(.fish))
+        #expect(try Invocation.parse(["watch"]) == .watch(session: nil, json: false))
+        #expect(try Invocation.parse(["watch", "--json", "20261201-120000-7"]) == .watch(session: "20261201-120000-7", json: true))
+        #expect(try Invocation.parse(["suggest"]) == .suggest(session: nil))
+        #expect(try run(["--", "watch", "x"]).command == ["watch", "x"])
+        #expect(try run(["--quiet", "true"]).quiet)
         #expect(try run(["--", "completions", "bash"]).command == ["completions", "bash"])
         #expect(usageError(["completions"])?.kind == .usage)
         #expect(usageError(["completions", "tcsh"])?.exitStatus == 2)
@@ -163,7 +168,7 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         #expect(Shell.zsh.completionScript.contains("--memory-max"))
         #expect(Shell.fish.completionScript.contains("ro-config"))
         // No `help` subcommand is offered: agentpen has none.
-        #expect(bash.contains("compgen -W 'completions allow apply config init review selftest suggest trust watch' --"))
+        #expect(bash.contains("compgen -W 'completions watch suggest allow apply config init review selftest trust' --"))
         for shell in Shell.allCases {
             #expect(!shell.completionScript.contains("Show subcommand help information"), "\(shell)")
         }

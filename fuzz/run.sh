@@ -31,8 +31,8 @@ swiftc=${SWIFTC:-swiftc}
 P=Sources/AgentpenPolicy E=Sources/AgentpenEvents
 sources() {
     case $1 in
-        hello)  echo "$P/ClientHello.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
-        dns)    echo "$P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
+        hello)  echo "$P/ByteCursor.swift $P/ClientHello.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
+        dns)    echo "$P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
         events) echo "$E"/*.swift ;;   # the whole module: it has no generated sources
         *) echo "fuzz: unknown target $1" >&2; return 1 ;;
     esac

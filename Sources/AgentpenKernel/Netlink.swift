@@ -60,7 +60,7 @@ private func address(_ addr: OpaquePointer?) -> IPAddress? {
     guard let addr, let bin = nl_addr_get_binary_addr(addr) else { return nil }
     let len = Int(nl_addr_get_len(addr))
     guard len == 4 || len == 16 else { return nil }
-    return IPAddress(bytes: Array(UnsafeRawBufferPointer(start: bin, count: len)))
+    return IPAddress(bytes: UnsafeRawBufferPointer(start: bin, count: len))
 }
 
 /// A route's destination, nil for a default route (prefix length 0).

@@ -1,3 +1,4 @@
+import AgentpenPolicy
 import CShim
 import Glibc
 
@@ -13,14 +14,14 @@ public struct Spawn {
         /// Ctrl-C then reaches only a program that resets them (the agent).
         public var ignoreInteractiveSignals = false
         /// Nil keeps agentpen's own environment.
-        public var env: [(String, String)]? = nil
+        public var env: [EnvironmentVariable]? = nil
         public init() {}
     }
 
     /// Starts `argv[0]` (an absolute path). Throws with the exec error (ENOENT, EACCES …).
     public static func start(_ argv: [String], _ options: Options = Options()) throws(SystemError) -> pid_t {
         let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv: [UnsafeMutablePointer<CChar>?]? = options.env.map { $0.map { strdup("\($0.0)=\($0.1)") } + [nil] }
+        let cEnv: [UnsafeMutablePointer<CChar>?]? = options.env.map { $0.map { strdup($0.entry) } + [nil] }
         defer {
             cArgs.forEach { free($0) }
             cEnv?.forEach { free($0) }
@@ -59,7 +60,7 @@ public struct Spawn {
     }
 
     /// Runs a program to completion, capturing its output (for probes and nft).
-    public static func run(_ argv: [String], input: String? = nil, env: [(String, String)]? = nil,
+    public static func run(_ argv: [String], input: String? = nil, env: [EnvironmentVariable]? = nil,
                            extraFDs: [(src: Int32, dst: Int32)] = []) -> (status: Int32, output: String) {
         var outPipe: [Int32] = [0, 0]
         var inPipe: [Int32] = [0, 0]

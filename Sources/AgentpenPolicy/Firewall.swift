@@ -27,9 +27,9 @@ public enum Firewall {
     }
 
     /// The ruleset as data: output policy drop, allowing loopback and (when both
-    /// are given and `gateway` is a plain dotted IPv4 address) TCP to
-    /// `gateway`:`proxyPort` only; input allows loopback and replies; forward drops.
-    public static func chains(gateway: String?, proxyPort: UInt16?) -> [Chain] {
+    /// are given and `gateway` is IPv4) TCP to `gateway`:`proxyPort` only; input
+    /// allows loopback and replies; forward drops.
+    public static func chains(gateway: IPAddress?, proxyPort: UInt16?) -> [Chain] {
         func match(_ left: JSONValue, _ right: JSONValue, op: String = "==") -> JSONValue {
             .object(["match": .object(["op": .string(op), "left": left, "right": right])])
         }
@@ -41,9 +41,9 @@ public enum Firewall {
         func counter(_ name: String) -> JSONValue { .object(["counter": .string(name)]) }
 
         var output = [Rule(text: "oif \"lo\" accept", expr: [match(meta("oif"), .string("lo")), accept])]
-        if let gateway, let port = proxyPort, port != 0, isIPv4(gateway) {
+        if let gateway, let port = proxyPort, port != 0, gateway.isIPv4 {
             output.append(Rule(text: "ip daddr \(gateway) tcp dport \(port) accept",
-                               expr: [match(payload("ip", "daddr"), .string(gateway)),
+                               expr: [match(payload("ip", "daddr"), .string(gateway.description)),
                                       match(payload("tcp", "dport"), .number(Int64(port))), accept]))
         }
         output += [
@@ -70,9 +70,8 @@ public enum Firewall {
     /// An `nft -f` script of `chains(gateway:proxyPort:)` and the counters. Loading
     /// it twice gives the same single table (the table is created, deleted and
     /// created again, so the script works whether or not it already exists).
-    /// Returns a script that allows only loopback if `gateway` is not a plain
-    /// dotted IPv4 address.
-    public static func ruleset(gateway: String?, proxyPort: UInt16?) -> String {
+    /// Returns a script that allows only loopback if `gateway` is not IPv4.
+    public static func ruleset(gateway: IPAddress?, proxyPort: UInt16?) -> String {
         let counters = counterNames.map { "\tcounter \($0) {\n\t}\n" }.joined()
         let chains = chains(gateway: gateway, proxyPort: proxyPort).map { chain in
             "\tchain \(chain.name) {\n"
@@ -95,7 +94,7 @@ public enum Firewall {
     /// and drop policy, and in each exactly the rules built, in order. Anything
     /// else in the table (another chain, a set, a map, a rule comment, a key this
     /// reader does not know) is a difference: the check fails closed.
-    public static func verifyLoaded(_ json: String, gateway: String?, proxyPort: UInt16?) -> ReadBack {
+    public static func verifyLoaded(_ json: String, gateway: IPAddress?, proxyPort: UInt16?) -> ReadBack {
         let doc: JSONValue
         do { doc = try JSONValue(parsing: json) } catch { return .differs("\(error)") }
         guard case .object(let top) = doc, top.count == 1, case .array(let items)? = top["nftables"] else {
@@ -215,13 +214,5 @@ public enum Firewall {
         if t.hasSuffix("{") { t = t.dropLast() }
         if t.count >= 2, t.first == "\"", t.last == "\"" { t = t.dropFirst().dropLast() }
         return String(t)
-    }
-
-    private static func isIPv4(_ s: String) -> Bool {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return false }
-        return parts.allSatisfy { p in
-            !p.isEmpty && p.count <= 3 && p.allSatisfy { $0 >= "0" && $0 <= "9" } && Int(p)! <= 255
-        }
     }
 }

@@ -14,17 +14,12 @@ public struct Preset: Sendable, Equatable {
     public var name: String
     public var hosts: [HostPattern] = []
     public var env: [String] = []
-    public var setenv: [(name: String, value: String)] = []
+    public var setenv: [EnvironmentVariable] = []
     public var readWrite: [String] = []
     public var readOnly: [String] = []
     public var args: [String] = []
     /// Variables naming the agent's API endpoint (also passed through, like `env`).
     public var endpoints: [String] = []
-
-    public static func == (a: Preset, b: Preset) -> Bool {
-        a.name == b.name && a.hosts == b.hosts && a.env == b.env && a.readWrite == b.readWrite
-            && a.readOnly == b.readOnly && a.args == b.args && a.endpoints == b.endpoints && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
-    }
 
     public init(name: String) { self.name = name }
 
@@ -55,7 +50,7 @@ public struct Preset: Sendable, Equatable {
                 guard let eq = value.firstIndex(of: "="), EnvPolicy.isValidName(String(value[..<eq])) else {
                     throw fail("setenv needs NAME=VALUE")
                 }
-                setenv.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
+                setenv.append(EnvironmentVariable(String(value[..<eq]), String(value[value.index(after: eq)...])))
             case "arg":
                 args.append(value)
             case "endpoint":

@@ -24,11 +24,11 @@ enum DryRun {
         out += "\n## host programs (system directories or AGENTPEN_*, never PATH)\n"
         for program in HostPrograms.Program.allCases { out += "  \(p.programs.describe(program))\n" }
         out += "  environment of the namespace helper, pasta and nft: "
-            + HostPrograms.environment.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
+            + HostPrograms.environment.map { "\($0.name)=\($0.value)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
         out += "\n## network\n"
         out += Network.describe(p).map { "  \($0)\n" }.joined()
         out += "\n## environment (everything else is removed)\n"
-        for (k, v) in plan.env { out += "  \(k)=\(EnvPolicy.displayValue(name: k, value: v))\n" }
+        for v in plan.env { out += "  \(v.name)=\(EnvPolicy.displayValue(name: v.name, value: v.value))\n" }
         out += "\n## generated files\n"
         for f in plan.dataFiles {
             out += "  \(f.path) (fd \(f.fd)):\n"

@@ -20,15 +20,12 @@ enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
 
     /// The sandbox's environment from its memfd.
-    static func readEnvironment(_ fd: Int32) -> [(String, String)]? {
+    static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let text = Runner.readAll(fd)
         close(fd)
-        return text.split(separator: "\u{0}").compactMap { (entry: Substring) -> (String, String)? in
-            guard let eq = entry.firstIndex(of: "=") else { return nil }
-            return (String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
-        }
+        return text.split(separator: "\u{0}").compactMap(EnvironmentVariable.init(entry:))
     }
 
     static func main(_ args: NetArguments) -> Never {
@@ -63,7 +60,7 @@ enum NetHelper {
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
         do {
             let viaGateway = args.hop == .gateway
-            let allowGateway = viaGateway ? gateway.description : nil
+            let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
             try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort))
             let loaded = try nft.listJSON()
@@ -115,7 +112,7 @@ enum NetHelper {
         guard let text = try? nft.counters() else { return }
         for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
-            events.record(Event(.connectionBlocked, subject: "firewall",
+            events.record(Event(.connectionBlocked, subject: .firewall,
                                 reason: "\(c.packets) outgoing \(proto) packet(s) dropped (not through the proxy)",
                                 details: ["protocol": proto, "packets": String(c.packets)]))
         }

@@ -32,7 +32,8 @@ enum Network {
             .joined(separator: " ") + "   (port and pid filled in at start)")
         lines.append("routes inside: GATEWAY/32 only (no default, no subnet route)")
         lines.append("nft ruleset inside:")
-        lines += Firewall.ruleset(gateway: hop == .gateway ? "GATEWAY" : nil, proxyPort: nil)
+        // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil)
             .split(separator: "\n").map { "  " + $0 }
         lines.append("DNS responder inside on 127.0.0.1:53: allowed names → \(NetworkPlan.forwarderAddress), others NXDOMAIN")
         return lines
@@ -91,7 +92,7 @@ final class NetworkedRun {
         // The sandbox's environment travels in a memfd, not on a command line (any
         // local user can read argv), and the helper itself runs without it.
         let envFile: Int32
-        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { "\($0.0)=\($0.1)\u{0}" }.joined().utf8)) }
+        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
         catch { throw .internalError("cannot prepare the sandbox: \(error)") }
         opened.append(envFile)
 
@@ -201,7 +202,7 @@ final class NetworkedRun {
                 for e in batch { events.record(e) }
             }
             if decoder.rejected > 0 {
-                events.record(Event(.failure, subject: "event stream",
+                events.record(Event(.failure, subject: .eventStream,
                                     reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
             close(fd)

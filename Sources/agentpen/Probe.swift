@@ -47,7 +47,7 @@ enum Probe {
         let fd = ap_socket_blocking(4, 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return IPAddress.loopbackV4.bytes.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, 4, 443) } == 0
+        return IPAddress.loopbackV4.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, 4, 443) } == 0
     }
 
     /// A UDP datagram to the gateway (or a documentation address): the firewall must refuse it.
@@ -58,7 +58,7 @@ enum Probe {
         // The gateway route is the only route; aim at whatever it leads to.
         let target = gatewayAddress() ?? IPAddress(192, 0, 2, 1)
         var byte: UInt8 = 0
-        let n = target.bytes.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, 4, 53) }
+        let n = target.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, 4, 53) }
         return n >= 0 ? "sent" : n == -Int(EPERM) ? "EPERM" : String(cString: strerror(Int32(-n)))
     }
 

@@ -46,7 +46,7 @@ let loadedSpliceJSON = #"""
 """#
 
 private func verify(_ json: String) -> Firewall.ReadBack {
-    Firewall.verifyLoaded(json, gateway: "198.18.5.1", proxyPort: 40000)
+    Firewall.verifyLoaded(json, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000)
 }
 
 /// `loadedJSON` with `old` replaced by `new` (which must occur exactly once).
@@ -60,15 +60,15 @@ private let blockedOtherRule = #"{"rule": {"family": "inet", "table": "agentpen"
 
 @Suite struct FirewallReadBackTests {
     @Test func scriptIsUnchanged() {
-        #expect(Firewall.ruleset(gateway: "198.18.5.1", proxyPort: 40000) == goldenScript)
+        #expect(Firewall.ruleset(gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000) == goldenScript)
     }
 
     @Test func theRecordedListingIsAsBuilt() {
         #expect(verify(loadedJSON) == .asBuilt)
         #expect(Firewall.verifyLoaded(loadedSpliceJSON, gateway: nil, proxyPort: nil) == .asBuilt)
-        // Same as the script: no proxy rule unless gateway and port are both usable.
-        #expect(Firewall.verifyLoaded(loadedSpliceJSON, gateway: "GATEWAY", proxyPort: 40000) == .asBuilt)
-        #expect(Firewall.verifyLoaded(loadedSpliceJSON, gateway: "198.18.5.1", proxyPort: 0) == .asBuilt)
+        // Same as the script: no proxy rule unless gateway (IPv4) and port are both usable.
+        #expect(Firewall.verifyLoaded(loadedSpliceJSON, gateway: IPAddress("fd0c::1"), proxyPort: 40000) == .asBuilt)
+        #expect(Firewall.verifyLoaded(loadedSpliceJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 0) == .asBuilt)
         // Whitespace between tokens does not matter.
         #expect(verify(loadedJSON.replacing(", ", with: ",\n  ")) == .asBuilt)
     }

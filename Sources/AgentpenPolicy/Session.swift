@@ -133,21 +133,14 @@ public enum Permit {
 
 extension SandboxPlan {
     /// The host paths the sandbox can see: the source of every bind, read-only or
-    /// read-write (a `--*bind-fd N PATH` binds the path of `pathFDs`' descriptor).
+    /// read-write.
     public var hostVisible: [String] {
-        let binds: Set<String> = ["--bind", "--bind-try", "--dev-bind", "--dev-bind-try", "--ro-bind", "--ro-bind-try"]
         var out: [String] = []
-        var i = bwrapArgs.startIndex
-        while i < bwrapArgs.endIndex {
-            if binds.contains(bwrapArgs[i]), i + 2 < bwrapArgs.endIndex {
-                if !out.contains(bwrapArgs[i + 1]) { out.append(bwrapArgs[i + 1]) }
-                i += 3
-            } else if bwrapArgs[i] == "--bind-fd" || bwrapArgs[i] == "--ro-bind-fd", i + 2 < bwrapArgs.endIndex {
-                let fd = bwrapArgs[i + 1]
-                if let source = pathFDs.first(where: { String($0.fd) == fd })?.path, !out.contains(source) { out.append(source) }
-                i += 3
-            } else {
-                i += 1
+        for a in bwrap {
+            switch a {
+            case .bind(let source, _, _), .bindOpened(let source, _):
+                if !out.contains(source) { out.append(source) }
+            default: continue
             }
         }
         return out
@@ -156,8 +149,8 @@ extension SandboxPlan {
     /// Binds the session's view directory read-only at `SessionPolicy.insideDir`
     /// and names its refusals file in the sandbox's environment.
     public mutating func addSessionView(hostDir: String) {
-        bwrapArgs += ["--ro-bind", hostDir, SessionPolicy.insideDir]
-        env.append((SessionPolicy.refusalsVariable, SessionPolicy.refusalsFile))
+        bwrap.append(.bind(source: hostDir, destination: SessionPolicy.insideDir, readOnly: true))
+        env.append(EnvironmentVariable(SessionPolicy.refusalsVariable, SessionPolicy.refusalsFile))
         notes.append("session refusals read-only at \(SessionPolicy.refusalsFile) ($\(SessionPolicy.refusalsVariable))")
     }
 }

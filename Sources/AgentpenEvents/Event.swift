@@ -57,8 +57,10 @@ public struct Event: Sendable, Equatable, Codable {
     /// A refusal of something the sandbox asked for (a name, a flow), as listed
     /// in the refusals file and by `agentpen suggest`. The deciding code names the
     /// flag that would have permitted it in `details["permit"]`.
+    /// Kinds other layers add count when named `…-refused` or `…-blocked`.
     public var isRefusal: Bool {
         kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
+            || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
     }
 
     public var isPersistence: Bool {

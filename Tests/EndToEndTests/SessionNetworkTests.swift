@@ -175,10 +175,17 @@ final class Tmux {
     let socket: String
     init(_ dir: String, command: String, width: Int = 160, height: Int = 50) throws {
         socket = dir + "/tmux.sock"
-        let r = try runProgram("/usr/bin/tmux", ["-S", socket, "-f", "/dev/null", "new-session", "-d", "-x", String(width),
-                                                 "-y", String(height), command],
-                               env: ["PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "LANG": "C.UTF-8"], cwd: dir)
-        if r.status != 0 { throw TestFailure("tmux: \(r.stderr)") }
+        // The server tmux forks keeps the client's stdout and stderr: files, not
+        // pipes, so nothing waits for it to close them.
+        let client = try spawn(["/usr/bin/tmux", "-S", socket, "-f", "/dev/null", "new-session", "-d", "-x", String(width),
+                                "-y", String(height), command],
+                               env: ["PATH": "/usr/bin:/bin", "TERM": "xterm-256color", "LANG": "C.UTF-8"], cwd: dir,
+                               stdout: dir + "/tmux.out")
+        var status: Int32 = 0
+        guard waitUntil(30, { waitpid(client, &status, WNOHANG) == client }), status == 0 else {
+            kill(client, SIGKILL)
+            throw TestFailure("tmux new-session failed (\(status)): \((try? String(contentsOfFile: dir + "/tmux.out", encoding: .utf8)) ?? "")")
+        }
     }
 
     /// The pane's text (with `escapes`, its colour sequences too).

@@ -2,9 +2,12 @@
 import PackageDescription
 
 // The folder tree is the architecture:
+//   AgentpenConfig  the config files (TOML through TOMLKit) as plain values, their
+//                   precedence, provenance and trust rules; pure, no kernel access
 //   AgentpenPolicy  pure decisions (CLI parsing, presets, allowlists, sandbox plans,
 //                   ClientHello and DNS parsing); no C, no kernel, fully unit-tested
 //   AgentpenEvents  the one event type every allow/deny decision passes through
+//   AgentpenSystem  the one errno error type and the owning descriptor; Glibc only
 //   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
 //   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
 //   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
@@ -17,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         .target(name: "CShim", cSettings: [.define("_GNU_SOURCE")]),
@@ -29,22 +33,26 @@ let package = Package(
                 dependencies: ["EmbedAllowlistsTool"]),
         .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
         .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenConfig",
+                dependencies: ["AgentpenPolicy", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "AgentpenSystem"),
         .target(name: "AgentpenCommandLine",
                 dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "AgentpenKernel",
-                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents"]),
+                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
         .target(name: "AgentpenProxy",
-                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents"]),
+                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
         .executableTarget(name: "agentpen",
-                          dependencies: ["AgentpenCommandLine", "AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
+                          dependencies: ["AgentpenCommandLine", "AgentpenConfig", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"]),
         // Test helpers shared by several test targets; not part of the product.
         .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenCommandLineTests", dependencies: ["AgentpenCommandLine", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
+        .testTarget(name: "AgentpenConfigTests", dependencies: ["AgentpenConfig", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
-        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "CSeccomp"]),
+        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenSystem", "CSeccomp"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]
 )

@@ -1,27 +1,69 @@
-/// An IPv4 or IPv6 address as raw network-order bytes. Pure Swift (no inet_pton),
-/// so address decisions stay testable without the kernel.
-public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
-    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
-    public let bytes: [UInt8]
+/// An IPv4 or IPv6 address, stored inline (two words, no heap). Pure Swift (no
+/// inet_pton), so address decisions stay testable without the kernel.
+public struct IPAddress: Hashable, Sendable, BitwiseCopyable, CustomStringConvertible {
+    /// The address's bytes in network order, big-endian: bytes 0-7 in `high`,
+    /// 8-15 in `low`. An IPv4 address is in the top 32 bits of `high`, the rest zero.
+    let high: UInt64
+    let low: UInt64
+    public let isIPv4: Bool
 
-    public init?(bytes: [UInt8]) {
-        guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        self.bytes = bytes
+    private init(high: UInt64, low: UInt64, isIPv4: Bool) {
+        self.high = high
+        self.low = low
+        self.isIPv4 = isIPv4
     }
 
-    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { bytes = [a, b, c, d] }
+    /// An IPv4 address from its 32-bit value.
+    init(v4: UInt32) { self.init(high: UInt64(v4) << 32, low: 0, isIPv4: true) }
+
+    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order; nil for any other count.
+    public init?<Bytes: Collection<UInt8>>(bytes: Bytes) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        for (i, b) in bytes.enumerated() {
+            if i < 8 { words.0 |= UInt64(b) << (56 - 8 * i) } else { words.1 |= UInt64(b) << (56 - 8 * (i - 8)) }
+        }
+        self.init(high: words.0, low: words.1, isIPv4: bytes.count == 4)
+    }
+
+    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
+        self.init(v4: UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
+    }
 
     public static let loopbackV4 = IPAddress(127, 0, 0, 1)
-    public static let loopbackV6 = IPAddress(bytes: [UInt8](repeating: 0, count: 15) + [1])!
+    public static let loopbackV6 = IPAddress(high: 0, low: 1, isIPv4: false)
 
-    public var isIPv4: Bool { bytes.count == 4 }
+    /// 4 or 16.
+    public var byteCount: Int { isIPv4 ? 4 : 16 }
+
+    /// Byte `i` in network order; `i` must be below `byteCount`.
+    public subscript(_ i: Int) -> UInt8 {
+        precondition(i >= 0 && i < byteCount, "IPAddress byte \(i) of \(byteCount)")
+        return UInt8(truncatingIfNeeded: i < 8 ? high >> (56 - 8 * i) : low >> (56 - 8 * (i - 8)))
+    }
+
+    /// The bytes in network order, as a new array.
+    public var bytes: [UInt8] { (0..<byteCount).map { self[$0] } }
+
+    /// The 32-bit value of an IPv4 address (0 for IPv6).
+    var v4Value: UInt32 { isIPv4 ? UInt32(truncatingIfNeeded: high >> 32) : 0 }
+
+    /// The bytes in network order, for a C call, without allocating.
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { buf in
+            let n = byteCount
+            for i in 0..<n { buf.initializeElement(at: i, to: self[i]) }
+            defer { buf.extracting(0..<n).deinitialize() }
+            return try body(UnsafeBufferPointer(buf.extracting(0..<n)))
+        }
+    }
 
     /// Strict textual forms only: dotted-quad IPv4 without leading zeros, and
     /// IPv6 with at most one `::` and an optional trailing dotted quad. No zone ids.
     public init?(_ text: String) {
-        if let v4 = Self.parseV4(Substring(text)) { bytes = v4; return }
+        if let v4 = Self.parseV4(Substring(text)) { self.init(bytes: v4); return }
         guard let v6 = Self.parseV6(text) else { return nil }
-        bytes = v6
+        self.init(bytes: v6)
     }
 
     private static func parseV4(_ s: Substring) -> [UInt8]? {
@@ -75,11 +117,11 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// RFC 5952 form for IPv6 (lower case, longest zero run compressed,
     /// IPv4-mapped shown with a dotted quad).
     public var description: String {
-        if isIPv4 { return bytes.map(String.init).joined(separator: ".") }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            return "::ffff:" + bytes[12...].map(String.init).joined(separator: ".")
+        if isIPv4 { return (0..<4).map { String(self[$0]) }.joined(separator: ".") }
+        if high == 0 && low >> 32 == 0xffff {
+            return "::ffff:" + (12..<16).map { String(self[$0]) }.joined(separator: ".")
         }
-        let words = stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
+        let words = (0..<8).map { UInt16(self[2 * $0]) << 8 | UInt16(self[2 * $0 + 1]) }
         var bestStart = -1, bestLen = 0, i = 0
         while i < 8 {
             if words[i] == 0 {
@@ -150,7 +192,8 @@ public enum AddressPolicy {
         case .loopback: return .refused("\(shown) is a loopback address")
         case .unspecified: return .refused("\(shown) is an unspecified address")
         case .linkLocal:
-            let meta = embeddedV4(address)?.bytes == [169, 254, 169, 254] || address.bytes == [169, 254, 169, 254]
+            let metadata = IPAddress(169, 254, 169, 254)
+            let meta = embeddedV4(address) == metadata || address == metadata
             return .refused("\(shown) is a link-local address" + (meta ? " (cloud metadata service)" : ""))
         case .multicast: return .refused("\(shown) is a multicast address")
         case .broadcast: return .refused("\(shown) is the broadcast address")
@@ -163,20 +206,18 @@ public enum AddressPolicy {
     /// NAT64 or 6to4, if any.
     public static func embeddedV4(_ a: IPAddress) -> IPAddress? {
         guard !a.isIPv4 else { return nil }
-        let b = a.bytes
-        if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff { return IPAddress(b[12], b[13], b[14], b[15]) }
-        if b[0..<12].allSatisfy({ $0 == 0 }) && !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1) {
-            return IPAddress(b[12], b[13], b[14], b[15])
-        }
-        if b[0..<12] == [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0] { return IPAddress(b[12], b[13], b[14], b[15]) }
-        if b[0] == 0x20 && b[1] == 0x02 { return IPAddress(b[2], b[3], b[4], b[5]) }
+        let last32 = IPAddress(v4: UInt32(truncatingIfNeeded: a.low))
+        if a.high == 0 && a.low >> 32 == 0xffff { return last32 }                        // ::ffff:a.b.c.d
+        if a.high == 0 && a.low >> 32 == 0 && a.low > 1 { return last32 }                // ::a.b.c.d (not :: or ::1)
+        if a.high == 0x0064_ff9b_0000_0000 && a.low >> 32 == 0 { return last32 }          // 64:ff9b::/96
+        if a.high >> 48 == 0x2002 { return IPAddress(v4: UInt32(truncatingIfNeeded: a.high >> 16)) }   // 2002::/16
         return nil
     }
 
     private static func classifyWithOrigin(_ a: IPAddress) -> (AddressClass, String?) {
-        if a.isIPv4 { return (classifyV4(a.bytes), nil) }
-        let b = a.bytes
-        if b[0..<15].allSatisfy({ $0 == 0 }) {
+        if a.isIPv4 { return (classifyV4(a.v4Value), nil) }
+        let b = a
+        if a.high == 0 && a.low >> 8 == 0 {
             return (b[15] == 1 ? .loopback : .unspecified, nil)
         }
         if let v4 = embeddedV4(a) {
@@ -185,24 +226,23 @@ public enum AddressPolicy {
             else if b[1] == 0x64 { how = "NAT64 of \(v4)" }
             else if b[10] == 0xff { how = "IPv4-mapped \(v4)" }
             else { how = "IPv4-compatible \(v4)" }
-            return (classifyV4(v4.bytes), how)
+            return (classifyV4(v4.v4Value), how)
         }
         return (classifyV6(b), nil)
     }
 
-    private static func inV4(_ b: [UInt8], _ net: (UInt8, UInt8, UInt8, UInt8), _ prefix: Int) -> Bool {
-        let addr = UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+    private static func inV4(_ addr: UInt32, _ net: (UInt8, UInt8, UInt8, UInt8), _ prefix: Int) -> Bool {
         let n = UInt32(net.0) << 24 | UInt32(net.1) << 16 | UInt32(net.2) << 8 | UInt32(net.3)
         let mask: UInt32 = prefix == 0 ? 0 : ~UInt32(0) << (32 - prefix)
         return addr & mask == n & mask
     }
 
-    private static func classifyV4(_ b: [UInt8]) -> AddressClass {
+    private static func classifyV4(_ b: UInt32) -> AddressClass {
         if inV4(b, (0, 0, 0, 0), 8) { return .unspecified }
         if inV4(b, (127, 0, 0, 0), 8) { return .loopback }
         if inV4(b, (169, 254, 0, 0), 16) { return .linkLocal }
         if inV4(b, (224, 0, 0, 0), 4) { return .multicast }
-        if b == [255, 255, 255, 255] { return .broadcast }
+        if b == 0xffff_ffff { return .broadcast }
         let ranges: [((UInt8, UInt8, UInt8, UInt8), Int, String)] = [
             ((10, 0, 0, 0), 8, "RFC 1918 10.0.0.0/8"),
             ((172, 16, 0, 0), 12, "RFC 1918 172.16.0.0/12"),
@@ -220,7 +260,7 @@ public enum AddressPolicy {
         return .publicUnicast
     }
 
-    private static func inV6(_ b: [UInt8], _ net: [UInt8], _ prefix: Int) -> Bool {
+    private static func inV6(_ b: IPAddress, _ net: [UInt8], _ prefix: Int) -> Bool {
         var bits = prefix, i = 0
         while bits > 0 {
             let m: UInt8 = bits >= 8 ? 0xff : ~UInt8(0) << (8 - bits)
@@ -230,7 +270,7 @@ public enum AddressPolicy {
         return true
     }
 
-    private static func classifyV6(_ b: [UInt8]) -> AddressClass {
+    private static func classifyV6(_ b: IPAddress) -> AddressClass {
         if inV6(b, [0xfe, 0x80], 10) { return .linkLocal }
         if inV6(b, [0xff], 8) { return .multicast }
         let ranges: [([UInt8], Int, String)] = [

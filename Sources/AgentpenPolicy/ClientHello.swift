@@ -29,13 +29,14 @@ public struct ClientHello: Equatable, Sendable {
     }
 
     public static func parse(_ bytes: [UInt8], maxSize: Int = maxSize) -> ClientHello {
-        bytes.withUnsafeBytes { parse($0, maxSize: maxSize) }
+        var r = Reassembler(maxSize: maxSize)
+        return r.feed(bytes)
     }
 
-    /// The whole stream received so far in one call (tests, the fuzzer).
+    /// The whole stream received so far in one call (tests, the fuzzer). The
+    /// bytes are copied once into an array and read from there.
     public static func parse(_ buf: UnsafeRawBufferPointer, maxSize: Int = maxSize) -> ClientHello {
-        var r = Reassembler(maxSize: maxSize)
-        return r.feed(buf)
+        parse(Array(buf), maxSize: maxSize)
     }
 
     /// Incremental reassembly: give it only the bytes that arrived since the
@@ -65,30 +66,33 @@ public struct ClientHello: Equatable, Sendable {
         }
 
         public mutating func feed(_ bytes: [UInt8]) -> ClientHello {
-            bytes.withUnsafeBytes { feed($0) }
+            feed(bytes[...])
         }
 
+        /// The bytes are copied once into an array (the proxy's peek buffer is
+        /// raw memory) and read from there.
         public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> ClientHello {
+            feed(Array(bytes)[...])
+        }
+
+        public mutating func feed(_ bytes: ArraySlice<UInt8>) -> ClientHello {
             if let answer { return answer }
-            let result = take(bytes)
+            var input = ByteCursor(bytes)
+            let result = take(&input)
             if result.outcome != .needMore { answer = result }
             return result
         }
 
-        private mutating func take(_ bytes: UnsafeRawBufferPointer) -> ClientHello {
-            var i = 0
-            let n = bytes.count
-            while i < n {
+        private mutating func take(_ input: inout ByteCursor) -> ClientHello {
+            while !input.atEnd {
                 if recordRemaining == 0 {
                     // A record header, possibly split across calls.
-                    let k = min(5 - header.count, n - i)
-                    header.append(contentsOf: bytes[i..<(i + k)])
-                    bytesExamined += k
-                    i += k
-                    consumed += k
+                    let part = input.prefix(upTo: 5 - header.count)
+                    header.append(contentsOf: part)
+                    bytesExamined += part.count
+                    consumed += part.count
                     guard header.count == 5 else { break }
-                    let type = header[0], major = header[1], minor = header[2]
-                    let len = Int(header[3]) << 8 | Int(header[4])
+                    let (type, major, minor, len) = Self.recordHeader(header)
                     header.removeAll(keepingCapacity: true)
                     guard type == 22 else {
                         return ClientHello(.invalid(records == 0
@@ -102,18 +106,16 @@ public struct ClientHello: Equatable, Sendable {
                     continue
                 }
                 // Handshake bytes, gathered until the message is complete.
-                let k = min(recordRemaining, n - i)
-                var j = 0
-                while j < k {
+                var record = ByteCursor(input.prefix(upTo: recordRemaining))
+                let k = record.remaining
+                while !record.atEnd {
                     let need = messageLength.map { $0 + 4 - message.count } ?? (4 - message.count)
-                    let t = min(need, k - j)
-                    message.append(contentsOf: bytes[(i + j)..<(i + j + t)])
-                    j += t
-                    if message[0] != 1 {
-                        return ClientHello(.invalid("first handshake message is type \(message[0]), not ClientHello"))
+                    message.append(contentsOf: record.prefix(upTo: need))
+                    let (messageType, declared) = Self.handshakeHeader(message)
+                    if messageType != 1 {
+                        return ClientHello(.invalid("first handshake message is type \(messageType), not ClientHello"))
                     }
-                    if messageLength == nil && message.count == 4 {
-                        let l = Int(message[1]) << 16 | Int(message[2]) << 8 | Int(message[3])
+                    if messageLength == nil, let l = declared {
                         guard l + 4 + 5 <= maxSize else {
                             return ClientHello(.invalid("ClientHello of \(l) bytes is over the \(maxSize)-byte limit"))
                         }
@@ -122,31 +124,49 @@ public struct ClientHello: Equatable, Sendable {
                     }
                     if let l = messageLength, message.count == l + 4 {
                         // Where the message ends in the stream.
+                        let j = record.offset
                         let end = consumed + j
                         guard end <= maxSize else {
                             return ClientHello(.invalid("ClientHello spread over more than \(maxSize) bytes"))
                         }
                         bytesExamined += j + l
                         bodyParses += 1
-                        return message.withUnsafeBytes {
-                            ClientHello.parseBody(UnsafeRawBufferPointer(rebasing: $0[4..<(4 + l)]), end: end)
-                        }
+                        var body = ByteCursor(message)
+                        guard body.skip(4), let fields = body.window(l) else { preconditionFailure("a complete message is short") }
+                        return ClientHello.parseBody(fields, end: end)
                     }
                 }
                 bytesExamined += k
                 recordRemaining -= k
                 consumed += k
-                i += k
             }
             if consumed >= maxSize { return ClientHello(.invalid("no complete ClientHello in the first \(maxSize) bytes")) }
             return ClientHello(.needMore)
+        }
+
+        /// Type, version and payload length of a complete 5-byte record header.
+        private static func recordHeader(_ header: [UInt8]) -> (type: UInt8, major: UInt8, minor: UInt8, length: Int) {
+            var h = ByteCursor(header)
+            guard let type = h.u8(), let major = h.u8(), let minor = h.u8(), let length = h.u16(), h.atEnd else {
+                preconditionFailure("a record header of \(header.count) bytes")
+            }
+            return (type, major, minor, Int(length))
+        }
+
+        /// The handshake message's type, and its declared length once all four
+        /// header bytes are there (nil before).
+        private static func handshakeHeader(_ message: [UInt8]) -> (type: UInt8, length: Int?) {
+            var m = ByteCursor(message)
+            guard let type = m.u8() else { preconditionFailure("an empty handshake message") }
+            guard message.count == 4, let length = m.u24() else { return (type, nil) }
+            return (type, Int(length))
         }
     }
 
     /// The ClientHello body (after the 4-byte handshake header). Every length is
     /// checked against what encloses it; anything inconsistent is invalid.
-    static func parseBody(_ b: UnsafeRawBufferPointer, end: Int) -> ClientHello {
-        var r = Reader(b)
+    static func parseBody(_ body: ByteCursor, end: Int) -> ClientHello {
+        var r = body
         func bad(_ why: String) -> ClientHello { ClientHello(.invalid(why)) }
         guard let major = r.u8(), r.u8() != nil, major == 3 else { return bad("bad legacy version") }
         guard r.skip(32) else { return bad("truncated random") }
@@ -159,7 +179,7 @@ public struct ClientHello: Equatable, Sendable {
         var name: String?
         var ech = false
         while !r.atEnd {
-            guard let type = r.u16(), let len = r.u16(), let ext = r.sub(Int(len)) else { return bad("truncated extension") }
+            guard let type = r.u16(), let len = r.u16(), let ext = r.window(Int(len)) else { return bad("truncated extension") }
             // Two extensions of one type are forbidden, and two server names would
             // let a client show one name to the proxy and another to the server.
             guard seen.insert(type).inserted else { return bad("duplicate extension \(type)") }
@@ -181,12 +201,12 @@ public struct ClientHello: Equatable, Sendable {
 
     struct Bad: Error { var why: String }
 
-    private static func parseServerName(_ ext: UnsafeRawBufferPointer) -> Result<String, Bad> {
-        var r = Reader(ext)
+    private static func parseServerName(_ ext: ByteCursor) -> Result<String, Bad> {
+        var r = ext
         guard let listLen = r.u16(), Int(listLen) == r.remaining, listLen > 0 else { return .failure(Bad(why: "bad server_name list")) }
         var found: String?
         while !r.atEnd {
-            guard let kind = r.u8(), let len = r.u16(), let raw = r.sub(Int(len)) else { return .failure(Bad(why: "truncated server name")) }
+            guard let kind = r.u8(), let len = r.u16(), let raw = r.bytes(Int(len)) else { return .failure(Bad(why: "truncated server name")) }
             guard kind == 0 else { continue }   // only host_name (0) is defined
             guard found == nil else { return .failure(Bad(why: "more than one host name")) }
             guard len > 0, len <= 253 else { return .failure(Bad(why: "server name length \(len)")) }
@@ -205,35 +225,3 @@ public struct ClientHello: Equatable, Sendable {
         return .success(found)
     }
 }
-
-/// Bounds-checked big-endian reader; every read returns nil past the end.
-struct Reader {
-    let buf: UnsafeRawBufferPointer
-    var pos = 0
-    init(_ buf: UnsafeRawBufferPointer) { self.buf = buf }
-
-    var remaining: Int { buf.count - pos }
-    var atEnd: Bool { pos >= buf.count }
-
-    mutating func u8() -> UInt8? {
-        guard remaining >= 1 else { return nil }
-        defer { pos += 1 }
-        return buf[pos]
-    }
-    mutating func u16() -> UInt16? {
-        guard remaining >= 2 else { return nil }
-        defer { pos += 2 }
-        return UInt16(buf[pos]) << 8 | UInt16(buf[pos + 1])
-    }
-    mutating func skip(_ k: Int) -> Bool {
-        guard k >= 0, remaining >= k else { return false }
-        pos += k
-        return true
-    }
-    mutating func sub(_ k: Int) -> UnsafeRawBufferPointer? {
-        guard k >= 0, remaining >= k else { return nil }
-        defer { pos += k }
-        return UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + k)])
-    }
-}
-

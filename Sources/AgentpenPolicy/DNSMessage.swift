@@ -39,48 +39,39 @@ public enum DNSMessage {
     }
 
     public static func parseQuery(_ msg: [UInt8]) -> Parsed {
-        guard msg.count >= 12 else { return .drop("shorter than a DNS header") }
-        let id = UInt16(msg[0]) << 8 | UInt16(msg[1])
-        let flags = UInt16(msg[2]) << 8 | UInt16(msg[3])
+        var r = ByteCursor(msg)
+        guard let id = r.u16(), let flags = r.u16(), let qd = r.u16(), let an = r.u16(), let ns = r.u16(),
+              r.skip(2) else { return .drop("shorter than a DNS header") }
         guard flags & 0x8000 == 0 else { return .drop("a response, not a query") }
         let rd = flags & 0x0100 != 0
         let opcode = (flags >> 11) & 0xf
         guard opcode == 0 else { return .error(id: id, recursionDesired: rd, rcode: .notImp, reason: "opcode \(opcode)") }
-        let qd = UInt16(msg[4]) << 8 | UInt16(msg[5])
-        let an = UInt16(msg[6]) << 8 | UInt16(msg[7])
-        let ns = UInt16(msg[8]) << 8 | UInt16(msg[9])
         func formErr(_ why: String) -> Parsed { .error(id: id, recursionDesired: rd, rcode: .formErr, reason: why) }
         guard qd == 1 else { return formErr("\(qd) questions") }
         guard an == 0, ns == 0 else { return formErr("answer or authority records in a query") }
-        var pos = 12
+        let questionStart = r
         var labels: [String] = []
         var plausible = true
         var wireLength = 0
         while true {
-            guard pos < msg.count else { return formErr("truncated name") }
-            let len = Int(msg[pos])
+            guard let length = r.u8() else { return formErr("truncated name") }
+            let len = Int(length)
             guard len & 0xc0 == 0 else { return formErr("compressed or extended label in the question") }
-            pos += 1
             wireLength += len + 1
             guard wireLength <= 255 else { return formErr("name longer than 255 bytes") }
             if len == 0 { break }
-            guard pos + len <= msg.count else { return formErr("truncated label") }
-            let label = msg[pos..<(pos + len)]
+            guard let label = r.bytes(len) else { return formErr("truncated label") }
             for c in label {
                 let ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
                 if !ok { plausible = false }
             }
             labels.append(String(decoding: label, as: UTF8.self).lowercased())
-            pos += len
         }
-        guard pos + 4 <= msg.count else { return formErr("truncated question") }
-        let type = UInt16(msg[pos]) << 8 | UInt16(msg[pos + 1])
-        let qclass = UInt16(msg[pos + 2]) << 8 | UInt16(msg[pos + 3])
-        pos += 4
+        guard let type = r.u16(), let qclass = r.u16() else { return formErr("truncated question") }
         // Additional records (an EDNS OPT) may follow; they are not needed to answer.
         let q = Question(name: labels.joined(separator: "."), type: type, qclass: qclass,
                          isPlausibleHostName: plausible && !labels.isEmpty)
-        return .query(Query(id: id, recursionDesired: rd, question: q, rawQuestion: Array(msg[12..<pos])))
+        return .query(Query(id: id, recursionDesired: rd, question: q, rawQuestion: Array(r.bytes(since: questionStart))))
     }
 
     /// What the responder is configured to answer with.
@@ -114,7 +105,10 @@ public enum DNSMessage {
         public var decision: Decision
     }
 
-    public static func reply(to message: [UInt8], allowlist: Allowlist, config: AnswerConfig = .init()) -> Reply {
+    /// `address`, when given, picks the A record per name (per-name addresses,
+    /// `NameAddresses`); nil from it (the pool is full) answers SERVFAIL.
+    public static func reply(to message: [UInt8], allowlist: Allowlist, config: AnswerConfig = .init(),
+                             address: ((String) -> IPAddress?)? = nil) -> Reply {
         let query: Query
         switch parseQuery(message) {
         case .drop(let why):
@@ -138,7 +132,17 @@ public enum DNSMessage {
             return Reply(bytes: respond(.nxDomain), decision: .nxDomain(name: q.name, reason: why))
         }
         var answers: [IPAddress] = []
-        if q.type == typeA || q.type == typeANY { answers.append(config.ipv4) }
+        if q.type == typeA || q.type == typeANY {
+            if let address {
+                guard let a = address(q.name) else {
+                    return Reply(bytes: respond(.servFail),
+                                 decision: .error(.servFail, reason: "no per-name address left for \(q.name)"))
+                }
+                answers.append(a)
+            } else {
+                answers.append(config.ipv4)
+            }
+        }
         if (q.type == typeAAAA || q.type == typeANY), let v6 = config.ipv6 { answers.append(v6) }
         return Reply(bytes: respond(.noError, answers),
                      decision: .answered(name: q.name, type: q.type, pattern: pattern.description, addresses: answers))
@@ -164,8 +168,8 @@ public enum DNSMessage {
             u16(classIN)
             u16(UInt16(ttl >> 16))
             u16(UInt16(ttl & 0xffff))
-            u16(UInt16(a.bytes.count))
-            out.append(contentsOf: a.bytes)
+            u16(UInt16(a.byteCount))
+            for i in 0..<a.byteCount { out.append(a[i]) }
         }
         return out
     }

@@ -1,3 +1,19 @@
+/// One variable of an environment; an environment is an ordered list of them.
+public struct EnvironmentVariable: Sendable, Equatable, Hashable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) { self.name = name; self.value = value }
+
+    /// `NAME=VALUE`, as execve and the environment memfd take it.
+    public var entry: String { name + "=" + value }
+
+    /// From `NAME=VALUE`; nil without `=`.
+    public init?(entry: Substring) {
+        guard let eq = entry.firstIndex(of: "=") else { return nil }
+        self.init(String(entry[..<eq]), String(entry[entry.index(after: eq)...]))
+    }
+}
+
 /// The agent's environment starts empty; these rules say what may enter.
 public enum EnvPolicy {
     /// Passed through from the caller when set.
@@ -35,7 +51,7 @@ public enum EnvPolicy {
     ///   - extra: names from the preset and `--env`.
     ///   - set: values the preset sets (with `~` expanded).
     public static func build(caller: [String: String], path: String, home: String,
-                             extra: [String], set: [(name: String, value: String)]) throws(Refused) -> [(String, String)] {
+                             extra: [String], set: [EnvironmentVariable]) throws(Refused) -> [EnvironmentVariable] {
         var out: [String: String] = [:]
         for name in passed { if let v = caller[name] { out[name] = v } }
         for (k, v) in caller where k.hasPrefix("LC_") && isValidName(k) { out[k] = v }
@@ -43,14 +59,41 @@ public enum EnvPolicy {
             if forbidden.contains(name) { throw Refused(name: name) }
             if let v = caller[name] { out[name] = v }
         }
-        for (k, v) in set {
-            if forbidden.contains(k) { throw Refused(name: k) }
-            out[k] = expandTilde(v, home: home)
+        for v in set {
+            if forbidden.contains(v.name) { throw Refused(name: v.name) }
+            out[v.name] = expandTilde(v.value, home: home)
         }
         out["PATH"] = path
         out["HOME"] = home
         if out["SHELL"] == nil { out["SHELL"] = "/bin/sh" }
-        return out.sorted { $0.key < $1.key }
+        return out.sorted { $0.key < $1.key }.map { EnvironmentVariable($0.key, $0.value) }
+    }
+
+    /// The agent's environment in the sandbox: `build`'s, with a PATH of the
+    /// caller's entries that exist inside (`visible`, or holding a link of the
+    /// agent's install tree), USER and LOGNAME, and SHELL the login shell
+    /// unless the caller set one.
+    static func agent(facts: HostFacts, callerPath: String, home: String, shell: String, visible: Visibility,
+                      installLinks: [InstallTree.Symlink], extra: [String], set: [EnvironmentVariable],
+                      fs: any FileSystemView) throws(PlanError) -> [EnvironmentVariable] {
+        let insidePath = callerPath.split(separator: ":").map(String.init).filter { entry in
+            guard entry.hasPrefix("/"), let real = Paths.resolve(entry, in: fs), fs.kind(real) == .directory else { return false }
+            return visible.contains(entry) || visible.contains(real) || installLinks.contains { Paths.parent($0.path) == entry }
+        }
+        var seen = Set<String>()
+        let pathValue = insidePath.filter { seen.insert($0).inserted }.joined(separator: ":")
+        var env: [EnvironmentVariable]
+        do {
+            env = try build(caller: facts.callerEnv, path: pathValue.isEmpty ? "/usr/local/bin:/usr/bin:/bin" : pathValue,
+                            home: home, extra: extra, set: set)
+        } catch { throw PlanError(.usage, error.description) }
+        if !env.contains(where: { $0.name == "USER" }) { env.append(EnvironmentVariable("USER", facts.user)) }
+        if !env.contains(where: { $0.name == "LOGNAME" }) { env.append(EnvironmentVariable("LOGNAME", facts.user)) }
+        if !env.contains(where: { $0.name == "SHELL" }) || facts.callerEnv["SHELL"] == nil {
+            env.removeAll { $0.name == "SHELL" }
+            env.append(EnvironmentVariable("SHELL", shell))
+        }
+        return env
     }
 }
 

@@ -33,6 +33,18 @@ public enum GitMount: Sendable, Equatable {
     case bind(String, writable: Bool)
     /// No repository yet: an empty read-only directory, so `git init` cannot plant hooks.
     case emptyReadOnlyDir(String)
+
+    /// Every bind from a descriptor the runner opens without following symlinks.
+    var arguments: [BwrapArgument] {
+        switch self {
+        case .bind(let p, let writable): [.bindOpened(p, readOnly: !writable)]
+        case .emptyReadOnlyDir(let p): [.tmpfs(p, size: nil, mode: 0o555), .remountReadOnly(p)]
+        }
+    }
+}
+
+extension GitGuardPlan {
+    var arguments: [BwrapArgument] { mounts.flatMap(\.arguments) }
 }
 
 enum GitGuards {

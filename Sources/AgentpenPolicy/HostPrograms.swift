@@ -38,9 +38,9 @@ public struct HostPrograms: Sendable, Equatable {
 
     /// The whole environment of every host program agentpen starts other than
     /// bubblewrap (which gets the sandbox's): nothing of the caller's or the sandbox's.
-    public static let environment: [(String, String)] = [
-        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:/run/current-system/sw/bin"),
-        ("LC_ALL", "C"),
+    public static let environment: [EnvironmentVariable] = [
+        EnvironmentVariable("PATH", "/usr/sbin:/usr/bin:/sbin:/bin:/run/current-system/sw/bin"),
+        EnvironmentVariable("LC_ALL", "C"),
     ]
 
     public var found: [Program: Found] = [:]
@@ -160,31 +160,5 @@ public struct WritableSet: Sendable, Equatable {
     /// The writable path `path` lies in (or is), if any.
     public func container(of path: String) -> String? {
         paths.first { Paths.isWithin(path, $0) }
-    }
-}
-
-extension SandboxPlan {
-    /// The host paths the sandbox can write: the source of every read-write bind
-    /// (the project, --mount-rw, a preset's read-write dirs, worktree git dirs …).
-    /// A `--bind-fd N PATH` binds the path its descriptor was opened on (`pathFDs`).
-    public var hostWritable: [String] {
-        let rw: Set<String> = ["--bind", "--bind-try", "--dev-bind", "--dev-bind-try"]
-        var out: [String] = []
-        var i = bwrapArgs.startIndex
-        while i < bwrapArgs.endIndex {
-            if rw.contains(bwrapArgs[i]), i + 2 < bwrapArgs.endIndex {
-                if !out.contains(bwrapArgs[i + 1]) { out.append(bwrapArgs[i + 1]) }
-                i += 3
-            } else if bwrapArgs[i] == "--bind-fd", i + 2 < bwrapArgs.endIndex {
-                let fd = bwrapArgs[i + 1]
-                if let source = pathFDs.first(where: { String($0.fd) == fd })?.path, !out.contains(source) {
-                    out.append(source)
-                }
-                i += 3
-            } else {
-                i += 1
-            }
-        }
-        return out
     }
 }

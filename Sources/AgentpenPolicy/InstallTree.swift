@@ -172,3 +172,27 @@ public struct InstallTree: Sendable, Equatable {
 extension InstallTree.Symlink: CustomStringConvertible {
     public var description: String { "\(path) -> \(target)" }
 }
+
+extension InstallTree {
+    /// The agent's executable as found on the caller's PATH (relative to the
+    /// project), and what must be bound for it to run.
+    static func forAgent(_ command: String, callerPath: String, project: String, home: String,
+                         visible: Visibility, fs: any FileSystemView) throws(PlanError) -> (executable: String, tree: InstallTree) {
+        let executable: String
+        do {
+            executable = try locate(command, path: callerPath, cwd: project, fs: fs)
+        } catch .notFound { throw PlanError(.commandNotFound, "\(command): command not found") }
+        catch .notExecutable(let c) { throw PlanError(.notExecutable, LookupError.notExecutable(c).description) }
+        catch { throw PlanError(.internal, error.description) }
+        do { return (executable, try plan(for: executable, home: home, callerPath: callerPath, visible: visible.contains, fs: fs)) }
+        catch { throw PlanError(.usage, error.description) }
+    }
+
+    /// The tree read-only at its own paths, and the links leading to the agent.
+    var arguments: [BwrapArgument] {
+        readOnly.map { .bind(source: $0, destination: $0, readOnly: true) } + symlinks.map { .symlink(target: $0.target, path: $0.path) }
+    }
+
+    /// What --dry-run says of it.
+    var bindNotes: [String] { notes + readOnly.map { "agent install tree \($0) read-only" } }
+}

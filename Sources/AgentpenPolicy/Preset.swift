@@ -10,21 +10,20 @@
 ///     endpoint EXAMPLE_BASE_URL   when the caller sets it, its URL's host is allowed too
 ///     arg --example=value         given to the agent before the caller's arguments
 ///                                 (only when the command is the preset's agent)
+///     credential ~/.example/auth  the login file in an rw path: the one file the
+///                                 paranoid profile copies back from its throwaway copy
 public struct Preset: Sendable, Equatable {
     public var name: String
     public var hosts: [HostPattern] = []
     public var env: [String] = []
-    public var setenv: [(name: String, value: String)] = []
+    public var setenv: [EnvironmentVariable] = []
     public var readWrite: [String] = []
     public var readOnly: [String] = []
     public var args: [String] = []
     /// Variables naming the agent's API endpoint (also passed through, like `env`).
     public var endpoints: [String] = []
-
-    public static func == (a: Preset, b: Preset) -> Bool {
-        a.name == b.name && a.hosts == b.hosts && a.env == b.env && a.readWrite == b.readWrite
-            && a.readOnly == b.readOnly && a.args == b.args && a.endpoints == b.endpoints && a.setenv.map { "\($0.name)=\($0.value)" } == b.setenv.map { "\($0.name)=\($0.value)" }
-    }
+    /// Login files inside `readWrite` paths (`credential`).
+    public var credentials: [String] = []
 
     public init(name: String) { self.name = name }
 
@@ -55,13 +54,16 @@ public struct Preset: Sendable, Equatable {
                 guard let eq = value.firstIndex(of: "="), EnvPolicy.isValidName(String(value[..<eq])) else {
                     throw fail("setenv needs NAME=VALUE")
                 }
-                setenv.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
+                setenv.append(EnvironmentVariable(String(value[..<eq]), String(value[value.index(after: eq)...])))
             case "arg":
                 args.append(value)
             case "endpoint":
                 guard EnvPolicy.isValidName(value) else { throw fail("bad variable name \(value.debugDescription)") }
                 endpoints.append(value)
                 if !env.contains(value) { env.append(value) }
+            case "credential":
+                guard value.hasPrefix("~/"), !value.split(separator: "/").contains("..") else { throw fail("credential must be a ~/ path without '..'") }
+                credentials.append(value)
             case "rw", "ro":
                 guard value.hasPrefix("~/") || value.hasPrefix("/") else { throw fail("path must start with ~/ or /") }
                 guard !value.split(separator: "/").contains("..") else { throw fail("'..' is not allowed in paths") }

@@ -46,6 +46,7 @@ enum Check {
                     ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
 
         rows += Resources.checkRows(bwrap: bwrap)
+        rows.append(Configure.checkRow())
 
         // User namespaces, tried for real in a fresh single-threaded process.
         let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"], env: HostPrograms.environment)
@@ -66,7 +67,7 @@ enum Check {
         // /dev/net/tun: pasta opens it as the calling user.
         let tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if tun >= 0 {
-            close(tun)
+            Descriptor(tun).close()
             rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
         } else {
             rows.append(Row(layer: "/dev/net/tun", state: .missing, detail: String(cString: strerror(errno)),
@@ -75,8 +76,7 @@ enum Check {
 
         // seccomp: the filter compiles by name on this architecture.
         do {
-            let fd = try SeccompFilter.exportToMemoryFile()
-            close(fd)
+            Descriptor(try SeccompFilter.exportToMemoryFile()).close()
             rows.append(Row(layer: "seccomp", state: .ok, detail: "libseccomp \(SeccompFilter.libraryVersion), filter compiled"))
         } catch {
             rows.append(Row(layer: "seccomp", state: .missing, detail: "\(error)", fix: "apt install libseccomp2"))

@@ -18,17 +18,19 @@ enum DryRun {
         out += "project: \(p.project)\n"
         out += "command: \(plan.command.map(quote).joined(separator: " "))\n"
         out += "preset: \(p.preset?.name ?? "(none)")\n"
+        out += "\n## configuration (flags > trusted project > profile > global > presets)\n"
+        for line in p.config.report { out += "  \(line)\n" }
         out += "\n## what is visible\n"
         for n in plan.notes { out += "  \(n)\n" }
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
         out += "\n## host programs (system directories or AGENTPEN_*, never PATH)\n"
         for program in HostPrograms.Program.allCases { out += "  \(p.programs.describe(program))\n" }
         out += "  environment of the namespace helper, pasta and nft: "
-            + HostPrograms.environment.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
+            + HostPrograms.environment.map { "\($0.name)=\($0.value)" }.joined(separator: " ") + " (bubblewrap gets the one below)\n"
         out += "\n## network\n"
         out += Network.describe(p).map { "  \($0)\n" }.joined()
         out += "\n## environment (everything else is removed)\n"
-        for (k, v) in plan.env { out += "  \(k)=\(EnvPolicy.displayValue(name: k, value: v))\n" }
+        for v in plan.env { out += "  \(v.name)=\(EnvPolicy.displayValue(name: v.name, value: v.value))\n" }
         out += "\n## generated files\n"
         for f in plan.dataFiles {
             out += "  \(f.path) (fd \(f.fd)):\n"
@@ -44,13 +46,9 @@ enum DryRun {
         out += "\n## Landlock: writes only beneath\n"
         for w in plan.writable { out += "  \(w)\n" }
         out += "\n## bubblewrap\n"
-        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd 3 \\\n"
-        var args = plan.bwrapArgs[...]
-        while let a = args.first {
-            args = args.dropFirst()
-            var line = [a]
-            while let next = args.first, !next.hasPrefix("--") { line.append(next); args = args.dropFirst() }
-            out += "    \(line.map(quote).joined(separator: " ")) \\\n"
+        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd \(SandboxPlan.bwrapStatusFD) \\\n"
+        for option in BwrapArgument.options(plan.bwrap) {
+            out += "    \(option.map(quote).joined(separator: " ")) \\\n"
         }
         out += "    -- \(plan.innerCommand.map(quote).joined(separator: " "))\n"
         out.write(to: 1)

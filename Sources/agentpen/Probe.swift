@@ -29,10 +29,11 @@ enum Probe {
             print("userns=\(rc == -EPERM ? "EPERM" : rc == 0 ? "allowed" : String(cString: strerror(-rc)))")
             let comm = open("/proc/self/comm", O_WRONLY)
             print("landlock=\(comm < 0 && errno == EACCES ? "on" : "off")")
-            if comm >= 0 { close(comm) }
+            if comm >= 0 { Descriptor(comm).close() }
             if args.dropFirst().first == "network" {
-                let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
-                print("routes=\(routes)")
+                // Routes through an interface other than loopback (the default route on
+                // loopback leads to the firewall's refusals, not out of the namespace).
+                print("routes=\(uplinkRoutes().count)")
                 print("proxy=\(connectLoopback443() ? "connected" : "unreachable")")
                 print("udp=\(udpToGateway())")
             }
@@ -46,26 +47,32 @@ enum Probe {
     static func connectLoopback443() -> Bool {
         let fd = ap_socket_blocking(4, 0)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return IPAddress.loopbackV4.bytes.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, 4, 443) } == 0
+        let socket = Descriptor(fd)
+        return IPAddress.loopbackV4.withUnsafeBufferPointer { ap_connect_ip(socket.raw, $0.baseAddress, 4, 443) } == 0
     }
 
     /// A UDP datagram to the gateway (or a documentation address): the firewall must refuse it.
     static func udpToGateway() -> String {
         let fd = ap_socket_blocking(4, 1)
         guard fd >= 0 else { return "socket failed" }
-        defer { close(fd) }
+        let socket = Descriptor(fd)
         // The gateway route is the only route; aim at whatever it leads to.
         let target = gatewayAddress() ?? IPAddress(192, 0, 2, 1)
         var byte: UInt8 = 0
-        let n = target.bytes.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, 4, 53) }
+        let n = target.withUnsafeBufferPointer { ap_sendto_ip(socket.raw, &byte, 1, $0.baseAddress, 4, 53) }
         return n >= 0 ? "sent" : n == -Int(EPERM) ? "EPERM" : String(cString: strerror(Int32(-n)))
     }
 
-    /// The destination of the single route, from /proc/net/route.
+    /// The fields of each /proc/net/route line whose interface is not loopback.
+    static func uplinkRoutes() -> [[Substring]] {
+        (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
+            .map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }) }
+            .filter { $0.first != nil && $0.first != "lo" }
+    }
+
+    /// The destination of the single route through the uplink, from /proc/net/route.
     static func gatewayAddress() -> IPAddress? {
-        let lines = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
-        guard let fields = lines.first?.split(whereSeparator: { $0 == "\t" || $0 == " " }), fields.count > 1,
+        guard let fields = uplinkRoutes().first, fields.count > 1,
               let hex = UInt32(fields[1], radix: 16) else { return nil }
         // The kernel prints the network-order word as a native integer: its bytes
         // in memory are the address in network order.

@@ -93,7 +93,7 @@ func startSelf(stage: String, filter: String, via prefix: [String]? = nil,
     try #require(fd >= 0, "open \(output): errno \(errno)")
     defer { close(fd) }
     var o = Spawn.Options()
-    o.env = env.map { ($0.key, $0.value) }
+    o.env = env.map { EnvironmentVariable($0.key, $0.value) }
     o.fds = [(fd, 1), (fd, 2)]
     let argv = (prefix ?? [unshare, "-Urn"])
         + [try selfBundle(), "--testing-library", "swift-testing", "--filter", filter, "--xunit-output", report]
@@ -226,7 +226,7 @@ struct NetlinkPastaNamespace {
         let locked = [RouteInfo(family: .ipv4, destination: prefix("198.18.9.1", 32), gateway: nil,
                                 interfaceIndex: uplink.interfaceIndex, scope: .link, table: 254)]
         #expect(try nl.routes() == locked)
-        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: proxyPort))
+        try nftLoader().load(Firewall.ruleset(gateway: uplink.gateway, proxyPort: proxyPort))
 
         #expect(probe.tcpConnect(uplink.gateway.description, proxyPort, wait: 30) == 0)  // the proxy
         #expect(probe.tcpConnect(uplink.gateway.description, otherPort) == ETIMEDOUT)     // a host service: dropped
@@ -406,7 +406,7 @@ struct NetlinkInsideNamespace {
         #expect(tcpConnect("198.18.5.1", 5432, wait: 30) == ECONNREFUSED)
 
         // The firewall: loaded twice (idempotent), then read back.
-        let script = Firewall.ruleset(gateway: uplink.gateway.description, proxyPort: 40000)
+        let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
         try nftLoader().load(script)
         try nftLoader().load(script)
         let listed = try nftLoader().list()
@@ -414,7 +414,7 @@ struct NetlinkInsideNamespace {
         #expect(listed.components("policy drop;") == 3, "\(listed)")
         #expect(listed.contains("ip daddr 198.18.5.1 tcp dport 40000 accept"), "\(listed)")
         let listedJSON = try nftLoader().listJSON()
-        #expect(Firewall.verifyLoaded(listedJSON, gateway: "198.18.5.1", proxyPort: 40000) == .asBuilt, "\(listedJSON)")
+        #expect(Firewall.verifyLoaded(listedJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000) == .asBuilt, "\(listedJSON)")
         #expect(Firewall.verifyLoaded(listedJSON, gateway: nil, proxyPort: nil) != .asBuilt)
 
         #expect(tcpConnect("198.18.5.1", 40000, wait: 30) == ECONNREFUSED)  // the proxy port reaches the gateway

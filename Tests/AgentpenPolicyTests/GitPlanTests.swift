@@ -44,12 +44,9 @@ import Testing
         } catch { return nil }
     }
 
-    /// Where `flag path path`, or its descriptor form `flag-fd N path`, appears in `args`.
-    static func position(_ flag: String, _ path: String, in args: [String]) -> Int? {
-        args.indices.first {
-            $0 + 2 < args.count && args[$0 + 2] == path
-                && ((args[$0] == flag && args[$0 + 1] == path) || args[$0] == flag + "-fd")
-        }
+    /// Where `path` is bound onto itself (by name or from a descriptor) in `args`.
+    static func position(readOnly: Bool, _ path: String, in args: [BwrapArgument]) -> Int? {
+        args.firstIndex { $0 == .bind(source: path, destination: path, readOnly: readOnly) || $0 == .bindOpened(path, readOnly: readOnly) }
     }
 
     // MARK: `.git` files pointing outside the project
@@ -177,34 +174,34 @@ import Testing
         nodes[Self.p + "/.git/worktrees/w/commondir"] = .file("../..\n", exec: false)
         nodes[Self.p + "/.git/worktrees/w/gitdir"] = .file("/home/u/src/w/.git\n", exec: false)
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
-        let a = plan.bwrapArgs
+        let a = plan.bwrap
         let git = Self.p + "/.git"
-        let project = try #require(Self.position("--bind", Self.p, in: a))
-        let pin = try #require(Self.position("--bind", git, in: a), "\(git) not pinned")
+        let project = try #require(Self.position(readOnly: false, Self.p, in: a))
+        let pin = try #require(Self.position(readOnly: false, git, in: a), "\(git) not pinned")
         #expect(project < pin)
         for guarded in [git + "/hooks", git + "/config"] {
-            let ro = try #require(Self.position("--ro-bind", guarded, in: a), "\(guarded) not read-only")
+            let ro = try #require(Self.position(readOnly: true, guarded, in: a), "\(guarded) not read-only")
             #expect(pin < ro)
         }
         for module in [git + "/modules/lib", git + "/modules/vendor/x"] {
-            let modulePin = try #require(Self.position("--bind", module, in: a), "\(module) not pinned")
+            let modulePin = try #require(Self.position(readOnly: false, module, in: a), "\(module) not pinned")
             #expect(pin < modulePin)
             for g in ["hooks", "config"] {
-                let ro = try #require(Self.position("--ro-bind", module + "/" + g, in: a))
+                let ro = try #require(Self.position(readOnly: true, module + "/" + g, in: a))
                 #expect(modulePin < ro)
             }
         }
         // The directories holding guarded git dirs are pinned too: renaming one
         // would carry the guards inside it away.
         for holder in [git + "/modules", git + "/modules/vendor", git + "/worktrees"] {
-            let holderPin = try #require(Self.position("--bind", holder, in: a), "\(holder) not pinned")
+            let holderPin = try #require(Self.position(readOnly: false, holder, in: a), "\(holder) not pinned")
             #expect(pin < holderPin)
         }
-        #expect(try #require(Self.position("--bind", git + "/modules/vendor", in: a))
-                < (try #require(Self.position("--bind", git + "/modules/vendor/x", in: a))))
+        #expect(try #require(Self.position(readOnly: false, git + "/modules/vendor", in: a))
+                < (try #require(Self.position(readOnly: false, git + "/modules/vendor/x", in: a))))
         let w = git + "/worktrees/w"
-        let wPin = try #require(Self.position("--bind", w, in: a), "\(w) not pinned")
-        let wCommon = try #require(Self.position("--ro-bind", w + "/commondir", in: a))
+        let wPin = try #require(Self.position(readOnly: false, w, in: a), "\(w) not pinned")
+        let wCommon = try #require(Self.position(readOnly: true, w + "/commondir", in: a))
         #expect(wPin < wCommon)
         #expect(plan.gitDirs == [git, git + "/modules/lib", git + "/modules/vendor/x", w])
     }
@@ -212,29 +209,29 @@ import Testing
     @Test func genuineWorktreeIsPlanned() throws {
         let fs = FakeFS(Self.worktree)
         let locked = try plan(["--", "/bin/sh"], fs: fs)
-        let a = locked.bwrapArgs
-        let dotGit = try #require(Self.position("--ro-bind", Self.p + "/.git", in: a), ".git file not pinned read-only")
-        let parent = try #require(Self.position("--ro-bind", Self.main, in: a))
-        let own = try #require(Self.position("--bind", Self.own, in: a))
-        #expect(try #require(Self.position("--bind", Self.p, in: a)) < dotGit)
+        let a = locked.bwrap
+        let dotGit = try #require(Self.position(readOnly: true, Self.p + "/.git", in: a), ".git file not pinned read-only")
+        let parent = try #require(Self.position(readOnly: true, Self.main, in: a))
+        let own = try #require(Self.position(readOnly: false, Self.own, in: a))
+        #expect(try #require(Self.position(readOnly: false, Self.p, in: a)) < dotGit)
         #expect(parent < own)
         // The parent is read-only as a whole; the worktree's own dir is writable but
         // its commondir (which redirects git's config) is not.
-        let commondir = try #require(Self.position("--ro-bind", Self.own + "/commondir", in: a))
+        let commondir = try #require(Self.position(readOnly: true, Self.own + "/commondir", in: a))
         #expect(own < commondir)
         // A missing config.worktree is created empty and bound read-only.
         #expect(locked.createBeforeRun.contains(.emptyFile(Self.own + "/config.worktree")))
-        #expect(try #require(Self.position("--ro-bind", Self.own + "/config.worktree", in: a)) > own)
-        #expect(Self.position("--bind", Self.main, in: a) == nil)
+        #expect(try #require(Self.position(readOnly: true, Self.own + "/config.worktree", in: a)) > own)
+        #expect(Self.position(readOnly: false, Self.main, in: a) == nil)
         #expect(locked.gitDirs == [Self.own, Self.main])
         #expect(locked.writable.contains(Self.own))
         #expect(!locked.writable.contains(Self.main))
 
         let open = try plan(["--allow-parent-git", "--", "/bin/sh"], fs: fs)
-        let b = open.bwrapArgs
-        #expect(Self.position("--bind", Self.main, in: b) != nil)
-        #expect(Self.position("--ro-bind", Self.main + "/hooks", in: b) != nil)
-        #expect(Self.position("--ro-bind", Self.own + "/commondir", in: b) != nil)
+        let b = open.bwrap
+        #expect(Self.position(readOnly: false, Self.main, in: b) != nil)
+        #expect(Self.position(readOnly: true, Self.main + "/hooks", in: b) != nil)
+        #expect(Self.position(readOnly: true, Self.own + "/commondir", in: b) != nil)
         #expect(open.writable.contains(Self.main))
     }
 
@@ -246,19 +243,19 @@ import Testing
         nodes[Self.p + "/.git"] = .file("gitdir: /home/u/repos/main/.git/worktrees/p\n", exec: false)
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
         #expect(plan.gitDirs == [Self.own, Self.main])
-        #expect(!plan.bwrapArgs.contains { $0.hasPrefix("/home/u/repos") })
+        #expect(!plan.bwrap.contains { $0.paths.contains { $0.hasPrefix("/home/u/repos") } })
     }
 
     /// A linked worktree's submodules live in its own git dir.
     @Test func submodulesOfTheWorktreeAreGuarded() throws {
         let nodes = Self.worktree.merging(Self.gitDir(Self.own + "/modules/lib")) { $1 }
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
-        let a = plan.bwrapArgs
-        let own = try #require(Self.position("--bind", Self.own, in: a))
-        let pin = try #require(Self.position("--bind", Self.own + "/modules/lib", in: a))
+        let a = plan.bwrap
+        let own = try #require(Self.position(readOnly: false, Self.own, in: a))
+        let pin = try #require(Self.position(readOnly: false, Self.own + "/modules/lib", in: a))
         #expect(own < pin)
         for g in ["hooks", "config"] {
-            #expect(try #require(Self.position("--ro-bind", Self.own + "/modules/lib/" + g, in: a)) > pin)
+            #expect(try #require(Self.position(readOnly: true, Self.own + "/modules/lib/" + g, in: a)) > pin)
         }
         #expect(plan.gitDirs == [Self.own, Self.main, Self.own + "/modules/lib"])
     }
@@ -279,20 +276,20 @@ import Testing
         var nodes = Self.worktree
         nodes[Self.own + "/gitdir"] = .file("../../../../p/.git\n", exec: false)
         nodes[Self.own + "/config.worktree"] = .file("", exec: false)
-        let a = try plan(["--", "/bin/sh"], fs: FakeFS(nodes)).bwrapArgs
-        #expect(Self.position("--ro-bind", Self.own + "/config.worktree", in: a) != nil)
+        let a = try plan(["--", "/bin/sh"], fs: FakeFS(nodes)).bwrap
+        #expect(Self.position(readOnly: true, Self.own + "/config.worktree", in: a) != nil)
     }
 
     @Test func genuineSubmoduleCheckoutIsPlanned() throws {
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(Self.submodule), project: Self.sub)
-        let a = plan.bwrapArgs
-        #expect(Self.position("--ro-bind", Self.sub + "/.git", in: a) != nil)
-        let pin = try #require(Self.position("--bind", Self.subGit, in: a))
+        let a = plan.bwrap
+        #expect(Self.position(readOnly: true, Self.sub + "/.git", in: a) != nil)
+        let pin = try #require(Self.position(readOnly: false, Self.subGit, in: a))
         for g in ["hooks", "config"] {
-            let ro = try #require(Self.position("--ro-bind", Self.subGit + "/" + g, in: a))
+            let ro = try #require(Self.position(readOnly: true, Self.subGit + "/" + g, in: a))
             #expect(pin < ro)
         }
-        #expect(!a.contains("/home/u/src/sup/.git"))
+        #expect(!a.contains { $0.paths.contains("/home/u/src/sup/.git") })
         #expect(plan.gitDirs == [Self.subGit])
         #expect(plan.writable.contains(Self.subGit))
     }
@@ -315,10 +312,10 @@ import Testing
         var nodes = Self.base.merging(Self.gitDir(Self.p + "/.gitdata")) { $1 }
         nodes[Self.p + "/.git"] = .file("gitdir: .gitdata\n", exec: false)
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
-        let a = plan.bwrapArgs
-        #expect(Self.position("--ro-bind", Self.p + "/.git", in: a) != nil)
-        let pin = try #require(Self.position("--bind", Self.p + "/.gitdata", in: a))
-        let ro = try #require(Self.position("--ro-bind", Self.p + "/.gitdata/hooks", in: a))
+        let a = plan.bwrap
+        #expect(Self.position(readOnly: true, Self.p + "/.git", in: a) != nil)
+        let pin = try #require(Self.position(readOnly: false, Self.p + "/.gitdata", in: a))
+        let ro = try #require(Self.position(readOnly: true, Self.p + "/.gitdata/hooks", in: a))
         #expect(pin < ro)
         #expect(plan.gitDirs == [Self.p + "/.gitdata"])
     }
@@ -339,6 +336,7 @@ import Testing
             #expect(Set(plan.pathFDs.map(\.fd)).count == plan.pathFDs.count)
             #expect(plan.pathFDs.allSatisfy { !others.contains($0.fd) && $0.fd > 9 })
             // No git path is bound by name (which would follow a symlink swapped in).
+            #expect(!plan.bwrap.contains { if case .bind(let s, _, _) = $0 { s.contains("/.git") } else { false } })
             for flag in ["--bind", "--ro-bind"] {
                 #expect(!occurrences(flag, in: a, width: 1).contains { $0[0].contains("/.git") }, "\(flag) by path")
             }
@@ -369,8 +367,7 @@ import Testing
         let plan = try plan(["--", "/bin/sh"], fs: FakeFS(Self.base))
         #expect(plan.createBeforeRun == [.transientMountPoint(Self.p + "/.git")])
         // /dev is remounted read-only too (the tmpfs bounds); the git guard is the other one.
-        #expect(occurrences("--remount-ro", in: plan.bwrapArgs, width: 1).filter { $0 != ["/dev"] }
-                == [[Self.p + "/.git"]])
+        #expect(plan.remountedReadOnly == [Self.p + "/.git"])
         #expect(plan.gitDirs == [])
     }
 }

@@ -238,24 +238,30 @@ import Testing
         f.memoryTotal = 8 * Self.gib
         let p = try SandboxPlan.make(options: try Options.parse(["--tmpfs-size", "1G", "--", "/usr/bin/sh"]), facts: f,
                                      project: "/home/u/src/p", preset: nil, network: .none, fs: FakeFS(debianLike))
-        let a = p.bwrapArgs
+        let a = p.bwrap
         let sizes = TmpfsBudget.split(1 << 30)
+        func tmpfsSize(_ mount: String) -> UInt64?? {
+            for case .tmpfs(let path, let size, _) in a where path == mount { return size }
+            return nil
+        }
         for (mount, size) in [("/home/u", sizes.home), ("/tmp", sizes.tmp), ("/var/tmp", sizes.varTmp),
                               ("/dev/shm", sizes.devShm), ("/run", sizes.run)] {
-            guard let i = a.indices.first(where: { a[$0] == "--tmpfs" && a[$0 + 1] == mount }) else {
-                Issue.record("no tmpfs \(mount)"); continue
-            }
-            #expect(Array(a[(i - 2)..<i]) == ["--size", String(size)], "\(mount): \(a[(i - 3)...(i + 1)])")
+            #expect(tmpfsSize(mount) == .some(size), "\(mount)")
         }
-        // Every writable --tmpfs is bounded (a read-only one, like the empty .git guard, cannot fill).
-        for i in a.indices where a[i] == "--tmpfs" {
-            let readOnly = a.indices.contains { a[$0] == "--remount-ro" && a[$0 + 1] == a[i + 1] }
-            #expect(readOnly || a[..<i].suffix(4).contains("--size"), "unbounded tmpfs \(a[i + 1])")
+        // Every writable tmpfs is bounded (a read-only one, like the empty .git guard, cannot fill).
+        for case .tmpfs(let path, let size, _) in a {
+            #expect(size != nil || a.contains(.remountReadOnly(path)), "unbounded tmpfs \(path)")
         }
-        let dev = a.firstIndex(of: "--dev")!, shm = a.firstIndex(of: "/dev/shm")!
-        let ro = a.indices.first { a[$0] == "--remount-ro" && a[$0 + 1] == "/dev" }
-        #expect(ro != nil && dev < shm && shm < ro!)
-        #expect(a[dev + 1] == "/dev")
+        let dev = try #require(a.firstIndex(of: .dev("/dev")))
+        let shm = try #require(a.firstIndex(of: .tmpfs("/dev/shm", size: sizes.devShm, mode: nil)))
+        let ro = try #require(a.firstIndex(of: .remountReadOnly("/dev")))
+        #expect(dev < shm && shm < ro)
+        // bubblewrap takes --size (and --perms) just before the --tmpfs it bounds.
+        let argv = p.bwrapArgs
+        let tmp = try #require(argv.firstIndex(of: "/tmp"))
+        #expect(Array(argv[(tmp - 3)...tmp]) == ["--size", String(sizes.tmp), "--tmpfs", "/tmp"])
+        let home = try #require(argv.firstIndex(of: "/home/u"))
+        #expect(Array(argv[(home - 5)...home]) == ["--perms", "0700", "--size", String(sizes.home), "--tmpfs", "/home/u"])
         #expect(p.notes.contains { $0.hasPrefix("tmpfs bounds, 1G in all") })
     }
 

@@ -74,20 +74,20 @@ import Testing
         #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(sec: 9, nsec: 0)]) != nil)
         // The registry must not lie in anything the sandbox can write (the runner
         // asks the plan's WritableSet, the same one --log and AGENTPEN_* use).
-        func exposed(_ path: String, _ args: [String], _ fds: [PathFD] = []) -> Bool {
+        func exposed(_ path: String, _ args: [BwrapArgument]) -> Bool {
             var plan = SandboxPlan()
-            plan.bwrapArgs = args
-            plan.pathFDs = fds
+            plan.bwrap = args
             return WritableSet(plan.hostWritable, fs: FakeFS([:])).container(of: path) != nil
         }
-        #expect(exposed("/h/.local/state/agentpen", ["--ro-bind", "/h", "/h", "--bind", "/h/.local", "/h/.local"]))
-        #expect(!exposed("/h/.local/state/agentpen", ["--ro-bind", "/h/.local", "/h/.local", "--bind", "/p", "/p"]))
+        #expect(exposed("/h/.local/state/agentpen", [ro("/h"), rw("/h/.local")]))
+        #expect(!exposed("/h/.local/state/agentpen", [ro("/h/.local"), rw("/p")]))
         let fp = PersistenceAudit.Fingerprint(dev: 1, ino: 2, ctime: t)
         #expect(PersistenceAudit.Fingerprint(line: Substring(fp.line)) == fp)
         let split = PersistenceAudit.splitGitDirs(["/r/.git/worktrees/w", "/r/.git", "/p/.git/modules/m", "/p/.git"], project: "/p")
         #expect(split.guarded == ["/p/.git", "/p/.git/modules/m"])
         #expect(split.outside == ["/r/.git/worktrees/w", "/r/.git"])
-        #expect(exposed("/p/x", ["--bind-fd", "12", "/p"], [PathFD(fd: 12, path: "/p")]))
+        #expect(exposed("/p/x", [.bindOpened("/p", readOnly: false)]))
+        #expect(!exposed("/p/x", [.bindOpened("/p", readOnly: true)]))
     }
 
     @Test func hooksPathInsideTheProject() {

@@ -66,9 +66,25 @@ func plan(_ args: [String], fs: FakeFS = FakeFS(debianLike), project: String = "
                          preset: preset, network: .none, fs: fs)
 }
 
-/// The argument pairs/triples that follow each occurrence of `flag`.
+/// The argument pairs/triples that follow each occurrence of `flag` (pasta's argv).
 func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
     args.indices.filter { args[$0] == flag }.map { Array(args[($0 + 1)...].prefix(width)) }
+}
+
+/// `path` bound onto itself, read-only.
+func ro(_ path: String) -> BwrapArgument { .bind(source: path, destination: path, readOnly: true) }
+/// `path` bound onto itself, read-write.
+func rw(_ path: String) -> BwrapArgument { .bind(source: path, destination: path, readOnly: false) }
+
+extension SandboxPlan {
+    /// Paths bound from a descriptor the runner opens, read-only or read-write.
+    func openedBinds(readOnly: Bool) -> [String] {
+        bwrap.compactMap { if case .bindOpened(let p, readOnly) = $0 { p } else { nil } }
+    }
+    /// Every `--remount-ro` but /dev's.
+    var remountedReadOnly: [String] {
+        bwrap.compactMap { if case .remountReadOnly(let p) = $0, p != "/dev" { p } else { nil } }
+    }
 }
 
 @Suite struct OptionsTests {
@@ -111,25 +127,23 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
 @Suite struct SandboxPlanTests {
     @Test func homeIsEmptyAndProjectIsBound() throws {
         let p = try plan(["--", "/bin/sh"])
-        let a = p.bwrapArgs
-        #expect(occurrences("--tmpfs", in: a, width: 1).contains(["/home/u"]))
-        #expect(occurrences("--bind", in: a, width: 2).contains(["/home/u/src/p", "/home/u/src/p"]))
-        #expect(!a.contains { $0.hasPrefix("/home/u/.ssh") })
+        let a = p.bwrap
+        let home = try #require(a.firstIndex { if case .tmpfs("/home/u", _, 0o700) = $0 { true } else { false } })
+        let project = try #require(a.firstIndex(of: rw("/home/u/src/p")))
+        #expect(!a.contains { $0.paths.contains { $0.hasPrefix("/home/u/.ssh") } })
         // The home tmpfs comes before anything bound beneath it.
-        let tmpfsIndex = a.firstIndex(of: "/home/u")!
-        let projectIndex = a.firstIndex(of: "/home/u/src/p")!
-        #expect(tmpfsIndex < projectIndex)
+        #expect(home < project)
         #expect(p.command == ["/bin/sh"])
         #expect(p.writable.contains("/home/u/src/p"))
     }
 
     @Test func etcIsSelectiveAndIdentityIsGenerated() throws {
         let p = try plan(["--", "/bin/sh"])
-        let binds = occurrences("--ro-bind", in: p.bwrapArgs, width: 2).map { $0[0] }
-        #expect(binds.contains("/etc/ssl"))
-        #expect(binds.contains("/etc/nsswitch.conf"))
-        #expect(!binds.contains("/etc/shadow"))
-        #expect(!binds.contains("/etc"))
+        #expect(p.bwrap.contains(ro("/etc/ssl")))
+        #expect(p.bwrap.contains(ro("/etc/nsswitch.conf")))
+        #expect(!p.bwrap.contains { $0.paths.contains("/etc/shadow") })
+        #expect(!p.bwrap.contains(ro("/etc")))
+        #expect(p.bwrap.contains(.dir("/etc", mode: 0o755)))
         let passwd = try #require(p.dataFiles.first { $0.path == "/etc/passwd" })
         #expect(passwd.content.contains("u:x:1000:1000::/home/u:/bin/sh"))
         #expect(p.dataFiles.map(\.path).contains("/etc/resolv.conf"))
@@ -137,19 +151,17 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
 
     @Test func mergedUsrIsRecreatedAsSymlinks() throws {
         let p = try plan(["--", "/bin/sh"])
-        #expect(occurrences("--symlink", in: p.bwrapArgs, width: 2).contains(["usr/bin", "/bin"]))
-        #expect(occurrences("--ro-bind", in: p.bwrapArgs, width: 2).contains(["/usr", "/usr"]))
+        #expect(p.bwrap.contains(.symlink(target: "usr/bin", path: "/bin")))
+        #expect(p.bwrap.contains(ro("/usr")))
     }
 
     @Test func processIsolationFlags() throws {
-        let a = try plan(["--", "/bin/sh"]).bwrapArgs
-        for flag in ["--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                     "--unshare-net", "--die-with-parent", "--seccomp"] {
-            #expect(a.contains(flag), "missing \(flag)")
+        let a = try plan(["--", "/bin/sh"]).bwrap
+        for flag: BwrapArgument in [.unshareUser, .disableUserns, .unsharePID, .unshareIPC, .unshareUTS,
+                                    .unshareNet, .dieWithParent, .seccomp, .capDropAll, .uid(1000), .gid(1000)] {
+            #expect(a.filter { $0 == flag }.count == 1, "\(flag)")
         }
-        #expect(occurrences("--cap-drop", in: a, width: 1) == [["ALL"]])
-        #expect(occurrences("--uid", in: a, width: 1) == [["1000"]])
-        #expect(!a.contains("--new-session"))
+        #expect(!BwrapArgument.render(a).contains("--new-session"))
     }
 
     @Test(arguments: ["/", "/home/u", "/home"])
@@ -159,7 +171,7 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
 
     @Test func gitHooksAndConfigAreReadOnly() throws {
         let p = try plan(["--", "/bin/sh"])
-        let ro = occurrences("--ro-bind-fd", in: p.bwrapArgs, width: 2).map { $0[1] }
+        let ro = p.openedBinds(readOnly: true)
         #expect(ro.contains("/home/u/src/p/.git/hooks"))
         #expect(ro.contains("/home/u/src/p/.git/config"))
     }
@@ -172,7 +184,7 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         nodes["/home/u/src/p/.git/modules/vendor/x/HEAD"] = .file("", exec: false)
         nodes["/home/u/src/p/.git/modules/vendor/x/hooks/pre-commit.sample"] = .file("", exec: false)
         let p = try plan(["--", "/bin/sh"], fs: FakeFS(nodes))
-        let ro = occurrences("--ro-bind-fd", in: p.bwrapArgs, width: 2).map { $0[1] }
+        let ro = p.openedBinds(readOnly: true)
         for path in ["/home/u/src/p/.git/modules/lib/config", "/home/u/src/p/.git/modules/lib/hooks",
                      "/home/u/src/p/.git/modules/vendor/x/config", "/home/u/src/p/.git/modules/vendor/x/hooks"] {
             #expect(ro.contains(path), "\(path) not guarded")
@@ -192,7 +204,8 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         let fs = FakeFS(debianLike.filter { !$0.key.contains("/.git/") }.merging(["/home/u/src/q/f": .file("", exec: false)]) { $1 })
         let p = try plan(["--", "/bin/sh"], fs: fs, project: "/home/u/src/q")
         #expect(p.createBeforeRun == [.transientMountPoint("/home/u/src/q/.git")])
-        #expect(occurrences("--remount-ro", in: p.bwrapArgs, width: 1).filter { $0 != ["/dev"] } == [["/home/u/src/q/.git"]])
+        #expect(p.remountedReadOnly == ["/home/u/src/q/.git"])
+        #expect(p.bwrap.contains(.tmpfs("/home/u/src/q/.git", size: nil, mode: 0o555)))
     }
 
     @Test func worktreeParentIsReadOnlyUnlessAllowed() throws {
@@ -206,12 +219,12 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         nodes["/home/u/src/p/.git/refs/heads"] = .dir
         let fs = FakeFS(nodes)
         let locked = try plan(["--", "/bin/sh"], fs: fs, project: "/home/u/src/wt")
-        #expect(occurrences("--ro-bind-fd", in: locked.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git"))
-        #expect(occurrences("--bind-fd", in: locked.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git/worktrees/wt"))
+        #expect(locked.openedBinds(readOnly: true).contains("/home/u/src/p/.git"))
+        #expect(locked.openedBinds(readOnly: false).contains("/home/u/src/p/.git/worktrees/wt"))
         let open = try plan(["--allow-parent-git", "--", "/bin/sh"], fs: fs, project: "/home/u/src/wt")
-        #expect(occurrences("--bind-fd", in: open.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git"))
+        #expect(open.openedBinds(readOnly: false).contains("/home/u/src/p/.git"))
         // Hooks stay read-only even then.
-        #expect(occurrences("--ro-bind-fd", in: open.bwrapArgs, width: 2).map { $0[1] }.contains("/home/u/src/p/.git/hooks"))
+        #expect(open.openedBinds(readOnly: true).contains("/home/u/src/p/.git/hooks"))
     }
 
     @Test func mountsMayNotExposeTheHome() {
@@ -224,8 +237,8 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         let preset = try Preset(name: "t", text: "rw ~/.tool\nro ~/.toolrc\nenv TOOL_KEY\nsetenv TOOL_HOME=~/.tool\n")
         let p = try plan(["--", "/bin/sh"], preset: preset, env: ["TOOL_KEY": "k", "SSH_AUTH_SOCK": "/s", "SECRET": "x"])
         #expect(p.createBeforeRun.contains(.directory("/home/u/.tool")))
-        #expect(occurrences("--bind", in: p.bwrapArgs, width: 2).contains(["/home/u/.tool", "/home/u/.tool"]))
-        let env = Dictionary(uniqueKeysWithValues: p.env)
+        #expect(p.bwrap.contains(rw("/home/u/.tool")))
+        let env = Dictionary(uniqueKeysWithValues: p.env.map { ($0.name, $0.value) })
         #expect(env["TOOL_KEY"] == "k")
         #expect(env["TOOL_HOME"] == "/home/u/.tool")
         #expect(env["SSH_AUTH_SOCK"] == nil)
@@ -238,8 +251,8 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         nodes["/home/u/.tool/settings.json"] = .file("{}", exec: false)
         let preset = try Preset(name: "t", text: "rw ~/.tool\nrw ~/.missing\n")
         let p = try plan(["--ro-config", "--", "/bin/sh"], fs: FakeFS(nodes), preset: preset)
-        #expect(occurrences("--ro-bind", in: p.bwrapArgs, width: 2).contains(["/home/u/.tool", "/home/u/.tool"]))
-        #expect(!occurrences("--bind", in: p.bwrapArgs, width: 2).contains(["/home/u/.tool", "/home/u/.tool"]))
+        #expect(p.bwrap.contains(ro("/home/u/.tool")))
+        #expect(!p.bwrap.contains(rw("/home/u/.tool")))
         #expect(!p.writable.contains("/home/u/.tool"))
         #expect(p.createBeforeRun.isEmpty)   // nothing is created for a read-only run
     }
@@ -259,13 +272,11 @@ func occurrences(_ flag: String, in args: [String], width: Int) -> [[String]] {
         f.isNixOS = true
         let p = try SandboxPlan.make(options: try Options.parse(["--", "/bin/sh"]), facts: f, project: "/home/u/src/p",
                                      preset: nil, network: .none, fs: fs)
-        let ro = occurrences("--ro-bind", in: p.bwrapArgs, width: 2)
-        #expect(ro.contains(["/nix", "/nix"]))
-        #expect(ro.contains(["/bin", "/bin"]))
-        #expect(occurrences("--symlink", in: p.bwrapArgs, width: 2).contains(["/nix/store/sss-system", "/run/current-system"]))
+        #expect(p.bwrap.contains(ro("/nix")))
+        #expect(p.bwrap.contains(ro("/bin")))
         // The /run tmpfs comes first, the profile symlink after it.
-        let tmpfsRun = p.bwrapArgs.indices.first { p.bwrapArgs[$0] == "--tmpfs" && p.bwrapArgs[$0 + 1] == "/run" }!
-        let link = p.bwrapArgs.firstIndex(of: "/run/current-system")!
+        let tmpfsRun = try #require(p.bwrap.firstIndex { if case .tmpfs("/run", _, _) = $0 { true } else { false } })
+        let link = try #require(p.bwrap.firstIndex(of: .symlink(target: "/nix/store/sss-system", path: "/run/current-system")))
         #expect(tmpfsRun < link)
     }
 

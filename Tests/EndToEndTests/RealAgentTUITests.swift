@@ -73,11 +73,6 @@ final class TmuxTerminal {
         throw TestFailure("the screen never showed \(what); last screen:\n\(last)")
     }
 
-    @discardableResult
-    func wait(for text: String) throws -> String {
-        try wait("\"\(text)\"") { $0.contains(text) }
-    }
-
     /// Does `act` when the screen shows `ready`, until it shows `done`. An input the
     /// program dropped (typed before its box listened, or while it was drawn again)
     /// is given again once it had `settle` polls to take effect; never while `done`.

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/fs.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -214,3 +216,7 @@ void ap_forward_termination_to(pid_t pid) {
 }
 
 int ap_received_signal(void) { return received; }
+
+int ap_ficlone(int dst_fd, int src_fd) {
+    return ioctl(dst_fd, FICLONE, src_fd) == 0 ? 0 : -errno;
+}

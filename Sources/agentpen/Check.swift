@@ -40,7 +40,9 @@ enum Check {
             let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
             rows.append(Row(layer: "pasta", state: .ok, detail: "\(programs.describe(.pasta)): \(features.generation)"))
         } else {
-            rows.append(Row(layer: "pasta", state: .missing, detail: programs.describe(.pasta), fix: "apt install passt"))
+            // The default (direct) hop runs no pasta; only --hop pasta needs it.
+            rows.append(Row(layer: "pasta", state: .degraded, detail: programs.describe(.pasta) + "; needed only for --hop pasta",
+                            fix: "apt install passt"))
         }
         rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: "\(programs.describe(.nft)): \(version($0))") }
                     ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
@@ -69,7 +71,8 @@ enum Check {
             Descriptor(tun).close()
             rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
         } else {
-            rows.append(Row(layer: "/dev/net/tun", state: .missing, detail: String(cString: strerror(errno)),
+            rows.append(Row(layer: "/dev/net/tun", state: .degraded,
+                            detail: String(cString: strerror(errno)) + "; needed only for --hop pasta",
                             fix: "sudo chmod 0666 /dev/net/tun (the distribution default), or modprobe tun"))
         }
 
@@ -96,7 +99,7 @@ enum Check {
         if let scratch, bwrap != nil {
             let inside = Spawn.run([Host.selfExecutable, "-C", scratch, "--", Host.selfExecutable, "__probe", "inside"])
             rows.append(insideRow(inside, layerName: "sandbox", expectNetwork: false))
-            if pasta != nil && nft != nil && userns.status == 0 {
+            if nft != nil && userns.status == 0 {
                 let net = Spawn.run([Host.selfExecutable, "-C", scratch, "--allow", "check.agentpen.invalid", "--",
                                      Host.selfExecutable, "__probe", "inside", "network"])
                 rows.append(insideRow(net, layerName: "network", expectNetwork: true))
@@ -134,14 +137,19 @@ enum Check {
         if facts["userns"] != "EPERM" { problems.append("nested user namespace allowed") }
         if expectNetwork {
             if facts["proxy"] != "connected" { problems.append("the proxy is unreachable from inside") }
-            if facts["routes"] != "1" { problems.append("unexpected routes: \(facts["routes"] ?? "?")") }
-            if facts["udp"] != "EPERM" { problems.append("UDP leaves the namespace") }
+            // The direct hop (the default): no route at all; the pasta hops: the /32 to the gateway.
+            switch facts["routes"] {
+            case "0": if facts["udp"] == "sent" { problems.append("UDP leaves the namespace") }
+            case "1": if facts["udp"] != "EPERM" { problems.append("UDP leaves the namespace") }
+            default: problems.append("unexpected routes: \(facts["routes"] ?? "?")")
+            }
         }
         if !problems.isEmpty {
             return Row(layer: layerName, state: .missing, detail: problems.joined(separator: "; "), fix: "report this as a bug")
         }
         let detail = expectNetwork
-            ? "namespace, /32 route, nft drop policy, DNS responder and proxy all in force"
+            ? (facts["routes"] == "0" ? "namespace with loopback only (direct hop), nft drop policy, DNS responder and proxy all in force"
+                : "namespace, /32 route, nft drop policy, DNS responder and proxy all in force")
             : "bubblewrap, seccomp, no capabilities, no nested user namespaces, landlock \(facts["landlock"] ?? "?")"
         return Row(layer: layerName, state: .ok, detail: detail)
     }

@@ -61,11 +61,14 @@ enum Network {
         lines.append("pasta: " + NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: 0, uid: p.facts.uid,
                                                        gid: p.facts.gid, targetPID: 0, features: features)
             .joined(separator: " ") + "   (port and pid filled in at start)")
-        lines.append("routes inside: GATEWAY/32 only (no default, no subnet route)")
-        lines.append("nft ruleset inside:")
+        lines.append("routes inside: GATEWAY/32, and a default route on loopback (no route through the uplink but the /32)")
+        lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
         // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
-        lines += Firewall.ruleset(gateway: nil, proxyPort: nil)
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group)
+            .replacing(":65535", with: ":CATCH")
             .split(separator: "\n").map { "  " + $0 }
+        lines.append("refused flows: TCP reset by the catch-all, the rest dropped (EPERM) and read from NFLOG group"
+                     + " \(NFLog.group); each reported with protocol, address and port")
         lines.append("DNS responder inside on 127.0.0.1:53: allowed names → \(NetworkPlan.forwarderAddress), others NXDOMAIN")
         return lines
     }

@@ -8,9 +8,9 @@ import Testing
 @Suite(.serialized, .enabled(if: World.runnable, World.skipReason))
 struct NetworkTests {}
 
-/// What a refusal looks like on the way out: the route lock answers ENETUNREACH
-/// (no route but the /32 to the gateway), the firewall EPERM (UDP) or silence (a
-/// dropped SYN times out), the namespace's own loopback ECONNREFUSED.
+/// What a refusal looks like on the way out: TCP is redirected to the catch-all
+/// listener, which resets it (ECONNRESET at connect or the first read), UDP and
+/// ICMP get EPERM from the firewall, the namespace's own loopback ECONNREFUSED.
 private func refused(_ r: ProbeResult?) -> Bool { r != nil && r!.outcome != "connected" && r!.outcome != "sent" && r!.outcome != "created" && r!.outcome != "error" }
 
 private func expectNoArrivals(_ mark: Arrivals, allowing: Set<String> = [], _ what: String,
@@ -104,9 +104,9 @@ extension NetworkTests {
             #expect(!r.stdout.contains("hello from"), "\(r.stdout)")
             for k in ["v4", "v6", "gw"] { #expect(!r.stdout.contains("\(k)=0"), "\(k): \(r.stdout)") }
             let p = Probe.parse(r.stdout)
-            // The route lock: only the gateway /32 is routable.
-            #expect(p["tcp 198.18.0.10 443"]?.detail.hasPrefix("ENETUNREACH") == true, "\(p)")
-            #expect(p["tcp fd0c::10 443"]?.detail.hasPrefix("ENETUNREACH") == true, "\(p)")
+            // The catch-all resets them at once (RefusedFlowTests checks the report).
+            #expect(p["tcp 198.18.0.10 443"]?.detail.hasPrefix("ECONNRESET") == true, "\(p)")
+            #expect(p["tcp fd0c::10 443"]?.detail.hasPrefix("ECONNRESET") == true, "\(p)")
             try expectNoArrivals(mark, "IP literals")
         }
 
@@ -140,16 +140,12 @@ extension NetworkTests {
                               "tcp 198.18.0.1 9000"]
             let (r, p) = try f.probe(World.baseAllow, viaRoute + viaGateway, env: World.pastaHop)
             #expect(p.count == viaRoute.count + viaGateway.count, "\(r.stdout) \(r.stderr)")
-            for k in viaRoute {
-                #expect(p[k]?.detail.hasPrefix("ENETUNREACH") == true, "\(k): route lock missing? \(String(describing: p[k]))")
-            }
-            for k in viaGateway {
-                // The gateway is routable; the firewall drops the SYN.
+            for k in viaRoute + viaGateway {
+                // The firewall redirects the SYN to the catch-all, which resets it.
                 #expect(refused(p[k]), "\(k): \(String(describing: p[k]))")
-                #expect(p[k]?.detail.hasPrefix("TIMEOUT") == true || p[k]?.detail.hasPrefix("EPERM") == true,
-                        "\(k): firewall missing? \(String(describing: p[k]))")
+                #expect(p[k]?.detail.hasPrefix("ECONNRESET") == true, "\(k): catch-all missing? \(String(describing: p[k]))")
             }
-            #expect(r.stderr.contains("outgoing tcp packet(s) dropped"), "firewall drops not reported: \(r.stderr)")
+            #expect(r.stderr.contains("agentpen: blocked tcp 198.18.0.1:8080: "), "not reported: \(r.stderr)")
             try expectNoArrivals(mark, "plain TCP")
         }
 
@@ -161,9 +157,9 @@ extension NetworkTests {
             let (r, p) = try f.probe(World.baseAllow, probes, env: World.pastaHop)
             #expect(p.count == probes.count, "\(r.stdout) \(r.stderr)")
             for k in probes { #expect(refused(p[k]), "\(k): \(String(describing: p[k]))") }
-            // To the gateway the firewall answers EPERM; elsewhere there is no route.
+            // The firewall answers EPERM, to the gateway and elsewhere (routed on loopback).
             #expect(p["udp 198.18.0.1 53"]?.detail.hasPrefix("EPERM") == true, "\(p)")
-            #expect(p["udp 198.18.0.10 9999"]?.detail.hasPrefix("ENETUNREACH") == true, "\(p)")
+            #expect(p["udp 198.18.0.10 9999"]?.detail.hasPrefix("EPERM") == true, "\(p)")
             try expectNoArrivals(mark, "UDP")
         }
 
@@ -177,7 +173,12 @@ extension NetworkTests {
                                      ping -6 -c1 -W1 fd0c::10 >/dev/null 2>&1; echo "ping6=$?"
                                      """)
             for k in ["ping-gw", "ping-srv", "ping6"] { #expect(!r.stdout.contains("\(k)=0"), "\(r.stdout)") }
-            for (k, v) in p { #expect(v.outcome == "refused", "\(k): \(v)") }
+            for (k, v) in p {
+                // Echo sockets exist for the sandbox's group, so that a ping fails at its
+                // first send (EPERM from the firewall, which reports it); raw sockets do not.
+                if k.hasSuffix("-dgram") { #expect(v.outcome == "created" && v.detail.hasPrefix("send EPERM"), "\(k): \(v)") }
+                else { #expect(v.outcome == "refused", "\(k): \(v)") }
+            }
             try expectNoArrivals(mark, "ICMP")
         }
 
@@ -213,7 +214,7 @@ extension NetworkTests {
                           "tcp 127.0.0.1 \(proxyPort + 1)", "tcp 127.0.0.1 \(proxyPort - 1)", "tcp ::1 \(proxyPort)",
                           "udp 127.0.0.1 \(port)"]
                 let script = """
-                    gw=$(ip -4 route | awk '{print $1; exit}'); echo "GW=$gw"
+                    gw=$(ip -4 route | awk '$1 != "default" {print $1; exit}'); echo "GW=$gw"
                     /usr/bin/python3 probe.py \((probes + gwProbes).map { "\"\($0)\"" }.joined(separator: " "))
                     """
                 r = try f.sh(World.baseAllow, script, env: ["AGENTPEN_HOP": hop, "AGENTPEN_PROXY_PORT": String(proxyPort)])
@@ -280,9 +281,11 @@ extension NetworkTests {
             for w in ["NFT-FLUSHED", "NFT-ADDED", "ROUTE-ADDED", "SUBNET-ADDED", "LINK-DOWN", "ADDR-ADDED"] {
                 #expect(!r.stdout.contains(w), "\(w): \(r.stdout)")
             }
-            #expect(r.stdout.contains("198.18.0.1 dev apw-h0") && !r.stdout.contains("default"), "\(r.stdout)")
+            // The gateway /32 and the default route on loopback, nothing through the uplink.
+            #expect(r.stdout.contains("198.18.0.1 dev apw-h0") && r.stdout.contains("default dev lo")
+                    && !r.stdout.contains("default via"), "\(r.stdout)")
             // And the layers still hold afterwards.
-            #expect(p["tcp 198.18.0.10 8080"]?.detail.hasPrefix("ENETUNREACH") == true, "\(p)")
+            #expect(p["tcp 198.18.0.10 8080"]?.detail.hasPrefix("ECONNRESET") == true, "\(p)")
             #expect(refused(p["tcp 198.18.0.1 8080"]) && refused(p["udp 198.18.0.1 53"]), "\(p)")
             try expectNoArrivals(mark, "reconfiguration")
         }
@@ -380,11 +383,11 @@ extension NetworkTests {
             #expect(allowed?["upstream"] == "198.18.0.10:443", "\(String(describing: allowed))")
             #expect(has("dns-refused", "other.test", "not in the allowlist"), "\(ev)")
             #expect(has("connection-blocked", "evil.test", "not in the allowlist"), "\(ev)")
-            #expect(has("connection-blocked", "firewall", "tcp"), "\(ev)")
+            #expect(has("connection-blocked", "tcp 198.18.0.1:8080", "refused"), "\(ev)")
             // Told at once on stderr, and summed up at exit.
             #expect(r.stderr.contains("agentpen: blocked other.test: not in the allowlist"), "\(r.stderr)")
             #expect(r.stderr.contains("agentpen: blocked evil.test: not in the allowlist"), "\(r.stderr)")
-            #expect(r.stderr.contains("agentpen: blocked firewall:"), "\(r.stderr)")
+            #expect(r.stderr.contains("agentpen: blocked tcp 198.18.0.1:8080:"), "\(r.stderr)")
             let summary = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
             #expect(summary.hasPrefix("agentpen: blocked ") && summary.contains("evil.test") && summary.contains("other.test"),
                     "summary: \(r.stderr)")
@@ -702,6 +705,7 @@ extension NetworkTests {
                     /usr/sbin/nft "$@" || exit $?
                     /usr/sbin/nft insert rule inet agentpen output accept
                     /usr/sbin/nft insert rule inet agentpen input accept
+                    /usr/sbin/nft flush chain inet agentpen refuse
                     exit 0
                 fi
                 exec /usr/sbin/nft "$@"

@@ -234,6 +234,8 @@ enum Probe {
         try:
             s.sendall(b"GET / HTTP/1.0\r\n\r\nleak-probe")
             data = s.recv(64)
+        except ConnectionResetError as e:
+            return "refused", err(e)   # reset at the first read: refused at once
         except Exception as e:
             data = err(e).encode()
         return "connected", repr(data)

@@ -36,6 +36,10 @@ struct RunArguments: ParsableArguments {
     var allowParentGit = false
     @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
     var readOnlyConfig = false
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.profile.argumentHelp, valueName: "NAME"))
+    var profile: String?
+    @Flag(help: ArgumentHelp(Help.quiet.argumentHelp))
+    var quiet = false
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.log.argumentHelp, valueName: "FILE"), completion: .file())
     var log: String?
     @Option(name: .customLong("tmpfs-size"), parsing: .unconditional,
@@ -100,7 +104,9 @@ struct RunArguments: ParsableArguments {
         }
         o.allowParentGit = allowParentGit
         o.readOnlyConfig = readOnlyConfig
+        o.profile = profile
         o.logPath = log
+        o.quiet = quiet
         if let v = tmpfsSize {
             do { o.tmpfsSize = try TmpfsBudget.parse(v) } catch { throw usage(error.message) }
         }

@@ -40,7 +40,9 @@ enum Check {
             let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
             rows.append(Row(layer: "pasta", state: .ok, detail: "\(programs.describe(.pasta)): \(features.generation)"))
         } else {
-            rows.append(Row(layer: "pasta", state: .missing, detail: programs.describe(.pasta), fix: "apt install passt"))
+            // The default (direct) hop runs no pasta; only --hop pasta needs it.
+            rows.append(Row(layer: "pasta", state: .degraded, detail: programs.describe(.pasta) + "; needed only for --hop pasta",
+                            fix: "apt install passt"))
         }
         rows.append(nft.map { Row(layer: "nftables", state: .ok, detail: "\(programs.describe(.nft)): \(version($0))") }
                     ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
@@ -70,7 +72,8 @@ enum Check {
             Descriptor(tun).close()
             rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
         } else {
-            rows.append(Row(layer: "/dev/net/tun", state: .missing, detail: String(cString: strerror(errno)),
+            rows.append(Row(layer: "/dev/net/tun", state: .degraded,
+                            detail: String(cString: strerror(errno)) + "; needed only for --hop pasta",
                             fix: "sudo chmod 0666 /dev/net/tun (the distribution default), or modprobe tun"))
         }
 
@@ -97,7 +100,7 @@ enum Check {
         if let scratch, bwrap != nil {
             let inside = Spawn.run([Host.selfExecutable, "-C", scratch, "--", Host.selfExecutable, "__probe", "inside"])
             rows.append(insideRow(inside, layerName: "sandbox", expectNetwork: false))
-            if pasta != nil && nft != nil && userns.status == 0 {
+            if nft != nil && userns.status == 0 {
                 let net = Spawn.run([Host.selfExecutable, "-C", scratch, "--allow", "check.agentpen.invalid", "--",
                                      Host.selfExecutable, "__probe", "inside", "network"])
                 rows.append(insideRow(net, layerName: "network", expectNetwork: true))

@@ -262,6 +262,9 @@ final class NetworkedRun {
         let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
         // Nothing (end of stream): the helper failed and said why.
         guard let fds = HandedSockets.receive(pair[0], max: expected.count + 1) else {
+            // A helper still waiting for the go byte gets the end of its pipe instead.
+            close(go.w)
+            opened.removeAll { $0 == go.w }
             return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
         }
         func refuse(_ why: String) throws(Failure) -> Never {

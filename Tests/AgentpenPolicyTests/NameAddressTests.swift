@@ -74,6 +74,12 @@ import Testing
         #expect(m.patterns[0].allowsPrivateUpstream && m.patterns[0].tls && m.patterns[0].ports == [5432])
     }
 
+    @Test func presetLinesTakeNamePorts() throws {
+        let p = try Preset(name: "t", text: "host git.example:22\nhost api.example\n")
+        #expect(p.hosts.map(\.specs) == [["git.example:22"], ["api.example"]])
+        #expect(throws: Preset.ParseError.self) { try Preset(name: "t", text: "host git.example:99999\n") }
+    }
+
     @Test(arguments: ["a.test:0", "a.test:65536", "a.test:", "a.test:x", "a.test:22x", "a.test:-1", "a.test:123456",
                       "127.0.0.1:22", "[::1]:22", "localhost:22", "10.0.0.1:5432", ":22", "a test:22"])
     func badNamePortsAreRefused(_ s: String) {

@@ -138,7 +138,7 @@ extension NetworkTests {
                             "tcp 198.18.0.11 443"]
             let viaGateway = ["tcp 198.18.0.1 8080", "tcp 198.18.0.1 22", "tcp 198.18.0.1 80", "tcp 198.18.0.1 443",
                               "tcp 198.18.0.1 9000"]
-            let (r, p) = try f.probe(World.baseAllow, viaRoute + viaGateway, env: World.pastaHop)
+            let (r, p) = try f.probe(World.baseAllow, viaRoute + viaGateway)
             #expect(p.count == viaRoute.count + viaGateway.count, "\(r.stdout) \(r.stderr)")
             for k in viaRoute + viaGateway {
                 // The firewall redirects the SYN to the catch-all, which resets it.
@@ -364,7 +364,7 @@ extension NetworkTests {
                 curl -sS --max-time 5 -k --resolve evil.test:443:127.0.0.1 https://evil.test/ 2>/dev/null
                 /usr/bin/python3 probe.py 'tcp 198.18.0.1 8080' >/dev/null
                 exit 7
-                """, env: World.pastaHop)
+                """)
             #expect(r.status == 7, "the command's status: \(r.status) \(r.stderr)")
             #expect(r.stdout.contains("hello from allowed.test"))
             let lines = (f.f.read(log) ?? "").split(separator: "\n")

@@ -53,6 +53,7 @@ enum Help {
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
     static let completionsAbstract = "print a completion script for bash, zsh or fish"
+    static let selftestAbstract = "run the escape cases against this host's sandbox in a throwaway world; exit 0 only if all held"
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
 
     static func table(_ entries: [Entry]) -> String {
@@ -64,7 +65,7 @@ enum Help {
     }
 
     static var usage: String {
-        let reserved = Subcommand.reserved.filter { $0 != .completions }.map(\.rawValue).joined(separator: ", ")
+        let reserved = Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", ")
         return """
         usage: agentpen [OPTIONS] [--] [COMMAND [ARGS...]]
                agentpen SUBCOMMAND [ARGS...]
@@ -80,6 +81,9 @@ enum Help {
         subcommands are agentpen's own and count only as the first argument; after
         an option or --, NAME is a program (agentpen -- watch df runs watch):
           completions SHELL      \(completionsAbstract)
+          selftest               run the escape cases against this host's sandbox, as
+                                 you, in a throwaway world; one PASS/FAIL line each;
+                                 exit 0 only if all held
           \(reserved)
                                  reserved; not available yet (exit 2)
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free

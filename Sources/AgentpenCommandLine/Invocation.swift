@@ -8,6 +8,8 @@ public enum Invocation: Sendable, Equatable {
     case agentpen(Options)
     /// `agentpen completions SHELL`.
     case completions(Shell)
+    /// `agentpen selftest`.
+    case selftest
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
@@ -64,6 +66,17 @@ public enum Invocation: Sendable, Equatable {
 
     static func subcommand(_ s: Subcommand, _ rest: [String]) throws(Failure) -> Invocation {
         guard s.isAvailable else { return .notAvailable(s) }
+        if s == .selftest {
+            do {
+                _ = try SelftestCommand.parse(rest)
+                return .selftest
+            } catch {
+                if SelftestCommand.exitCode(for: error) == .success {
+                    return .subcommandHelp(AgentpenCommand.helpMessage(for: SelftestCommand.self, columns: 80))
+                }
+                throw Failure(kind: .usage, message: "selftest: \(SelftestCommand.message(for: error)); usage: agentpen selftest")
+            }
+        }
         do {
             return .completions(try CompletionsCommand.parse(rest).shell)
         } catch {

@@ -8,7 +8,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { self == .completions }
+    public var isAvailable: Bool { self == .completions || self == .selftest }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -23,6 +23,12 @@ struct CompletionsCommand: ParsableCommand {
     @Argument(help: "bash, zsh or fish") var shell: Shell
 }
 
+/// `agentpen selftest`: the escape cases against this host's sandbox. No arguments.
+struct SelftestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest", abstract: Help.selftestAbstract, helpNames: [.long, .short])
+}
+
 /// The tree the completion scripts are generated from: the run's options and
 /// the subcommands (not COMMAND, so the first word offers the subcommands; nor
 /// the helper entry points).
@@ -30,11 +36,12 @@ struct AgentpenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentpen",
         abstract: "Runs COMMAND confined.",
-        subcommands: [CompletionsCommand.self] + Subcommand.reserved.filter { !$0.isAvailable }.map(reservedType),
+        subcommands: [CompletionsCommand.self] + Subcommand.reserved.filter { $0 != .completions }.map(reservedType),
         helpNames: [])
     @OptionGroup var arguments: RunArguments
 
-    /// One command type per reserved name (ArgumentParser names commands by type).
+    /// One command type per reserved name (ArgumentParser names commands by type):
+    /// the real command where there is one.
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
         case .allow: Reserved<AllowName>.self
@@ -43,7 +50,7 @@ struct AgentpenCommand: ParsableCommand {
         case .config: Reserved<ConfigName>.self
         case .`init`: Reserved<InitName>.self
         case .review: Reserved<ReviewName>.self
-        case .selftest: Reserved<SelftestName>.self
+        case .selftest: SelftestCommand.self
         case .suggest: Reserved<SuggestName>.self
         case .trust: Reserved<TrustName>.self
         case .watch: Reserved<WatchName>.self
@@ -57,7 +64,6 @@ enum ApplyName: ReservedName { static let name = Subcommand.apply }
 enum ConfigName: ReservedName { static let name = Subcommand.config }
 enum InitName: ReservedName { static let name = Subcommand.`init` }
 enum ReviewName: ReservedName { static let name = Subcommand.review }
-enum SelftestName: ReservedName { static let name = Subcommand.selftest }
 enum SuggestName: ReservedName { static let name = Subcommand.suggest }
 enum TrustName: ReservedName { static let name = Subcommand.trust }
 enum WatchName: ReservedName { static let name = Subcommand.watch }

@@ -6,7 +6,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <termios.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -213,3 +219,14 @@ void ap_forward_termination_to(pid_t pid) {
 }
 
 int ap_received_signal(void) { return received; }
+
+// ---- selftest probes ---------------------------------------------------------
+long ap_ptrace_peek(int pid) { RET(syscall(SYS_ptrace, (long)PTRACE_PEEKDATA, (long)pid, 0L, 0L)); }
+long ap_keyctl_session_keyring(void) { RET(syscall(SYS_keyctl, 0L /* KEYCTL_GET_KEYRING_ID */, -3L /* KEY_SPEC_SESSION_KEYRING */, 0L)); }
+int ap_ioctl_tiocsti(int fd, char c) { RET(ioctl(fd, TIOCSTI, &c)); }
+long ap_process_vm_readv_self(void *dst, const void *src, size_t len) {
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    RET(process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+}
+int ap_mount_tmpfs(const char *target) { RET(mount("none", target, "tmpfs", 0, NULL)); }
+int ap_socket_family(int family) { RET(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)); }

@@ -37,6 +37,8 @@ enum Probe {
                 print("udp=\(udpToGateway())")
             }
             exit(0)
+        case "selftest":
+            SelftestProbe.main(Array(args.dropFirst()))
         default:
             exit(2)
         }

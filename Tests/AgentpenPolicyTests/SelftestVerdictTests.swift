@@ -1,0 +1,101 @@
+import AgentpenPolicy
+import Testing
+
+/// The selftest's verdict on plain facts: what a held sandbox reports passes;
+/// each weakening, a missing fact or a run that did not finish fails its case.
+@Suite struct SelftestVerdictTests {
+    static let offline: [String: String] = [
+        "probe": "ran", "probe-end": "ran",
+        "secret_ssh": "ENOENT", "secret_aws": "ENOENT", "project_write": "OK", "git_hook": "EROFS",
+        "git_config": "EROFS", "git_rename": "EBUSY", "nested_hook": "OK", "home_write": "OK",
+        "ptrace": "EPERM", "process_vm_readv": "EPERM", "keyctl": "EPERM", "unshare": "EPERM", "mount": "EPERM",
+        "tiocsti": "EPERM", "vsock": "EAFNOSUPPORT", "pid_ns": "pid:[2]", "processes": "2",
+        "host_selftest_visible": "0", "host_service": "ECONNREFUSED",
+    ]
+    static let network: [String: String] = offline.merging([
+        "routes": "1", "literal_v4": "ENETUNREACH", "literal_v6": "ENETUNREACH", "dns_unlisted": "NXDOMAIN",
+        "dns_allowed": "127.0.0.1", "proxy_connect": "OK", "sni_unlisted": "closed", "udp": "EPERM",
+        "gateway_service": "EPERM",
+    ]) { _, new in new }
+    static let host: [String: String] = [
+        "marker_seen": "no", "project_file": "written", "git_hook": "absent", "git_config": "unchanged",
+        "git_dir": "in place", "nested_hook": "quarantined", "home": "unchanged", "pid_ns": "pid:[1]",
+        "service_arrivals": "0", "tls_refused_logged": "yes", "firewall_tcp_dropped": "no", "world_removed": "yes",
+    ]
+
+    static func judge(offline: [String: String] = offline, network: [String: String] = network,
+                      host: [String: String] = host, status: Int32 = 0) -> [String: Bool] {
+        let o = Selftest.Observations(offline: .init(status: status, facts: offline),
+                                      network: .init(status: 0, facts: network), host: host)
+        return Dictionary(uniqueKeysWithValues: Selftest.judge(o).map { ($0.name, $0.held) })
+    }
+
+    @Test func aHeldSandboxPassesEveryCase() {
+        let v = Self.judge()
+        #expect(v.count == 23)
+        #expect(v.values.allSatisfy { $0 }, "\(v.filter { !$0.value })")
+    }
+
+    @Test func eachWeakeningFailsItsCase() {
+        let offlineCases: [(String, String, String)] = [
+            ("secret_ssh", "OK", "secrets"), ("project_write", "EROFS", "project-writable"),
+            ("git_hook", "OK", "git-hooks-read-only"), ("git_rename", "OK", "git-dir-pinned"),
+            ("ptrace", "ESRCH", "ptrace"), ("keyctl", "OK", "keyctl"), ("tiocsti", "ENOTTY", "tiocsti"),
+            ("unshare", "OK", "unshare"), ("vsock", "OK", "af-vsock"), ("host_selftest_visible", "1", "host-processes"),
+            ("host_service", "OK", "host-loopback-offline"), ("mount", "OK", "mount"),
+        ]
+        for (key, value, name) in offlineCases {
+            var facts = Self.offline
+            facts[key] = value
+            let v = Self.judge(offline: facts)
+            #expect(v[name] == false, "\(key)=\(value) should fail \(name)")
+            #expect(v.filter { !$0.value }.count == 1, "\(key)=\(value): \(v.filter { !$0.value })")
+        }
+        let networkCases: [(String, String, String)] = [
+            ("routes", "2", "only-route-is-the-proxy"), ("literal_v4", "TIMEOUT", "ip-literal"),
+            ("literal_v6", "OK", "ip-literal"), ("dns_unlisted", "127.0.0.1", "dns-unlisted"),
+            ("dns_allowed", "NXDOMAIN", "dns-unlisted"), ("sni_unlisted", "held open", "tls-unlisted"),
+            ("udp", "sent", "udp-out"), ("gateway_service", "TIMEOUT", "host-loopback-network"),
+        ]
+        for (key, value, name) in networkCases {
+            var facts = Self.network
+            facts[key] = value
+            #expect(Self.judge(network: facts)[name] == false, "\(key)=\(value) should fail \(name)")
+        }
+        for (key, value, name) in [("marker_seen", "yes", "secrets"), ("home", "changed: .bashrc", "home-left-clean"),
+                                   ("nested_hook", "still armed", "planted-hook-moved-aside"),
+                                   ("service_arrivals", "1", "host-loopback-offline"),
+                                   ("tls_refused_logged", "no", "tls-unlisted"), ("world_removed", "no", "world-cleaned"),
+                                   ("pid_ns", "pid:[2]", "host-processes")] {
+            var facts = Self.host
+            facts[key] = value
+            #expect(Self.judge(host: facts)[name] == false, "host \(key)=\(value) should fail \(name)")
+        }
+        // A dropped SYN towards the gateway is a refusal only with the firewall's count.
+        var timedOut = Self.network
+        timedOut["gateway_service"] = "TIMEOUT"
+        var counted = Self.host
+        counted["firewall_tcp_dropped"] = "yes"
+        #expect(Self.judge(network: timedOut, host: counted)["host-loopback-network"] == true)
+    }
+
+    @Test func missingFactsOrAnUnfinishedRunFail() {
+        var facts = Self.offline
+        facts["keyctl"] = nil
+        #expect(Self.judge(offline: facts)["keyctl"] == false)
+        facts = Self.offline
+        facts["probe-end"] = nil
+        let unfinished = Self.judge(offline: facts)
+        #expect(unfinished["ptrace"] == false && unfinished["secrets"] == false)
+        #expect(unfinished["dns-unlisted"] == true)
+        let failedRun = Self.judge(status: 125)
+        #expect(failedRun["tiocsti"] == false)
+        #expect(Self.judge(host: [:]).values.filter { $0 }.count < 23)
+    }
+
+    @Test func probeLinesAreParsedAndOthersIgnored() {
+        let run = Selftest.Run(status: 0, output: "agentpen: blocked x\nselftest.probe=ran\nselftest.ptrace=EPERM\nselftest.ptrace=OK\nptrace=OK\nselftest.probe-end=ran\n")
+        #expect(run.facts == ["probe": "ran", "ptrace": "EPERM", "probe-end": "ran"])
+        #expect(run.ran)
+    }
+}

@@ -10,8 +10,11 @@ public enum Selftest {
     public static let allowedName = "selftest.agentpen.invalid"
     public static let unlistedName = "unlisted.agentpen.invalid"
     /// Addresses an IP-literal escape aims at: the test ranges only.
-    public static let literalV4 = "198.18.0.1"
+    /// The world's "internet" (where the allowed name resolves on the host side).
+    public static let literalV4 = "198.18.0.2"
     public static let literalV6 = "fd0c::1"
+    /// What the internet's server answers.
+    public static let internetBanner = "AGENTPEN-SELFTEST-INTERNET"
 
     /// One run of the sandbox: its exit status and the probe's `key=value` lines.
     public struct Run: Sendable, Equatable {
@@ -73,6 +76,9 @@ public enum Selftest {
         }
         let off = o.offline, net = o.network
 
+        add("world-built", "build the world: outer user namespace, host and internet joined by veth", nil, [],
+            hostKeys: ["world"]) { _, h in h["world"] == "built" }
+
         add("secrets", "read ~/.ssh/id_ed25519 and ~/.aws/credentials planted in the home", off,
             ["secret_ssh", "secret_aws"], hostKeys: ["marker_seen"]) { f, h in
             refused(f["secret_ssh"]) && refused(f["secret_aws"]) && h["marker_seen"] == "no"
@@ -118,8 +124,14 @@ public enum Selftest {
             refused(f["host_service"]) && h["service_arrivals"] == "0"
         }
         add("only-route-is-the-proxy", "read the routing table", net, ["routes"]) { f, _ in f["routes"] == "1" }
-        add("ip-literal", "connect to \(literalV4):443 and [\(literalV6)]:443", net, ["literal_v4", "literal_v6"]) { f, _ in
-            refused(f["literal_v4"]) && refused(f["literal_v6"])
+        add("ip-literal", "connect to the internet's \(literalV4):443 and [\(literalV6)]:443", net, ["literal_v4", "literal_v6"],
+            hostKeys: ["firewall_tcp_dropped", "internet_arrivals", "internet_allowed"]) { f, h in
+            // The internet's address is the gateway pasta copies, so its /32 route
+            // exists and the firewall drops the SYN (a TIMEOUT): held only with the
+            // drop counted and nothing but the proxied connection at the internet.
+            let dropped = f["literal_v4"] == "TIMEOUT" && h["firewall_tcp_dropped"] == "yes"
+                && h["internet_arrivals"] != nil && h["internet_arrivals"] == h["internet_allowed"]
+            return (refused(f["literal_v4"]) || dropped) && refused(f["literal_v6"])
         }
         add("dns-unlisted", "ask the resolver for \(unlistedName) (and \(allowedName) as a control)", net,
             ["dns_unlisted", "dns_allowed"]) { f, _ in
@@ -128,6 +140,15 @@ public enum Selftest {
         add("tls-unlisted", "send a ClientHello for \(unlistedName) to the proxy", net,
             ["proxy_connect", "sni_unlisted"], hostKeys: ["tls_refused_logged"]) { f, h in
             f["proxy_connect"] == "OK" && f["sni_unlisted"] == "closed" && h["tls_refused_logged"] == "yes"
+        }
+        add("allowed-host-reached", "send a ClientHello for \(allowedName) through the proxy to the world's internet", net,
+            ["tls_allowed"], hostKeys: ["internet_allowed"]) { f, h in
+            // The control: the world and the proxy work, so the refusals above mean something.
+            f["tls_allowed"] == "answered" && h["internet_allowed"] == "1"
+        }
+        add("nothing-else-reached-the-internet", "count every connection the internet saw", nil, [],
+            hostKeys: ["internet_arrivals", "internet_allowed"]) { _, h in
+            h["internet_arrivals"] != nil && h["internet_arrivals"] == h["internet_allowed"]
         }
         add("udp-out", "send a UDP datagram to the gateway", net, ["udp"]) { f, _ in refused(f["udp"]) }
         add("host-loopback-network", "connect to a service on the host's loopback through the network stack", net,

@@ -230,3 +230,7 @@ long ap_process_vm_readv_self(void *dst, const void *src, size_t len) {
 }
 int ap_mount_tmpfs(const char *target) { RET(mount("none", target, "tmpfs", 0, NULL)); }
 int ap_socket_family(int family) { RET(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)); }
+int ap_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+int ap_mount_private_root(void) { RET(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)); }
+int ap_mount_bind(const char *src, const char *dst) { RET(mount(src, dst, NULL, MS_BIND, NULL)); }
+const int AP_CLONE_NEWNS = CLONE_NEWNS;

@@ -39,6 +39,8 @@ enum Probe {
             exit(0)
         case "selftest":
             SelftestProbe.main(Array(args.dropFirst()))
+        case "selftest-world":
+            SelftestRun.worldMain(Array(args.dropFirst()))
         default:
             exit(2)
         }

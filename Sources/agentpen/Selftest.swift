@@ -17,6 +17,9 @@ import Glibc
 enum SelftestRun {
     static let marker = "AGENTPEN-SELFTEST-SECRET"
 
+    /// The parent: makes the temporary directory, runs the world helper in it
+    /// (a fresh single-threaded process: it must unshare a user namespace), then
+    /// removes it, judges and prints.
     static func run() -> Int32 {
         var template = Array(((Host.environment["TMPDIR"] ?? "/tmp") + "/agentpen-selftest.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
@@ -24,17 +27,26 @@ enum SelftestRun {
             return 125
         }
         let world = String(cString: made)
-        var host: [String: String] = [:]
-        var runs: (Selftest.Run, Selftest.Run) = (Selftest.Run(status: 125, facts: [:]), Selftest.Run(status: 125, facts: [:]))
-        do {
-            runs = try exercise(world: world, host: &host)
-        } catch {
-            printError("selftest: \(error.message)")
+        let helper = Spawn.run([Host.selfExecutable, "__probe", "selftest-world", world], input: "")
+        var facts: [String: [String: String]] = [:]
+        var messages: [Substring] = []
+        for line in helper.output.split(separator: "\n") {
+            guard line.hasPrefix("selftest-fact "), let eq = line.firstIndex(of: "="),
+                  let dot = line[..<eq].firstIndex(of: ".") else { messages.append(line); continue }
+            let scope = String(line[line.index(line.startIndex, offsetBy: 14)..<dot])
+            let key = String(line[line.index(after: dot)..<eq])
+            facts[scope, default: [:]][key] = String(line[line.index(after: eq)...])
         }
         try? FileManager.default.removeItem(atPath: world)
+        var host = facts["host"] ?? [:]
+        if helper.status != 0 { host["world"] = "helper exited \(helper.status)" }
         host["world_removed"] = access(world, F_OK) != 0 && errno == ENOENT ? "yes" : "no: \(world) is still there"
+        for m in messages.prefix(20) { printError("selftest: \(String(m))") }
 
-        let outcomes = Selftest.judge(Selftest.Observations(offline: runs.0, network: runs.1, host: host))
+        func run(_ name: String) -> Selftest.Run {
+            Selftest.Run(status: Int32(facts["status"]?[name] ?? "") ?? 125, facts: facts[name] ?? [:])
+        }
+        let outcomes = Selftest.judge(Selftest.Observations(offline: run("offline"), network: run("network"), host: host))
         var out: TerminalText = ""
         for o in outcomes {
             out += "\(o.held ? "PASS" : "FAIL") \(o.name): \(o.tried) (\(o.seen))\n"
@@ -46,9 +58,35 @@ enum SelftestRun {
         return failed == 0 ? 0 : 1
     }
 
+    /// `agentpen __probe selftest-world DIR`: builds the world (below), runs both
+    /// sandboxes in it, and prints what it saw as `selftest-fact SCOPE.KEY=VALUE`.
+    static func worldMain(_ args: [String]) -> Never {
+        guard args.count == 1 else { exit(2) }
+        let world = args[0]
+        func fact(_ scope: String, _ key: String, _ value: String) {
+            // One line each: a value never carries a newline.
+            print("selftest-fact \(scope).\(key)=\(value.split(separator: "\n").joined(separator: " | "))")
+        }
+        var host: [String: String] = [:]
+        do {
+            let internet = try SelftestWorld.build(world)
+            host["world"] = "built"
+            let runs = try exercise(world: world, host: &host, internet: internet)
+            for (name, r) in [("offline", runs.0), ("network", runs.1)] {
+                fact("status", name, "\(r.status)")
+                for (k, v) in r.facts.sorted(by: { $0.key < $1.key }) { fact(name, k, v) }
+            }
+        } catch {
+            host["world"] = host["world"] ?? "not built"
+            print("\(error.message)")
+        }
+        for (k, v) in host.sorted(by: { $0.key < $1.key }) { fact("host", k, v) }
+        exit(0)
+    }
+
     struct WorldFailure: Error { var message: String }
 
-    static func exercise(world: String, host: inout [String: String]) throws(WorldFailure) -> (Selftest.Run, Selftest.Run) {
+    static func exercise(world: String, host: inout [String: String], internet: Int32) throws(WorldFailure) -> (Selftest.Run, Selftest.Run) {
         let home = world + "/home", project = world + "/project", xdg = world + "/xdg"
         func must(_ rc: Int32, _ what: String) throws(WorldFailure) {
             if rc != 0 { throw WorldFailure(message: "\(what): \(String(cString: strerror(errno)))") }
@@ -94,7 +132,9 @@ enum SelftestRun {
         let tail = [project, home, String(service.port)]
         let log = xdg + "/events.jsonl"
 
-        let offline = Spawn.run([me, "-C", project, "--"] + probe + ["offline"] + tail, input: "", env: environment)
+        var internetArrivals: [[UInt8]] = []
+        let offline = SelftestWorld.serve([me, "-C", project, "--"] + probe + ["offline"] + tail, env: environment,
+                                          internet: internet, arrivals: &internetArrivals)
         // The project's plants are looked at before the second run, whose audit
         // must not be the one that moves them.
         host["project_file"] = Host.readFile(project + "/selftest-written") == "written\n" ? "written" : "missing"
@@ -105,8 +145,10 @@ enum SelftestRun {
             && access(project + "/.git-aside", F_OK) != 0 ? "in place" : "moved"
         host["nested_hook"] = nestedHookState(project + "/nested/.git")
 
-        let network = Spawn.run([me, "-C", project, "--allow", Selftest.allowedName, "--log", log, "--"]
-                                + probe + ["network"] + tail, input: "", env: environment)
+        let network = SelftestWorld.serve([me, "-C", project, "--allow-private", Selftest.allowedName, "--log", log, "--"]
+                                          + probe + ["network"] + tail, env: environment, internet: internet, arrivals: &internetArrivals)
+        host["internet_arrivals"] = "\(internetArrivals.count)"
+        host["internet_allowed"] = "\(internetArrivals.filter { SelftestWorld.contains($0, Array(Selftest.allowedName.utf8)) }.count)"
         let events = Host.readFile(log) ?? ""
         host["tls_refused_logged"] = events.split(separator: "\n").contains {
             $0.contains("\"connection-blocked\"") && $0.contains(Selftest.unlistedName)

@@ -134,7 +134,7 @@ enum SelftestProbe {
     static func network(port: UInt16) {
         let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
         say("routes", "\(routes)")
-        say("literal_v4", connect(IPAddress(198, 18, 0, 1), 443))
+        say("literal_v4", connect(IPAddress(Selftest.literalV4)!, 443))
         say("literal_v6", connect(IPAddress(Selftest.literalV6)!, 443))
         say("dns_unlisted", resolve(Selftest.unlistedName))
         say("dns_allowed", resolve(Selftest.allowedName))
@@ -218,6 +218,21 @@ enum SelftestProbe {
         guard fd >= 0 else { return }
         say("sni_unlisted", refusedHello(fd))
         Descriptor(fd).close()
+        // The allowed name, through the proxy to the world's internet and back.
+        let (allowedState, allowed) = connected(.loopbackV4, 443)
+        guard allowed >= 0 else { say("tls_allowed", "connect: \(allowedState)"); return }
+        say("tls_allowed", allowedHello(allowed))
+        Descriptor(allowed).close()
+    }
+
+    static func allowedHello(_ fd: Int32) -> String {
+        let hello = clientHello(Selftest.allowedName)
+        guard ap_send_nosignal(fd, hello, hello.count) == hello.count else { return "send failed" }
+        guard wait(fd, Int16(POLLIN)) else { return "no answer" }
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = recv(fd, &buf, buf.count, 0)
+        guard n > 0 else { return n == 0 ? "closed" : errnoName(errno) }
+        return String(decoding: buf[..<n], as: UTF8.self).hasPrefix(Selftest.internetBanner) ? "answered" : "answered \(n) other bytes"
     }
 
     static func refusedHello(_ fd: Int32) -> String {

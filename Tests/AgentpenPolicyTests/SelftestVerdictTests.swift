@@ -15,12 +15,13 @@ import Testing
     static let network: [String: String] = offline.merging([
         "routes": "1", "literal_v4": "ENETUNREACH", "literal_v6": "ENETUNREACH", "dns_unlisted": "NXDOMAIN",
         "dns_allowed": "127.0.0.1", "proxy_connect": "OK", "sni_unlisted": "closed", "udp": "EPERM",
-        "gateway_service": "EPERM",
+        "gateway_service": "EPERM", "tls_allowed": "answered",
     ]) { _, new in new }
     static let host: [String: String] = [
         "marker_seen": "no", "project_file": "written", "git_hook": "absent", "git_config": "unchanged",
         "git_dir": "in place", "nested_hook": "quarantined", "home": "unchanged", "pid_ns": "pid:[1]",
         "service_arrivals": "0", "tls_refused_logged": "yes", "firewall_tcp_dropped": "no", "world_removed": "yes",
+        "world": "built", "internet_arrivals": "1", "internet_allowed": "1",
     ]
 
     static func judge(offline: [String: String] = offline, network: [String: String] = network,
@@ -32,7 +33,7 @@ import Testing
 
     @Test func aHeldSandboxPassesEveryCase() {
         let v = Self.judge()
-        #expect(v.count == 23)
+        #expect(v.count == 26)
         #expect(v.values.allSatisfy { $0 }, "\(v.filter { !$0.value })")
     }
 
@@ -56,6 +57,7 @@ import Testing
             ("literal_v6", "OK", "ip-literal"), ("dns_unlisted", "127.0.0.1", "dns-unlisted"),
             ("dns_allowed", "NXDOMAIN", "dns-unlisted"), ("sni_unlisted", "held open", "tls-unlisted"),
             ("udp", "sent", "udp-out"), ("gateway_service", "TIMEOUT", "host-loopback-network"),
+            ("tls_allowed", "no answer", "allowed-host-reached"),
         ]
         for (key, value, name) in networkCases {
             var facts = Self.network
@@ -66,7 +68,9 @@ import Testing
                                    ("nested_hook", "still armed", "planted-hook-moved-aside"),
                                    ("service_arrivals", "1", "host-loopback-offline"),
                                    ("tls_refused_logged", "no", "tls-unlisted"), ("world_removed", "no", "world-cleaned"),
-                                   ("pid_ns", "pid:[2]", "host-processes")] {
+                                   ("pid_ns", "pid:[2]", "host-processes"), ("world", "not built", "world-built"),
+                                   ("internet_arrivals", "2", "nothing-else-reached-the-internet"),
+                                   ("internet_allowed", "0", "allowed-host-reached")] {
             var facts = Self.host
             facts[key] = value
             #expect(Self.judge(host: facts)[name] == false, "host \(key)=\(value) should fail \(name)")
@@ -77,6 +81,11 @@ import Testing
         var counted = Self.host
         counted["firewall_tcp_dropped"] = "yes"
         #expect(Self.judge(network: timedOut, host: counted)["host-loopback-network"] == true)
+        // The same for the internet's address, which is the gateway: and nothing may have arrived there.
+        timedOut["literal_v4"] = "TIMEOUT"
+        #expect(Self.judge(network: timedOut, host: counted)["ip-literal"] == true)
+        counted["internet_arrivals"] = "2"
+        #expect(Self.judge(network: timedOut, host: counted)["ip-literal"] == false)
     }
 
     @Test func missingFactsOrAnUnfinishedRunFail() {
@@ -90,7 +99,7 @@ import Testing
         #expect(unfinished["dns-unlisted"] == true)
         let failedRun = Self.judge(status: 125)
         #expect(failedRun["tiocsti"] == false)
-        #expect(Self.judge(host: [:]).values.filter { $0 }.count < 23)
+        #expect(Self.judge(host: [:]).values.filter { $0 }.count < 26)
     }
 
     @Test func probeLinesAreParsedAndOthersIgnored() {

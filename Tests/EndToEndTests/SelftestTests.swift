@@ -6,10 +6,11 @@ import Testing
 /// behind, and fail, case by case, when the sandbox is weakened through an
 /// override a user really has (AGENTPEN_BWRAP), not a test-only switch.
 @Suite struct SelftestTests {
-    static let cases = ["secrets", "project-writable", "git-hooks-read-only", "git-config-read-only", "git-dir-pinned",
+    static let cases = ["world-built", "secrets", "project-writable", "git-hooks-read-only", "git-config-read-only", "git-dir-pinned",
                         "planted-hook-moved-aside", "home-left-clean", "ptrace", "process-vm-readv", "keyctl", "unshare",
                         "mount", "tiocsti", "af-vsock", "host-processes", "host-loopback-offline",
-                        "only-route-is-the-proxy", "ip-literal", "dns-unlisted", "tls-unlisted", "udp-out",
+                        "only-route-is-the-proxy", "ip-literal", "dns-unlisted", "tls-unlisted", "allowed-host-reached",
+                        "nothing-else-reached-the-internet", "udp-out",
                         "host-loopback-network", "world-cleaned"]
 
     /// "PASS"/"FAIL" per case name, from selftest's output.

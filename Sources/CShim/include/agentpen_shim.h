@@ -84,4 +84,12 @@ int ap_mount_tmpfs(const char *target);
 /// socket(family, SOCK_STREAM, 0) for an arbitrary family (AF_VSOCK = 40).
 int ap_socket_family(int family);
 
+/// setns(fd, nstype).
+int ap_setns(int fd, int nstype);
+/// mount --make-rprivate /: nothing mounted here propagates anywhere.
+int ap_mount_private_root(void);
+/// mount --bind src dst.
+int ap_mount_bind(const char *src, const char *dst);
+extern const int AP_CLONE_NEWNS;
+
 #endif

@@ -13,6 +13,8 @@ public enum Selftest {
     /// The world's "internet" (where the allowed name resolves on the host side).
     public static let literalV4 = "198.18.0.2"
     public static let literalV6 = "fd0c::1"
+    /// The world's host side of the veth.
+    public static let hostV4 = "198.18.0.1"
     /// What the internet's server answers.
     public static let internetBanner = "AGENTPEN-SELFTEST-INTERNET"
 
@@ -123,19 +125,24 @@ public enum Selftest {
             ["host_service"], hostKeys: ["service_arrivals"]) { f, h in
             refused(f["host_service"]) && h["service_arrivals"] == "0"
         }
-        add("only-route-is-the-proxy", "read the routing table", net, ["routes"]) { f, _ in f["routes"] == "1" }
+        add("only-route-is-the-proxy", "read the routing table", net, ["routes_out", "routes_out_masks"]) { f, _ in
+            // Nothing leaves but through loopback, or one /32 to pasta's gateway.
+            (f["routes_out"] == "0" && f["routes_out_masks"] == "none")
+                || (f["routes_out"] == "1" && f["routes_out_masks"] == "FFFFFFFF")
+        }
         add("ip-literal", "connect to the internet's \(literalV4):443 and [\(literalV6)]:443", net, ["literal_v4", "literal_v6"],
-            hostKeys: ["firewall_tcp_dropped", "internet_arrivals", "internet_allowed"]) { f, h in
-            // The internet's address is the gateway pasta copies, so its /32 route
-            // exists and the firewall drops the SYN (a TIMEOUT): held only with the
-            // drop counted and nothing but the proxied connection at the internet.
-            let dropped = f["literal_v4"] == "TIMEOUT" && h["firewall_tcp_dropped"] == "yes"
+            hostKeys: ["literal_logged", "internet_arrivals", "internet_allowed"]) { f, h in
+            // Refused at once (no route, or reset by the namespace's catch-all), told
+            // in the log, and nothing but the proxied connection at the internet.
+            // On a pasta hop the internet's address is the gateway pasta copies: its
+            // /32 route exists and the firewall drops (and logs) the SYN: a TIMEOUT.
+            (refused(f["literal_v4"]) || f["literal_v4"] == "TIMEOUT") && refused(f["literal_v6"]) && h["literal_logged"] == "yes"
                 && h["internet_arrivals"] != nil && h["internet_arrivals"] == h["internet_allowed"]
-            return (refused(f["literal_v4"]) || dropped) && refused(f["literal_v6"])
         }
         add("dns-unlisted", "ask the resolver for \(unlistedName) (and \(allowedName) as a control)", net,
             ["dns_unlisted", "dns_allowed"]) { f, _ in
-            f["dns_unlisted"] == "NXDOMAIN" && f["dns_allowed"] == "127.0.0.1"
+            // The allowed name's answer is a loopback address (127.0.0.1 or its own per-name one).
+            f["dns_unlisted"] == "NXDOMAIN" && f["dns_allowed"].map { $0.hasPrefix("127.") && IPAddress($0) != nil } == true
         }
         add("tls-unlisted", "send a ClientHello for \(unlistedName) to the proxy", net,
             ["proxy_connect", "sni_unlisted"], hostKeys: ["tls_refused_logged"]) { f, h in
@@ -150,13 +157,11 @@ public enum Selftest {
             hostKeys: ["internet_arrivals", "internet_allowed"]) { _, h in
             h["internet_arrivals"] != nil && h["internet_arrivals"] == h["internet_allowed"]
         }
-        add("udp-out", "send a UDP datagram to the gateway", net, ["udp"]) { f, _ in refused(f["udp"]) }
-        add("host-loopback-network", "connect to a service on the host's loopback through the network stack", net,
-            ["host_service", "gateway_service"], hostKeys: ["service_arrivals", "firewall_tcp_dropped"]) { f, h in
-            // Towards the gateway the firewall drops the SYN (the connect times
-            // out); its counter is the proof it was dropped inside.
-            let gateway = refused(f["gateway_service"]) || (f["gateway_service"] == "TIMEOUT" && h["firewall_tcp_dropped"] == "yes")
-            return refused(f["host_service"]) && gateway && h["service_arrivals"] == "0"
+        add("udp-out", "send a UDP datagram to the internet's \(literalV4):53", net, ["udp"]) { f, _ in refused(f["udp"]) }
+        add("host-loopback-network", "connect to the host's service on its loopback and on \(hostV4) through the network stack", net,
+            ["host_service", "host_address_service"], hostKeys: ["service_arrivals", "host_address_logged"]) { f, h in
+            let viaHost = refused(f["host_address_service"]) || (f["host_address_service"] == "TIMEOUT" && h["host_address_logged"] == "yes")
+            return refused(f["host_service"]) && viaHost && h["service_arrivals"] == "0"
         }
         add("world-cleaned", "remove the throwaway world", nil, [], hostKeys: ["world_removed"]) { _, h in
             h["world_removed"] == "yes"

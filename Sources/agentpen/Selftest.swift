@@ -153,8 +153,11 @@ enum SelftestRun {
         host["tls_refused_logged"] = events.split(separator: "\n").contains {
             $0.contains("\"connection-blocked\"") && $0.contains(Selftest.unlistedName)
         } ? "yes" : "no"
-        host["firewall_tcp_dropped"] = events.split(separator: "\n").contains {
-            $0.contains("\"connection-blocked\"") && $0.contains("\"firewall\"") && $0.contains("\"protocol\":\"tcp\"")
+        host["literal_logged"] = events.split(separator: "\n").contains {
+            $0.contains("\"connection-blocked\"") && $0.contains(Selftest.literalV4)
+        } ? "yes" : "no"
+        host["host_address_logged"] = events.split(separator: "\n").contains {
+            $0.contains("\"connection-blocked\"") && $0.contains(Selftest.hostV4 + ":")
         } ? "yes" : "no"
         host["marker_seen"] = offline.output.contains(marker) || network.output.contains(marker) || events.contains(marker) ? "yes" : "no"
         let homeAfter = snapshot(home)
@@ -194,16 +197,16 @@ enum SelftestRun {
         return out
     }
 
-    /// A non-blocking listener on 127.0.0.1 at a free port; the caller closes it.
+    /// A non-blocking listener on every host address (loopback and the veth) at a free port; the caller closes it.
     static func listener() throws(WorldFailure) -> (fd: Int32, port: UInt16) {
         let fd = ap_socket(4, 0)
         guard fd >= 0 else { throw WorldFailure(message: "listener socket: \(String(cString: strerror(-fd)))") }
         var port: UInt16 = 0
         var addr = [UInt8](repeating: 0, count: 16)
-        guard IPAddress.loopbackV4.withUnsafeBufferPointer({ ap_bind_ip(fd, $0.baseAddress, 4, 0) }) == 0,
+        guard IPAddress(0, 0, 0, 0).withUnsafeBufferPointer({ ap_bind_ip(fd, $0.baseAddress, 4, 0) }) == 0,
               ap_listen(fd, 64) == 0, ap_sockname_ip(fd, 0, &addr, &port) >= 0 else {
             Descriptor(fd).close()
-            throw WorldFailure(message: "listener on 127.0.0.1: \(String(cString: strerror(errno)))")
+            throw WorldFailure(message: "listener on the host: \(String(cString: strerror(errno)))")
         }
         return (fd, port)
     }

@@ -132,15 +132,30 @@ enum SelftestProbe {
     // MARK: network
 
     static func network(port: UInt16) {
-        let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
-        say("routes", "\(routes)")
+        // Routes that leave through an interface other than loopback, and their masks.
+        let table = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
+            .map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }) }
+        let out = table.filter { $0.count > 7 && $0[0] != "lo" }
+        say("routes_out", "\(out.count)")
+        say("routes_out_masks", out.isEmpty ? "none" : out.map { String($0[7]) }.joined(separator: ","))
         say("literal_v4", connect(IPAddress(Selftest.literalV4)!, 443))
         say("literal_v6", connect(IPAddress(Selftest.literalV6)!, 443))
         say("dns_unlisted", resolve(Selftest.unlistedName))
         say("dns_allowed", resolve(Selftest.allowedName))
-        say("udp", Probe.udpToGateway())
-        say("gateway_service", Probe.gatewayAddress().map { connect($0, port) } ?? "no gateway route")
+        say("udp", udp(IPAddress(Selftest.literalV4)!, 53))
+        // The host's own address on the veth: a host service listening on every address is there.
+        say("host_address_service", connect(IPAddress(Selftest.hostV4)!, port))
         tls()
+    }
+
+    /// One UDP datagram: OK when it was sent, else the errno name.
+    static func udp(_ address: IPAddress, _ port: UInt16) -> String {
+        let fd = ap_socket(Int32(address.bytes.count), 1)
+        guard fd >= 0 else { return "socket: \(errnoName(-fd))" }
+        var byte: UInt8 = 0
+        let n = address.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, Int32($0.count), port) }
+        Descriptor(fd).close()
+        return n >= 0 ? "OK" : errnoName(Int32(-n))
     }
 
     /// Waits up to two seconds for `events` on `fd`: an escape that is not
@@ -154,11 +169,18 @@ enum SelftestProbe {
         }
     }
 
-    /// A TCP connect; OK, an errno name, or TIMEOUT.
+    /// A TCP connection attempt: an errno name (refused at connect, or reset at
+    /// the first read, as the namespace's catch-all does), TIMEOUT (no answer to
+    /// the SYN), "open" (connected and held: something accepted it) or
+    /// "answered"/"closed" (something spoke or closed).
     static func connect(_ address: IPAddress, _ port: UInt16) -> String {
         let (state, fd) = connected(address, port)
-        if fd >= 0 { Descriptor(fd).close() }
-        return state
+        guard fd >= 0 else { return state }
+        defer { Descriptor(fd).close() }
+        guard wait(fd, Int16(POLLIN)) else { return "open" }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        return n > 0 ? "answered" : n == 0 ? "closed" : errnoName(errno)
     }
 
     /// A TCP connect: its state and, when OK, the connected descriptor (else -1).

@@ -13,14 +13,14 @@ import Testing
         "host_selftest_visible": "0", "host_service": "ECONNREFUSED",
     ]
     static let network: [String: String] = offline.merging([
-        "routes": "1", "literal_v4": "ENETUNREACH", "literal_v6": "ENETUNREACH", "dns_unlisted": "NXDOMAIN",
-        "dns_allowed": "127.0.0.1", "proxy_connect": "OK", "sni_unlisted": "closed", "udp": "EPERM",
-        "gateway_service": "EPERM", "tls_allowed": "answered",
+        "routes_out": "0", "routes_out_masks": "none", "literal_v4": "ECONNRESET", "literal_v6": "ENETUNREACH", "dns_unlisted": "NXDOMAIN",
+        "dns_allowed": "127.0.1.1", "proxy_connect": "OK", "sni_unlisted": "closed", "udp": "EPERM",
+        "host_address_service": "ECONNRESET", "tls_allowed": "answered",
     ]) { _, new in new }
     static let host: [String: String] = [
         "marker_seen": "no", "project_file": "written", "git_hook": "absent", "git_config": "unchanged",
         "git_dir": "in place", "nested_hook": "quarantined", "home": "unchanged", "pid_ns": "pid:[1]",
-        "service_arrivals": "0", "tls_refused_logged": "yes", "firewall_tcp_dropped": "no", "world_removed": "yes",
+        "service_arrivals": "0", "tls_refused_logged": "yes", "literal_logged": "yes", "host_address_logged": "no", "world_removed": "yes",
         "world": "built", "internet_arrivals": "1", "internet_allowed": "1",
     ]
 
@@ -53,10 +53,12 @@ import Testing
             #expect(v.filter { !$0.value }.count == 1, "\(key)=\(value): \(v.filter { !$0.value })")
         }
         let networkCases: [(String, String, String)] = [
-            ("routes", "2", "only-route-is-the-proxy"), ("literal_v4", "TIMEOUT", "ip-literal"),
+            ("routes_out", "1", "only-route-is-the-proxy"), ("routes_out_masks", "FFFFFFFF", "only-route-is-the-proxy"),
+            ("literal_v4", "open", "ip-literal"), ("literal_v4", "answered", "ip-literal"),
             ("literal_v6", "OK", "ip-literal"), ("dns_unlisted", "127.0.0.1", "dns-unlisted"),
-            ("dns_allowed", "NXDOMAIN", "dns-unlisted"), ("sni_unlisted", "held open", "tls-unlisted"),
-            ("udp", "sent", "udp-out"), ("gateway_service", "TIMEOUT", "host-loopback-network"),
+            ("dns_allowed", "NXDOMAIN", "dns-unlisted"), ("dns_allowed", "198.18.0.2", "dns-unlisted"), ("sni_unlisted", "held open", "tls-unlisted"),
+            ("udp", "OK", "udp-out"), ("host_address_service", "TIMEOUT", "host-loopback-network"),
+            ("host_address_service", "open", "host-loopback-network"),
             ("tls_allowed", "no answer", "allowed-host-reached"),
         ]
         for (key, value, name) in networkCases {
@@ -67,7 +69,7 @@ import Testing
         for (key, value, name) in [("marker_seen", "yes", "secrets"), ("home", "changed: .bashrc", "home-left-clean"),
                                    ("nested_hook", "still armed", "planted-hook-moved-aside"),
                                    ("service_arrivals", "1", "host-loopback-offline"),
-                                   ("tls_refused_logged", "no", "tls-unlisted"), ("world_removed", "no", "world-cleaned"),
+                                   ("tls_refused_logged", "no", "tls-unlisted"), ("literal_logged", "no", "ip-literal"), ("world_removed", "no", "world-cleaned"),
                                    ("pid_ns", "pid:[2]", "host-processes"), ("world", "not built", "world-built"),
                                    ("internet_arrivals", "2", "nothing-else-reached-the-internet"),
                                    ("internet_allowed", "0", "allowed-host-reached")] {
@@ -75,17 +77,22 @@ import Testing
             facts[key] = value
             #expect(Self.judge(host: facts)[name] == false, "host \(key)=\(value) should fail \(name)")
         }
-        // A dropped SYN towards the gateway is a refusal only with the firewall's count.
-        var timedOut = Self.network
-        timedOut["gateway_service"] = "TIMEOUT"
-        var counted = Self.host
-        counted["firewall_tcp_dropped"] = "yes"
-        #expect(Self.judge(network: timedOut, host: counted)["host-loopback-network"] == true)
-        // The same for the internet's address, which is the gateway: and nothing may have arrived there.
-        timedOut["literal_v4"] = "TIMEOUT"
-        #expect(Self.judge(network: timedOut, host: counted)["ip-literal"] == true)
-        counted["internet_arrivals"] = "2"
-        #expect(Self.judge(network: timedOut, host: counted)["ip-literal"] == false)
+        // On a pasta hop: one /32 route out, and a SYN to the gateway (the
+        // internet's address) dropped and logged by the firewall: held, but
+        // only with the log's word and nothing arrived.
+        var pasta = Self.network
+        pasta["routes_out"] = "1"
+        pasta["routes_out_masks"] = "FFFFFFFF"
+        pasta["literal_v4"] = "TIMEOUT"
+        pasta["host_address_service"] = "TIMEOUT"
+        var logged = Self.host
+        logged["host_address_logged"] = "yes"
+        let v = Self.judge(network: pasta, host: logged)
+        #expect(v["only-route-is-the-proxy"] == true && v["ip-literal"] == true && v["host-loopback-network"] == true)
+        logged["internet_arrivals"] = "2"
+        #expect(Self.judge(network: pasta, host: logged)["ip-literal"] == false)
+        logged = Self.host
+        #expect(Self.judge(network: pasta, host: logged)["host-loopback-network"] == false)
     }
 
     @Test func missingFactsOrAnUnfinishedRunFail() {

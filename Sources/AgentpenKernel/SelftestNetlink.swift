@@ -36,20 +36,24 @@ extension NetlinkRoute {
         guard let local = makeAddr(address, prefix: prefix) else { throw SystemError("addAddress", "\(address)", errno: EINVAL) }
         defer { nl_addr_put(local) }
         rtnl_addr_set_ifindex(a, interfaceIndex)
+        // IFA_F_NODAD: an IPv6 address is usable at once, not tentative for a second.
+        if !address.isIPv4 { rtnl_addr_set_flags(a, 0x02) }
         var err = rtnl_addr_set_local(a, local)
         if err < 0 { throw nlError("rtnl_addr_set_local", "\(address)", err) }
         err = rtnl_addr_add(sock, a, 0)
         if err < 0 { throw nlError("rtnl_addr_add", "\(address)/\(prefix) dev #\(interfaceIndex)", err) }
     }
 
-    /// `ip route add default via GATEWAY dev #interfaceIndex` (IPv4).
+    /// `ip route add default via GATEWAY dev #interfaceIndex` (the gateway's family).
     public func addDefaultRoute(via gateway: IPAddress, interfaceIndex: Int32) throws {
-        guard gateway.isIPv4, let dst = makeAddr(IPAddress(0, 0, 0, 0), prefix: 0),
-              let gw = makeAddr(gateway, prefix: 32) else { throw SystemError("addDefaultRoute", "\(gateway)", errno: EINVAL) }
+        let any = gateway.isIPv4 ? IPAddress(0, 0, 0, 0) : IPAddress(bytes: [UInt8](repeating: 0, count: 16))!
+        guard let dst = makeAddr(any, prefix: 0), let gw = makeAddr(gateway, prefix: gateway.isIPv4 ? 32 : 128) else {
+            throw SystemError("addDefaultRoute", "\(gateway)", errno: EINVAL)
+        }
         defer { nl_addr_put(dst); nl_addr_put(gw) }
         guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
         defer { rtnl_route_put(r) }
-        rtnl_route_set_family(r, UInt8(AF_INET))
+        rtnl_route_set_family(r, UInt8(gateway.isIPv4 ? AF_INET : AF_INET6))
         rtnl_route_set_table(r, RouteInfo.mainTable)
         rtnl_route_set_scope(r, 0)   // RT_SCOPE_UNIVERSE
         rtnl_route_set_type(r, 1)    // RTN_UNICAST

@@ -12,9 +12,10 @@ public enum Selftest {
     /// Addresses an IP-literal escape aims at: the test ranges only.
     /// The world's "internet" (where the allowed name resolves on the host side).
     public static let literalV4 = "198.18.0.2"
-    public static let literalV6 = "fd0c::1"
+    public static let literalV6 = "fd0c::2"
     /// The world's host side of the veth.
     public static let hostV4 = "198.18.0.1"
+    public static let hostV6 = "fd0c::1"
     /// What the internet's server answers.
     public static let internetBanner = "AGENTPEN-SELFTEST-INTERNET"
 

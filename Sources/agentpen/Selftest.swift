@@ -86,7 +86,7 @@ enum SelftestRun {
 
     struct WorldFailure: Error { var message: String }
 
-    static func exercise(world: String, host: inout [String: String], internet: Int32) throws(WorldFailure) -> (Selftest.Run, Selftest.Run) {
+    static func exercise(world: String, host: inout [String: String], internet: [Int32]) throws(WorldFailure) -> (Selftest.Run, Selftest.Run) {
         let home = world + "/home", project = world + "/project", xdg = world + "/xdg"
         func must(_ rc: Int32, _ what: String) throws(WorldFailure) {
             if rc != 0 { throw WorldFailure(message: "\(what): \(String(cString: strerror(errno)))") }

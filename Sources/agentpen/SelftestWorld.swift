@@ -10,21 +10,24 @@ import Glibc
 /// once exec'd) owning a mount namespace and the "host" network namespace, and
 /// an "internet" network namespace joined to it by a veth pair:
 ///
-///   host 198.18.0.1/24 (ap-st-host, default route) ── internet 198.18.0.2/24 (ap-st-inet)
+///   host 198.18.0.1/24 fd0c::1/64 (ap-st-host, default routes) ── internet 198.18.0.2/24 fd0c::2/64 (ap-st-inet)
 ///
-/// The internet holds one TCP listener on port 443; the host's /etc/hosts (a
+/// The internet holds TCP listeners on port 443 (both families); the host's /etc/hosts (a
 /// bind in the world's mount namespace) names the allowed host there, and
 /// nsswitch's hosts line is `files`, so nothing is ever asked of a real resolver.
 enum SelftestWorld {
     static let hostAddress = IPAddress(198, 18, 0, 1)
     static let internetAddress = IPAddress(Selftest.literalV4)!
+    static let hostAddress6 = IPAddress(Selftest.hostV6)!
+    static let internetAddress6 = IPAddress(Selftest.literalV6)!
     /// What the internet's server answers: the probe looks for it.
     static let banner = Selftest.internetBanner + "\n"
 
     typealias Failure = SelftestRun.WorldFailure
 
-    /// Builds the world; returns the internet's listening socket (non-blocking).
-    static func build(_ world: String) throws(Failure) -> Int32 {
+    /// Builds the world; returns the internet's listening sockets (IPv4 and
+    /// IPv6, non-blocking).
+    static func build(_ world: String) throws(Failure) -> [Int32] {
         func check(_ rc: Int32, _ what: String) throws(Failure) {
             if rc < 0 { throw Failure(message: "world: \(what): \(String(cString: strerror(-rc)))") }
         }
@@ -74,6 +77,8 @@ enum SelftestWorld {
             try check(server, "the internet's socket")
             try check(IPAddress(0, 0, 0, 0).withUnsafeBufferPointer { ap_bind_ip(server, $0.baseAddress, 4, 443) }, "bind the internet's :443")
             try check(ap_listen(server, 64), "listen on the internet's :443")
+            let server6 = ap_socket(16, 0)
+            try check(server6, "the internet's IPv6 socket")
             try check(ap_setns(hostNS, AP_CLONE_NEWNET), "back to the host namespace")
 
             try hostLink.addVeth(name: "ap-st-host", peer: "ap-st-inet", peerNamespaceFD: internetNS)
@@ -84,7 +89,17 @@ enum SelftestWorld {
             try internetLink.addAddress(internetAddress, prefix: 24, interfaceIndex: internetIndex)
             try internetLink.setLinkUp(index: internetIndex)
             try hostLink.addDefaultRoute(via: internetAddress, interfaceIndex: hostIndex)
-            return server
+            try hostLink.addAddress(hostAddress6, prefix: 64, interfaceIndex: hostIndex)
+            try internetLink.addAddress(internetAddress6, prefix: 64, interfaceIndex: internetIndex)
+            try hostLink.addDefaultRoute(via: internetAddress6, interfaceIndex: hostIndex)
+            // Bound to its own address (the IPv4 socket holds the wildcard :443).
+            try check(internetAddress6.withUnsafeBufferPointer { ap_bind_ip(server6, $0.baseAddress, 16, 443) }, "bind the internet's [\(internetAddress6)]:443")
+            try check(ap_listen(server6, 64), "listen on the internet's IPv6 :443")
+            // The control: from the host, both of the internet's addresses answer.
+            for (address, listener) in [(internetAddress, server), (internetAddress6, server6)] {
+                try check(reaches(address, listener) ? 0 : -EHOSTUNREACH, "the host cannot reach the internet at \(address)")
+            }
+            return [server, server6]
         } catch let e as Failure {
             throw e
         } catch {
@@ -92,10 +107,28 @@ enum SelftestWorld {
         }
     }
 
+    /// Whether a connection from here to `address`:443 arrives at `listener`
+    /// (accepted and closed, so it is not counted later).
+    static func reaches(_ address: IPAddress, _ listener: Int32) -> Bool {
+        let fd = ap_socket(Int32(address.bytes.count), 0)
+        guard fd >= 0 else { return false }
+        defer { Descriptor(fd).close() }
+        let rc = address.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, Int32($0.count), 443) }
+        guard rc == 0 || rc == -EINPROGRESS else { return false }
+        var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 2000) > 0 else { return false }
+        var addr = [UInt8](repeating: 0, count: 16)
+        var len: Int32 = 0, port: UInt16 = 0
+        let c = ap_accept_ip(listener, &addr, &len, &port)
+        guard c >= 0 else { return false }
+        Descriptor(c).close()
+        return true
+    }
+
     /// Runs `argv` to completion like Spawn.run, serving the internet meanwhile:
     /// each connection's first bytes (up to 16 KiB, two seconds) are recorded in
     /// `arrivals` and answered with the banner.
-    static func serve(_ argv: [String], env: [EnvironmentVariable], internet: Int32,
+    static func serve(_ argv: [String], env: [EnvironmentVariable], internet: [Int32],
                       arrivals: inout [[UInt8]]) -> (status: Int32, output: String) {
         var fds: [Int32] = [0, 0]
         guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
@@ -112,14 +145,14 @@ enum SelftestWorld {
         close(outWrite); close(null)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 16384)
-        var polls = [pollfd(fd: outRead, events: Int16(POLLIN), revents: 0),
-                     pollfd(fd: internet, events: Int16(POLLIN), revents: 0)]
+        var polls = [pollfd(fd: outRead, events: Int16(POLLIN), revents: 0)]
+            + internet.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         outer: while true {
-            guard poll(&polls, 2, -1) >= 0 else { if errno == EINTR { continue }; break }
-            if polls[1].revents & Int16(POLLIN) != 0 {
+            guard poll(&polls, nfds_t(polls.count), -1) >= 0 else { if errno == EINTR { continue }; break }
+            for i in 1..<polls.count where polls[i].revents & Int16(POLLIN) != 0 {
                 var addr = [UInt8](repeating: 0, count: 16)
                 var len: Int32 = 0, port: UInt16 = 0
-                let c = ap_accept_ip(internet, &addr, &len, &port)
+                let c = ap_accept_ip(polls[i].fd, &addr, &len, &port)
                 if c >= 0 { arrivals.append(answer(c)) }
             }
             if polls[0].revents != 0 {

@@ -41,6 +41,10 @@ enum Help {
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
         "nothing the agent runs later can be planted there"])
+    static let profile = Entry(syntax: "--profile NAME", lines: [
+        "untrusted (today's behaviour, the default), paranoid",
+        "(the project and the agent's config as throwaway",
+        "copies, only its API hosts), or one of your config file"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -62,12 +66,26 @@ enum Help {
 
     static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
                                    publish, hop, allowParentGit,
-                                   roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+                                   roConfig, profile, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
     static let completionsAbstract = "print a completion script for bash, zsh or fish"
     static let selftestAbstract = "run the escape cases against this host's sandbox in a throwaway world; exit 0 only if all held"
+    static let configAbstract = "print the effective configuration of a run and where each value came from"
+    static let trustAbstract = "honour the project's .agentpen.toml as it is now (an edit undoes it)"
+    static let initAbstract = "write a commented .agentpen.toml in the project"
+    static let reviewAbstract = "show what paranoid runs changed in their copy of the project"
+    static let applyAbstract = "write a paranoid run's changes into the project (never .git)"
+    static let configUsage = """
+    usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]
+
+    Prints the configuration a run with these options would have: the files read
+    (global $XDG_CONFIG_HOME/agentpen/config.toml, the project's .agentpen.toml
+    and whether it is trusted), the project, and every value with the flag, file
+    and key it came from. Precedence: flags > trusted project > profile > global
+    > presets. OPTIONS are those of a run (agentpen --help).
+    """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
 
     static func table(_ entries: [Entry]) -> String {
@@ -95,11 +113,21 @@ enum Help {
         subcommands are agentpen's own and count only as the first argument; after
         an option or --, NAME is a program (agentpen -- watch df runs watch):
           completions SHELL      \(completionsAbstract)
+          config [OPTIONS] [COMMAND]
+                                 \(configAbstract)
+          trust [-C DIR]         \(trustAbstract)
+          init [-C DIR]          \(initAbstract)
+          review [-C DIR]        \(reviewAbstract)
+          apply [-C DIR]         \(applyAbstract)
           selftest               run the escape cases against this host's sandbox, as
                                  you, in a throwaway world; one PASS/FAIL line each;
                                  exit 0 only if all held
           \(reserved)
                                  reserved; not available yet (exit 2)
+        config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
+        yours; .agentpen.toml at the project root, untrusted: only what tightens
+        counts (hide, remove_hosts, remove_env, ro_config, ...) until agentpen trust.
+        Flags win over both.
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
         one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
         its loopback splice (for measurements). bwrap, pasta and nft come from

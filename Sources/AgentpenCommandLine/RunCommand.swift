@@ -36,6 +36,8 @@ struct RunArguments: ParsableArguments {
     var allowParentGit = false
     @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
     var readOnlyConfig = false
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.profile.argumentHelp, valueName: "NAME"))
+    var profile: String?
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.log.argumentHelp, valueName: "FILE"), completion: .file())
     var log: String?
     @Option(name: .customLong("tmpfs-size"), parsing: .unconditional,
@@ -100,6 +102,7 @@ struct RunArguments: ParsableArguments {
         }
         o.allowParentGit = allowParentGit
         o.readOnlyConfig = readOnlyConfig
+        o.profile = profile
         o.logPath = log
         if let v = tmpfsSize {
             do { o.tmpfsSize = try TmpfsBudget.parse(v) } catch { throw usage(error.message) }

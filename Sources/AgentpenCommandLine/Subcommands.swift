@@ -8,7 +8,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { self == .completions || self == .selftest }
+    public var isAvailable: Bool { [.completions, .config, .trust, .`init`, .review, .apply, .selftest].contains(self) }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -29,6 +29,43 @@ struct SelftestCommand: ParsableCommand {
         commandName: "selftest", abstract: Help.selftestAbstract, helpNames: [.long, .short])
 }
 
+/// `agentpen config [OPTIONS] [COMMAND [ARGS...]]`: the effective
+/// configuration of that run, each value with the file and key (or flag) it
+/// came from. The same options as a run.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: Help.configAbstract, helpNames: [])
+    @OptionGroup var arguments: RunArguments
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(Help.command, valueName: "COMMAND"))
+    var command: [String] = []
+}
+
+/// `agentpen trust [-C DIR]` and `agentpen init [-C DIR]`: the project's `.agentpen.toml`.
+struct ProjectFileArguments: ParsableArguments {
+    @Option(name: [.customShort("C"), .long], parsing: .unconditional,
+            help: ArgumentHelp(Help.project.argumentHelp, valueName: "DIR"), completion: .directory)
+    var project: String?
+}
+
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "trust", abstract: Help.trustAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct ReviewCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "review", abstract: Help.reviewAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "apply", abstract: Help.applyAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: Help.initAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
 /// The tree the completion scripts are generated from: the run's options and
 /// the subcommands (not COMMAND, so the first word offers the subcommands; nor
 /// the helper entry points).
@@ -45,14 +82,14 @@ struct AgentpenCommand: ParsableCommand {
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
         case .allow: Reserved<AllowName>.self
-        case .apply: Reserved<ApplyName>.self
+        case .apply: ApplyCommand.self
         case .completions: CompletionsCommand.self
-        case .config: Reserved<ConfigName>.self
-        case .`init`: Reserved<InitName>.self
-        case .review: Reserved<ReviewName>.self
+        case .config: ConfigCommand.self
+        case .`init`: InitCommand.self
+        case .review: ReviewCommand.self
         case .selftest: SelftestCommand.self
         case .suggest: Reserved<SuggestName>.self
-        case .trust: Reserved<TrustName>.self
+        case .trust: TrustCommand.self
         case .watch: Reserved<WatchName>.self
         }
     }
@@ -60,12 +97,7 @@ struct AgentpenCommand: ParsableCommand {
 
 protocol ReservedName { static var name: Subcommand { get } }
 enum AllowName: ReservedName { static let name = Subcommand.allow }
-enum ApplyName: ReservedName { static let name = Subcommand.apply }
-enum ConfigName: ReservedName { static let name = Subcommand.config }
-enum InitName: ReservedName { static let name = Subcommand.`init` }
-enum ReviewName: ReservedName { static let name = Subcommand.review }
 enum SuggestName: ReservedName { static let name = Subcommand.suggest }
-enum TrustName: ReservedName { static let name = Subcommand.trust }
 enum WatchName: ReservedName { static let name = Subcommand.watch }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments

@@ -127,6 +127,19 @@ case .selftest:
     // Runs agentpen itself (and the network stack) as children: same setup as a run.
     ignoreSIGPIPE()
     exit(SelftestRun.run())
+case .manual:
+    print(Manual.page, terminator: "")
+    exit(0)
+case .config(let o):
+    exit(Configure.show(o))
+case .trust(let o):
+    exit(Configure.trust(o))
+case .initialize(let o):
+    exit(Configure.initialize(o))
+case .review(let o):
+    exit(Paranoid.review(o))
+case .apply(let o):
+    exit(Paranoid.apply(o))
 case .subcommandHelp(let text):
     print(text)
     exit(0)
@@ -169,10 +182,13 @@ case .dryRun, .run:
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        let events = EventLog(fd: openLog(prepared.options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { printFindings(Runner.finishAudit(audit, events: events)) }
+            defer {
+                printFindings(Runner.finishAudit(audit, events: events))
+                for line in Paranoid.finish(prepared) { printError("\(line)") }
+            }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

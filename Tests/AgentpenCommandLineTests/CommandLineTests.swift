@@ -102,6 +102,11 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         } else { Issue.record("selftest --help is not its help") }
         #expect(try Invocation.parse(["completions", "bash"]) == .completions(.bash))
         #expect(try Invocation.parse(["completions", "fish"]) == .completions(.fish))
+        #expect(try Invocation.parse(["watch"]) == .watch(session: nil, json: false))
+        #expect(try Invocation.parse(["watch", "--json", "20261201-120000-7"]) == .watch(session: "20261201-120000-7", json: true))
+        #expect(try Invocation.parse(["suggest"]) == .suggest(session: nil))
+        #expect(try run(["--", "watch", "x"]).command == ["watch", "x"])
+        #expect(try run(["--quiet", "true"]).quiet)
         #expect(try run(["--", "completions", "bash"]).command == ["completions", "bash"])
         #expect(usageError(["completions"])?.kind == .usage)
         #expect(usageError(["completions", "tcsh"])?.exitStatus == 2)

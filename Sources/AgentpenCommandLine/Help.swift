@@ -72,6 +72,7 @@ enum Help {
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
     static let completionsAbstract = "print a completion script for bash, zsh or fish"
+    static let selftestAbstract = "run the escape cases against this host's sandbox in a throwaway world; exit 0 only if all held"
     static let configAbstract = "print the effective configuration of a run and where each value came from"
     static let trustAbstract = "honour the project's .agentpen.toml as it is now (an edit undoes it)"
     static let initAbstract = "write a commented .agentpen.toml in the project"
@@ -124,6 +125,9 @@ enum Help {
           watch [--json] [SESSION]
                                  \(watchAbstract)
           suggest [SESSION]      \(suggestAbstract)
+          selftest               run the escape cases against this host's sandbox, as
+                                 you, in a throwaway world; one PASS/FAIL line each;
+                                 exit 0 only if all held
           \(reserved)
                                  reserved; not available yet (exit 2)
         config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),

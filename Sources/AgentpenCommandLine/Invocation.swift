@@ -8,6 +8,8 @@ public enum Invocation: Sendable, Equatable {
     case agentpen(Options)
     /// `agentpen completions SHELL`.
     case completions(Shell)
+    /// `agentpen selftest`.
+    case selftest
     /// `agentpen config [OPTIONS] [COMMAND]`: the options of the run to describe.
     case config(Options)
     /// `agentpen trust [-C DIR]` (only `project` is set).
@@ -125,6 +127,16 @@ public enum Invocation: Sendable, Equatable {
                 return .subcommandHelp(AgentpenCommand.helpMessage(for: SuggestCommand.self, columns: 80))
             }
             return .suggest(session: c.session)
+        case .selftest:
+            do {
+                _ = try SelftestCommand.parse(rest)
+                return .selftest
+            } catch {
+                if SelftestCommand.exitCode(for: error) == .success {
+                    return .subcommandHelp(AgentpenCommand.helpMessage(for: SelftestCommand.self, columns: 80))
+                }
+                throw Failure(kind: .usage, message: "selftest: \(SelftestCommand.message(for: error)); usage: agentpen selftest")
+            }
         default: break
         }
         do {

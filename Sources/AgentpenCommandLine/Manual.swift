@@ -31,6 +31,7 @@ public enum Manual {
               ".TP", ".B init \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.initAbstract),
               ".TP", ".B review \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.reviewAbstract),
               ".TP", ".B apply \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.applyAbstract),
+              ".TP", ".B selftest", roff(Help.selftestAbstract + "; one PASS/FAIL line per case, as you, without root or the network"),
               ".TP", ".B " + Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", "),
               "reserved; not available yet (exit 2)",
               ".SH FILES",

@@ -9,7 +9,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
     public var isAvailable: Bool {
-        [.completions, .config, .trust, .`init`, .review, .apply, .watch, .suggest].contains(self)
+        [.completions, .config, .trust, .`init`, .review, .apply, .watch, .suggest, .selftest].contains(self)
     }
 }
 
@@ -23,6 +23,12 @@ struct CompletionsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "completions", abstract: Help.completionsAbstract, helpNames: [.long, .short])
     @Argument(help: "bash, zsh or fish") var shell: Shell
+}
+
+/// `agentpen selftest`: the escape cases against this host's sandbox. No arguments.
+struct SelftestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest", abstract: Help.selftestAbstract, helpNames: [.long, .short])
 }
 
 /// `agentpen config [OPTIONS] [COMMAND [ARGS...]]`: the effective
@@ -88,7 +94,8 @@ struct AgentpenCommand: ParsableCommand {
         helpNames: [])
     @OptionGroup var arguments: RunArguments
 
-    /// One command type per reserved name (ArgumentParser names commands by type).
+    /// One command type per reserved name (ArgumentParser names commands by type):
+    /// the real command where there is one.
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
         case .allow: Reserved<AllowName>.self
@@ -97,7 +104,7 @@ struct AgentpenCommand: ParsableCommand {
         case .config: ConfigCommand.self
         case .`init`: InitCommand.self
         case .review: ReviewCommand.self
-        case .selftest: Reserved<SelftestName>.self
+        case .selftest: SelftestCommand.self
         case .suggest: SuggestCommand.self
         case .trust: TrustCommand.self
         case .watch: WatchCommand.self
@@ -107,7 +114,6 @@ struct AgentpenCommand: ParsableCommand {
 
 protocol ReservedName { static var name: Subcommand { get } }
 enum AllowName: ReservedName { static let name = Subcommand.allow }
-enum SelftestName: ReservedName { static let name = Subcommand.selftest }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments
 /// (so completions and help list it); `Invocation` answers "not available yet".

@@ -49,7 +49,7 @@ private func errnoFromNL(_ err: Int32) -> Int32 {
     }
 }
 
-private func nlError(_ call: String, _ subject: String, _ err: Int32) -> SystemError {
+func nlError(_ call: String, _ subject: String, _ err: Int32) -> SystemError {
     let text = String(cString: nl_geterror(err))
     let what = subject.isEmpty ? "(\(text))" : "\(subject) (\(text))"
     return SystemError(call, what, errno: errnoFromNL(err))
@@ -88,7 +88,7 @@ private func family(_ raw: UInt8) -> Family {
 }
 
 /// A new nl_addr (caller puts it) from an address and prefix length.
-private func makeAddr(_ address: IPAddress, prefix: UInt8) -> OpaquePointer? {
+func makeAddr(_ address: IPAddress, prefix: UInt8) -> OpaquePointer? {
     var bytes = address.bytes
     let fam = address.isIPv4 ? AF_INET : AF_INET6
     guard let a = bytes.withUnsafeMutableBytes({ nl_addr_build(fam, $0.baseAddress, $0.count) }) else { return nil }
@@ -110,7 +110,7 @@ private typealias Family = RouteInfo.Family
 /// One rtnetlink socket. Not thread-safe: use it from one thread (the helper is
 /// single-threaded anyway).
 public final class NetlinkRoute {
-    private let sock: OpaquePointer
+    let sock: OpaquePointer
 
     public init() throws {
         guard let s = nl_socket_alloc() else { throw SystemError("nl_socket_alloc", "rtnetlink", errno: ENOMEM) }

@@ -2,3 +2,4 @@
 #include <netlink/route/route.h>
 #include <netlink/route/link.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/link/veth.h>

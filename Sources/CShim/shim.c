@@ -8,7 +8,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <linux/fs.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <termios.h>
+#ifndef FICLONE
+#define FICLONE _IOW(0x94, 9, int)   /* linux/fs.h, which clashes with sys/mount.h on glibc 2.36 */
+#endif
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -220,3 +227,17 @@ int ap_received_signal(void) { return received; }
 int ap_ficlone(int dst_fd, int src_fd) {
     return ioctl(dst_fd, FICLONE, src_fd) == 0 ? 0 : -errno;
 }
+// ---- selftest probes ---------------------------------------------------------
+long ap_ptrace_peek(int pid) { RET(syscall(SYS_ptrace, (long)PTRACE_PEEKDATA, (long)pid, 0L, 0L)); }
+long ap_keyctl_session_keyring(void) { RET(syscall(SYS_keyctl, 0L /* KEYCTL_GET_KEYRING_ID */, -3L /* KEY_SPEC_SESSION_KEYRING */, 0L)); }
+int ap_ioctl_tiocsti(int fd, char c) { RET(ioctl(fd, TIOCSTI, &c)); }
+long ap_process_vm_readv_self(void *dst, const void *src, size_t len) {
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    RET(process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+}
+int ap_mount_tmpfs(const char *target) { RET(mount("none", target, "tmpfs", 0, NULL)); }
+int ap_socket_family(int family) { RET(socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)); }
+int ap_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
+int ap_mount_private_root(void) { RET(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)); }
+int ap_mount_bind(const char *src, const char *dst) { RET(mount(src, dst, NULL, MS_BIND, NULL)); }
+const int AP_CLONE_NEWNS = CLONE_NEWNS;

@@ -38,6 +38,10 @@ enum Probe {
                 print("udp=\(udpToGateway())")
             }
             exit(0)
+        case "selftest":
+            SelftestProbe.main(Array(args.dropFirst()))
+        case "selftest-world":
+            SelftestRun.worldMain(Array(args.dropFirst()))
         default:
             exit(2)
         }

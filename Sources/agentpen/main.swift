@@ -123,6 +123,10 @@ case .probe(let words):
 case .completions(let shell):
     print(shell.completionScript)
     exit(0)
+case .selftest:
+    // Runs agentpen itself (and the network stack) as children: same setup as a run.
+    ignoreSIGPIPE()
+    exit(SelftestRun.run())
 case .manual:
     print(Manual.page, terminator: "")
     exit(0)

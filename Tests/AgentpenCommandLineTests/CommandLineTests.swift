@@ -94,6 +94,12 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         }
         #expect(Subcommand.reserved.map(\.rawValue) == ["allow", "apply", "completions", "config", "init",
                                                          "review", "selftest", "suggest", "trust", "watch"])
+        #expect(try Invocation.parse(["selftest"]) == .selftest)
+        #expect(try run(["--", "selftest"]).command == ["selftest"])
+        #expect(usageError(["selftest", "extra"])?.kind == .usage)
+        if case .subcommandHelp(let text)? = try? Invocation.parse(["selftest", "--help"]) {
+            #expect(text.contains("escape cases"))
+        } else { Issue.record("selftest --help is not its help") }
         #expect(try Invocation.parse(["completions", "bash"]) == .completions(.bash))
         #expect(try Invocation.parse(["completions", "fish"]) == .completions(.fish))
         #expect(try Invocation.parse(["watch"]) == .watch(session: nil, json: false))

@@ -74,5 +74,27 @@ int ap_landlock_restrict_self(int ruleset_fd);
 /// ioctl(dst_fd, FICLONE, src_fd): `dst` shares `src`'s blocks (a reflink),
 /// where the filesystem can (btrfs, XFS); -EOPNOTSUPP, -EXDEV, -EINVAL otherwise.
 int ap_ficlone(int dst_fd, int src_fd);
+// ---- selftest probes (what the sandbox must refuse; each is tried once) ------
+/// ptrace(PTRACE_PEEKDATA, pid, 0, 0) as a raw syscall: -ESRCH for a process we
+/// do not trace, -EPERM where a filter refuses ptrace.
+long ap_ptrace_peek(int pid);
+/// keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0) as a raw syscall.
+long ap_keyctl_session_keyring(void);
+/// ioctl(fd, TIOCSTI, &c): pushes one byte into a terminal's input.
+int ap_ioctl_tiocsti(int fd, char c);
+/// process_vm_readv of `len` bytes from our own memory.
+long ap_process_vm_readv_self(void *dst, const void *src, size_t len);
+/// mount("none", target, "tmpfs", 0, NULL).
+int ap_mount_tmpfs(const char *target);
+/// socket(family, SOCK_STREAM, 0) for an arbitrary family (AF_VSOCK = 40).
+int ap_socket_family(int family);
+
+/// setns(fd, nstype).
+int ap_setns(int fd, int nstype);
+/// mount --make-rprivate /: nothing mounted here propagates anywhere.
+int ap_mount_private_root(void);
+/// mount --bind src dst.
+int ap_mount_bind(const char *src, const char *dst);
+extern const int AP_CLONE_NEWNS;
 
 #endif

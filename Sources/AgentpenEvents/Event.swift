@@ -14,6 +14,8 @@ public struct Event: Sendable, Equatable, Codable {
         case persistenceMoved = "persistence-moved"
         /// A file a shell or editor runs later, created or changed by the run: reported, left as it is.
         case persistenceFound = "persistence-found"
+        /// A syscall the seccomp policy refused, with the process that made it.
+        case syscallRefused = "syscall-refused"
         case setup = "setup"
         case failure = "failure"
     }
@@ -25,6 +27,8 @@ public struct Event: Sendable, Equatable, Codable {
     /// Why: the rule that matched or the reason for refusal, in words.
     public var reason: String
     /// Extra facts (upstream address, byte counts, client port), all strings.
+    /// "count", where present, is how many occurrences this one event stands for
+    /// (refused syscalls are counted, not logged one by one).
     public var details: [String: String]
 
     public init(_ kind: Kind, subject: String, reason: String,
@@ -38,7 +42,11 @@ public struct Event: Sendable, Equatable, Codable {
 
     public var isBlock: Bool {
         kind == .connectionBlocked || kind == .dnsRefused || kind == .failure || kind == .persistenceRemoved
+            || kind == .syscallRefused
     }
+
+    /// How many occurrences the event stands for: its "count" detail, else 1.
+    public var occurrences: Int { details["count"].flatMap { Int($0) }.map { max($0, 0) } ?? 1 }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the
     /// quote and the backslash; DEL, C1 controls, bidi and other invisible

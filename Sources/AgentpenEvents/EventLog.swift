@@ -36,8 +36,9 @@ public final class EventLog: EventSink, Sendable {
         state.withLock { s in
             if event.isBlock {
                 let key = Key(kind: event.kind.rawValue, subject: event.subject)
-                if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key, default: 0] += 1 }
-                else { s.blockedElsewhere += 1 }
+                let n = event.occurrences
+                if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key, default: 0] += n }
+                else { s.blockedElsewhere += n }
             } else if event.kind == .connectionAllowed { s.allowedCount += 1 }
             if let fd {
                 var bytes = Array(line.utf8)

@@ -213,3 +213,73 @@ void ap_forward_termination_to(pid_t pid) {
 }
 
 int ap_received_signal(void) { return received; }
+
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+int ap_seqpacket_pair(int fds[2]) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
+
+int ap_send_fd(int sock, int fd) {
+    char byte = 'L';
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    RET(n < 0 ? -1 : 0);
+}
+
+int ap_recv_fd(int sock) {
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (n == 0 || c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS
+        || c->cmsg_len != CMSG_LEN(sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
+        // A truncated control message may still have installed descriptors: none are kept.
+        return -EPIPE;
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+int ap_notif_recv(int listener, struct ap_notification *out) {
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof req);   // the kernel refuses a request buffer that is not zeroed
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) return -errno;
+    out->id = req.id;
+    out->pid = req.pid;
+    out->nr = req.data.nr;
+    out->arch = req.data.arch;
+    for (int i = 0; i < 6; i++) out->args[i] = req.data.args[i];
+    return 0;
+}
+
+int ap_notif_refuse(int listener, uint64_t id, int error) {
+    struct seccomp_notif_resp resp = { .id = id, .val = 0, .error = -error, .flags = 0 };
+    RET(ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp));
+}
+
+int ap_notif_wait(int listener, int stop_fd) {
+    struct pollfd p[2] = { { .fd = listener, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+    for (;;) {
+        int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (p[0].revents & POLLIN) return 1;
+        return 0;   // hung up, an error on the listener, or told to stop
+    }
+}

@@ -70,3 +70,26 @@ int ap_landlock_add_path_rule(int ruleset_fd, uint64_t access, int parent_fd);
 int ap_landlock_restrict_self(int ruleset_fd);
 
 #endif
+
+// seccomp user notification (the refused-syscall listener) and descriptor passing.
+/// A unix socket pair (SOCK_SEQPACKET, close-on-exec) into fds.
+int ap_seqpacket_pair(int fds[2]);
+/// Sends one descriptor over a unix socket (SCM_RIGHTS) with a one-byte message.
+int ap_send_fd(int sock, int fd);
+/// Receives one descriptor (close-on-exec); -EPIPE on end of stream without one.
+int ap_recv_fd(int sock);
+/// One pending notification, flattened: the caller's pid (in the reader's pid
+/// namespace, 0 if not visible), the syscall number, its architecture, its arguments.
+struct ap_notification {
+    uint64_t id;
+    uint32_t pid;
+    int32_t nr;
+    uint32_t arch;
+    uint64_t args[6];
+};
+/// SECCOMP_IOCTL_NOTIF_RECV (blocks until a notification is pending).
+int ap_notif_recv(int listener, struct ap_notification *out);
+/// SECCOMP_IOCTL_NOTIF_SEND: the call fails with `error` (never continues).
+int ap_notif_refuse(int listener, uint64_t id, int error);
+/// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter), -errno.
+int ap_notif_wait(int listener, int stop_fd);

@@ -32,6 +32,14 @@ public enum SeccompFilter {
         return fd
     }
 
+    /// For --check: the notifying filter compiles, and this kernel and
+    /// libseccomp support user notification (API level 5 and up).
+    public static func checkNotifying() throws(SystemError) {
+        seccomp_release(try context(SyscallPolicy.reportedRules, notify: true))
+        let level = seccomp_api_get()
+        if level < 5 { throw SystemError("seccomp user notification", "API level \(level); needs Linux 5.0 and libseccomp 2.5", errno: ENOSYS) }
+    }
+
     /// The number each policy call goes into the filter under, to name a
     /// notified call: the same resolution as the filter's.
     public static func numberTable(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.reportedRules) throws(SystemError) -> [Int32: String] {

@@ -32,8 +32,17 @@ bench: build
 	bash scripts/deps.sh --test
 	bash bench/run.sh
 
+# The binary, its man page and the bash, zsh and fish completions (all three
+# written by the binary itself from its argument parser).
+BIN ?= .build/release/agentpen
 install: build
-	install -D -m 0755 .build/release/agentpen $(DESTDIR)$(PREFIX)/bin/agentpen
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/agentpen
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) __manual > $(DESTDIR)$(PREFIX)/share/man/man1/agentpen.1
+	$(BIN) completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/agentpen
+	$(BIN) completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_agentpen
+	$(BIN) completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/agentpen.fish
 
 clean:
 	rm -rf .build

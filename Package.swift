@@ -2,6 +2,8 @@
 import PackageDescription
 
 // The folder tree is the architecture:
+//   AgentpenConfig  the config files (TOML through TOMLKit) as plain values, their
+//                   precedence, provenance and trust rules; pure, no kernel access
 //   AgentpenPolicy  pure decisions (CLI parsing, presets, allowlists, sandbox plans,
 //                   ClientHello and DNS parsing); no C, no kernel, fully unit-tested
 //   AgentpenEvents  the one event type every allow/deny decision passes through
@@ -18,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         .target(name: "CShim", cSettings: [.define("_GNU_SOURCE")]),
@@ -30,6 +33,8 @@ let package = Package(
                 dependencies: ["EmbedAllowlistsTool"]),
         .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
         .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenConfig",
+                dependencies: ["AgentpenPolicy", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "AgentpenSystem"),
         .target(name: "AgentpenCommandLine",
                 dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -38,13 +43,14 @@ let package = Package(
         .target(name: "AgentpenProxy",
                 dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
         .executableTarget(name: "agentpen",
-                          dependencies: ["AgentpenCommandLine", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"]),
+                          dependencies: ["AgentpenCommandLine", "AgentpenConfig", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"]),
         // Test helpers shared by several test targets; not part of the product.
         .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenCommandLineTests", dependencies: ["AgentpenCommandLine", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
+        .testTarget(name: "AgentpenConfigTests", dependencies: ["AgentpenConfig", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
         .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenSystem", "CSeccomp"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),

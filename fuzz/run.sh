@@ -3,6 +3,7 @@
 #   hello   the proxy's ClientHello reassembly and parse   (AgentpenPolicy)
 #   dns     the in-namespace DNS responder's parse/reply   (AgentpenPolicy)
 #   events  the event-line decoder and the sanitizer       (AgentpenEvents)
+#   nflog   the firewall's NFLOG records of refused flows   (AgentpenPolicy)
 # Each is the real source files compiled with `swiftc -sanitize=fuzzer,address`
 # and one entry point from fuzz/Targets, seeded from fuzz/corpus/NAME.
 #
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(hello dns events)
+[ ${#targets[@]} -gt 0 ] || targets=(hello dns events nflog)
 time=${FUZZ_TIME:-60}
 swiftc=${SWIFTC:-swiftc}
 
@@ -34,6 +35,7 @@ sources() {
         hello)  echo "$P/ByteCursor.swift $P/ClientHello.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
         dns)    echo "$P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
         events) echo "$E"/*.swift ;;   # the whole module: it has no generated sources
+        nflog)  echo "$P/Refusals.swift $P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; return 1 ;;
     esac
 }

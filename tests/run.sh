@@ -23,7 +23,7 @@ trap cleanup EXIT
 # a crash fails the run, and each target counts in the closing line. Before the
 # world lock: they need no world.
 bash fuzz/run.sh --runs "${FUZZ_RUNS:-30000}" --reports "$stage" || true
-for t in hello dns events; do reports+=("$stage/fuzz-$t/report.xml"); done
+for t in hello dns events nflog; do reports+=("$stage/fuzz-$t/report.xml"); done
 # The test world is shared by every checkout on this machine (tests/dev.sh --world).
 exec 9>/tmp/agentpen-world.lock
 flock 9

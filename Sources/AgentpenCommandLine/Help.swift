@@ -21,13 +21,30 @@ enum Help {
     static let mount = Entry(syntax: "--mount PATH", lines: ["extra read-only path (repeatable)"])
     static let mountRW = Entry(syntax: "--mount-rw PATH", lines: ["extra read-write path (repeatable)"])
     static let allow = Entry(syntax: "--allow HOST", lines: [
-        "also allow HOST over TLS; *.example.com allows every",
-        "subdomain of example.com (repeatable)"])
+        "also allow HOST over TLS on 443; *.example.com allows",
+        "every subdomain of example.com (repeatable);",
+        "HOST:PORT allows any TCP protocol to HOST on PORT",
+        "(git over ssh: --allow github.com:22)"])
     static let allowPrivate = Entry(syntax: "--allow-private HOST", lines: ["like --allow, and HOST may resolve to a private address"])
+    static let allowHostPort = Entry(syntax: "--allow-host-port PORT", lines: [
+        "the sandbox's 127.0.0.1:PORT reaches this machine's",
+        "127.0.0.1:PORT (e.g. a local model server); a risk:",
+        "whatever listens there is reachable from inside"])
+    static let publish = Entry(syntax: "--publish PORT", lines: [
+        "this machine's 127.0.0.1:PORT reaches a server listening",
+        "on PORT inside the sandbox (e.g. a dev server)"])
+    static let hop = Entry(syntax: "--hop HOP", lines: [
+        "how connections leave: direct (the default: agentpen",
+        "serves sockets made inside the sandbox, no pasta) or",
+        "pasta (pasta's tap and a forwarder inside)"])
     static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
         "nothing the agent runs later can be planted there"])
+    static let profile = Entry(syntax: "--profile NAME", lines: [
+        "untrusted (today's behaviour, the default), paranoid",
+        "(the project and the agent's config as throwaway",
+        "copies, only its API hosts), or one of your config file"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -47,12 +64,27 @@ enum Help {
     static let version = Entry(syntax: "--version", lines: ["print the version"])
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
-    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
-                                   roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
+                                   publish, hop, allowParentGit,
+                                   roConfig, profile, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
     static let completionsAbstract = "print a completion script for bash, zsh or fish"
+    static let configAbstract = "print the effective configuration of a run and where each value came from"
+    static let trustAbstract = "honour the project's .agentpen.toml as it is now (an edit undoes it)"
+    static let initAbstract = "write a commented .agentpen.toml in the project"
+    static let reviewAbstract = "show what paranoid runs changed in their copy of the project"
+    static let applyAbstract = "write a paranoid run's changes into the project (never .git)"
+    static let configUsage = """
+    usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]
+
+    Prints the configuration a run with these options would have: the files read
+    (global $XDG_CONFIG_HOME/agentpen/config.toml, the project's .agentpen.toml
+    and whether it is trusted), the project, and every value with the flag, file
+    and key it came from. Precedence: flags > trusted project > profile > global
+    > presets. OPTIONS are those of a run (agentpen --help).
+    """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
 
     static func table(_ entries: [Entry]) -> String {
@@ -64,7 +96,7 @@ enum Help {
     }
 
     static var usage: String {
-        let reserved = Subcommand.reserved.filter { $0 != .completions }.map(\.rawValue).joined(separator: ", ")
+        let reserved = Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", ")
         return """
         usage: agentpen [OPTIONS] [--] [COMMAND [ARGS...]]
                agentpen SUBCOMMAND [ARGS...]
@@ -80,8 +112,18 @@ enum Help {
         subcommands are agentpen's own and count only as the first argument; after
         an option or --, NAME is a program (agentpen -- watch df runs watch):
           completions SHELL      \(completionsAbstract)
+          config [OPTIONS] [COMMAND]
+                                 \(configAbstract)
+          trust [-C DIR]         \(trustAbstract)
+          init [-C DIR]          \(initAbstract)
+          review [-C DIR]        \(reviewAbstract)
+          apply [-C DIR]         \(applyAbstract)
           \(reserved)
                                  reserved; not available yet (exit 2)
+        config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
+        yours; .agentpen.toml at the project root, untrusted: only what tightens
+        counts (hide, remove_hosts, remove_env, ro_config, ...) until agentpen trust.
+        Flags win over both.
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
         one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
         its loopback splice (for measurements). bwrap, pasta and nft come from

@@ -8,6 +8,15 @@ public enum Invocation: Sendable, Equatable {
     case agentpen(Options)
     /// `agentpen completions SHELL`.
     case completions(Shell)
+    /// `agentpen config [OPTIONS] [COMMAND]`: the options of the run to describe.
+    case config(Options)
+    /// `agentpen trust [-C DIR]` (only `project` is set).
+    case trust(Options)
+    /// `agentpen init [-C DIR]` (only `project` is set).
+    case initialize(Options)
+    /// `agentpen review [-C DIR]`, `agentpen apply [-C DIR]`: the paranoid profile's copy.
+    case review(Options)
+    case apply(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
@@ -16,6 +25,8 @@ public enum Invocation: Sendable, Equatable {
     case exec(ExecArguments)
     case netns(NetArguments)
     case probe([String])
+    /// `agentpen __manual`: agentpen(1) as roff, for `make install`.
+    case manual
 
     public struct Failure: Error, Equatable, CustomStringConvertible {
         public enum Kind: Sendable, Equatable {
@@ -53,6 +64,8 @@ public enum Invocation: Sendable, Equatable {
                 throw Failure(kind: .helper, message: "internal: bad network helper arguments")
             }
             return .netns(a)
+        case "__manual"?:
+            return .manual
         case "__probe"?:
             // Its words are checked by the probe itself (an unknown one exits 2).
             return .probe(Array(args.dropFirst()))
@@ -64,6 +77,36 @@ public enum Invocation: Sendable, Equatable {
 
     static func subcommand(_ s: Subcommand, _ rest: [String]) throws(Failure) -> Invocation {
         guard s.isAvailable else { return .notAvailable(s) }
+        switch s {
+        case .config:
+            let o: Options
+            do { o = try Options.parse(rest) }
+            catch { throw Failure(kind: .usage, message: "config: \(error.message); usage: agentpen config [OPTIONS] [COMMAND [ARGS...]]") }
+            if o.mode == .help { return .subcommandHelp(Help.configUsage) }
+            return .config(o)
+        case .trust, .`init`, .review, .apply:
+            let type: ParsableCommand.Type = switch s {
+            case .trust: TrustCommand.self
+            case .review: ReviewCommand.self
+            case .apply: ApplyCommand.self
+            default: InitCommand.self
+            }
+            do {
+                var o = Options()
+                switch s {
+                case .trust: o.project = try TrustCommand.parse(rest).arguments.project; return .trust(o)
+                case .review: o.project = try ReviewCommand.parse(rest).arguments.project; return .review(o)
+                case .apply: o.project = try ApplyCommand.parse(rest).arguments.project; return .apply(o)
+                default: o.project = try InitCommand.parse(rest).arguments.project; return .initialize(o)
+                }
+            } catch {
+                if type.exitCode(for: error) == .success {
+                    return .subcommandHelp(AgentpenCommand.helpMessage(for: type, columns: 80))
+                }
+                throw Failure(kind: .usage, message: "\(s.rawValue): \(type.message(for: error)); usage: agentpen \(s.rawValue) [-C DIR]")
+            }
+        default: break
+        }
         do {
             return .completions(try CompletionsCommand.parse(rest).shell)
         } catch {

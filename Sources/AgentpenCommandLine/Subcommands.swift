@@ -8,7 +8,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { self == .completions }
+    public var isAvailable: Bool { [.completions, .config, .trust, .`init`, .review, .apply].contains(self) }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -23,6 +23,43 @@ struct CompletionsCommand: ParsableCommand {
     @Argument(help: "bash, zsh or fish") var shell: Shell
 }
 
+/// `agentpen config [OPTIONS] [COMMAND [ARGS...]]`: the effective
+/// configuration of that run, each value with the file and key (or flag) it
+/// came from. The same options as a run.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: Help.configAbstract, helpNames: [])
+    @OptionGroup var arguments: RunArguments
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp(Help.command, valueName: "COMMAND"))
+    var command: [String] = []
+}
+
+/// `agentpen trust [-C DIR]` and `agentpen init [-C DIR]`: the project's `.agentpen.toml`.
+struct ProjectFileArguments: ParsableArguments {
+    @Option(name: [.customShort("C"), .long], parsing: .unconditional,
+            help: ArgumentHelp(Help.project.argumentHelp, valueName: "DIR"), completion: .directory)
+    var project: String?
+}
+
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "trust", abstract: Help.trustAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct ReviewCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "review", abstract: Help.reviewAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "apply", abstract: Help.applyAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: Help.initAbstract, helpNames: [.long, .short])
+    @OptionGroup var arguments: ProjectFileArguments
+}
+
 /// The tree the completion scripts are generated from: the run's options and
 /// the subcommands (not COMMAND, so the first word offers the subcommands; nor
 /// the helper entry points).
@@ -30,7 +67,7 @@ struct AgentpenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentpen",
         abstract: "Runs COMMAND confined.",
-        subcommands: [CompletionsCommand.self] + Subcommand.reserved.filter { !$0.isAvailable }.map(reservedType),
+        subcommands: [CompletionsCommand.self] + Subcommand.reserved.filter { $0 != .completions }.map(reservedType),
         helpNames: [])
     @OptionGroup var arguments: RunArguments
 
@@ -38,14 +75,14 @@ struct AgentpenCommand: ParsableCommand {
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
         case .allow: Reserved<AllowName>.self
-        case .apply: Reserved<ApplyName>.self
+        case .apply: ApplyCommand.self
         case .completions: CompletionsCommand.self
-        case .config: Reserved<ConfigName>.self
-        case .`init`: Reserved<InitName>.self
-        case .review: Reserved<ReviewName>.self
+        case .config: ConfigCommand.self
+        case .`init`: InitCommand.self
+        case .review: ReviewCommand.self
         case .selftest: Reserved<SelftestName>.self
         case .suggest: Reserved<SuggestName>.self
-        case .trust: Reserved<TrustName>.self
+        case .trust: TrustCommand.self
         case .watch: Reserved<WatchName>.self
         }
     }
@@ -53,13 +90,8 @@ struct AgentpenCommand: ParsableCommand {
 
 protocol ReservedName { static var name: Subcommand { get } }
 enum AllowName: ReservedName { static let name = Subcommand.allow }
-enum ApplyName: ReservedName { static let name = Subcommand.apply }
-enum ConfigName: ReservedName { static let name = Subcommand.config }
-enum InitName: ReservedName { static let name = Subcommand.`init` }
-enum ReviewName: ReservedName { static let name = Subcommand.review }
 enum SelftestName: ReservedName { static let name = Subcommand.selftest }
 enum SuggestName: ReservedName { static let name = Subcommand.suggest }
-enum TrustName: ReservedName { static let name = Subcommand.trust }
 enum WatchName: ReservedName { static let name = Subcommand.watch }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments

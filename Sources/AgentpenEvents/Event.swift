@@ -27,8 +27,6 @@ public struct Event: Sendable, Equatable, Codable {
     /// Why: the rule that matched or the reason for refusal, in words.
     public var reason: String
     /// Extra facts (upstream address, byte counts, client port), all strings.
-    /// "count", where present, is how many occurrences this one event stands for
-    /// (refused syscalls are counted, not logged one by one).
     public var details: [String: String]
 
     public init(_ kind: Kind, subject: String, reason: String,
@@ -45,8 +43,6 @@ public struct Event: Sendable, Equatable, Codable {
             || kind == .syscallRefused
     }
 
-    /// How many occurrences the event stands for: its "count" detail, else 1.
-    public var occurrences: Int { details["count"].flatMap { Int($0) }.map { max($0, 0) } ?? 1 }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the
     /// quote and the backslash; DEL, C1 controls, bidi and other invisible

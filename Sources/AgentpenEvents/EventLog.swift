@@ -36,9 +36,9 @@ public final class EventLog: EventSink, Sendable {
         state.withLock { s in
             if event.isBlock {
                 let key = Key(kind: event.kind.rawValue, subject: event.subject)
-                let n = event.occurrences
-                if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key, default: 0] += n }
-                else { s.blockedElsewhere += n }
+                let n = Self.attempts(event)
+                if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key] = Self.add(s.blocked[key] ?? 0, n) }
+                else { s.blockedElsewhere = Self.add(s.blockedElsewhere, n) }
             } else if event.kind == .connectionAllowed { s.allowedCount += 1 }
             if let fd {
                 var bytes = Array(line.utf8)
@@ -48,12 +48,24 @@ public final class EventLog: EventSink, Sendable {
         if event.isBlock { onBlock?(event) }
     }
 
+    /// How many attempts one event stands for: its `attempts` detail (a tally of
+    /// repeats sent once, e.g. by the refused-flow reporter), else 1.
+    static func attempts(_ event: Event) -> Int {
+        guard let text = event.details["attempts"], let n = Int(text), n > 0 else { return 1 }
+        return min(n, 1 << 40)
+    }
+
+    static func add(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? Int.max : sum
+    }
+
     /// "blocked 3: connection-blocked evil.example ×2, dns-refused x.test" or nil
     /// when nothing was blocked. One line: every subject is escaped.
     public func summary() -> TerminalText? {
         let (blocked, blockedElsewhere) = state.withLock { ($0.blocked, $0.blockedElsewhere) }
         guard !blocked.isEmpty else { return nil }
-        let total = blocked.values.reduce(0, +) + blockedElsewhere
+        let total = blocked.values.reduce(blockedElsewhere, Self.add)
         var items: [TerminalText] = blocked.sorted { $0.key < $1.key }.map {
             $0.value > 1 ? "\($0.key.kind) \($0.key.subject) ×\($0.value)" : "\($0.key.kind) \($0.key.subject)"
         }

@@ -21,6 +21,8 @@ extension Event {
         case firewall
         /// The stream of events from the network helper.
         case eventStream
+        /// Refused flows counted but not itemised (beyond the distinct-destination bound).
+        case refusedFlows
 
         public var description: String {
             switch self {
@@ -30,6 +32,7 @@ extension Event {
             case .client(let endpoint): return "(client \(endpoint))"
             case .firewall: return "firewall"
             case .eventStream: return "event stream"
+            case .refusedFlows: return "refused flows"
             }
         }
     }

@@ -65,7 +65,7 @@ public struct SyscallTally: Sendable {
         for (name, u) in unnamed.sorted(by: { $0.key < $1.key }) {
             out.append(Event(.syscallRefused, subject: .name(name),
                              reason: "refused \(u.errno) \(u.count) times to processes not named (over \(Self.entryLimit) entries)",
-                             details: ["errno": u.errno, "count": String(u.count)]))
+                             details: ["errno": u.errno, "attempts": String(u.count)]))
         }
         unnamed = [:]
         return out
@@ -73,7 +73,7 @@ public struct SyscallTally: Sendable {
 
     static func event(_ syscall: String, errno: String, process: Process, count: Int, reason: String) -> Event {
         Event(.syscallRefused, subject: .name(syscall), reason: reason,
-              details: ["errno": errno, "count": String(count), "pid": String(process.pid),
+              details: ["errno": errno, "attempts": String(count), "pid": String(process.pid),
                         "comm": process.comm, "exe": process.exe])
     }
 }

@@ -266,7 +266,7 @@ public final class NetlinkRoute {
 
     /// Adds `gateway/32 dev #interfaceIndex scope link` to the main table.
     public func addHostRoute(to gateway: IPAddress, interfaceIndex: Int32) throws {
-        try addIPv4Route(destination: gateway, prefix: 32, table: tableMain, type: rtnUnicast, scope: .link,
+        try addRoute(destination: gateway, prefix: 32, table: tableMain, type: rtnUnicast, scope: .link,
                          protocol: rtprotBoot, interfaceIndex: interfaceIndex, flags: nlmFExcl)
     }
 
@@ -279,25 +279,41 @@ public final class NetlinkRoute {
             throw SystemError("setLoopbackQuickAck", "no loopback interface", errno: ENODEV)
         }
         for (destination, prefix) in [(IPAddress(127, 0, 0, 0), UInt8(8)), (IPAddress.loopbackV4, UInt8(32))] {
-            try addIPv4Route(destination: destination, prefix: prefix, table: tableLocal, type: rtnLocal,
+            try addRoute(destination: destination, prefix: prefix, table: tableLocal, type: rtnLocal,
                              scope: .host, protocol: rtprotKernel, interfaceIndex: lo.index,
                              preferredSource: .loopbackV4, quickAck: true, flags: nlmFReplace)
         }
     }
 
-    /// One IPv4 route with a single next hop through `interfaceIndex`.
-    private func addIPv4Route(destination: IPAddress, prefix: UInt8, table: UInt32, type: UInt8,
+    /// A default route (IPv4 with source 127.0.0.1, and IPv6) on loopback: a
+    /// connection to any address is then routable instead of failing with
+    /// ENETUNREACH, and meets the firewall, which redirects TCP to the catch-all
+    /// listener and drops (and logs) everything else. Nothing on loopback leaves
+    /// the namespace. IPv6 is best effort: a namespace without IPv6 has none.
+    public func addLoopbackDefaultRoutes() throws {
+        guard let lo = try links().first(where: { $0.isLoopback }) else {
+            throw SystemError("addLoopbackDefaultRoutes", "no loopback interface", errno: ENODEV)
+        }
+        try addRoute(destination: IPAddress(0, 0, 0, 0), prefix: 0, table: tableMain, type: rtnUnicast, scope: .link,
+                     protocol: rtprotBoot, interfaceIndex: lo.index, preferredSource: .loopbackV4, flags: nlmFExcl)
+        let any6 = IPAddress(bytes: [UInt8](repeating: 0, count: 16))!
+        try? addRoute(destination: any6, prefix: 0, table: tableMain, type: rtnUnicast, scope: .universe,
+                      protocol: rtprotBoot, interfaceIndex: lo.index, flags: nlmFExcl)
+    }
+
+    /// One route with a single next hop through `interfaceIndex` (IPv4 or IPv6, by `destination`).
+    private func addRoute(destination: IPAddress, prefix: UInt8, table: UInt32, type: UInt8,
                               scope: RouteInfo.Scope, protocol proto: UInt8, interfaceIndex: Int32,
                               preferredSource: IPAddress? = nil,
                               quickAck: Bool = false, flags: Int32) throws {
         let what = "\(destination)/\(prefix) dev #\(interfaceIndex) table \(table)"
-        guard destination.isIPv4, let dst = makeAddr(destination, prefix: prefix) else {
-            throw SystemError("addIPv4Route", "not an IPv4 address: \(destination)", errno: EINVAL)
+        guard let dst = makeAddr(destination, prefix: prefix) else {
+            throw SystemError("addRoute", "not an address: \(destination)", errno: EINVAL)
         }
         defer { nl_addr_put(dst) }
         guard let r = rtnl_route_alloc() else { throw SystemError("rtnl_route_alloc", "", errno: ENOMEM) }
         defer { rtnl_route_put(r) }
-        rtnl_route_set_family(r, UInt8(AF_INET))
+        rtnl_route_set_family(r, UInt8(destination.isIPv4 ? AF_INET : AF_INET6))
         rtnl_route_set_table(r, table)
         rtnl_route_set_scope(r, scope.rawValue)
         rtnl_route_set_type(r, type)
@@ -305,8 +321,9 @@ public final class NetlinkRoute {
         var err = rtnl_route_set_dst(r, dst)
         if err < 0 { throw nlError("rtnl_route_set_dst", what, err) }
         if let preferredSource {
-            guard preferredSource.isIPv4, let src = makeAddr(preferredSource, prefix: 32) else {
-                throw SystemError("addIPv4Route", "not an IPv4 address: \(preferredSource)", errno: EINVAL)
+            guard preferredSource.isIPv4 == destination.isIPv4,
+                  let src = makeAddr(preferredSource, prefix: preferredSource.isIPv4 ? 32 : 128) else {
+                throw SystemError("addRoute", "source \(preferredSource) of another family", errno: EINVAL)
             }
             defer { nl_addr_put(src) }
             err = rtnl_route_set_pref_src(r, src)

@@ -22,17 +22,30 @@ public struct SyscallListener: ~Copyable {
     public init(fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
+    /// The one-byte tag the listener travels with.
+    static let tag: UInt8 = 0x4C   // "L"
+
     /// Receives the listener from the exec helper over `socket`; nil when the
     /// helper never sent one (the sandbox ended before it got that far).
     public static func receive(over socket: Int32) -> SyscallListener? {
-        let fd = ap_recv_fd(socket)
-        return fd >= 0 ? SyscallListener(fd: fd) : nil
+        var tag: UInt8 = 0
+        var fds: [Int32] = [-1, -1]
+        var n: Int32 = 0
+        var got: Int
+        repeat { got = ap_recv_fds(socket, &tag, &fds, 2, &n) } while got == -Int(EINTR)
+        guard got > 0, n >= 1 else { return nil }
+        for extra in fds[1..<Int(n)] { close(extra) }
+        guard n == 1, tag == Self.tag else { close(fds[0]); return nil }
+        return SyscallListener(fd: fds[0])
     }
 
     /// Sends `listener` to agentpen over `socket` (the exec helper's side).
     public static func send(_ listener: Int32, over socket: Int32) throws(SystemError) {
-        let rc = ap_send_fd(socket, listener)
-        if rc < 0 { throw SystemError("sendmsg", "the syscall listener", result: Int(rc)) }
+        var fd = listener
+        var rc: Int
+        repeat { rc = ap_send_fds(socket, Self.tag, &fd, 1) } while rc == -Int(EINTR)
+        if rc < 0 { throw SystemError("sendmsg", "the syscall listener", result: rc) }
+        if rc == 0 { throw SystemError("sendmsg", "the syscall listener", errno: EPIPE) }
     }
 
     /// Blocks until a call waits (true) or no process uses the filter any more (false).

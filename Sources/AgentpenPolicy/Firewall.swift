@@ -18,18 +18,30 @@ public enum Firewall {
         public let expr: [JSONValue]
     }
 
-    /// One base chain: `type filter hook <hook> priority 0; policy drop;`.
+    /// One base chain: `type <type> hook <hook> priority <priority>; policy <policy>;`.
+    /// Filter chains drop what no rule accepts; the nat chain only redirects.
     public struct Chain: Hashable, Sendable {
         public let name: String
         public let hook: String
         public let rules: [Rule]
-        public static let type = "filter", priority: Int64 = 0, policy = "drop"
+        public var type = "filter", priority: Int64 = 0, policy = "drop"
     }
 
-    /// The ruleset as data: output policy drop, allowing loopback and (when both
-    /// are given and `gateway` is IPv4) TCP to `gateway`:`proxyPort` only; input
-    /// allows loopback and replies; forward drops.
-    public static func chains(gateway: IPAddress?, proxyPort: UInt16?) -> [Chain] {
+    /// The refusing rules' NFLOG rate: at most this many records a second (after a
+    /// burst), so a flood of refused packets costs the reader bounded work. The
+    /// counters still count every packet.
+    public static let logRate = 50, logBurst = 200
+
+    /// The ruleset as data: output policy drop, allowing loopback destinations
+    /// (127.0.0.0/8, ::1) and (when both are given and `gateway` is IPv4) TCP to
+    /// `gateway`:`proxyPort` only; input allows loopback and
+    /// replies; forward drops. With `catchAllPort`, a nat chain redirects every
+    /// other TCP connection to that port on loopback (the catch-all listener,
+    /// which records and resets it). With `logGroup`, each drop rule also sends
+    /// the packet's first `NFLog.snapLength` bytes to that NFLOG group (rate
+    /// limited; a packet over the rate is dropped and counted all the same).
+    public static func chains(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+                              logGroup: UInt16? = nil) -> [Chain] {
         func match(_ left: JSONValue, _ right: JSONValue, op: String = "==") -> JSONValue {
             .object(["match": .object(["op": .string(op), "left": left, "right": right])])
         }
@@ -40,42 +52,78 @@ public enum Firewall {
         let accept = JSONValue.object(["accept": .null]), drop = JSONValue.object(["drop": .null])
         func counter(_ name: String) -> JSONValue { .object(["counter": .string(name)]) }
 
-        var output = [Rule(text: "oif \"lo\" accept", expr: [match(meta("oif"), .string("lo")), accept])]
-        if let gateway, let port = proxyPort, port != 0, gateway.isIPv4 {
-            output.append(Rule(text: "ip daddr \(gateway) tcp dport \(port) accept",
-                               expr: [match(payload("ip", "daddr"), .string(gateway.description)),
-                                      match(payload("tcp", "dport"), .number(Int64(port))), accept]))
-        }
-        output += [
-            Rule(text: "meta l4proto tcp counter name blocked_tcp drop",
-                 expr: [match(meta("l4proto"), .string("tcp")), counter("blocked_tcp"), drop]),
-            Rule(text: "meta l4proto udp counter name blocked_udp drop",
-                 expr: [match(meta("l4proto"), .string("udp")), counter("blocked_udp"), drop]),
-            Rule(text: "meta l4proto { icmp, ipv6-icmp } counter name blocked_icmp drop",
-                 expr: [match(meta("l4proto"), .object(["set": .array([.string("icmp"), .string("ipv6-icmp")])])),
-                        counter("blocked_icmp"), drop]),
-            Rule(text: "counter name blocked_other drop", expr: [counter("blocked_other"), drop]),
+        let loopback4 = JSONValue.object(["prefix": .object(["addr": .string("127.0.0.0"), "len": .number(8)])])
+        var output = [
+            Rule(text: "oif \"lo\" ip daddr 127.0.0.0/8 accept",
+                 expr: [match(meta("oif"), .string("lo")), match(payload("ip", "daddr"), loopback4), accept]),
+            Rule(text: "oif \"lo\" ip6 daddr ::1 accept",
+                 expr: [match(meta("oif"), .string("lo")), match(payload("ip6", "daddr"), .string("::1")), accept]),
         ]
+        var toProxy: Rule?
+        if let gateway, let port = proxyPort, port != 0, gateway.isIPv4 {
+            toProxy = Rule(text: "ip daddr \(gateway) tcp dport \(port) accept",
+                           expr: [match(payload("ip", "daddr"), .string(gateway.description)),
+                                  match(payload("tcp", "dport"), .number(Int64(port))), accept])
+            output.append(toProxy!)
+        }
+        // Each protocol's drop: counted; with a log group also logged (rate-limited,
+        // then a plain drop for what is over the rate).
+        let protocols: [(text: String, expr: [JSONValue], counter: String)] = [
+            ("meta l4proto tcp ", [match(meta("l4proto"), .string("tcp"))], "blocked_tcp"),
+            ("meta l4proto udp ", [match(meta("l4proto"), .string("udp"))], "blocked_udp"),
+            ("meta l4proto { icmp, ipv6-icmp } ",
+             [match(meta("l4proto"), .object(["set": .array([.string("icmp"), .string("ipv6-icmp")])]))], "blocked_icmp"),
+            ("", [], "blocked_other"),
+        ]
+        for p in protocols {
+            guard let group = logGroup else {
+                output.append(Rule(text: p.text + "counter name \(p.counter) drop", expr: p.expr + [counter(p.counter), drop]))
+                continue
+            }
+            let limit = JSONValue.object(["limit": .object(["rate": .number(Int64(logRate)), "burst": .number(Int64(logBurst)),
+                                                            "per": .string("second")])])
+            let log = JSONValue.object(["log": .object(["group": .number(Int64(group)), "snaplen": .number(Int64(NFLog.snapLength)),
+                                                        "queue-threshold": .number(1)])])
+            output.append(Rule(text: p.text + "counter name \(p.counter) limit rate \(logRate)/second burst \(logBurst) packets"
+                                + " log group \(group) snaplen \(NFLog.snapLength) queue-threshold 1 drop",
+                               expr: p.expr + [counter(p.counter), limit, log, drop]))
+            output.append(Rule(text: p.text + "drop", expr: p.expr + [drop]))
+        }
         let input = [
             Rule(text: "iif \"lo\" accept", expr: [match(meta("iif"), .string("lo")), accept]),
             Rule(text: "ct state established,related accept",
                  expr: [match(.object(["ct": .object(["key": .string("state")])]),
                               .array([.string("established"), .string("related")]), op: "in"), accept]),
         ]
-        return [Chain(name: "output", hook: "output", rules: output),
-                Chain(name: "input", hook: "input", rules: input),
-                Chain(name: "forward", hook: "forward", rules: [])]
+        var chains = [Chain(name: "output", hook: "output", rules: output),
+                      Chain(name: "input", hook: "input", rules: input),
+                      Chain(name: "forward", hook: "forward", rules: [])]
+        if let port = catchAllPort, port != 0 {
+            // Before the filter (nat output runs at -100): TCP that may not leave goes
+            // to the catch-all on loopback instead of timing out or meeting ENETUNREACH.
+            func redirect(_ family: String, _ notLoopback: JSONValue, _ text: String) -> Rule {
+                Rule(text: "\(family) daddr != \(text) meta l4proto tcp redirect to :\(port)",
+                     expr: [match(payload(family, "daddr"), notLoopback, op: "!="), match(meta("l4proto"), .string("tcp")),
+                            .object(["redirect": .object(["port": .number(Int64(port))])])])
+            }
+            chains.insert(Chain(name: "refuse", hook: "output",
+                                rules: (toProxy.map { [$0] } ?? [])
+                                    + [redirect("ip", loopback4, "127.0.0.0/8"), redirect("ip6", .string("::1"), "::1")],
+                                type: "nat", priority: -100, policy: "accept"), at: 0)
+        }
+        return chains
     }
 
     /// An `nft -f` script of `chains(gateway:proxyPort:)` and the counters. Loading
     /// it twice gives the same single table (the table is created, deleted and
     /// created again, so the script works whether or not it already exists).
     /// Returns a script that allows only loopback if `gateway` is not IPv4.
-    public static func ruleset(gateway: IPAddress?, proxyPort: UInt16?) -> String {
+    public static func ruleset(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+                               logGroup: UInt16? = nil) -> String {
         let counters = counterNames.map { "\tcounter \($0) {\n\t}\n" }.joined()
-        let chains = chains(gateway: gateway, proxyPort: proxyPort).map { chain in
+        let chains = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup).map { chain in
             "\tchain \(chain.name) {\n"
-                + "\t\ttype \(Chain.type) hook \(chain.hook) priority \(Chain.priority); policy \(Chain.policy);\n"
+                + "\t\ttype \(chain.type) hook \(chain.hook) priority \(chain.priority); policy \(chain.policy);\n"
                 + chain.rules.map { "\t\t\($0.text)\n" }.joined()
                 + "\t}\n"
         }.joined()
@@ -89,12 +137,13 @@ public enum Firewall {
     }
 
     /// Compares `nft -j list table inet agentpen` with the ruleset
-    /// `chains(gateway:proxyPort:)` builds, as data: the one table, exactly the
-    /// declared counters, exactly the three base chains with their hook, priority
-    /// and drop policy, and in each exactly the rules built, in order. Anything
+    /// `chains(gateway:proxyPort:catchAllPort:logGroup:)` builds, as data: the one
+    /// table, exactly the declared counters, exactly the base chains built with
+    /// their type, hook, priority and policy, and in each exactly the rules built, in order. Anything
     /// else in the table (another chain, a set, a map, a rule comment, a key this
     /// reader does not know) is a difference: the check fails closed.
-    public static func verifyLoaded(_ json: String, gateway: IPAddress?, proxyPort: UInt16?) -> ReadBack {
+    public static func verifyLoaded(_ json: String, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
+                                    logGroup: UInt16? = nil) -> ReadBack {
         let doc: JSONValue
         do { doc = try JSONValue(parsing: json) } catch { return .differs("\(error)") }
         guard case .object(let top) = doc, top.count == 1, case .array(let items)? = top["nftables"] else {
@@ -145,15 +194,15 @@ public enum Firewall {
         guard counters.sorted() == counterNames.sorted() else {
             return .differs("counters \(counters) instead of \(counterNames)")
         }
-        let built = chains(gateway: gateway, proxyPort: proxyPort)
+        let built = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup)
         guard chainOrder.sorted() == built.map(\.name).sorted() else {
             return .differs("chains \(chainOrder) instead of \(built.map(\.name))")
         }
         for chain in built {
             let attributes = JSONValue.object([
                 "family": .string("inet"), "table": .string(table), "name": .string(chain.name),
-                "type": .string(Chain.type), "hook": .string(chain.hook), "prio": .number(Chain.priority),
-                "policy": .string(Chain.policy)])
+                "type": .string(chain.type), "hook": .string(chain.hook), "prio": .number(chain.priority),
+                "policy": .string(chain.policy)])
             guard chainsLoaded[chain.name] == attributes else {
                 return .differs("chain \(chain.name) is \(chainsLoaded[chain.name] ?? .null)")
             }

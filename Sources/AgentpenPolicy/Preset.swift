@@ -10,6 +10,8 @@
 ///     endpoint EXAMPLE_BASE_URL   when the caller sets it, its URL's host is allowed too
 ///     arg --example=value         given to the agent before the caller's arguments
 ///                                 (only when the command is the preset's agent)
+///     credential ~/.example/auth  the login file in an rw path: the one file the
+///                                 paranoid profile copies back from its throwaway copy
 public struct Preset: Sendable, Equatable {
     public var name: String
     public var hosts: [HostPattern] = []
@@ -20,6 +22,8 @@ public struct Preset: Sendable, Equatable {
     public var args: [String] = []
     /// Variables naming the agent's API endpoint (also passed through, like `env`).
     public var endpoints: [String] = []
+    /// Login files inside `readWrite` paths (`credential`).
+    public var credentials: [String] = []
 
     public init(name: String) { self.name = name }
 
@@ -57,6 +61,9 @@ public struct Preset: Sendable, Equatable {
                 guard EnvPolicy.isValidName(value) else { throw fail("bad variable name \(value.debugDescription)") }
                 endpoints.append(value)
                 if !env.contains(value) { env.append(value) }
+            case "credential":
+                guard value.hasPrefix("~/"), !value.split(separator: "/").contains("..") else { throw fail("credential must be a ~/ path without '..'") }
+                credentials.append(value)
             case "rw", "ro":
                 guard value.hasPrefix("~/") || value.hasPrefix("/") else { throw fail("path must start with ~/ or /") }
                 guard !value.split(separator: "/").contains("..") else { throw fail("'..' is not allowed in paths") }

@@ -134,7 +134,15 @@ extension SandboxPlan {
         let callerPath = facts.callerEnv["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         let agent = try InstallTree.forAgent(command[0], callerPath: callerPath, project: project, home: home,
                                              visible: visible, fs: fs)
-        let git = try GitGuards.plan(project: project, home: home, allowParentGit: options.allowParentGit, fs: fs)
+        if options.paranoid, let p = options.mountsRW.first {
+            throw PlanError(.usage, "--mount-rw \(p): refused by the paranoid profile")
+        }
+        // With a throwaway copy the real project (its .git too) is not visible
+        // at all: no git guard binds anything of it.
+        let git = options.throwaway == nil
+            ? try GitGuards.plan(project: project, home: home, allowParentGit: options.allowParentGit, fs: fs)
+            : GitGuardPlan()
+        let masks = try ProjectMasks.plan(hide: options.hide, project: project, fs: fs)
         let shell = facts.shell ?? "/bin/sh"
         let env = try EnvPolicy.agent(facts: facts, callerPath: callerPath, home: home, shell: shell, visible: visible,
                                       installLinks: agent.tree.symlinks, extra: (preset?.env ?? []) + options.env,
@@ -143,14 +151,19 @@ extension SandboxPlan {
         var plan = SandboxPlan()
         plan.bwrap = system.arguments
             + IdentityFiles.arguments(facts: facts, home: home, shell: shell, network: network)
-            + user.arguments(home: home, size: bounds.tmpfs.home)
+            + user.arguments(home: home, size: bounds.tmpfs.home, copies: options.throwaway?.config ?? [:])
             + agent.tree.arguments
-            + [.bind(source: project, destination: project, readOnly: false)]
+            + [.bind(source: options.throwaway?.project ?? project, destination: project, readOnly: false)]
             + git.arguments
+            + masks.arguments
         plan.bwrap += ExecHelperPlan.arguments(facts: facts, visible: visible, bound: plan.bwrap, project: project)
+        try checkOwnDirectories(plan.bwrap, project: project, facts: facts, fs: fs, copies: options.throwaway?.base)
         plan.env = env
         plan.notes = user.notes + bounds.notes + user.mountNotes + agent.tree.bindNotes
-            + ["project \(project) read-write"] + git.notes
+            + [options.throwaway.map { "project \(project): a throwaway copy (\($0.project)) read-write; the project itself is not visible (agentpen review, agentpen apply)" }
+               ?? "project \(project) read-write"]
+            + (options.throwaway?.config.sorted { $0.key < $1.key }.map { "\($0.key): a throwaway copy (\($0.value))" } ?? [])
+            + git.notes + masks.notes
         plan.createBeforeRun = user.create + git.create
         plan.gitDirs = git.gitDirs
         plan.cgroup = bounds.cgroup

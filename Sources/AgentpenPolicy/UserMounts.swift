@@ -26,6 +26,10 @@ struct UserMounts: Equatable {
             if real == "/" || Paths.isWithin(home, real) {
                 throw PlanError(.usage, "\(flag) \(p): refusing to expose / or your home directory")
             }
+            let own = Locations.make(env: callerEnv, home: home)
+            if let d = own.exposed(by: real) ?? own.exposed(by: abs) {
+                throw PlanError(.usage, "\(flag) \(p): refusing to expose agentpen's own directory \(d) (its config, trust records or run registry); mount something narrower")
+            }
             return real
         }
         for p in options.mounts { m.readOnly.append(try userPath(p, "--mount")) }
@@ -80,10 +84,11 @@ struct UserMounts: Equatable {
     }
 
     /// The home, an empty bounded tmpfs, with these paths bound in it (or anywhere else).
-    func arguments(home: String, size: UInt64) -> [BwrapArgument] {
+    /// `copies`: a read-write path's throwaway copy (paranoid), bound in its place.
+    func arguments(home: String, size: UInt64, copies: [String: String] = [:]) -> [BwrapArgument] {
         [.tmpfs(home, size: size, mode: 0o700)]
             + readOnly.map { .bind(source: $0, destination: $0, readOnly: true) }
-            + readWrite.map { .bind(source: $0, destination: $0, readOnly: false) }
+            + readWrite.map { .bind(source: copies[$0] ?? $0, destination: $0, readOnly: false) }
     }
 
     /// What --dry-run says of the extra mounts.

@@ -160,6 +160,7 @@ int ap_realtime_coarse(int64_t *sec, int64_t *nsec) {
     return 0;
 }
 int ap_unshare(int flags) { RET(unshare(flags)); }
+int ap_pidfd_open(pid_t pid) { RET(syscall(SYS_pidfd_open, pid, 0)); }
 
 
 ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags) {
@@ -217,44 +218,6 @@ int ap_received_signal(void) { return received; }
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-
-int ap_seqpacket_pair(int fds[2]) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
-
-int ap_send_fd(int sock, int fd) {
-    char byte = 'L';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-    RET(n < 0 ? -1 : 0);
-}
-
-int ap_recv_fd(int sock) {
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n < 0) return -errno;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (n == 0 || c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS
-        || c->cmsg_len != CMSG_LEN(sizeof(int)) || (msg.msg_flags & MSG_CTRUNC)) {
-        // A truncated control message may still have installed descriptors: none are kept.
-        return -EPIPE;
-    }
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
 
 int ap_notif_recv(int listener, struct ap_notification *out) {
     struct seccomp_notif req;

@@ -18,6 +18,8 @@ enum DryRun {
         out += "project: \(p.project)\n"
         out += "command: \(plan.command.map(quote).joined(separator: " "))\n"
         out += "preset: \(p.preset?.name ?? "(none)")\n"
+        out += "\n## configuration (flags > trusted project > profile > global > presets)\n"
+        for line in p.config.report { out += "  \(line)\n" }
         out += "\n## what is visible\n"
         for n in plan.notes { out += "  \(n)\n" }
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }

@@ -31,8 +31,9 @@ enum Probe {
             print("landlock=\(comm < 0 && errno == EACCES ? "on" : "off")")
             if comm >= 0 { Descriptor(comm).close() }
             if args.dropFirst().first == "network" {
-                let routes = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst().count
-                print("routes=\(routes)")
+                // Routes through an interface other than loopback (the default route on
+                // loopback leads to the firewall's refusals, not out of the namespace).
+                print("routes=\(uplinkRoutes().count)")
                 print("proxy=\(connectLoopback443() ? "connected" : "unreachable")")
                 print("udp=\(udpToGateway())")
             }
@@ -62,10 +63,16 @@ enum Probe {
         return n >= 0 ? "sent" : n == -Int(EPERM) ? "EPERM" : String(cString: strerror(Int32(-n)))
     }
 
-    /// The destination of the single route, from /proc/net/route.
+    /// The fields of each /proc/net/route line whose interface is not loopback.
+    static func uplinkRoutes() -> [[Substring]] {
+        (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
+            .map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }) }
+            .filter { $0.first != nil && $0.first != "lo" }
+    }
+
+    /// The destination of the single route through the uplink, from /proc/net/route.
     static func gatewayAddress() -> IPAddress? {
-        let lines = (Host.readFile("/proc/net/route") ?? "").split(separator: "\n").dropFirst()
-        guard let fields = lines.first?.split(whereSeparator: { $0 == "\t" || $0 == " " }), fields.count > 1,
+        guard let fields = uplinkRoutes().first, fields.count > 1,
               let hex = UInt32(fields[1], radix: 16) else { return nil }
         // The kernel prints the network-order word as a native integer: its bytes
         // in memory are the address in network order.

@@ -18,6 +18,7 @@ struct Failure: Error, CustomStringConvertible {
 
 /// Everything decided before anything starts.
 struct Prepared {
+    /// The flags merged with the config files.
     var options: Options
     var facts: HostFacts
     var project: String
@@ -28,6 +29,8 @@ struct Prepared {
     var writable: WritableSet
     /// bwrap, pasta and nft by absolute path, resolved once here.
     var programs: HostPrograms
+    /// The config files and where each value came from.
+    var config: Configured
 }
 
 enum Runner {
@@ -46,22 +49,18 @@ enum Runner {
     }
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.
-    static func prepare(_ options: Options, network: (Allowlist) -> NetworkMode) throws(Failure) -> Prepared {
+    /// `flags` is the command line; the config files are merged in here
+    /// (Configure), and their warnings printed before anything starts.
+    static func prepare(_ flags: Options, network: (Allowlist) -> NetworkMode) throws(Failure) -> Prepared {
         let facts = gatherFacts()
         let fs = RealFileSystem()
-        let cwd = Host.realPath(".") ?? "/"
-        let projectArg = options.project.map { Paths.join(cwd, expandTilde($0, home: facts.home)) } ?? cwd
-        guard let project = Host.realPath(projectArg) else {
-            throw .usage("project directory \(projectArg) does not exist")
-        }
-        var preset: Preset?
-        if let name = options.agent {
-            guard let p = Preset.builtin(name) else {
-                throw .usage("unknown agent preset \(name.debugDescription); presets: \(Preset.builtinNames.joined(separator: ", "))")
-            }
-            preset = p
-        } else if let cmd = options.command.first {
-            preset = Preset.builtin(Paths.basename(cmd))
+        let config = try Configure.load(flags, facts: facts)
+        for w in config.warnings { printError("\(w)") }
+        var options = config.resolution.options
+        let project = config.project
+        let preset = config.resolution.preset
+        if options.paranoid {
+            options.throwaway = try Paranoid.prepare(config, preset: preset, home: facts.home, create: flags.mode == .run)
         }
         var allowlist = Allowlist(preset?.hosts ?? [])
         // A custom endpoint the caller set (ANTHROPIC_BASE_URL, …): its host, for this agent.
@@ -80,7 +79,7 @@ enum Runner {
         do { programs = try HostPrograms.resolve(env: facts.callerEnv, home: facts.home, writable: writable, fs: fs) }
         catch { throw .usage(error.message) }
         return Prepared(options: options, facts: facts, project: project, preset: preset,
-                        allowlist: allowlist, plan: plan, writable: writable, programs: programs)
+                        allowlist: allowlist, plan: plan, writable: writable, programs: programs, config: config)
     }
 
     /// Makes the host-side paths the plan binds. Returns mount points to remove afterwards.

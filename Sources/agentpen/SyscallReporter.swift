@@ -24,7 +24,7 @@ final class SyscallReporter: Sendable {
 
     init(events: any EventSink) throws(Failure) {
         var pair: [Int32] = [0, 0]
-        guard ap_seqpacket_pair(&pair) == 0 else { throw .internalError("cannot create the syscall report socket") }
+        guard ap_socketpair_seqpacket(&pair) == 0 else { throw .internalError("cannot create the syscall report socket") }
         sandboxEnd = pair[1]
         hostEnd = pair[0]
         self.events = events

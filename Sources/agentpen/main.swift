@@ -123,6 +123,19 @@ case .probe(let words):
 case .completions(let shell):
     print(shell.completionScript)
     exit(0)
+case .manual:
+    print(Manual.page, terminator: "")
+    exit(0)
+case .config(let o):
+    exit(Configure.show(o))
+case .trust(let o):
+    exit(Configure.trust(o))
+case .initialize(let o):
+    exit(Configure.initialize(o))
+case .review(let o):
+    exit(Paranoid.review(o))
+case .apply(let o):
+    exit(Paranoid.apply(o))
 case .subcommandHelp(let text):
     print(text)
     exit(0)
@@ -155,7 +168,7 @@ case .dryRun, .run:
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
     do {
-        let prepared = try Runner.prepare(options, network: Network.mode(for:))
+        let prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
         if options.mode == .dryRun {
             DryRun.print(prepared)
             exit(0)
@@ -165,10 +178,13 @@ case .dryRun, .run:
         // exit lists every blocked name, and --log FILE has each one with its time.
         let live = isatty(2) == 0
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        let events = EventLog(fd: openLog(prepared.options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
-            defer { printFindings(Runner.finishAudit(audit, events: events)) }
+            defer {
+                printFindings(Runner.finishAudit(audit, events: events))
+                for line in Paranoid.finish(prepared) { printError("\(line)") }
+            }
             return try Network.run(prepared, events: events)
         }
         let status = try runAndAudit()

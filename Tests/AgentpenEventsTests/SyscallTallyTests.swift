@@ -12,13 +12,13 @@ import Testing
         #expect(t.isNew("ptrace", pid: 7))
         let first = t.note("ptrace", errno: "EPERM", pid: 7, process: Self.process(7))
         #expect(first?.kind == .syscallRefused && first?.subject == "ptrace" && first?.details["pid"] == "7"
-                && first?.details["comm"] == "c7" && first?.details["count"] == "1")
+                && first?.details["comm"] == "c7" && first?.details["attempts"] == "1")
         for _ in 0..<99_999 {
             #expect(!t.isNew("ptrace", pid: 7))
             #expect(t.note("ptrace", errno: "EPERM", pid: 7, process: nil) == nil)
         }
         let rest = t.flush()
-        #expect(rest.count == 1 && rest[0].details["count"] == "99999" && rest[0].details["pid"] == "7")
+        #expect(rest.count == 1 && rest[0].details["attempts"] == "99999" && rest[0].details["pid"] == "7")
         #expect(t.flush().isEmpty, "counted once")
     }
 
@@ -31,7 +31,7 @@ import Testing
         }
         #expect(events == SyscallTally.entryLimit)
         let rest = t.flush()
-        #expect(rest.count == 1 && rest[0].details["count"] == "500" && rest[0].details["pid"] == nil, "\(rest)")
+        #expect(rest.count == 1 && rest[0].details["attempts"] == "500" && rest[0].details["pid"] == nil, "\(rest)")
     }
 
     /// The summary counts what each event stands for.

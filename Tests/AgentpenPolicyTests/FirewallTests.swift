@@ -27,15 +27,16 @@ import Testing
         let output = chain("output", in: script)
         #expect(output == [
             "type filter hook output priority 0; policy drop;",
-            "oif \"lo\" accept",
+            "oif \"lo\" ip daddr 127.0.0.0/8 accept",
+            "oif \"lo\" ip6 daddr ::1 accept",
             "ip daddr 198.18.0.1 tcp dport 40000 accept",
             "meta l4proto tcp counter name blocked_tcp drop",
             "meta l4proto udp counter name blocked_udp drop",
             "meta l4proto { icmp, ipv6-icmp } counter name blocked_icmp drop",
             "counter name blocked_other drop",
         ])
-        // Exactly two accepts in output, nothing else accepts anywhere but input's two.
-        #expect(lines(script).filter { $0.hasSuffix("accept") }.count == 4)
+        // Exactly three accepts in output, nothing else accepts anywhere but input's two.
+        #expect(lines(script).filter { $0.hasSuffix("accept") }.count == 5)
     }
 
     @Test func inputAndForward() {
@@ -60,8 +61,9 @@ import Testing
                   Firewall.ruleset(gateway: IPAddress(198, 18, 0, 1), proxyPort: nil),
                   Firewall.ruleset(gateway: nil, proxyPort: 40000),
                   Firewall.ruleset(gateway: IPAddress(198, 18, 0, 1), proxyPort: 0)] {
-            #expect(!s.contains("daddr"))
-            #expect(chain("output", in: s).filter { $0.hasSuffix("accept") } == ["oif \"lo\" accept"])
+            #expect(!s.contains("dport"))
+            #expect(chain("output", in: s).filter { $0.hasSuffix("accept") }
+                    == ["oif \"lo\" ip daddr 127.0.0.0/8 accept", "oif \"lo\" ip6 daddr ::1 accept"])
         }
     }
 
@@ -74,8 +76,8 @@ import Testing
         let gateway = IPAddress(text)
         #expect(gateway?.isIPv4 != true, "\(text.debugDescription) parsed as IPv4")
         let s = Firewall.ruleset(gateway: gateway, proxyPort: 40000)
-        #expect(!s.contains("daddr"))
-        #expect(lines(s).filter { $0.hasSuffix("accept") }.count == 3)
+        #expect(!s.contains("dport"))
+        #expect(lines(s).filter { $0.hasSuffix("accept") }.count == 4)
     }
 
     // Captured from Debian 12's nft 1.0.6 (`nft list counters table inet agentpen`)

@@ -4,7 +4,7 @@ import Testing
 /// The command line as a user meets it, through the real binary: exit statuses,
 /// the reserved first words, `--` passthrough, completions and --help.
 @Suite struct CommandLineParserTests {
-    static let reserved = ["allow", "apply", "config", "init", "review", "selftest", "suggest", "trust", "watch"]
+    static let reserved = ["allow", "selftest", "suggest", "watch"]
 
     /// A stand-in program named `watch` on the caller's PATH: it records its
     /// arguments in the project, so a test can tell whether it ran.

@@ -17,7 +17,7 @@ import Testing
 
     /// How many calls the events for `name` account for.
     static func count(_ events: [[String: Any]], _ name: String) -> Int {
-        events.filter { $0["subject"] as? String == name }.reduce(0) { $0 + (Int(details($1)["count"] ?? "") ?? 0) }
+        events.filter { $0["subject"] as? String == name }.reduce(0) { $0 + (Int(details($1)["attempts"] ?? "") ?? 0) }
     }
 
     /// The probe names itself with an escape sequence: the host must not print it raw.

@@ -31,6 +31,8 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 int ap_memfd_create(const char *name, unsigned int flags);
 int ap_pipe2(int fds[2], int flags);
 int ap_unshare(int flags);
+/// pidfd_open(pid, 0): a descriptor that polls readable once the process has exited.
+int ap_pidfd_open(pid_t pid);
 
 /// SIGTERM and SIGHUP to agentpen are passed on (as SIGTERM) to `pid`, and
 /// remembered; SIGINT and SIGQUIT are ignored (the terminal sends them to the
@@ -71,13 +73,8 @@ int ap_landlock_restrict_self(int ruleset_fd);
 
 #endif
 
-// seccomp user notification (the refused-syscall listener) and descriptor passing.
-/// A unix socket pair (SOCK_SEQPACKET, close-on-exec) into fds.
-int ap_seqpacket_pair(int fds[2]);
-/// Sends one descriptor over a unix socket (SCM_RIGHTS) with a one-byte message.
-int ap_send_fd(int sock, int fd);
-/// Receives one descriptor (close-on-exec); -EPIPE on end of stream without one.
-int ap_recv_fd(int sock);
+// seccomp user notification (the refused-syscall listener; it travels with
+// ap_send_fds/ap_recv_fds over an ap_socketpair_seqpacket pair).
 /// One pending notification, flattened: the caller's pid (in the reader's pid
 /// namespace, 0 if not visible), the syscall number, its architecture, its arguments.
 struct ap_notification {

@@ -1,0 +1,58 @@
+/// agentpen(1), written from the same table as `--help` and the completions
+/// (Help), so the three cannot disagree. `make install` writes it with the
+/// internal entry point `agentpen __manual`.
+public enum Manual {
+    /// roff text: `-` as `\-`, backslashes as `\e`, a leading `.` or `'` guarded.
+    static func roff(_ s: String) -> String {
+        var out = s.replacingOccurrences("\\", "\\e").replacingOccurrences("-", "\\-")
+        if out.hasPrefix(".") || out.hasPrefix("'") { out = "\\&" + out }
+        return out
+    }
+
+    public static var page: String {
+        var l: [String] = [
+            ".TH AGENTPEN 1 \"\" \"agentpen\" \"User Commands\"",
+            ".SH NAME", "agentpen \\- run a coding agent on code you do not trust",
+            ".SH SYNOPSIS",
+            ".B agentpen", "[\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR] [\\fICOMMAND\\fR [\\fIARGS\\fR...]]", ".br",
+            ".B agentpen", "\\fISUBCOMMAND\\fR [\\fIARGS\\fR...]",
+            ".SH DESCRIPTION",
+            roff("Runs COMMAND (default: your $SHELL) confined: the project directory is writable, your home is an empty tmpfs, the network reaches only the hosts the agent needs, and every blocked connection is reported. Options end at COMMAND: flags after it belong to COMMAND."),
+            ".SH OPTIONS",
+        ]
+        for e in Help.options {
+            l += [".TP", ".B " + roff(e.syntax), roff(e.argumentHelp)]
+        }
+        l += [".SH SUBCOMMANDS",
+              roff("A first argument naming a subcommand is agentpen's own; after an option or -- the word is a program (agentpen -- watch df runs watch)."),
+              ".TP", ".B completions \\fISHELL\\fR", roff(Help.completionsAbstract + " (bash, zsh, fish)"),
+              ".TP", ".B config \\fR[\\fIOPTIONS\\fR] [\\fICOMMAND\\fR]", roff(Help.configAbstract),
+              ".TP", ".B trust \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.trustAbstract),
+              ".TP", ".B init \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.initAbstract),
+              ".TP", ".B review \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.reviewAbstract),
+              ".TP", ".B apply \\fR[\\fB\\-C \\fIDIR\\fR]", roff(Help.applyAbstract),
+              ".TP", ".B " + Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", "),
+              "reserved; not available yet (exit 2)",
+              ".SH FILES",
+              ".TP", ".I $XDG_CONFIG_HOME/agentpen/config.toml",
+              roff("The global config (default ~/.config/agentpen/config.toml), yours and trusted: invalid TOML, a wrong type or an unknown key stops agentpen (exit 2) naming the file and key."),
+              ".TP", ".I .agentpen.toml",
+              roff("At the project root, untrusted: only what tightens counts (hide, remove_hosts, remove_env, ro_config = true, allow_parent_git = false, a profile that only tightens) until agentpen trust; every other key is ignored with a warning. Read-only inside the sandbox."),
+              ".TP", ".I $XDG_STATE_HOME/agentpen/trust/",
+              roff("One record per trusted project file: the project's real path and the SHA-256 of the file; an edit makes it untrusted again."),
+              ".TP", ".I $XDG_RUNTIME_DIR/agentpen/runs/",
+              roff("The registry of live runs (else under $XDG_STATE_HOME/agentpen). No mount may show any of these directories inside the sandbox."),
+              ".SH ENVIRONMENT",
+              roff("AGENTPEN_PROXY_PORT fixes the proxy's host port; AGENTPEN_HOP=gateway routes through pasta's tap. bwrap, pasta and nft come from system directories, never PATH; AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths."),
+              ".SH EXIT STATUS",
+              roff("COMMAND's own; 128+N if it died by signal N; 125 agentpen failed; 126 COMMAND not executable; 127 COMMAND not found; 2 bad usage or a refusal."),
+              ".SH SEE ALSO", "bwrap(1), pasta(1)"]
+        return l.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(_ a: String, _ b: String) -> String {
+        split(separator: a, omittingEmptySubsequences: false).joined(separator: b)
+    }
+}

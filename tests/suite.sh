@@ -41,6 +41,8 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
     # world=DIR run_suite …: inside the test world's host namespace (tests/world).
     if [ -n "${world:-}" ]; then cmd=(ip netns exec "${APW_HOST_NS:-apw-host}" "${cmd[@]}"); fi
     echo "== $name"
-    "${cmd[@]}" || true
+    # Not the world lock (fd 9 of run.sh/dev.sh): a daemon a test leaves behind (a
+    # tmux server) would hold it after this script has ended, and block every other run.
+    "${cmd[@]}" 9>&- || true
     reports+=("$report")
 }

@@ -45,6 +45,7 @@ enum Help {
         "untrusted (today's behaviour, the default), paranoid",
         "(the project and the agent's config as throwaway",
         "copies, only its API hosts), or one of your config file"])
+    static let quiet = Entry(syntax: "--quiet", lines: ["no start line, exit summary or live block lines"])
     static let log = Entry(syntax: "--log FILE", lines: [
         "append every allow/block decision to FILE (JSON lines);",
         "a regular file outside what the sandbox can write"])
@@ -66,7 +67,7 @@ enum Help {
 
     static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
                                    publish, hop, allowParentGit,
-                                   roConfig, profile, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
+                                   roConfig, profile, quiet, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
     static let command = "the command to run confined and its arguments (default: your $SHELL)"
@@ -86,6 +87,8 @@ enum Help {
     > presets. OPTIONS are those of a run (agentpen --help).
     """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
+    static let watchAbstract = "follow a session live (default: the newest); --json for scripts"
+    static let suggestAbstract = "the --allow flags and config lines a session's refusals call for"
 
     static func table(_ entries: [Entry]) -> String {
         entries.map { e in
@@ -118,6 +121,9 @@ enum Help {
           init [-C DIR]          \(initAbstract)
           review [-C DIR]        \(reviewAbstract)
           apply [-C DIR]         \(applyAbstract)
+          watch [--json] [SESSION]
+                                 \(watchAbstract)
+          suggest [SESSION]      \(suggestAbstract)
           \(reserved)
                                  reserved; not available yet (exit 2)
         config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
@@ -130,6 +136,8 @@ enum Help {
         /usr/bin, /usr/sbin, /bin, /sbin or /run/current-system/sw/bin, never PATH;
         AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths
         (outside the home, the project and anything the sandbox can write).
+        sessions: each run records its events in $XDG_STATE_HOME/agentpen/sessions/ID
+        (default ~/.local/state); the sandbox reads its refusals in $AGENTPEN_REFUSALS.
         exit status: COMMAND's own; 128+N if it died by signal N; 125 agentpen failed;
         126 COMMAND not executable; 127 COMMAND not found; 2 bad usage.
         """

@@ -19,6 +19,10 @@ public enum Invocation: Sendable, Equatable {
     case apply(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
+    /// `agentpen watch [--json] [SESSION]`.
+    case watch(session: String?, json: Bool)
+    /// `agentpen suggest [SESSION]`.
+    case suggest(session: String?)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
     case notAvailable(Subcommand)
     /// The internal entry points.
@@ -77,6 +81,12 @@ public enum Invocation: Sendable, Equatable {
 
     static func subcommand(_ s: Subcommand, _ rest: [String]) throws(Failure) -> Invocation {
         guard s.isAvailable else { return .notAvailable(s) }
+        func parse<C: ParsableCommand>(_ type: C.Type, usage: String) throws(Failure) -> C? {
+            do { return try C.parse(rest) } catch {
+                if C.exitCode(for: error) == .success { return nil }
+                throw Failure(kind: .usage, message: "\(s.rawValue): \(C.message(for: error)); usage: \(usage)")
+            }
+        }
         switch s {
         case .config:
             let o: Options
@@ -105,6 +115,16 @@ public enum Invocation: Sendable, Equatable {
                 }
                 throw Failure(kind: .usage, message: "\(s.rawValue): \(type.message(for: error)); usage: agentpen \(s.rawValue) [-C DIR]")
             }
+        case .watch:
+            guard let c = try parse(WatchCommand.self, usage: "agentpen watch [--json] [SESSION]") else {
+                return .subcommandHelp(AgentpenCommand.helpMessage(for: WatchCommand.self, columns: 80))
+            }
+            return .watch(session: c.session, json: c.json)
+        case .suggest:
+            guard let c = try parse(SuggestCommand.self, usage: "agentpen suggest [SESSION]") else {
+                return .subcommandHelp(AgentpenCommand.helpMessage(for: SuggestCommand.self, columns: 80))
+            }
+            return .suggest(session: c.session)
         default: break
         }
         do {

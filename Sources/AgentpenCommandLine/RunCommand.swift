@@ -38,6 +38,8 @@ struct RunArguments: ParsableArguments {
     var readOnlyConfig = false
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.profile.argumentHelp, valueName: "NAME"))
     var profile: String?
+    @Flag(help: ArgumentHelp(Help.quiet.argumentHelp))
+    var quiet = false
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.log.argumentHelp, valueName: "FILE"), completion: .file())
     var log: String?
     @Option(name: .customLong("tmpfs-size"), parsing: .unconditional,
@@ -104,6 +106,7 @@ struct RunArguments: ParsableArguments {
         o.readOnlyConfig = readOnlyConfig
         o.profile = profile
         o.logPath = log
+        o.quiet = quiet
         if let v = tmpfsSize {
             do { o.tmpfsSize = try TmpfsBudget.parse(v) } catch { throw usage(error.message) }
         }

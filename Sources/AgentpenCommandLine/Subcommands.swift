@@ -8,7 +8,9 @@ public enum Subcommand: String, CaseIterable, Sendable {
 
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
-    public var isAvailable: Bool { [.completions, .config, .trust, .`init`, .review, .apply].contains(self) }
+    public var isAvailable: Bool {
+        [.completions, .config, .trust, .`init`, .review, .apply, .watch, .suggest].contains(self)
+    }
 }
 
 /// The shells `agentpen completions` writes a script for.
@@ -60,6 +62,21 @@ struct InitCommand: ParsableCommand {
     @OptionGroup var arguments: ProjectFileArguments
 }
 
+/// `agentpen watch [--json] [SESSION]`: follow a session (the newest by default).
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: Help.watchAbstract, helpNames: [.long, .short])
+    @Flag(help: "stream the session's events as JSON lines (for scripts)") var json = false
+    @Argument(help: "a session ID (default: the newest)") var session: String?
+}
+
+/// `agentpen suggest [SESSION]`: the flags and config lines a session's refusals call for.
+struct SuggestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suggest", abstract: Help.suggestAbstract, helpNames: [.long, .short])
+    @Argument(help: "a session ID (default: the newest)") var session: String?
+}
+
 /// The tree the completion scripts are generated from: the run's options and
 /// the subcommands (not COMMAND, so the first word offers the subcommands; nor
 /// the helper entry points).
@@ -81,9 +98,9 @@ struct AgentpenCommand: ParsableCommand {
         case .`init`: InitCommand.self
         case .review: ReviewCommand.self
         case .selftest: Reserved<SelftestName>.self
-        case .suggest: Reserved<SuggestName>.self
+        case .suggest: SuggestCommand.self
         case .trust: TrustCommand.self
-        case .watch: Reserved<WatchName>.self
+        case .watch: WatchCommand.self
         }
     }
 }
@@ -91,8 +108,6 @@ struct AgentpenCommand: ParsableCommand {
 protocol ReservedName { static var name: Subcommand { get } }
 enum AllowName: ReservedName { static let name = Subcommand.allow }
 enum SelftestName: ReservedName { static let name = Subcommand.selftest }
-enum SuggestName: ReservedName { static let name = Subcommand.suggest }
-enum WatchName: ReservedName { static let name = Subcommand.watch }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments
 /// (so completions and help list it); `Invocation` answers "not available yet".

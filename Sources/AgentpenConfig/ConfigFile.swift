@@ -9,7 +9,8 @@ extension ConfigFile {
 
     /// The keys of a settings table (the top level and each `[profiles.NAME]`).
     static let settingsKeys = [
-        "preset", "profile", "env", "mounts", "mounts_rw", "allow", "allow_private", "allow_parent_git",
+        "preset", "profile", "env", "mounts", "mounts_rw", "allow", "allow_private", "allow_host_ports", "publish", "hop",
+        "allow_parent_git",
         "ro_config", "log", "tmpfs_size", "memory_max", "cpus", "tasks_max", "no_cgroup",
         "remove_hosts", "remove_env", "hide", "agent",
     ]
@@ -131,6 +132,15 @@ struct Reader {
                 catch { try problem(full, "refused host \(error.description)"); continue }
                 if key == "remove_hosts" { s.removeHosts.append(Sourced(h, src)) } else { s.allow.append(Sourced(h, src)) }
             }
+        case "allow_host_ports", "publish":
+            guard let array = value.array else { return try problem(full, "expected a list of port numbers, got \(value.type)") }
+            for item in array {
+                guard let n = item.int, n > 0, n <= 65535 else { try problem(full, "a port number from 1 to 65535"); continue }
+                if key == "publish" { s.publish.append(Sourced(UInt16(n), src)) } else { s.hostPorts.append(Sourced(UInt16(n), src)) }
+            }
+        case "hop":
+            guard let v = value.string, let h = NetworkPlan.Hop(option: v) else { return try problem(full, "expected \"direct\" or \"pasta\"") }
+            s.hop = Sourced(h, src)
         case "allow_parent_git", "ro_config", "no_cgroup":
             guard let v = value.bool else { return try problem(full, "expected true or false, got \(value.type)") }
             switch key {

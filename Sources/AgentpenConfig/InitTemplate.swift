@@ -36,6 +36,10 @@ public enum InitTemplate {
     # preset = "claude"                 # like --agent
     # allow = ["pypi.org", "*.pythonhosted.org"]
     # allow_private = ["git.internal.example"]
+    # allow = ["github.com:22"]           # any TCP to that name and port
+    # allow_host_ports = [5432]           # like --allow-host-port
+    # publish = [8080]                    # like --publish
+    # hop = "direct"                      # like --hop
     # env = ["GITHUB_TOKEN"]
     # mounts = ["~/src/shared-lib"]       # read-only
     # mounts_rw = ["~/.cache/pip"]

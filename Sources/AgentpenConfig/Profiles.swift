@@ -62,6 +62,9 @@ extension Settings {
         for v in mounts { widen(v.source) }
         for v in mountsRW { widen(v.source) }
         for v in allow { widen(v.source) }
+        for v in hostPorts { widen(v.source) }
+        for v in publish { widen(v.source) }
+        widen(hop?.source)
         widen(log?.source)
         widen(tmpfsSize?.source)
         widen(memoryMax?.source)

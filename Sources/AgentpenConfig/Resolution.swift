@@ -103,6 +103,8 @@ public struct Resolution: Sendable {
         let paranoid = profile.value == Profiles.paranoid
         if paranoid {
             if let m = flags.mountsRW.first { throw .usage("--mount-rw \(m): refused by the paranoid profile (\(profile.source))") }
+            if let p = flags.hostPorts.first { throw .usage("--allow-host-port \(p): refused by the paranoid profile (\(profile.source))") }
+            if let p = flags.publish.first { throw .usage("--publish \(p): refused by the paranoid profile (\(profile.source))") }
             if let h = flags.allow.first {
                 throw .usage("--allow \(h): the paranoid profile (\(profile.source)) allows only the agent's own API hosts")
             }
@@ -195,6 +197,25 @@ public struct Resolution: Sendable {
                               .flag(h.allowsPrivateUpstream ? "--allow-private" : "--allow")))
         }
         o.allow = allow + flags.allow
+
+        // Ports on the host's loopback, each way: lists, dropped by paranoid.
+        var hostPorts: [UInt16] = [], publish: [UInt16] = []
+        for layer in layers {
+            for p in layer.hostPorts {
+                if paranoid { lines.append(Line("dropped allow_host_ports (paranoid)", String(p.value), p.source)); continue }
+                if !hostPorts.contains(p.value) { hostPorts.append(p.value) }; lines.append(Line("allow_host_ports", String(p.value), p.source))
+            }
+            for p in layer.publish {
+                if paranoid { lines.append(Line("dropped publish (paranoid)", String(p.value), p.source)); continue }
+                if !publish.contains(p.value) { publish.append(p.value) }; lines.append(Line("publish", String(p.value), p.source))
+            }
+        }
+        for p in flags.hostPorts { lines.append(Line("allow_host_ports", String(p), .flag("--allow-host-port"))) }
+        for p in flags.publish { lines.append(Line("publish", String(p), .flag("--publish"))) }
+        o.hostPorts = hostPorts + flags.hostPorts.filter { !hostPorts.contains($0) }
+        o.publish = publish + flags.publish.filter { !publish.contains($0) }
+        if let h = flags.hop { lines.append(Line("hop", "\(h)", .flag("--hop"))) }
+        else if let v = last(\.hop) { o.hop = v.value; lines.append(Line("hop", "\(v.value)", v.source)) }
 
         var env: [String] = []
         for layer in layers {

@@ -40,6 +40,11 @@ public struct Settings: Sendable, Equatable {
     public var mountsRW: [Sourced<String>] = []
     /// `allow` and `allow_private` (the pattern says which).
     public var allow: [Sourced<HostPattern>] = []
+    /// `allow_host_ports` (--allow-host-port), `publish` (--publish).
+    public var hostPorts: [Sourced<UInt16>] = []
+    public var publish: [Sourced<UInt16>] = []
+    /// `hop` (--hop).
+    public var hop: Sourced<NetworkPlan.Hop>?
     public var allowParentGit: Sourced<Bool>?
     public var readOnlyConfig: Sourced<Bool>?
     public var log: Sourced<String>?

@@ -18,7 +18,21 @@ public struct Event: Sendable, Equatable, Codable {
         case syscallRefused = "syscall-refused"
         case setup = "setup"
         case failure = "failure"
+        /// The run began (details: project, agent, profile, hosts, pid).
+        case runStart = "run-start"
+        /// The run ended (details: status), after the persistence audit.
+        case runEnd = "run-end"
+        /// An allowed tunnel ended (details: bytes-up, bytes-down, duration-ms, upstream).
+        case tunnelClosed = "tunnel-closed"
     }
+
+    /// The version of the line format (README: "Events"). A reader skips a
+    /// line whose `v` it does not know; fields are only ever added within one.
+    public static let schemaVersion = 1
+
+    public var v: Int = Event.schemaVersion
+    /// Position in the run's log, from 1, given by `EventLog` (nil before that).
+    public var seq: Int?
 
     public var time: Date
     public var kind: Kind
@@ -43,6 +57,32 @@ public struct Event: Sendable, Equatable, Codable {
             || kind == .syscallRefused
     }
 
+    /// A refusal of something the sandbox asked for (a name, a flow), as listed
+    /// in the refusals file and by `agentpen suggest`. The deciding code names the
+    /// flag that would have permitted it in `details["permit"]`.
+    /// Kinds other layers add count when named `…-refused` or `…-blocked`.
+    public var isRefusal: Bool {
+        kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
+            || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
+    }
+
+    public var isPersistence: Bool {
+        kind == .persistenceRemoved || kind == .persistenceMoved || kind == .persistenceFound
+    }
+
+    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details }
+
+    /// Lines without `v` (written before it existed) are version 1.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        v = try c.decodeIfPresent(Int.self, forKey: .v) ?? 1
+        seq = try c.decodeIfPresent(Int.self, forKey: .seq)
+        time = try c.decode(Date.self, forKey: .time)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        subject = try c.decode(String.self, forKey: .subject)
+        reason = try c.decode(String.self, forKey: .reason)
+        details = try c.decodeIfPresent([String: String].self, forKey: .details) ?? [:]
+    }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the
     /// quote and the backslash; DEL, C1 controls, bidi and other invisible

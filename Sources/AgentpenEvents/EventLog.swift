@@ -17,14 +17,22 @@ public final class EventLog: EventSink, Sendable {
         var blocked: [Key: Int] = [:]
         var allowedCount = 0
         var blockedElsewhere = 0
+        var seq = 0
+        /// Events per kind (a fixed set of keys).
+        var kinds: [String: Int] = [:]
     }
     private let state = Mutex(State())
     /// Called for each blocked event, e.g. to tell the user at once.
     private let onBlock: (@Sendable (Event) -> Void)?
+    /// Called for every event with its numbered line, under the log's lock (so
+    /// in `seq` order): the session's events.jsonl, watchers, refusals file.
+    private let onRecord: (@Sendable (Event, String) -> Void)?
 
-    public init(fd: Int32? = nil, onBlock: (@Sendable (Event) -> Void)? = nil) {
+    public init(fd: Int32? = nil, onBlock: (@Sendable (Event) -> Void)? = nil,
+                onRecord: (@Sendable (Event, String) -> Void)? = nil) {
         self.fd = fd
         self.onBlock = onBlock
+        self.onRecord = onRecord
     }
 
     /// Distinct blocked subjects kept for the summary; the rest are only counted,
@@ -32,8 +40,12 @@ public final class EventLog: EventSink, Sendable {
     public static let summaryLimit = 1000
 
     public func record(_ event: Event) {
-        let line = event.jsonLine() + "\n"
+        var event = event
         state.withLock { s in
+            s.seq += 1
+            event.seq = s.seq
+            let line = event.jsonLine() + "\n"
+            s.kinds[event.kind.rawValue, default: 0] += 1
             if event.isBlock {
                 let key = Key(kind: event.kind.rawValue, subject: event.subject)
                 let n = Self.attempts(event)
@@ -44,6 +56,7 @@ public final class EventLog: EventSink, Sendable {
                 var bytes = Array(line.utf8)
                 _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(fd, UnsafeRawBufferPointer($0)) }
             }
+            onRecord?(event, line)
         }
         if event.isBlock { onBlock?(event) }
     }
@@ -58,6 +71,29 @@ public final class EventLog: EventSink, Sendable {
     static func add(_ a: Int, _ b: Int) -> Int {
         let (sum, overflow) = a.addingReportingOverflow(b)
         return overflow ? Int.max : sum
+    }
+
+    /// How many events of each kind were recorded (kinds with none are absent).
+    public func counts() -> [String: Int] {
+        state.withLock { $0.kinds }
+    }
+
+    /// The exit summary's counts line: "3 allowed, refused: dns-refused 2,
+    /// connection-blocked 1; 1 persistence finding" (the kinds other layers add
+    /// appear under their own names).
+    public func countsLine() -> TerminalText {
+        let k = counts()
+        let refusals = k.filter { kind, _ in
+            kind != Event.Kind.connectionAllowed.rawValue && kind != Event.Kind.dnsAnswered.rawValue
+                && kind != Event.Kind.tunnelClosed.rawValue && kind != Event.Kind.runStart.rawValue
+                && kind != Event.Kind.runEnd.rawValue && kind != Event.Kind.setup.rawValue
+                && !kind.hasPrefix("persistence-")
+        }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        let findings = k.filter { $0.key.hasPrefix("persistence-") }.values.reduce(0, +)
+        var t: TerminalText = "\(k[Event.Kind.connectionAllowed.rawValue] ?? 0) allowed, "
+        t += refusals.isEmpty ? "nothing refused" : "refused: " + refusals.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        t += "; \(findings) persistence finding" + (findings == 1 ? "" : "s")
+        return t
     }
 
     /// "blocked 3: connection-blocked evil.example ×2, dns-refused x.test" or nil

@@ -74,6 +74,26 @@ public struct TerminalText: Sendable, Equatable, CustomStringConvertible, Expres
         a.rendered += b.rendered
     }
 
+    /// Columns it takes (one per Character: the escaped text holds no control
+    /// or invisible character; wide characters count as one).
+    public var width: Int { rendered.count }
+
+    /// At most `columns` Characters, "…" marking a cut. Safe: what is rendered
+    /// holds no escape sequence to cut in half (colour is added after).
+    public func truncated(to columns: Int) -> TerminalText {
+        guard rendered.count > columns else { return self }
+        var t = self
+        t.rendered = columns <= 0 ? "" : String(rendered.prefix(columns - 1)) + "…"
+        return t
+    }
+
+    /// Cut or filled with spaces to exactly `columns`.
+    public func padded(to columns: Int) -> TerminalText {
+        var t = truncated(to: columns)
+        if t.rendered.count < columns { t.rendered += String(repeating: " ", count: columns - t.rendered.count) }
+        return t
+    }
+
     // MARK: Escaping
 
     /// Whether `s` must not reach a terminal as itself: C0 and C1 controls, DEL,

@@ -66,8 +66,7 @@ public final class RunRegistry {
                 return Paths.normalize(r) + "/agentpen"
             }
         }
-        if let s = env["XDG_STATE_HOME"], s.hasPrefix("/") { return Paths.normalize(s) + "/agentpen" }
-        return Paths.normalize(home) + "/.local/state/agentpen"
+        return XDGPaths.agentpenState(env: env, home: home)
     }
 
     /// Holds the project's audit lock (a flock on the project's registry

@@ -6,10 +6,12 @@ import Glibc
 /// copies. Every name is opened relative to its parent's descriptor with
 /// O_NOFOLLOW: a symlink is copied as a symlink (its target text), never
 /// followed; FIFOs, sockets and devices are skipped (counted); set-id bits are
-/// dropped. Bounded in depth and entries.
+/// dropped; files are reflinked where the filesystem can. Bounded in depth and entries.
 public enum TreeCopy {
     public struct Stats: Sendable, Equatable {
         public var files = 0, directories = 0, symlinks = 0, skipped = 0
+        /// Files that share their blocks with the original (FICLONE).
+        public var reflinked = 0
     }
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -80,7 +82,9 @@ public enum TreeCopy {
                 let d = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | AP_O_NOFOLLOW | O_CLOEXEC, mode | 0o600)
                 guard d >= 0 else { throw Failure(description: "cannot create the copy of \(path)/\(name)") }
                 defer { close(d) }
-                if !pump(s, d) { throw Failure(description: "cannot copy \(path)/\(name): \(String(cString: strerror(errno)))") }
+                // A reflink where the filesystem can, else the bytes.
+                if ap_ficlone(d, s) == 0 { stats.reflinked += 1 }
+                else if !pump(s, d) { throw Failure(description: "cannot copy \(path)/\(name): \(String(cString: strerror(errno)))") }
                 fchmod(d, mode)
                 stats.files += 1
             case S_IFLNK:
@@ -221,6 +225,8 @@ extension TreeCopy {
         }
         let copied = Set(inCopy)
         for name in inProject.sorted() where !copied.contains(name) && name != ".git" {
+            // FIFOs, sockets and devices were never copied: their absence is no removal.
+            guard let st = kind(p, name), [S_IFREG, S_IFDIR, S_IFLNK].contains(st.st_mode & S_IFMT) else { continue }
             out.append(.remove(prefix + name))
         }
     }

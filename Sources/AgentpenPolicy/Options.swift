@@ -21,6 +21,8 @@ public struct Options: Sendable, Equatable {
     /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
     public var readOnlyConfig = false
     public var logPath: String?
+    /// `--quiet`: no start line, no exit summary, no live block lines.
+    public var quiet = false
     /// `--tmpfs-size`: the total for the sandbox's tmpfs mounts (nil: the default).
     public var tmpfsSize: TmpfsBudget.Request?
     /// `--memory-max`, `--cpus`, `--tasks-max`, `--no-cgroup`: limits in a delegated cgroup.

@@ -96,7 +96,9 @@ public final class DNSResponder: @unchecked Sendable {
                                 details: ["type": typeName(type),
                                           "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
         case .nxDomain(let name, let why):
-            events.record(Event(.dnsRefused, subject: name, reason: why, details: ["rcode": "NXDOMAIN"]))
+            var details = ["rcode": "NXDOMAIN"]
+            details["permit"] = Permit.allow(name)
+            events.record(Event(.dnsRefused, subject: name, reason: why, details: details))
         case .error(let rcode, let why):
             events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "\(rcode)"]))
         case .dropped(let why):

@@ -385,6 +385,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
             }
             guard let pattern = proxy.allowlist.matchTLS(name) else {
+                extra["permit"] = Permit.allow(name)
                 return block(name, "not in the allowlist", extra)
             }
             phase = .connecting
@@ -456,6 +457,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
         }
         guard !vetted.isEmpty else {
+            var extra = extra
+            // Only private answers: --allow-private would have permitted it.
+            if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
+                extra["permit"] = Permit.allowPrivate(name)
+            }
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
@@ -487,7 +493,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 details["host-port"] = nil
                 if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
                 record(.connectionAllowed, name, why, details)
-                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
+                let opened = DispatchTime.now()
+                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+                    let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
+                    record(.tunnelClosed, name, "closed: \(end)",
+                           ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
+                            "bytes-down": String(stats.backward), "duration-ms": String(ms)])
                     phase = .closed
                     proxy.table.remove(self, client: peer)
                 }

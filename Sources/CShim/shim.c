@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/fs.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -245,4 +247,8 @@ int ap_notif_wait(int listener, int stop_fd) {
         if (p[0].revents & POLLIN) return 1;
         return 0;   // hung up, an error on the listener, or told to stop
     }
+}
+
+int ap_ficlone(int dst_fd, int src_fd) {
+    return ioctl(dst_fd, FICLONE, src_fd) == 0 ? 0 : -errno;
 }

@@ -139,6 +139,10 @@ case .apply(let o):
 case .subcommandHelp(let text):
     print(text)
     exit(0)
+case .watch(let session, let json):
+    Watch.main(session: session, json: json)
+case .suggest(let session):
+    Suggest.main(session: session)
 case .notAvailable(let name):
     printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
@@ -167,28 +171,65 @@ case .dryRun, .run:
         for f in list.prefix(limit) { printError("\(f.message)") }
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
-    do {
-        let prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
+    do throws(Failure) {
+        var prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
         if options.mode == .dryRun {
             DryRun.print(prepared)
             exit(0)
         }
+        let quiet = prepared.options.quiet
+        let logFD = openLog(prepared.options.logPath, writable: prepared.writable)
+        let profile = prepared.config.resolution.profile.value
+        // The session (events.jsonl, the control socket, the sandbox's read-only
+        // refusals file); none where the sandbox could see or write it.
+        let session = Session.open(prepared)
+        if let session { prepared.plan.addSessionView(hostDir: session.viewPath) }
         // Each block is printed as it happens, except onto a terminal the agent's
         // TUI owns (a stray line would garble its screen): there the summary at
         // exit lists every blocked name, and --log FILE has each one with its time.
-        let live = isatty(2) == 0
+        let live = isatty(2) == 0 && !quiet
         let printed = LiveBlockPrinter(enabled: live)
-        let events = EventLog(fd: openLog(prepared.options.logPath, writable: prepared.writable), onBlock: { printed.show($0) })
+        var toSession: (@Sendable (Event, String) -> Void)?
+        if let session { toSession = { e, line in session.record(e, line) } }
+        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession)
+        let agent = prepared.preset?.name ?? Paths.basename(prepared.plan.command.first ?? "?")
+        let hosts = prepared.allowlist.patterns.count
+        events.record(Event(.runStart, subject: prepared.project, reason: "run started",
+                            details: ["project": prepared.project, "agent": agent, "profile": profile,
+                                      "hosts": String(hosts), "pid": String(getpid())]))
+        // One line before the agent draws anything.
+        if !quiet {
+            if let session {
+                printError("session \(session.id): project \(prepared.project), profile \(profile), \(hosts) hosts allowed; watch it: agentpen watch \(session.id)")
+            } else {
+                printError("project \(prepared.project), profile \(profile), \(hosts) hosts allowed")
+            }
+        }
+        func end(_ status: Int32, summary: Bool = true) {
+            events.record(Event(.runEnd, subject: prepared.project, reason: "run ended", details: ["status": String(status)]))
+            session?.finish()
+            guard !quiet, summary else { return }
+            let name: TerminalText = session.map { "session \($0.id)" } ?? "run"
+            var line: TerminalText = name + " ended: " + events.countsLine()
+            if let session { line += "; agentpen watch \(session.id), agentpen suggest \(session.id)" }
+            printError(line)
+            if let summary = events.summary() { printError(summary) }
+        }
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer {
-                printFindings(Runner.finishAudit(audit, events: events))
+                let findings = Runner.finishAudit(audit, events: events)
+                if !quiet { printFindings(findings) }
                 for line in Paranoid.finish(prepared) { printError("\(line)") }
             }
             return try Network.run(prepared, events: events)
         }
-        let status = try runAndAudit()
-        if let summary = events.summary() { printError(summary) }
+        let status: Int32
+        do throws(Failure) { status = try runAndAudit() } catch {
+            end(error.status, summary: false)
+            throw error
+        }
+        end(status)
         exit(status)
     } catch {
         if !error.message.isEmpty { printError("\(error.message)") }

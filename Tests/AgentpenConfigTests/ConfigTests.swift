@@ -41,6 +41,9 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         remove_hosts = ["statsig.anthropic.com"]
         remove_env = ["ANTHROPIC_API_KEY"]
         hide = [".env", "*.pem"]
+        allow_host_ports = [5432]
+        publish = [8080, 8081]
+        hop = "pasta"
         context_roots = ["~/src/work", "/srv/code"]
         [agent.claude]
         hosts = ["api.example.com"]
@@ -72,6 +75,11 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         #expect(s.removeEnv.map(\.value) == ["ANTHROPIC_API_KEY"])
         #expect(s.hide.map(\.value) == [".env", "*.pem"])
         #expect(f.contextRoots.map(\.value) == ["~/src/work", "/srv/code"])
+        #expect(s.hostPorts.map(\.value) == [5432] && s.publish.map(\.value) == [8080, 8081])
+        #expect(s.hop?.value == NetworkPlan.Hop(option: "pasta"))
+        let merged = try Resolution.resolve(.init(flags: flags { $0.publish = [8080, 9000] }, global: f))
+        #expect(merged.options.hostPorts == [5432] && merged.options.publish == [8080, 8081, 9000])
+        #expect(merged.lines.contains(.init("publish", "9000", .flag("--publish"))) && merged.lines.contains(.init("allow_host_ports", "5432", src("allow_host_ports"))))
         let a = try #require(s.agents["claude"])
         #expect(a.hosts == [Sourced(host("api.example.com"), src("agent.claude.hosts"))])
         #expect(a.env.map(\.value) == ["EXAMPLE_TOKEN"])
@@ -100,6 +108,9 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         ("tasks_max = 0", "tasks_max", "number of processes"),
         ("hide = [\"../x\"]", "hide", "relative to the project root"),
         ("no_such_key = 1", "no_such_key", "unknown key"),
+        ("allow_host_ports = [0]", "allow_host_ports", "port number"),
+        ("publish = \"80\"", "publish", "list of port numbers"),
+        ("hop = \"tap\"", "hop", "direct"),
         ("[agent.claude]\nhost = [\"x.example\"]", "agent.claude.host", "unknown key"),
         ("[agent.claude]\nhosts = [\"localhost\"]", "agent.claude.hosts", "refused host"),
         ("[profiles.untrusted]\nro_config = true", "profiles.untrusted", "built-in"),
@@ -245,6 +256,9 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         cpus = "none"
         tasks_max = "none"
         no_cgroup = true
+        allow_host_ports = [5432]
+        publish = [8080]
+        hop = "pasta"
         remove_hosts = ["console.anthropic.com"]
         remove_env = ["ANTHROPIC_API_KEY"]
         hide = [".env"]
@@ -260,13 +274,14 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         let widening = Set(r.ignored.filter { $0.reason == .widening }.map(\.key))
         #expect(widening == ["preset", "profile", "allow", "allow_private", "env", "mounts", "mounts_rw", "allow_parent_git",
                              "ro_config", "log", "tmpfs_size", "memory_max", "cpus", "tasks_max", "no_cgroup",
-                             "agent.claude.hosts", "agent.claude.env", "agent.claude.mounts", "agent.claude.mounts_rw",
+                             "allow_host_ports", "publish", "hop", "agent.claude.hosts", "agent.claude.env", "agent.claude.mounts", "agent.claude.mounts_rw",
                              "agent.claude.args"], "\(widening)")
         #expect(r.ignored.allSatisfy { $0.description.contains("agentpen trust") || $0.reason != .widening })
         #expect(r.preset?.name == "claude")
         #expect(r.profile.value == "untrusted")
         #expect(r.options.allow.isEmpty && r.options.env.isEmpty && r.options.mounts.isEmpty && r.options.mountsRW.isEmpty)
         #expect(r.options.logPath == nil && r.options.tmpfsSize == nil && r.options.cgroupLimits == CgroupPlan.Limits())
+        #expect(r.options.hostPorts.isEmpty && r.options.publish.isEmpty && r.options.hop == nil)
         #expect(!r.options.readOnlyConfig && !r.options.allowParentGit)
         let preset = try #require(r.preset)
         #expect(!preset.hosts.contains(host("exfil.example")) && !preset.hosts.contains(host("console.anthropic.com")))

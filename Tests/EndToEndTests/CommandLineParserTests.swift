@@ -4,7 +4,7 @@ import Testing
 /// The command line as a user meets it, through the real binary: exit statuses,
 /// the reserved first words, `--` passthrough, completions and --help.
 @Suite struct CommandLineParserTests {
-    static let reserved = ["allow", "selftest", "suggest", "watch"]
+    static let reserved = ["allow", "selftest"]
 
     /// A stand-in program named `watch` on the caller's PATH: it records its
     /// arguments in the project, so a test can tell whether it ran.
@@ -53,6 +53,11 @@ import Testing
             let r = try f.agentpen([word, "-n1", "true"], path: path)
             #expect(r.status == 2, "\(word): \(r.status) \(r.stderr)")
             #expect(r.stderr.contains("\(word): not available yet"), "\(word): \(r.stderr)")
+        }
+        // watch and suggest are agentpen's own now: a usage error, never the program.
+        for word in ["watch", "suggest"] {
+            let r = try f.agentpen([word, "-n1", "true"], path: path)
+            #expect(r.status == 2 && r.stderr.contains("\(word): "), "\(word): \(r.status) \(r.stderr)")
         }
         #expect(f.read(f.project + "/watch-ran") == nil, "agentpen watch ran the program")
     }

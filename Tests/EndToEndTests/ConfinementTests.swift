@@ -372,7 +372,7 @@ import Testing
         #expect(r.stdout.contains("COLORTERM=truecolor"))
         #expect(r.stdout.contains("HOME=\(f.home)"))
         #expect(names.isSubset(of: ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "LANG",
-                                    "LC_ALL", "TZ", "MY_VAR", "PWD", "SHLVL", "_"]), "unexpected: \(names)")
+                                    "LC_ALL", "TZ", "MY_VAR", "PWD", "SHLVL", "_", "AGENTPEN_REFUSALS"]), "unexpected: \(names)")
     }
 
     @Test func refusesToPassAgentSockets() throws {

@@ -222,8 +222,17 @@ func waitUntil(_ timeout: Double, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34), which Swift's Glibc
+/// module does not export; nil where the C library has none.
+private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
+
 /// Starts `argv` in its own process group with stdin from /dev/null and stdout and
-/// stderr to files (stderr to `stderr`, or to `stdout` when nil).
+/// stderr to files (stderr to `stderr`, or to `stdout` when nil), and no other
+/// descriptor of the test process: a daemon it leaves (a tmux server) must not
+/// hold another test's pipes or Foundation's exit-watch sockets open.
 func spawn(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil, stdout: String,
            stderr: String? = nil) throws -> pid_t {
     var attr = posix_spawnattr_t()
@@ -241,6 +250,7 @@ func spawn(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil, s
     } else {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
     }
+    _ = addCloseFrom?(&actions, 3)
     let environment = env ?? ProcessInfo.processInfo.environment
     // The working directory through env(1), which then execs the program (same PID).
     let argv = cwd.map { ["/usr/bin/env", "-C", $0, "--"] + argv } ?? argv

@@ -559,24 +559,17 @@ struct ProcInfo: Hashable, CustomStringConvertible {
     var description: String { "\(pid) \(comm) (parent \(ppid))" }
 }
 
-/// agentpen started in the background, with every process of its tree recorded
-/// while it runs (sampled every 10 ms through /proc parent links).
-final class Launched: @unchecked Sendable {
-    let pid: pid_t
-    let stdoutPath: String
-    let stderrPath: String
+/// Every process below `root` recorded while it runs (sampled every 10 ms
+/// through /proc parent links), so one that is orphaned later is still known.
+final class ProcessTree: @unchecked Sendable {
+    let root: pid_t
     private let lock = NSLock()
     private var seen: [pid_t: ProcInfo] = [:]
     private var sampling = true
-    private var reaped: Int32?
     private let sampler = DispatchGroup()
 
-    init(_ f: Fixture, _ args: [String], env: [String: String] = [:], path: String? = nil) throws {
-        let tag = Int.random(in: 100_000...999_999)
-        stdoutPath = f.root + "/launched-\(tag).out"
-        stderrPath = f.root + "/launched-\(tag).err"
-        pid = try spawn([Agentpen.binary] + args, env: f.environment(extra: env, path: path),
-                        cwd: f.project, stdout: stdoutPath, stderr: stderrPath)
+    init(root: pid_t) {
+        self.root = root
         DispatchQueue.global().async(group: sampler) { [self] in
             while lock.withLock({ sampling }) {
                 sample()
@@ -590,7 +583,7 @@ final class Launched: @unchecked Sendable {
         var children: [pid_t: [ProcInfo]] = [:]
         for p in all { children[p.ppid, default: []].append(p) }
         var found: [ProcInfo] = []
-        var queue = children[pid] ?? []
+        var queue = children[root] ?? []
         while let p = queue.popLast(), found.count < 10_000 {
             found.append(p)
             queue += children[p.pid] ?? []
@@ -598,28 +591,19 @@ final class Launched: @unchecked Sendable {
         lock.withLock { for p in found where seen[p.pid] == nil { seen[p.pid] = p } }
     }
 
-    /// Processes of the tree seen so far (not agentpen itself).
-    var tree: [ProcInfo] {
+    /// Processes of the tree seen so far (not `root` itself).
+    var processes: [ProcInfo] {
         sample()
         return lock.withLock { Array(seen.values) }
     }
 
-    /// The shell-style exit status, or nil if it did not exit in time (then it is killed).
-    func finish(within seconds: Double) -> Int32? {
-        var status: Int32 = 0
-        let exited = waitUntil(seconds) { waitpid(pid, &status, WNOHANG) == pid }
-        if !exited {
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-        }
+    /// Ends the sampling (once `root` is gone, nothing new can join the tree).
+    func stop() {
         lock.withLock { sampling = false }
         sampler.wait()
-        guard exited else { return nil }
-        let sig = status & 0x7f
-        return sig == 0 ? (status >> 8) & 0xff : 128 + sig
     }
 
-    /// Processes of its tree still alive (waits up to `seconds` for them to go).
+    /// Processes of the tree still alive (waits up to `seconds` for them to go).
     func leftovers(within seconds: Double = 5) -> [ProcInfo] {
         let all = lock.withLock { Array(seen.values) }
         var alive: [ProcInfo] = []
@@ -635,6 +619,49 @@ final class Launched: @unchecked Sendable {
         for p in leftovers(within: 0) { kill(p.pid, SIGKILL) }
     }
 
+    deinit { stop() }
+}
+
+/// agentpen started in the background, with every process of its tree recorded
+/// while it runs (`ProcessTree`).
+final class Launched: @unchecked Sendable {
+    let pid: pid_t
+    let stdoutPath: String
+    let stderrPath: String
+    private let watch: ProcessTree
+
+    init(_ f: Fixture, _ args: [String], env: [String: String] = [:], path: String? = nil) throws {
+        let tag = Int.random(in: 100_000...999_999)
+        stdoutPath = f.root + "/launched-\(tag).out"
+        stderrPath = f.root + "/launched-\(tag).err"
+        pid = try spawn([Agentpen.binary] + args, env: f.environment(extra: env, path: path),
+                        cwd: f.project, stdout: stdoutPath, stderr: stderrPath)
+        watch = ProcessTree(root: pid)
+    }
+
+    /// Processes of the tree seen so far (not agentpen itself).
+    var tree: [ProcInfo] { watch.processes }
+
+    /// The shell-style exit status, or nil if it did not exit in time (then it is killed).
+    func finish(within seconds: Double) -> Int32? {
+        var status: Int32 = 0
+        let exited = waitUntil(seconds) { waitpid(pid, &status, WNOHANG) == pid }
+        if !exited {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+        }
+        watch.stop()
+        guard exited else { return nil }
+        let sig = status & 0x7f
+        return sig == 0 ? (status >> 8) & 0xff : 128 + sig
+    }
+
+    /// Processes of its tree still alive (waits up to `seconds` for them to go).
+    func leftovers(within seconds: Double = 5) -> [ProcInfo] { watch.leftovers(within: seconds) }
+
+    /// Kills whatever of the tree is left (cleanup after a failed expectation).
+    func killLeftovers() { watch.killLeftovers() }
+
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
@@ -644,8 +671,7 @@ final class Launched: @unchecked Sendable {
             kill(pid, SIGKILL)
             waitpid(pid, &status, 0)
         }
-        lock.withLock { sampling = false }
-        sampler.wait()
+        watch.stop()
     }
 }
 

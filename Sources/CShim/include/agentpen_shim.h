@@ -71,6 +71,10 @@ int ap_landlock_create_ruleset(const struct ap_landlock_ruleset_attr *attr, size
 int ap_landlock_add_path_rule(int ruleset_fd, uint64_t access, int parent_fd);
 int ap_landlock_restrict_self(int ruleset_fd);
 
+/// ioctl(dst_fd, FICLONE, src_fd): `dst` shares `src`'s blocks (a reflink),
+/// where the filesystem can (btrfs, XFS); -EOPNOTSUPP, -EXDEV, -EINVAL otherwise.
+int ap_ficlone(int dst_fd, int src_fd);
+
 #endif
 
 // seccomp user notification (the refused-syscall listener; it travels with

@@ -1,0 +1,147 @@
+import AgentpenEvents
+import AgentpenKernel
+import AgentpenPolicy
+import CShim
+import Foundation
+import Glibc
+
+/// Finding a session for `watch` and `suggest`: the one named (an ID, never a
+/// path), or the newest in this user's sessions directory.
+enum SessionLookup {
+    static func find(_ requested: String?) -> (id: String, dir: Int32) {
+        func refuse(_ m: TerminalText) -> Never {
+            printError(m)
+            exit(2)
+        }
+        if let requested, !SessionPolicy.isValidID(requested) {
+            refuse("\(requested) is not a session ID (YYYYMMDD-HHMMSS-PID, as the start line and agentpen watch show it)")
+        }
+        let env = Host.environment
+        let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: getuid()) ?? "/"
+        let stateHome = XDGPaths.stateHome(env: env, home: home)
+        let where_ = XDGPaths.sessions(env: env, home: home)
+        guard let base = try? SessionStore.openBase(stateHome: stateHome, create: false) else {
+            refuse("no session in \(where_) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
+        }
+        defer { close(base.fd) }
+        guard let id = requested ?? SessionPolicy.newest(SessionStore.list(base.fd)) else {
+            refuse("no session in \(where_) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
+        }
+        guard let dir = SessionStore.open(base: base.fd, id: id) else { refuse("no session \(id) in \(where_)") }
+        return (id, dir)
+    }
+
+    /// Reads what was appended to `fd` since the last call.
+    static func readNew(_ fd: Int32, _ decoder: EventLineDecoder) -> [Event] {
+        var events: [Event] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            events += buf.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        }
+        return events.filter { $0.v == Event.schemaVersion }
+    }
+}
+
+/// `agentpen watch [--json] [SESSION]`: follows a session until it ends. The
+/// events file is the record; the control socket says the run is alive and
+/// wakes us at each new event. On a terminal: a screen redrawn in place (colour
+/// unless NO_COLOR), left standing at the end; otherwise the final view once.
+/// `--json`: every event line, re-encoded, as it comes.
+enum Watch {
+    static func main(session: String?, json: Bool) -> Never {
+        let (id, dir) = SessionLookup.find(session)
+        guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {
+            printError("session \(id) has no events file")
+            exit(2)
+        }
+        let env = Host.environment
+        let tty = !json && isatty(1) == 1
+        let colour = tty && (env["NO_COLOR"] ?? "").isEmpty && env["TERM"] != "dumb"
+        var view = SessionView(id: id)
+        let decoder = EventLineDecoder()
+        var control = SessionStore.connect(dir: dir)
+        if tty { TerminalText("\u{1b}[H\u{1b}[2J").write(to: 1) }
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        while true {
+            for e in SessionLookup.readNew(file, decoder) {
+                view.add(e)
+                if json { writeLine(e.jsonLine()) }
+            }
+            if view.hasEnded || control == nil { break }
+            if tty { draw(view, colour: colour, live: true) }
+            var p = pollfd(fd: control!, events: Int16(POLLIN), revents: 0)
+            let r = poll(&p, 1, 1000)
+            if r > 0 {
+                let n = recv(control!, &scratch, scratch.count, 0)
+                if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) {
+                    // The run ended, or dropped us for being slow: reconnect if it lives.
+                    close(control!)
+                    control = SessionStore.connect(dir: dir)
+                }
+            }
+        }
+        for e in SessionLookup.readNew(file, decoder) {
+            view.add(e)
+            if json { writeLine(e.jsonLine()) }
+        }
+        if let control { close(control) }
+        if tty {
+            draw(view, colour: colour, live: false)
+            TerminalText("\n").write(to: 1)
+        } else if !json {
+            let lines = view.render(now: Date(), style: .init(colour: false, width: 160, height: 60), live: false)
+            (lines.joined(separator: "\n") + "\n").write(to: 1)
+        }
+        exit(0)
+    }
+
+    /// One JSON line to stdout (jsonLine has escaped what a terminal would act on).
+    static func writeLine(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { TerminalText.writeAll(1, $0) }
+    }
+
+    /// Redraws in place: home, each line cleared to its end, the rest cleared.
+    /// Two rows are left free, so a shell prompt after the end scrolls nothing away.
+    static func draw(_ view: SessionView, colour: Bool, live: Bool) {
+        var rows: Int32 = 24, cols: Int32 = 80
+        if ap_terminal_size(1, &rows, &cols) != 0 || rows <= 0 || cols <= 0 { rows = 24; cols = 80 }
+        let lines = view.render(now: Date(), style: .init(colour: colour, width: Int(cols), height: Int(rows) - 2), live: live)
+        var out: TerminalText = "\u{1b}[H"
+        out += lines.joined(separator: "\u{1b}[K\n")
+        out += "\u{1b}[K\n\u{1b}[J"
+        out.write(to: 1)
+    }
+}
+
+/// `agentpen suggest [SESSION]`: the hosts a session was refused, as the flags
+/// that would permit them (as the deciding code named them) and as preset or
+/// config lines.
+enum Suggest {
+    static func main(session: String?) -> Never {
+        let (id, dir) = SessionLookup.find(session)
+        guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {
+            printError("session \(id) has no events file")
+            exit(2)
+        }
+        let events = SessionLookup.readNew(file, EventLineDecoder()).filter(\.isRefusal)
+        let permits = events.compactMap { $0.details["permit"] }
+        guard let s = Permit.suggestion(permits) else {
+            var t: TerminalText = "# nothing was refused in session \(id) that a flag would permit"
+            if !events.isEmpty { t += " (\(events.count) refusals no flag permits: agentpen watch \(id))" }
+            (t + "\n").write(to: 1)
+            exit(0)
+        }
+        var out: TerminalText = "# the hosts session \(id) was refused, as flags for the agentpen command line:\n"
+        out += "\(s.flags)\n"
+        out += "# or as lines of a preset or config file:\n"
+        for line in s.config { out += "\(line)\n" }
+        let unpermitted = events.count - permits.count
+        if unpermitted > 0 { out += "# and \(unpermitted) refusals no flag permits (firewall, IP literals …): agentpen watch \(id)\n" }
+        out.write(to: 1)
+        exit(0)
+    }
+}

@@ -355,6 +355,43 @@ class Bench:
             self.fail("concurrency", "proxy RSS per idle tunnel", "-", "≤ 64 KiB",
                       "no RSS samples (markers: before=%s idle=%s opened=%d)" % (before is not None, idle is not None, opened))
 
+    SYSCALL_SCRIPT = r"""
+import ctypes, errno, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+x86 = os.uname().machine == "x86_64"
+nr = {"getppid": 110 if x86 else 173, "keyctl": 250 if x86 else 219}[sys.argv[1]]
+n = int(sys.argv[2])
+call = libc.syscall
+a, b, c, d = ctypes.c_long(nr), ctypes.c_long(0), ctypes.c_long(-3), ctypes.c_long(0)
+t = time.perf_counter()
+for i in range(n):
+    call(a, b, c, d)
+print("ns=%.0f" % ((time.perf_counter() - t) * 1e9 / n))
+"""
+
+    def case_syscalls(self):
+        """An allowed call costs the same inside (it never reaches the notifying
+        filter); a refused one is a round trip to agentpen's listener."""
+        script = os.path.join(self.proj, "syscalls.py")
+        with open(script, "w") as f:
+            f.write(self.SYSCALL_SCRIPT)
+        os.chmod(script, 0o644)
+        for name, n, target in (("getppid", 300000, "≈ 1"), ("keyctl", 20000, "report")):
+            metric = "%s ns per call (%s)" % (name, "allowed" if name == "getppid" else "refused, reported")
+            got = {}
+            for where in ("direct", "inside"):
+                argv = ["/usr/bin/python3", script, name, str(n)]
+                rc, out, err = self.run(self.ap(argv, ()) if where == "inside" else argv, timeout=120)
+                vals = [l[3:] for l in out.splitlines() if l.startswith("ns=")]
+                if rc != 0 or not vals:
+                    self.fail("syscalls", metric, "-", target, err or out or "exit %d" % rc); break
+                got[where] = float(vals[0])
+            if len(got) == 2:
+                self.row("syscalls", metric, "%.0f ns" % got["direct"], "%.0f ns" % got["inside"],
+                         "%.2f" % (got["inside"] / got["direct"]), target, "-",
+                         "python ctypes loop of %d calls; the direct keyctl runs, the inside one is refused" % n
+                         if name == "keyctl" else "python ctypes loop of %d calls" % n)
+
     def make_tree(self, path, dirs, files_per_dir):
         """A project of `dirs` directories (100 per level) holding `files_per_dir`
         files each, plus a small .git, owned by the bench user."""
@@ -673,7 +710,7 @@ def main():
     ap.add_argument("--proj", required=True)
     ap.add_argument("--user", default="apw-test")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit")
+    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit,syscalls")
     ap.add_argument("--startup-runs", type=int, default=50)
     ap.add_argument("--bulk-pairs", type=int, default=7,
                     help="(direct, inside) pairs per bulk figure and per hop path; 5 or more")

@@ -8,14 +8,17 @@ import ArgumentParser
 // --generate-completion-script, `helpNames: []` --help): the agent's argv
 // follows their `--`.
 
-/// `agentpen __exec [--cgroup FD] [--rw PATH]... -- COMMAND...`: the last step
+/// `agentpen __exec [--cgroup FD] --syscall-notify FD [--rw PATH]... -- COMMAND...`: the last step
 /// inside the sandbox before the agent.
 public struct ExecArguments: Sendable, Equatable {
     public var writable: [String] = []
     public var cgroupFD: Int32?
+    /// The unix socket the refused-syscall listener goes back to agentpen on
+    /// (required: the helper never starts the agent without that filter).
+    public var notifyFD: Int32?
     public var command: [String] = []
-    public init(writable: [String] = [], cgroupFD: Int32? = nil, command: [String] = []) {
-        self.writable = writable; self.cgroupFD = cgroupFD; self.command = command
+    public init(writable: [String] = [], cgroupFD: Int32? = nil, notifyFD: Int32? = nil, command: [String] = []) {
+        self.writable = writable; self.cgroupFD = cgroupFD; self.notifyFD = notifyFD; self.command = command
     }
 }
 
@@ -38,9 +41,10 @@ struct ExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__exec", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
     @Option(name: .customLong("rw"), parsing: .unconditionalSingleValue) var rw: [String] = []
     @Option(parsing: .unconditional) var cgroup: Int32?
+    @Option(name: .customLong("syscall-notify"), parsing: .unconditional) var syscallNotify: Int32?
     @Argument(parsing: .postTerminator) var command: [String] = []
 
-    var value: ExecArguments { ExecArguments(writable: rw, cgroupFD: cgroup, command: command) }
+    var value: ExecArguments { ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, command: command) }
 }
 
 struct NetCommand: ParsableCommand {

@@ -14,6 +14,8 @@ public struct Event: Sendable, Equatable, Codable {
         case persistenceMoved = "persistence-moved"
         /// A file a shell or editor runs later, created or changed by the run: reported, left as it is.
         case persistenceFound = "persistence-found"
+        /// A syscall the seccomp policy refused, with the process that made it.
+        case syscallRefused = "syscall-refused"
         case setup = "setup"
         case failure = "failure"
         /// The run began (details: project, agent, profile, hosts, pid).
@@ -52,6 +54,7 @@ public struct Event: Sendable, Equatable, Codable {
 
     public var isBlock: Bool {
         kind == .connectionBlocked || kind == .dnsRefused || kind == .failure || kind == .persistenceRemoved
+            || kind == .syscallRefused
     }
 
     /// A refusal of something the sandbox asked for (a name, a flow), as listed

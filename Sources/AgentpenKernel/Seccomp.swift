@@ -7,48 +7,100 @@ import Glibc
 /// native architecture only: a syscall made through another ABI (i386 via
 /// int 0x80, x32) kills the process.
 public enum SeccompFilter {
-    /// The compiled program in a memfd, ready for `bwrap --seccomp FD`.
-    public static func exportToMemoryFile(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.rules) throws(SystemError) -> Int32 {
-        guard let ctx = seccomp_init(UInt32(SCMP_ACT_ALLOW)) else { throw SystemError("seccomp_init", errno: ENOMEM) }
+    /// The compiled first filter in a memfd, ready for `bwrap --seccomp FD`.
+    public static func exportToMemoryFile(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.bubblewrapRules) throws(SystemError) -> Int32 {
+        let ctx = try context(rules, notify: false)
         defer { seccomp_release(ctx) }
-        // Foreign ABIs are not in the filter, so libseccomp applies the bad-arch action.
-        let badArch = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, UInt32(SCMP_ACT_KILL_PROCESS))
-        if badArch < 0 { throw SystemError("seccomp_attr_set", "ACT_BADARCH", result: Int(badArch)) }
-        let arch = nativeArchitecture
-        for rule in rules {
-            let resolution: SyscallPolicy.Resolution
-            do {
-                resolution = try SyscallPolicy.resolve(rule.syscall, libseccompNumber: seccomp_syscall_resolve_name(rule.syscall),
-                                                       arch: arch)
-            } catch {
-                // Fail closed: a filter without one of the policy's calls is not the policy.
-                throw SystemError("libseccomp cannot name policy syscall", "\(error.syscall) (update libseccomp)", errno: ENOSYS)
-            }
-            let action: UInt32
-            switch rule.action { case .errno(let e): action = 0x0005_0000 | UInt32(e) }
-            var cmps = rule.args.map { m -> scmp_arg_cmp in
-                switch m.comparison {
-                case .maskedEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_MASKED_EQ, datum_a: m.mask, datum_b: m.value)
-                case .notEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_NE, datum_a: m.value, datum_b: 0)
-                case .greaterOrEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_GE, datum_a: m.value, datum_b: 0)
-                }
-            }
-            let rc: Int32
-            switch resolution {
-            case .absent: continue
-            case .number(let nr):
-                rc = cmps.withUnsafeMutableBufferPointer { seccomp_rule_add_array(ctx, action, nr, UInt32($0.count), $0.baseAddress) }
-            case .raw(let nr):
-                // Exactly this number on the native architecture: no rewriting by name tables.
-                rc = cmps.withUnsafeMutableBufferPointer { seccomp_rule_add_exact_array(ctx, action, nr, UInt32($0.count), $0.baseAddress) }
-            }
-            if rc < 0 { throw SystemError("seccomp_rule_add", rule.syscall, result: Int(rc)) }
-        }
         let program = Descriptor(try memoryFile("agentpen-seccomp", []))
         let rc = seccomp_export_bpf(ctx, program.raw)
         if rc < 0 { throw SystemError("seccomp_export_bpf", result: Int(rc)) }
         lseek(program.raw, 0, SEEK_SET)
         return program.take()
+    }
+
+    /// Loads the reported set on the calling thread (the exec helper, single-
+    /// threaded) as a filter whose every rule notifies, and returns its listener
+    /// (SECCOMP_FILTER_FLAG_NEW_LISTENER, which libseccomp sets for a filter
+    /// with SCMP_ACT_NOTIFY). Every other call is allowed by this filter.
+    public static func loadNotifying(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.reportedRules) throws(SystemError) -> Int32 {
+        let ctx = try context(rules, notify: true)
+        defer { seccomp_release(ctx) }
+        let rc = seccomp_load(ctx)
+        if rc < 0 { throw SystemError("seccomp_load", "the notifying filter", result: Int(rc)) }
+        let fd = seccomp_notify_fd(ctx)
+        if fd < 0 { throw SystemError("seccomp_notify_fd", result: Int(fd)) }
+        return fd
+    }
+
+    /// For --check: the notifying filter compiles, and this kernel and
+    /// libseccomp support user notification (API level 5 and up).
+    public static func checkNotifying() throws(SystemError) {
+        seccomp_release(try context(SyscallPolicy.reportedRules, notify: true))
+        let level = seccomp_api_get()
+        if level < 5 { throw SystemError("seccomp user notification", "API level \(level); needs Linux 5.0 and libseccomp 2.5", errno: ENOSYS) }
+    }
+
+    /// The number each policy call goes into the filter under, to name a
+    /// notified call: the same resolution as the filter's.
+    public static func numberTable(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.reportedRules) throws(SystemError) -> [Int32: String] {
+        var table: [Int32: String] = [:]
+        for name in Set(rules.map(\.syscall)) {
+            switch try resolution(name) {
+            case .number(let nr), .raw(let nr): table[nr] = name
+            case .absent: continue
+            }
+        }
+        return table
+    }
+
+    /// The audit architecture value of the native ABI (seccomp_data.arch).
+    public static var nativeAuditArch: UInt32 { seccomp_arch_native() }
+
+    static func resolution(_ syscall: String) throws(SystemError) -> SyscallPolicy.Resolution {
+        do {
+            return try SyscallPolicy.resolve(syscall, libseccompNumber: seccomp_syscall_resolve_name(syscall),
+                                             arch: nativeArchitecture)
+        } catch {
+            // Fail closed: a filter without one of the policy's calls is not the policy.
+            throw SystemError("libseccomp cannot name policy syscall", "\(error.syscall) (update libseccomp)", errno: ENOSYS)
+        }
+    }
+
+    /// A libseccomp context holding `rules`: each with its errno, or (`notify`)
+    /// each as a notification for agentpen to answer.
+    static func context(_ rules: [SyscallPolicy.Rule], notify: Bool) throws(SystemError) -> scmp_filter_ctx {
+        guard let ctx = seccomp_init(UInt32(SCMP_ACT_ALLOW)) else { throw SystemError("seccomp_init", errno: ENOMEM) }
+        do throws(SystemError) {
+            // Foreign ABIs are not in the filter, so libseccomp applies the bad-arch action.
+            let badArch = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, UInt32(SCMP_ACT_KILL_PROCESS))
+            if badArch < 0 { throw SystemError("seccomp_attr_set", "ACT_BADARCH", result: Int(badArch)) }
+            for rule in rules {
+                let resolution = try resolution(rule.syscall)
+                let action: UInt32
+                switch rule.action { case .errno(let e): action = notify ? UInt32(SCMP_ACT_NOTIFY) : 0x0005_0000 | UInt32(e) }
+                var cmps = rule.args.map { m -> scmp_arg_cmp in
+                    switch m.comparison {
+                    case .maskedEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_MASKED_EQ, datum_a: m.mask, datum_b: m.value)
+                    case .notEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_NE, datum_a: m.value, datum_b: 0)
+                    case .greaterOrEqual: return scmp_arg_cmp(arg: m.index, op: SCMP_CMP_GE, datum_a: m.value, datum_b: 0)
+                    }
+                }
+                let rc: Int32
+                switch resolution {
+                case .absent: continue
+                case .number(let nr):
+                    rc = cmps.withUnsafeMutableBufferPointer { seccomp_rule_add_array(ctx, action, nr, UInt32($0.count), $0.baseAddress) }
+                case .raw(let nr):
+                    // Exactly this number on the native architecture: no rewriting by name tables.
+                    rc = cmps.withUnsafeMutableBufferPointer { seccomp_rule_add_exact_array(ctx, action, nr, UInt32($0.count), $0.baseAddress) }
+                }
+                if rc < 0 { throw SystemError("seccomp_rule_add", rule.syscall, result: Int(rc)) }
+            }
+        } catch {
+            seccomp_release(ctx)
+            throw error
+        }
+        return ctx
     }
 
     /// The architecture libseccomp builds for, if it is one the policy has raw numbers for.

@@ -174,6 +174,11 @@ extension SandboxPlan {
         BwrapArgument.firstDescriptor + Int32(bwrap.filter(\.readsDescriptor).count)
     }
 
+    /// Descriptor number of the exec helper's socket back to agentpen, for the
+    /// refused-syscall listener: the one after the cgroup's (always this number,
+    /// whether or not a cgroup is used).
+    public var syscallNotifyFD: Int32 { cgroupFD + 1 }
+
     /// The host paths the sandbox can write: the source of every read-write bind
     /// (the project, --mount-rw, a preset's read-write dirs, worktree git dirs …).
     public var hostWritable: [String] {

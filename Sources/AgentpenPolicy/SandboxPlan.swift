@@ -173,7 +173,8 @@ extension SandboxPlan {
         plan.command = [agent.executable] + presetArgs + command.dropFirst()
         var cgroupFD: Int32?
         if case .apply = plan.cgroup { cgroupFD = plan.cgroupFD }
-        plan.innerCommand = ExecHelperPlan.argv(cgroupFD: cgroupFD, writable: plan.writable, command: plan.command)
+        plan.innerCommand = ExecHelperPlan.argv(cgroupFD: cgroupFD, notifyFD: plan.syscallNotifyFD,
+                                                writable: plan.writable, command: plan.command)
         return plan
     }
 
@@ -248,8 +249,8 @@ enum ExecHelperPlan {
     }
 
     /// The helper's command line: the cgroup to join, where Landlock allows writes, the agent.
-    static func argv(cgroupFD: Int32?, writable: [String], command: [String]) -> [String] {
-        [path, "__exec"] + (cgroupFD.map { ["--cgroup", String($0)] } ?? [])
+    static func argv(cgroupFD: Int32?, notifyFD: Int32, writable: [String], command: [String]) -> [String] {
+        [path, "__exec"] + (cgroupFD.map { ["--cgroup", String($0)] } ?? []) + ["--syscall-notify", String(notifyFD)]
             + writable.flatMap { ["--rw", $0] } + ["--"] + command
     }
 }

@@ -167,8 +167,31 @@ public enum SyscallPolicy {
         return r
     }
 
-    public static var rules: [Rule] {
+    /// The whole policy: bubblewrap's filter and the reported set.
+    public static var rules: [Rule] { bubblewrapRules + reportedRules }
+
+    /// The first filter, handed to bubblewrap (`--seccomp`): what must hold
+    /// before the exec helper runs, and what is never reported. clone3 passes
+    /// its flags in memory that seccomp cannot read: ENOSYS makes libc fall
+    /// back to clone (glibc tries it for every thread, so it is not an event).
+    /// Foreign ABIs are killed by this filter too (`SeccompFilter`).
+    public static var bubblewrapRules: [Rule] {
+        [Rule(syscall: "clone3", action: .errno(ENOSYS))]
+    }
+
+    public static let SECCOMP_SET_MODE_FILTER: UInt64 = 1
+    public static let SECCOMP_FILTER_FLAG_NEW_LISTENER: UInt64 = 8
+
+    /// The refused set, in the second filter the exec helper loads with a
+    /// user-notification listener that agentpen answers with each rule's errno
+    /// (`answer`). Stacked filters give a notification to the newest filter
+    /// that notifies, and its listener may let the call through: so the
+    /// sandbox may not create a listener of its own once this filter holds.
+    public static var reportedRules: [Rule] {
         var r = denied.map { Rule(syscall: $0, action: .errno(EPERM)) }
+        r.append(Rule(syscall: "seccomp", action: .errno(EPERM),
+                      args: [ArgMatch(index: 0, mask: 0xFFFF_FFFF, value: SECCOMP_SET_MODE_FILTER),
+                             ArgMatch(index: 1, mask: SECCOMP_FILTER_FLAG_NEW_LISTENER, value: SECCOMP_FILTER_FLAG_NEW_LISTENER)]))
         for flag in namespaceFlags {
             r.append(Rule(syscall: "unshare", action: .errno(EPERM), args: [ArgMatch(index: 0, mask: flag, value: flag)]))
             // clone(flags, ...) has flags first on every architecture we support.
@@ -179,9 +202,29 @@ public enum SyscallPolicy {
             r.append(Rule(syscall: "ioctl", action: .errno(EPERM),
                           args: [ArgMatch(index: 1, mask: 0xFFFF_FFFF, value: request)]))
         }
-        // clone3 passes flags in memory that seccomp cannot read: make libc fall back to clone.
-        r.append(Rule(syscall: "clone3", action: .errno(ENOSYS)))
         r += socketRules("socket") + socketRules("socketpair")
         return r
+    }
+
+    /// Whether one argument condition holds for a call's arguments.
+    public static func holds(_ m: ArgMatch, _ args: [UInt64]) -> Bool {
+        guard Int(m.index) < args.count else { return false }
+        let a = args[Int(m.index)]
+        switch m.comparison {
+        case .maskedEqual: return a & m.mask == m.value
+        case .notEqual: return a != m.value
+        case .greaterOrEqual: return a >= m.value
+        }
+    }
+
+    /// The errno for a notified call (`syscall` as the filter's number table
+    /// names it): the first reported rule for it whose conditions hold. A call
+    /// no rule explains (the filter and this table disagree, or the arguments
+    /// changed) is refused with EPERM: the answer never lets a call through.
+    public static func answer(_ syscall: String, args: [UInt64], rules: [Rule] = reportedRules) -> Int32 {
+        for rule in rules where rule.syscall == syscall && rule.args.allSatisfy({ holds($0, args) }) {
+            switch rule.action { case .errno(let e): return e }
+        }
+        return EPERM
     }
 }

@@ -224,6 +224,38 @@ void ap_forward_termination_to(pid_t pid) {
 
 int ap_received_signal(void) { return received; }
 
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+
+int ap_notif_recv(int listener, struct ap_notification *out) {
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof req);   // the kernel refuses a request buffer that is not zeroed
+    if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) return -errno;
+    out->id = req.id;
+    out->pid = req.pid;
+    out->nr = req.data.nr;
+    out->arch = req.data.arch;
+    for (int i = 0; i < 6; i++) out->args[i] = req.data.args[i];
+    return 0;
+}
+
+int ap_notif_refuse(int listener, uint64_t id, int error) {
+    struct seccomp_notif_resp resp = { .id = id, .val = 0, .error = -error, .flags = 0 };
+    RET(ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp));
+}
+
+int ap_notif_wait(int listener, int stop_fd) {
+    struct pollfd p[2] = { { .fd = listener, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+    for (;;) {
+        int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (p[0].revents & POLLIN) return 1;
+        return 0;   // hung up, an error on the listener, or told to stop
+    }
+}
+
 int ap_ficlone(int dst_fd, int src_fd) {
     return ioctl(dst_fd, FICLONE, src_fd) == 0 ? 0 : -errno;
 }

@@ -80,7 +80,8 @@ enum Check {
         // seccomp: the filter compiles by name on this architecture.
         do {
             Descriptor(try SeccompFilter.exportToMemoryFile()).close()
-            rows.append(Row(layer: "seccomp", state: .ok, detail: "libseccomp \(SeccompFilter.libraryVersion), filter compiled"))
+            try SeccompFilter.checkNotifying()
+            rows.append(Row(layer: "seccomp", state: .ok, detail: "libseccomp \(SeccompFilter.libraryVersion), filters compiled, refused calls reported"))
         } catch {
             rows.append(Row(layer: "seccomp", state: .missing, detail: "\(error)", fix: "apt install libseccomp2"))
         }

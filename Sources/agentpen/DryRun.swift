@@ -37,6 +37,7 @@ enum DryRun {
             for line in f.content.split(separator: "\n") { out += "    \(line)\n" }
         }
         out += "\n## seccomp (fd \(plan.seccompFD)); every other syscall allowed, foreign architectures killed\n"
+        out += "## (bubblewrap loads the first rules; the exec helper the rest, each call answered and reported by agentpen, fd \(plan.syscallNotifyFD))\n"
         for r in SyscallPolicy.rules {
             let cond = r.args.map(\.description)
             let action: String

@@ -3,9 +3,10 @@ import AgentpenEvents
 import AgentpenKernel
 import Glibc
 
-/// `agentpen __exec [--cgroup FD] --rw PATH... -- COMMAND...` (ExecArguments), run by bubblewrap inside the
-/// sandbox as the last step before the agent: still single-threaded, it sets
-/// rlimits and Landlock on itself, restores Ctrl-C for the agent, and execs it.
+/// `agentpen __exec [--cgroup FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
+/// bubblewrap inside the sandbox as the last step before the agent: still single-threaded, it sets
+/// rlimits and Landlock on itself, restores Ctrl-C for the agent, loads the notifying seccomp filter
+/// and hands its listener to agentpen, and execs the agent.
 enum ExecHelper {
     static func main(_ args: ExecArguments) -> Never {
         let writable = args.writable
@@ -41,6 +42,20 @@ enum ExecHelper {
         // agentpen and bubblewrap ignore Ctrl-C so that it reaches the agent alone.
         signal(SIGINT, SIG_DFL)
         signal(SIGQUIT, SIG_DFL)
+
+        // Last: the refused set, as a filter whose listener agentpen holds (it
+        // answers each call with the policy's errno and reports it). Without
+        // it the agent does not start. From here on no listener can be
+        // created inside, so none can stand in front of agentpen's.
+        guard let notifyFD = args.notifyFD else { fail(125, "internal: no --syscall-notify descriptor") }
+        do {
+            let listener = try SeccompFilter.loadNotifying()
+            defer { close(listener) }
+            try SyscallListener.send(listener, over: notifyFD)
+        } catch {
+            fail(125, "cannot install the syscall filter: \(error); the agent was not started")
+        }
+        close(notifyFD)
         let cArgs = command.map { strdup($0) } + [nil]
         execv(command[0], cArgs)
         let e = errno

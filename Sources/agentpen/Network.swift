@@ -78,7 +78,7 @@ enum Network {
     }
 
     static func run(_ p: Prepared, events: EventLog) throws(Failure) -> Int32 {
-        if !needed(p.allowlist, p.options) { return try Runner.runOffline(p) }
+        if !needed(p.allowlist, p.options) { return try Runner.runOffline(p, events: events) }
         return try NetworkedRun(prepared: p, events: events).run()
     }
 }
@@ -128,7 +128,9 @@ final class NetworkedRun {
 
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
-        let planFDs = try Runner.planDescriptors(plan)
+        let syscalls = try SyscallReporter(events: events)
+        // The helper passes the syscall socket on to bubblewrap like the plan's descriptors.
+        let planFDs = try Runner.planDescriptors(plan) + [(src: syscalls.sandboxEnd, dst: plan.syscallNotifyFD)]
         var opened: [Int32] = planFDs.map(\.src)
         defer { opened.forEach { close($0) } }
         func pipe() throws(Failure) -> (r: Int32, w: Int32) {
@@ -167,8 +169,10 @@ final class NetworkedRun {
         do { helper = try Spawn.start(argv, spawn) } catch {
             throw .internalError("cannot start the namespace helper: \(error)")
         }
-        for fd in handed + planFDs.map(\.src) { close(fd) }
+        for fd in handed + planFDs.map(\.src) where fd != syscalls.sandboxEnd { close(fd) }
         opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
+        try syscalls.start()
+        defer { syscalls.finish() }
         ap_forward_termination_to(helper)
         let relay = relayEvents(from: eventPipe.r)
 
@@ -218,7 +222,9 @@ final class NetworkedRun {
 
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
-        let planFDs = try Runner.planDescriptors(plan)
+        let syscalls = try SyscallReporter(events: events)
+        // The helper passes the syscall socket on to bubblewrap like the plan's descriptors.
+        let planFDs = try Runner.planDescriptors(plan) + [(src: syscalls.sandboxEnd, dst: plan.syscallNotifyFD)]
         var opened: [Int32] = planFDs.map(\.src)
         defer { opened.forEach { close($0) } }
         func pipe() throws(Failure) -> (r: Int32, w: Int32) {
@@ -254,8 +260,10 @@ final class NetworkedRun {
         do { helper = try Spawn.start(argv, spawn) } catch {
             throw .internalError("cannot start the namespace helper: \(error)")
         }
-        for fd in handed + planFDs.map(\.src) { close(fd) }
+        for fd in handed + planFDs.map(\.src) where fd != syscalls.sandboxEnd { close(fd) }
         opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
+        try syscalls.start()
+        defer { syscalls.finish() }
         ap_forward_termination_to(helper)
         let relay = relayEvents(from: eventPipe.r)
 

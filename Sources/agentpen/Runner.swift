@@ -155,7 +155,7 @@ enum Runner {
 
     /// Runs the plan without a network (no hosts allowed): bubblewrap in its own
     /// empty network namespace.
-    static func runOffline(_ prepared: Prepared) throws(Failure) -> Int32 {
+    static func runOffline(_ prepared: Prepared, events: any EventSink) throws(Failure) -> Int32 {
         let plan = prepared.plan
         let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
@@ -168,7 +168,8 @@ enum Runner {
         let statusRead = Descriptor(statusPipe[0]), statusWrite = Descriptor(statusPipe[1])
         let argv = plan.bwrapCommand(bwrap)
         var spawn = Spawn.Options()
-        spawn.fds = fds + [(statusWrite.raw, SandboxPlan.bwrapStatusFD)]
+        let syscalls = try SyscallReporter(events: events)
+        spawn.fds = fds + [(statusWrite.raw, SandboxPlan.bwrapStatusFD), (syscalls.sandboxEnd, plan.syscallNotifyFD)]
         spawn.env = plan.env
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
@@ -178,7 +179,9 @@ enum Runner {
         }
         statusWrite.close()
         ap_forward_termination_to(pid)
+        try syscalls.start()
         let status = Spawn.wait(pid)
+        syscalls.finish()
         let report = readAll(statusRead.raw)
         statusRead.close()
         return try interpret(status: status, bwrapReport: report)

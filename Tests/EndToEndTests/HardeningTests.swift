@@ -7,9 +7,10 @@ import Testing
 /// the real sandbox through /usr/bin/python3.
 @Suite struct HardeningTests {
     /// Runs a python script confined; returns its `name=value` lines.
-    static func python(_ f: Fixture, _ script: String, flags: [String] = []) throws -> (Agentpen.Result, [String: String]) {
+    static func python(_ f: Fixture, _ script: String, flags: [String] = [],
+                       args: [String] = []) throws -> (Agentpen.Result, [String: String]) {
         try f.write(f.project + "/probe.py", script)
-        let r = try f.agentpen(flags + ["--", "/usr/bin/python3", f.project + "/probe.py"])
+        let r = try f.agentpen(flags + ["--", "/usr/bin/python3", f.project + "/probe.py"] + args)
         var out: [String: String] = [:]
         for line in r.stdout.split(separator: "\n") {
             let kv = line.split(separator: "=", maxSplits: 1).map(String.init)

@@ -98,3 +98,21 @@ int ap_mount_bind(const char *src, const char *dst);
 extern const int AP_CLONE_NEWNS;
 
 #endif
+
+// seccomp user notification (the refused-syscall listener; it travels with
+// ap_send_fds/ap_recv_fds over an ap_socketpair_seqpacket pair).
+/// One pending notification, flattened: the caller's pid (in the reader's pid
+/// namespace, 0 if not visible), the syscall number, its architecture, its arguments.
+struct ap_notification {
+    uint64_t id;
+    uint32_t pid;
+    int32_t nr;
+    uint32_t arch;
+    uint64_t args[6];
+};
+/// SECCOMP_IOCTL_NOTIF_RECV (blocks until a notification is pending).
+int ap_notif_recv(int listener, struct ap_notification *out);
+/// SECCOMP_IOCTL_NOTIF_SEND: the call fails with `error` (never continues).
+int ap_notif_refuse(int listener, uint64_t id, int error);
+/// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter), -errno.
+int ap_notif_wait(int listener, int stop_fd);

@@ -1,0 +1,92 @@
+import AgentpenEvents
+import CShim
+import Glibc
+
+/// The host end of the notifying filter (`SeccompFilter.loadNotifying`): the
+/// listener descriptor the exec helper hands back, and the few calls that
+/// answer it. Every answer is a refusal with an errno; nothing here can let a
+/// call continue.
+public struct SyscallListener: ~Copyable {
+    public let fd: Int32
+
+    /// A pending call: who made it (a pid in agentpen's pid namespace, 0 when
+    /// not visible there), its number, ABI and arguments.
+    public struct Notification: Sendable {
+        public var id: UInt64
+        public var pid: Int32
+        public var number: Int32
+        public var arch: UInt32
+        public var args: [UInt64]
+    }
+
+    public init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
+
+    /// The one-byte tag the listener travels with.
+    static let tag: UInt8 = 0x4C   // "L"
+
+    /// Receives the listener from the exec helper over `socket`; nil when the
+    /// helper never sent one (the sandbox ended before it got that far).
+    public static func receive(over socket: Int32) -> SyscallListener? {
+        var tag: UInt8 = 0
+        var fds: [Int32] = [-1, -1]
+        var n: Int32 = 0
+        var got: Int
+        repeat { got = ap_recv_fds(socket, &tag, &fds, 2, &n) } while got == -Int(EINTR)
+        guard got > 0, n >= 1 else { return nil }
+        for extra in fds[1..<Int(n)] { close(extra) }
+        guard n == 1, tag == Self.tag else { close(fds[0]); return nil }
+        return SyscallListener(fd: fds[0])
+    }
+
+    /// Sends `listener` to agentpen over `socket` (the exec helper's side).
+    public static func send(_ listener: Int32, over socket: Int32) throws(SystemError) {
+        var fd = listener
+        var rc: Int
+        repeat { rc = ap_send_fds(socket, Self.tag, &fd, 1) } while rc == -Int(EINTR)
+        if rc < 0 { throw SystemError("sendmsg", "the syscall listener", result: rc) }
+        if rc == 0 { throw SystemError("sendmsg", "the syscall listener", errno: EPIPE) }
+    }
+
+    /// Blocks until a call waits (true) or no process uses the filter any more (false).
+    public func waitForCall() -> Bool { ap_notif_wait(fd, -1) == 1 }
+
+    /// The waiting call; nil if it went away meanwhile (its process was killed).
+    public func receive() -> Notification? {
+        var n = ap_notification()
+        guard ap_notif_recv(fd, &n) == 0 else { return nil }
+        let a = n.args
+        return Notification(id: n.id, pid: Int32(bitPattern: n.pid), number: n.nr, arch: n.arch,
+                            args: [a.0, a.1, a.2, a.3, a.4, a.5])
+    }
+
+    /// Answers the call with `errno`. False when the call is gone (its process
+    /// died while we looked at it): what was read about the pid may be stale.
+    @discardableResult
+    public func refuse(_ id: UInt64, errno: Int32) -> Bool { ap_notif_refuse(fd, id, errno) == 0 }
+}
+
+/// Who a pid is, from the host's /proc: its comm and executable, escaped for
+/// logs and terminals (the sandbox chooses both freely).
+public enum ProcessIdentity {
+    public static func read(_ pid: Int32) -> SyscallTally.Process {
+        guard pid > 0 else { return SyscallTally.Process(pid: pid, comm: "?", exe: "?") }
+        var comm = "?"
+        let fd = open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            var buf = [UInt8](repeating: 0, count: 64)
+            let n = Glibc.read(fd, &buf, buf.count)
+            close(fd)
+            if n > 0 {
+                var bytes = buf[..<n]
+                if bytes.last == 0x0A { bytes = bytes.dropLast() }
+                comm = TerminalText.escape(bytes: bytes)
+            }
+        }
+        var exe = "?"
+        var path = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/exe", &path, path.count)
+        if n > 0 { exe = TerminalText.escape(bytes: path[..<n].map { UInt8(bitPattern: $0) }) }
+        return SyscallTally.Process(pid: pid, comm: comm, exe: exe)
+    }
+}

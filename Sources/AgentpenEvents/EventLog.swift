@@ -45,7 +45,7 @@ public final class EventLog: EventSink, Sendable {
             s.seq += 1
             event.seq = s.seq
             let line = event.jsonLine() + "\n"
-            s.kinds[event.kind.rawValue, default: 0] += 1
+            s.kinds[event.kind.rawValue, default: 0] = Self.add(s.kinds[event.kind.rawValue] ?? 0, event.isBlock ? Self.attempts(event) : 1)
             if event.isBlock {
                 let key = Key(kind: event.kind.rawValue, subject: event.subject)
                 let n = Self.attempts(event)
@@ -73,7 +73,8 @@ public final class EventLog: EventSink, Sendable {
         return overflow ? Int.max : sum
     }
 
-    /// How many events of each kind were recorded (kinds with none are absent).
+    /// How many decisions of each kind were recorded (kinds with none are absent);
+    /// a refusal sent once for many repeats counts its `attempts`, as the summary does.
     public func counts() -> [String: Int] {
         state.withLock { $0.kinds }
     }

@@ -64,4 +64,14 @@ import Testing
         #expect(old.first?.v == 1 && old.first?.seq == nil)
         #expect(numbered.countsLine().rendered == "0 allowed, refused: dns-refused 1; 0 persistence findings")
     }
+
+    /// The counts line and the blocked summary agree on a tallied refusal: the first
+    /// call as its own event, the repeats as one event with `attempts`.
+    @Test func countsLineCountsTalliedAttempts() {
+        let log = EventLog()
+        log.record(Event(.syscallRefused, subject: "keyctl", reason: "r"))
+        log.record(Event(.syscallRefused, subject: "keyctl", reason: "r", details: ["attempts": "4"]))
+        #expect(log.countsLine().rendered == "0 allowed, refused: syscall-refused 5; 0 persistence findings")
+        #expect(log.summary()?.rendered == "blocked 5: syscall-refused keyctl ×5")
+    }
 }

@@ -5,6 +5,7 @@ import PackageDescription
 //   AgentpenPolicy  pure decisions (CLI parsing, presets, allowlists, sandbox plans,
 //                   ClientHello and DNS parsing); no C, no kernel, fully unit-tested
 //   AgentpenEvents  the one event type every allow/deny decision passes through
+//   AgentpenSystem  the one errno error type and the owning descriptor; Glibc only
 //   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
 //   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
 //   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
@@ -29,14 +30,15 @@ let package = Package(
                 dependencies: ["EmbedAllowlistsTool"]),
         .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
         .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenSystem"),
         .target(name: "AgentpenCommandLine",
                 dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "AgentpenKernel",
-                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents"]),
+                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
         .target(name: "AgentpenProxy",
-                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents"]),
+                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
         .executableTarget(name: "agentpen",
-                          dependencies: ["AgentpenCommandLine", "AgentpenPolicy", "AgentpenEvents", "AgentpenKernel", "AgentpenProxy"]),
+                          dependencies: ["AgentpenCommandLine", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"]),
         // Test helpers shared by several test targets; not part of the product.
         .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),
@@ -44,7 +46,7 @@ let package = Package(
         .testTarget(name: "AgentpenProxyTests",
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
-        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "CSeccomp"]),
+        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenSystem", "CSeccomp"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]
 )

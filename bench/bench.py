@@ -12,7 +12,13 @@ import sys, threading, time
 
 GiB = 1 << 30
 BIG = 256 << 20
-HOPS = ("splice", "gateway")     # AGENTPEN_HOP values; the first is agentpen's default
+# AGENTPEN_HOP values, each measured; DEFAULT_HOP is agentpen's default (marked in the table).
+# direct: sockets made inside the namespace, served by agentpen (no pasta); splice: pasta's
+# loopback splice; gateway: pasta's tap and the in-namespace forwarder (--hop pasta).
+HOPS = tuple(os.environ.get("BENCH_HOPS", "direct,splice,gateway").split(","))
+DEFAULT_HOP = os.environ.get("BENCH_DEFAULT_HOP", "direct")
+HOST_NS = os.environ.get("APW_HOST_NS", "apw-host")   # a private world's host namespace (tests/world)
+CONC_HOP = os.environ.get("BENCH_CONC_HOP", "direct")   # the concurrency case's hop
 # Bulk downloads go to bench.test, the world's server tuned not to be the limit (no access
 # log, sendfile; tests/world/world.sh make_bench_server), with each HTTP version.
 BENCH_HOST = "bench.test"
@@ -38,12 +44,12 @@ class Bench:
 
     # ---- running things as the bench user inside apw-host -----------------------
     def _netns_of_apw_host(self):
-        out = subprocess.run(["ip", "netns", "exec", "apw-host", "readlink", "/proc/self/ns/net"],
+        out = subprocess.run(["ip", "netns", "exec", HOST_NS, "readlink", "/proc/self/ns/net"],
                              capture_output=True, text=True, check=True).stdout.strip()
         return out
 
     def user_cmd(self, argv, env=()):
-        return (["ip", "netns", "exec", "apw-host", "setpriv", "--reuid=%s" % self.a.user,
+        return (["ip", "netns", "exec", HOST_NS, "setpriv", "--reuid=%s" % self.a.user,
                  "--regid=%s" % self.a.user, "--clear-groups", "--inh-caps=-all", "--",
                  "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=%s" % self.home,
                  "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]
@@ -107,13 +113,17 @@ class Bench:
             return
         self.notes.append("startup: `true` p50 %.2f ms; bare bwrap (all namespaces) p50 %.1f ms, p95 %.1f ms"
                           % (base["p50"], bw["p50"], bw["p95"]))
-        for label, allow in (("agentpen -- true", ()), ("agentpen --allow-private allowed.test -- true", ("allowed.test",))):
-            ok, err = self.agentpen_smoke(["true"], allow)
+        cases = [("agentpen -- true", (), None)]
+        for h in HOPS:
+            cases.append(("agentpen --allow-private allowed.test -- true, hop %s%s"
+                          % (h, " [default]" if h == DEFAULT_HOP else ""), ("allowed.test",), h))
+        for label, allow, hop in cases:
+            ok, err = self.agentpen_smoke(["true"], allow, hop=hop)
             if not ok:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", err)
                 continue
             try:
-                ag = self.hyperfine("agentpen%d" % len(allow), self.ap(["true"], allow), runs)
+                ag = self.hyperfine("agentpen%d%s" % (len(allow), hop or ""), self.ap(["true"], allow, hop=hop), runs)
             except Exception as e:
                 self.fail("startup", label + " p50", "%.1f ms" % base["p50"], "≤ 150 ms", e)
                 continue
@@ -183,7 +193,7 @@ class Bench:
         for p, h in keys:
             r = res[(p, h)]
             headline = p == PROTOS_HEADLINE
-            metric = "256 MiB TLS download, %s, hop %s%s" % (PROTO_LABEL[p], h, " [default]" if h == HOPS[0] else "")
+            metric = "256 MiB TLS download, %s, hop %s%s" % (PROTO_LABEL[p], h, " [default]" if h == DEFAULT_HOP else "")
             tgt = "≥ 0.60" if headline else "report"
             if r["err"] and not r["d"]:
                 self.fail("bulk", metric, "-", tgt, r["err"])
@@ -280,7 +290,7 @@ class Bench:
             self.fail("connsetup", "%d new-connection HTTPS GETs (baseline)" % n, "-", "added p50 ≤ 1 ms",
                       (b or {}).get("first_error") or e or out); return
         for h in HOPS:
-            label = "%d new-connection HTTPS GETs, hop %s%s" % (n, h, " [default]" if h == HOPS[0] else "")
+            label = "%d new-connection HTTPS GETs, hop %s%s" % (n, h, " [default]" if h == DEFAULT_HOP else "")
             rc, out, e = self.tlsload(True, args, 600, hop=h)
             g = last_json(out)
             if rc != 0 or not g or g["errors"]:
@@ -303,7 +313,7 @@ class Bench:
             self.fail("concurrency", "%d tunnels" % m, "-", "0 errors", e or out); return
         # agentpen: stream the client's output to sample RSS at BEFORE and IDLE
         mon = ProcMon(self.uid, self.host_netns); mon.start()
-        p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args)), cwd=self.proj,
+        p = subprocess.Popen(self.user_cmd(self.ap(["/usr/bin/python3", "tlsload.py"] + args, hop=CONC_HOP)), cwd=self.proj,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         killer = threading.Timer(300, p.kill); killer.start()
         # Drain stderr meanwhile: agentpen reports every blocked connection there, and
@@ -414,6 +424,55 @@ class Bench:
                 self.fail("hops", what, "-", "info", e or out or "no result"); continue
             self.pair_row("hops", what + ", HTTP/1.1", res[hop][0], res[hop][1], noise,
                           "info (no agentpen)", None, None, more_hops=True)
+
+    def case_gitssh(self):
+        """git clone over ssh of a ~50 MiB repository (incompressible content) from the
+        world's sshd (git.test:2222), directly and under agentpen with --allow-private
+        git.test:2222 on each hop that carries NAME:PORT; interleaved pairs, wall time."""
+        state = os.environ.get("APW_STATE", "/run/apw")
+        repo = os.path.join(state, "ssh", "big.git")
+        if not os.path.exists(os.path.join(repo, "HEAD")):
+            src = os.path.join(state, "ssh", "big-src")
+            def root(cmd):
+                subprocess.run(cmd, shell=True, check=True, timeout=300)
+            root("rm -rf %s %s && git -c init.defaultBranch=main init -q %s" % (src, repo, src))
+            root("head -c %d /dev/urandom > %s/blob && git -C %s add blob && git -C %s -c user.email=b@apw.test "
+               "-c user.name=bench commit -q -m big && git clone -q --bare %s %s && rm -rf %s && chown -R apw-git: %s"
+               % (50 << 20, src, src, src, src, repo, src, repo))
+        for f, mode in (("client_ed25519", 0o600), ("known_hosts", 0o644)):
+            dst = os.path.join(self.proj, f)
+            with open(os.path.join(state, "ssh", f)) as i, open(dst, "w") as o:
+                o.write(i.read())
+            os.chown(dst, self.uid, -1); os.chmod(dst, mode)
+        ssh = ("ssh -i %s/client_ed25519 -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "
+               "-o BatchMode=yes -o IdentitiesOnly=yes" % (self.proj, self.proj))
+        clone = ["/bin/sh", "-c", "rm -rf clone && GIT_SSH_COMMAND='%s' git clone -q ssh://apw-git@git.test:2222%s clone"
+                 % (ssh, repo)]
+        hops = [h for h in HOPS if h != "splice"]
+
+        def timed(argv):
+            t0 = time.monotonic()
+            rc, out, err = self.run(argv, timeout=300)
+            return (time.monotonic() - t0) if rc == 0 else None, err
+
+        timed(clone)   # warm-up: page cache, sshd
+        res = {h: ([], []) for h in hops}
+        errs = {}
+        for i in range(self.a.bulk_pairs):
+            for h in (hops if i % 2 == 0 else hops[::-1]):
+                d, e1 = timed(clone)
+                x, e2 = timed(self.ap(clone, allow=("git.test:2222",), hop=h))
+                if d and x:
+                    res[h][0].append((50 << 20) / d); res[h][1].append((50 << 20) / x)
+                else:
+                    errs[h] = (e1 or "") + (e2 or "")
+        noise = run_noise([d for v in res.values() for d in v[0]])
+        for h in hops:
+            if not res[h][0]:
+                self.fail("gitssh", "git clone over ssh, 50 MiB, hop %s" % h, "-", "≥ 0.80", errs.get(h, "no result"))
+                continue
+            self.pair_row("gitssh", "git clone over ssh, 50 MiB, hop %s%s" % (h, " [default]" if h == DEFAULT_HOP else ""),
+                          res[h][0], res[h][1], noise, "≥ 0.80", 0.80, errs.get(h), more_hops=True)
 
     # ---- output ----------------------------------------------------------------
     def table(self):
@@ -614,7 +673,7 @@ def main():
     ap.add_argument("--proj", required=True)
     ap.add_argument("--user", default="apw-test")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,audit")
+    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit")
     ap.add_argument("--startup-runs", type=int, default=50)
     ap.add_argument("--bulk-pairs", type=int, default=7,
                     help="(direct, inside) pairs per bulk figure and per hop path; 5 or more")

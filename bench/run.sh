@@ -3,7 +3,7 @@
 # as an unprivileged user inside netns apw-host (baseline directly, then under agentpen),
 # prints a table and writes bench/results.md; brings the world down again.
 #   AGENTPEN=path/to/agentpen   (default .build/release/agentpen)
-#   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops,audit   (default: all)
+#   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit   (default: all)
 #   BENCH_QUICK=1               fewer runs (plumbing check)
 #   BENCH_PAIRS=N               (direct, inside) pairs per bulk/hops figure (default 7; 5 or more)
 #   BENCH_CURL_OPTS="..."       extra curl options for the bulk, cpu and hops downloads
@@ -23,10 +23,10 @@ done
 AGENTPEN=${AGENTPEN:-.build/release/agentpen}
 case "$AGENTPEN" in /*) ;; *) AGENTPEN="$ROOT/$AGENTPEN" ;; esac
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
-CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops,audit}
+CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit}
 PROJ=$APW_STATE/bench-proj
 
-exec 9>/tmp/agentpen-world.lock
+exec 9>"${APW_LOCK:-/tmp/agentpen-world.lock}"
 if ! flock -n 9; then
     echo "bench/run.sh: waiting for the test world lock (/tmp/agentpen-world.lock; a test run holds it)" >&2
     flock -w 3600 9 || { echo "bench/run.sh: the world lock was not free within an hour" >&2; exit 1; }

@@ -18,12 +18,13 @@ source tests/suite.sh
 stage_setup
 trap stage_cleanup EXIT
 if [ -n "$use_world" ]; then
-    exec 9>/tmp/agentpen-world.lock
+    # APW_HOST_NS/APW_SRV_NS/APW_STATE/APW_LOCK: a private world of one's own (world.sh).
+    exec 9>"${APW_LOCK:-/tmp/agentpen-world.lock}"
     flock 9
     # The world's daemons must not inherit the lock, or it stays held after we exit.
     bash tests/world/world.sh up >/dev/null 9>&-
     bash tests/agents/install.sh "$user" || echo "dev.sh: the real agents did not install" >&2   # RealAgentNetworkTests; cached
-    world=/run/apw
+    world=${APW_STATE:-/run/apw}
 fi
 # NetworkTests need the world; outside it they are left out, as make test does.
 skip=; [ -z "$use_world" ] && skip=NetworkTests

@@ -39,7 +39,7 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
         cmd=(env HOME=/root USER=root "${cmd[@]}")
     fi
     # world=DIR run_suite …: inside the test world's host namespace (tests/world).
-    if [ -n "${world:-}" ]; then cmd=(ip netns exec apw-host "${cmd[@]}"); fi
+    if [ -n "${world:-}" ]; then cmd=(ip netns exec "${APW_HOST_NS:-apw-host}" "${cmd[@]}"); fi
     echo "== $name"
     "${cmd[@]}" || true
     reports+=("$report")

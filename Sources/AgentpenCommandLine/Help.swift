@@ -21,9 +21,22 @@ enum Help {
     static let mount = Entry(syntax: "--mount PATH", lines: ["extra read-only path (repeatable)"])
     static let mountRW = Entry(syntax: "--mount-rw PATH", lines: ["extra read-write path (repeatable)"])
     static let allow = Entry(syntax: "--allow HOST", lines: [
-        "also allow HOST over TLS; *.example.com allows every",
-        "subdomain of example.com (repeatable)"])
+        "also allow HOST over TLS on 443; *.example.com allows",
+        "every subdomain of example.com (repeatable);",
+        "HOST:PORT allows any TCP protocol to HOST on PORT",
+        "(git over ssh: --allow github.com:22)"])
     static let allowPrivate = Entry(syntax: "--allow-private HOST", lines: ["like --allow, and HOST may resolve to a private address"])
+    static let allowHostPort = Entry(syntax: "--allow-host-port PORT", lines: [
+        "the sandbox's 127.0.0.1:PORT reaches this machine's",
+        "127.0.0.1:PORT (e.g. a local model server); a risk:",
+        "whatever listens there is reachable from inside"])
+    static let publish = Entry(syntax: "--publish PORT", lines: [
+        "this machine's 127.0.0.1:PORT reaches a server listening",
+        "on PORT inside the sandbox (e.g. a dev server)"])
+    static let hop = Entry(syntax: "--hop HOP", lines: [
+        "how connections leave: direct (the default: agentpen",
+        "serves sockets made inside the sandbox, no pasta) or",
+        "pasta (pasta's tap and a forwarder inside)"])
     static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
@@ -47,7 +60,8 @@ enum Help {
     static let version = Entry(syntax: "--version", lines: ["print the version"])
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
-    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowParentGit,
+    static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
+                                   publish, hop, allowParentGit,
                                    roConfig, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 

@@ -28,6 +28,10 @@ public struct NetArguments: Sendable, Equatable {
     public var hosts: [HostPattern] = []
     public var passFDs: [Int32] = []
     public var bwrap: [String] = []
+    /// Direct hop: `--allow-host-port` ports (listeners on 127.0.0.1 inside).
+    public var hostPorts: [UInt16] = []
+    /// Direct hop: make sockets inside on agentpen's request (`--publish`).
+    public var serveSockets = false
 }
 
 struct ExecCommand: ParsableCommand {
@@ -46,6 +50,8 @@ struct NetCommand: ParsableCommand {
     @Option(parsing: .unconditional) var nft = ""
     @Option(parsing: .unconditionalSingleValue) var host: [String] = []
     @Option(parsing: .unconditionalSingleValue) var fd: [Int32] = []
+    @Option(name: .customLong("host-port"), parsing: .unconditionalSingleValue) var hostPort: [UInt16] = []
+    @Flag(name: .customLong("serve-sockets")) var serveSockets = false
     @Argument(parsing: .postTerminator) var bwrap: [String] = []
 
     /// nil when anything is missing or malformed (agentpen wrote these arguments:
@@ -53,11 +59,16 @@ struct NetCommand: ParsableCommand {
     var value: NetArguments? {
         guard let hop = NetworkPlan.Hop(rawValue: hop), nft.hasPrefix("/"), !bwrap.isEmpty else { return nil }
         var hosts: [HostPattern] = []
+        var list = Allowlist()
         for h in host {
             guard let p = try? HostPattern(h) else { return nil }
-            hosts.append(p)
+            list.add(p)
         }
-        return NetArguments(proxyPort: proxyPort, hop: hop, nft: nft, hosts: hosts, passFDs: fd, bwrap: bwrap)
+        hosts = list.patterns
+        var a = NetArguments(proxyPort: proxyPort, hop: hop, nft: nft, hosts: hosts, passFDs: fd, bwrap: bwrap)
+        a.hostPorts = hostPort
+        a.serveSockets = serveSockets
+        return a
     }
 }
 

@@ -24,6 +24,14 @@ struct RunArguments: ParsableArguments {
     @Option(name: .customLong("allow-private"), parsing: .unconditionalSingleValue,
             help: ArgumentHelp(Help.allowPrivate.argumentHelp, valueName: "HOST"))
     var allowPrivate: [String] = []
+    @Option(name: .customLong("allow-host-port"), parsing: .unconditionalSingleValue,
+            help: ArgumentHelp(Help.allowHostPort.argumentHelp, valueName: "PORT"))
+    var allowHostPort: [String] = []
+    @Option(parsing: .unconditionalSingleValue, help: ArgumentHelp(Help.publish.argumentHelp, valueName: "PORT"))
+    var publish: [String] = []
+    @Option(parsing: .unconditional, help: ArgumentHelp(Help.hop.argumentHelp, valueName: "HOP"),
+            completion: .list(["direct", "pasta"]))
+    var hop: String?
     @Flag(name: .customLong("allow-parent-git"), help: ArgumentHelp(Help.allowParentGit.argumentHelp))
     var allowParentGit = false
     @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
@@ -78,6 +86,18 @@ struct RunArguments: ParsableArguments {
         o.mountsRW = mountRW
         for h in allow { o.allow.append(try host(h, privateOK: false)) }
         for h in allowPrivate { o.allow.append(try host(h, privateOK: true)) }
+        func port(_ flag: String, _ v: String) throws(Options.UsageError) -> UInt16 {
+            guard !v.isEmpty, v.count <= 5, v.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let p = UInt16(v), p > 0 else {
+                throw usage("\(flag) \(v.debugDescription): a port number from 1 to 65535")
+            }
+            return p
+        }
+        for v in allowHostPort { let p = try port("--allow-host-port", v); if !o.hostPorts.contains(p) { o.hostPorts.append(p) } }
+        for v in publish { let p = try port("--publish", v); if !o.publish.contains(p) { o.publish.append(p) } }
+        if let h = hop {
+            guard let parsed = NetworkPlan.Hop(option: h) else { throw usage("--hop \(h.debugDescription): direct or pasta") }
+            o.hop = parsed
+        }
         o.allowParentGit = allowParentGit
         o.readOnlyConfig = readOnlyConfig
         o.logPath = log

@@ -49,9 +49,10 @@ public enum Cgroup {
             let fd = open(path, O_WRONLY | O_CLOEXEC)
             var e: Int32 = 0
             if fd < 0 { e = errno } else {
-                let n = w.value.withCString { write(fd, $0, strlen($0)) }
+                let file = Descriptor(fd)
+                let n = w.value.withCString { write(file.raw, $0, strlen($0)) }
                 if n < 0 { e = errno }
-                close(fd)
+                file.close()
             }
             if e != 0 {
                 rmdir(directory)
@@ -82,18 +83,19 @@ public enum Cgroup {
     public static func remove(_ directory: String) {
         if rmdir(directory) == 0 || errno == ENOENT { return }
         let kill = open(directory + "/cgroup.kill", O_WRONLY | O_CLOEXEC)
-        if kill >= 0 { _ = write(kill, "1", 1); close(kill) }
-        let events = open(directory + "/cgroup.events", O_RDONLY | O_CLOEXEC)
-        defer { if events >= 0 { close(events) } }
+        if kill >= 0 { let file = Descriptor(kill); _ = write(file.raw, "1", 1); file.close() }
+        let opened = open(directory + "/cgroup.events", O_RDONLY | O_CLOEXEC)
+        // Without cgroup.events there is nothing to wait on: one more try.
+        guard opened >= 0 else { _ = rmdir(directory); return }
+        let events = Descriptor(opened)
         var buf = [UInt8](repeating: 0, count: 256)
         for _ in 0..<100 {
             if rmdir(directory) == 0 || errno != EBUSY { return }
-            guard events >= 0 else { return }
             // Reading arms the notification; the file signals POLLPRI when
             // "populated" changes.
-            let n = pread(events, &buf, buf.count, 0)
+            let n = pread(events.raw, &buf, buf.count, 0)
             if n > 0, String(decoding: buf[..<n], as: UTF8.self).contains("populated 0") { continue }
-            var pfd = pollfd(fd: events, events: Int16(POLLPRI), revents: 0)
+            var pfd = pollfd(fd: events.raw, events: Int16(POLLPRI), revents: 0)
             _ = poll(&pfd, 1, 20)
         }
     }

@@ -61,18 +61,18 @@ public enum Landlock {
         }
         let ruleset = ap_landlock_create_ruleset(&attr, size)
         guard ruleset >= 0 else { throw SystemError("landlock_create_ruleset", result: Int(ruleset)) }
-        defer { close(ruleset) }
+        let rules = Descriptor(ruleset)
         for path in writable {
             let fd = open(path, Int32(AP_O_PATH) | O_CLOEXEC)
             if fd < 0 { continue }
-            defer { close(fd) }
+            let file = Descriptor(fd)
             var st = stat()
-            fstat(fd, &st)
+            fstat(file.raw, &st)
             let rights = (st.st_mode & S_IFMT) == S_IFDIR ? handled : handled & fileRights
-            let rc = ap_landlock_add_path_rule(ruleset, rights, fd)
+            let rc = ap_landlock_add_path_rule(rules.raw, rights, file.raw)
             guard rc == 0 else { throw SystemError("landlock_add_rule", path, result: Int(rc)) }
         }
-        let rc = ap_landlock_restrict_self(ruleset)
+        let rc = ap_landlock_restrict_self(rules.raw)
         guard rc == 0 else { throw SystemError("landlock_restrict_self", result: Int(rc)) }
         return Applied(abi: abi, scoped: abi >= 6)
     }

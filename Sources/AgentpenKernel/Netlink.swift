@@ -434,6 +434,6 @@ public final class NetlinkRoute {
 private func writeSysctl(_ path: String, _ value: String) {
     let fd = open(path, O_WRONLY | O_CLOEXEC)
     guard fd >= 0 else { return }
-    _ = value.withCString { write(fd, $0, strlen($0)) }
-    close(fd)
+    let file = Descriptor(fd)
+    _ = value.withCString { write(file.raw, $0, strlen($0)) }
 }

@@ -92,17 +92,17 @@ public enum PersistenceWalk {
     /// Up to `limit` bytes of a regular file, opened O_NOFOLLOW|O_NONBLOCK (a
     /// FIFO planted in its place cannot block us); nil if it is not one.
     static func readRegularFile(_ path: String, dirFD: Int32 = AT_FDCWD, limit: Int) -> [UInt8]? {
-        let fd = openat(dirFD, path, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        let opened = openat(dirFD, path, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
+        guard opened >= 0 else { return nil }
+        let file = Descriptor(opened)
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard fstat(file.raw, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         // Sized from the file (plus one byte to see it grew), never past `limit`.
         var out = [UInt8](repeating: 0, count: min(limit, max(0, Int(st.st_size)) + 1))
         var got = 0
         while got < limit {
             if got == out.count { out += [UInt8](repeating: 0, count: min(limit - got, max(4096, got))) }
-            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            let n = out.withUnsafeMutableBytes { read(file.raw, $0.baseAddress! + got, $0.count - got) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             got += n
@@ -219,9 +219,9 @@ private struct Walker {
         for dir in input.outsideGitDirs {
             let fd = open(dir, dirFlags)
             if fd >= 0 {
+                let gitDir = Descriptor(fd)
                 let place = PersistenceAudit.place(isProjectGit: false, parentName: Paths.basename(Paths.parent(dir)))
-                auditGitDir(fd, path: dir, place: place, forced: false)
-                close(fd)
+                auditGitDir(gitDir.raw, path: dir, place: place, forced: false)
             }
         }
         var stack: [Frame] = []
@@ -262,10 +262,11 @@ private struct Walker {
         for dir in input.state.hooksDirs {
             guard let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: input.project, target: dir)
             else { continue }
-            let pfd = openInside(Array(comps.dropLast()), rootFD: rootFD)
-            guard pfd >= 0, let last = comps.last else { continue }
-            defer { close(pfd) }
-            guard let st = lstatAt(pfd, last) else { continue }
+            let opened = openInside(Array(comps.dropLast()), rootFD: rootFD)
+            guard opened >= 0 else { continue }
+            let parentDir = Descriptor(opened)
+            let pfd = parentDir.raw
+            guard let last = comps.last, let st = lstatAt(pfd, last) else { continue }
             if (st.st_mode & S_IFMT) != S_IFDIR {
                 // A symlink or file in place of the hooks directory, made by the run.
                 if attributed(st, forced: false) {
@@ -276,9 +277,9 @@ private struct Walker {
             }
             let fd = openat(pfd, last, dirFlags)
             guard fd >= 0 else { continue }
+            let hooks = Descriptor(fd)
             // A hooks directory the run created, renamed or changed: each hook in it counts as the run's.
-            auditHooks(fd, path: dir, place: .other, forced: Self.stamp(st) >= start, note: "in core.hooksPath (\(dir)), ")
-            close(fd)
+            auditHooks(hooks.raw, path: dir, place: .other, forced: Self.stamp(st) >= start, note: "in core.hooksPath (\(dir)), ")
         }
         if unlisted > 0 {
             result.findings.append(.init(path: input.project, action: .report,
@@ -294,9 +295,10 @@ private struct Walker {
     /// into what it holds): agentpen, its owner, adds u+rx through an O_PATH
     /// descriptor (never a path a symlink could redirect) and audits it.
     mutating func reopenUnreadable(_ parentFD: Int32, _ raw: [CChar], path: String) -> Int32 {
-        let pfd = openat(parentFD, raw, AP_O_PATH | AP_O_NOFOLLOW | AP_O_DIRECTORY | O_CLOEXEC)
-        guard pfd >= 0 else { return -1 }
-        defer { close(pfd) }
+        let opened = openat(parentFD, raw, AP_O_PATH | AP_O_NOFOLLOW | AP_O_DIRECTORY | O_CLOEXEC)
+        guard opened >= 0 else { return -1 }
+        let pathFD = Descriptor(opened)
+        let pfd = pathFD.raw
         var st = stat()
         guard fstat(pfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, attributed(st, forced: false) else { return -1 }
         var f = PersistenceAudit.Finding(path: path, action: .report,
@@ -425,8 +427,8 @@ private struct Walker {
         }
         let hfd = openat(fd, "hooks", dirFlags)
         guard hfd >= 0 else { return }
-        auditHooks(hfd, path: path + "/hooks", place: place, forced: forced)
-        close(hfd)
+        let hooks = Descriptor(hfd)
+        auditHooks(hooks.raw, path: path + "/hooks", place: place, forced: forced)
     }
 
     mutating func auditHooks(_ hfd: Int32, path: String, place: PersistenceAudit.GitDirPlace, forced: Bool, note: String = "") {
@@ -440,13 +442,15 @@ private struct Walker {
 
     /// Opens a directory inside the project by its components, each O_NOFOLLOW.
     func openInside(_ comps: [String], rootFD: Int32) -> Int32 {
-        var fd = dup(rootFD)
-        for c in comps where fd >= 0 {
-            let next = openat(fd, c, dirFlags)
-            close(fd)
-            fd = next
+        let copy = dup(rootFD)
+        guard copy >= 0 else { return -1 }
+        var current = Descriptor(copy)
+        for c in comps {
+            let next = openat(current.raw, c, dirFlags)
+            guard next >= 0 else { return -1 }
+            current = Descriptor(next)
         }
-        return fd
+        return current.take()
     }
 
     /// A `.git` file or symlink: one the run made is followed when it leads to a

@@ -27,9 +27,9 @@ public struct RealFileSystem: FileSystemView {
     public func head(_ path: String, bytes: Int) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        let file = Descriptor(fd)
         var buf = [UInt8](repeating: 0, count: bytes)
-        let n = read(fd, &buf, bytes)
+        let n = read(file.raw, &buf, bytes)
         return n > 0 ? Array(buf[..<n]) : []
     }
 
@@ -63,20 +63,20 @@ public enum Host {
     /// since. Returns the descriptor (close-on-exec) or -errno (-ELOOP for a link).
     public static func openWithoutSymlinks(_ path: String) -> Int32 {
         let flags = Int32(AP_O_PATH) | O_NOFOLLOW | O_CLOEXEC
-        var fd = open("/", flags | O_DIRECTORY)
-        guard fd >= 0 else { return -errno }
+        let root = open("/", flags | O_DIRECTORY)
+        guard root >= 0 else { return -errno }
+        var current = Descriptor(root)
         for part in path.split(separator: "/") {
-            guard part != "..", part != "." else { close(fd); return -EINVAL }
-            let next = openat(fd, String(part), flags)
-            let err = errno
-            close(fd)
-            guard next >= 0 else { return -err }
+            guard part != "..", part != "." else { return -EINVAL }
+            let fd = openat(current.raw, String(part), flags)
+            guard fd >= 0 else { let e = errno; return -e }
+            let next = Descriptor(fd)
             var st = stat()
-            guard fstat(next, &st) == 0 else { let e = errno; close(next); return -e }
-            if st.st_mode & S_IFMT == S_IFLNK { close(next); return -ELOOP }
-            fd = next
+            guard fstat(next.raw, &st) == 0 else { let e = errno; return -e }
+            if st.st_mode & S_IFMT == S_IFLNK { return -ELOOP }
+            current = next
         }
-        return fd
+        return current.take()
     }
 
     public static var selfExecutable: String {
@@ -100,11 +100,11 @@ public enum Host {
     public static func readFile(_ path: String, limit: Int = 1 << 20) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        let file = Descriptor(fd)
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while out.count < limit {
-            let n = read(fd, &buf, buf.count)
+            let n = read(file.raw, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             out += buf[..<n]

@@ -36,22 +36,24 @@ public final class RunRegistry {
             if mkdir(built, 0o700) != 0 && errno != EEXIST { return nil }
         }
         guard let real = Host.realPath(dir), !refuse(real) else { return nil }
-        let fd = open(real, O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        let opened = open(real, O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC)
+        guard opened >= 0 else { return nil }
+        let directory = Descriptor(opened)
         var dst = stat()
-        guard fstat(fd, &dst) == 0, dst.st_uid == getuid(), (dst.st_mode & 0o077) == 0 else { close(fd); return nil }
+        guard fstat(directory.raw, &dst) == 0, dst.st_uid == getuid(), (dst.st_mode & 0o077) == 0 else { return nil }
         // Made under a temporary name and locked before it gets its real name, so
         // no other run can take it for the leftover of a dead one.
         let tmp = "tmp-" + runID
-        let own = openat(fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
-        guard own >= 0 else { close(fd); return nil }
+        let created = openat(directory.raw, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
+        guard created >= 0 else { return nil }
+        let own = Descriptor(created)
         let line = "\(start.sec) \(start.nsec)\n"
-        guard flock(own, LOCK_EX) == 0,
-              line.withCString({ write(own, $0, strlen($0)) }) == line.utf8.count,
-              renameat(fd, tmp, fd, "active-" + runID) == 0 else {
-            unlinkat(fd, tmp, 0); close(own); close(fd); return nil
+        guard flock(own.raw, LOCK_EX) == 0,
+              line.withCString({ write(own.raw, $0, strlen($0)) }) == line.utf8.count,
+              renameat(directory.raw, tmp, directory.raw, "active-" + runID) == 0 else {
+            unlinkat(directory.raw, tmp, 0); return nil
         }
-        dirFD = fd; ownFD = own; ownName = "active-" + runID; self.runID = runID
+        dirFD = directory.take(); ownFD = own.take(); ownName = "active-" + runID; self.runID = runID
     }
 
     /// The registry base for this user: $XDG_RUNTIME_DIR/agentpen when it is a
@@ -73,9 +75,12 @@ public final class RunRegistry {
     /// Its own descriptor, so that `leave()` closing `dirFD` does not drop it.
     public func withAuditLock<T>(_ body: () -> T) -> T {
         let fd = openat(dirFD, ".", O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
-        defer { if fd >= 0 { close(fd) } }
-        return body()
+        guard fd >= 0 else { return body() }
+        let lock = Descriptor(fd)
+        while flock(lock.raw, LOCK_EX) != 0 && errno == EINTR {}
+        let result = body()
+        lock.close()
+        return result
     }
 
     /// Start times of the other runs still alive; entries of dead runs are removed.
@@ -84,13 +89,13 @@ public final class RunRegistry {
         for name in names() where name.hasPrefix("active-") && name != ownName {
             let fd = openat(dirFD, name, O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
             guard fd >= 0 else { continue }
-            defer { close(fd) }
-            if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            let entry = Descriptor(fd)
+            if flock(entry.raw, LOCK_SH | LOCK_NB) == 0 {
                 unlinkat(dirFD, name, 0)      // its run ended without leaving
                 continue
             }
             var buf = [UInt8](repeating: 0, count: 64)
-            let n = read(fd, &buf, 64)
+            let n = read(entry.raw, &buf, 64)
             let f = String(decoding: buf[..<max(0, n)], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
             if f.count >= 2, let s = Int64(f[0]), let ns = Int64(f[1]) { out.append(Timestamp(sec: s, nsec: ns)) }
         }
@@ -100,11 +105,11 @@ public final class RunRegistry {
     public func handled() -> Set<PersistenceAudit.Fingerprint> {
         let fd = openat(dirFD, "handled", O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
         guard fd >= 0 else { return [] }
-        defer { close(fd) }
+        let file = Descriptor(fd)
         var data: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while data.count < 16 << 20 {
-            let n = read(fd, &buf, buf.count)
+            let n = read(file.raw, &buf, buf.count)
             if n <= 0 { break }
             data += buf[..<n]
         }
@@ -115,9 +120,9 @@ public final class RunRegistry {
         guard !fingerprints.isEmpty else { return }
         let fd = openat(dirFD, "handled", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
-        defer { close(fd) }
+        let file = Descriptor(fd)
         let text = fingerprints.map { $0.line + "\n" }.joined()
-        _ = text.withCString { write(fd, $0, strlen($0)) }
+        _ = text.withCString { write(file.raw, $0, strlen($0)) }
     }
 
     /// Removes this run's entry; the last run to leave clears the handled list

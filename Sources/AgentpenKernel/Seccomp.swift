@@ -44,11 +44,11 @@ public enum SeccompFilter {
             }
             if rc < 0 { throw SystemError("seccomp_rule_add", rule.syscall, result: Int(rc)) }
         }
-        let fd = try memoryFile("agentpen-seccomp", [])
-        let rc = seccomp_export_bpf(ctx, fd)
-        if rc < 0 { close(fd); throw SystemError("seccomp_export_bpf", result: Int(rc)) }
-        lseek(fd, 0, SEEK_SET)
-        return fd
+        let program = Descriptor(try memoryFile("agentpen-seccomp", []))
+        let rc = seccomp_export_bpf(ctx, program.raw)
+        if rc < 0 { throw SystemError("seccomp_export_bpf", result: Int(rc)) }
+        lseek(program.raw, 0, SEEK_SET)
+        return program.take()
     }
 
     /// The architecture libseccomp builds for, if it is one the policy has raw numbers for.

@@ -62,33 +62,34 @@ public struct Spawn {
     /// Runs a program to completion, capturing its output (for probes and nft).
     public static func run(_ argv: [String], input: String? = nil, env: [EnvironmentVariable]? = nil,
                            extraFDs: [(src: Int32, dst: Int32)] = []) -> (status: Int32, output: String) {
-        var outPipe: [Int32] = [0, 0]
-        var inPipe: [Int32] = [0, 0]
-        guard ap_pipe2(&outPipe, AP_O_CLOEXEC) == 0, ap_pipe2(&inPipe, AP_O_CLOEXEC) == 0 else {
-            return (125, "pipe failed")
-        }
+        var fds: [Int32] = [0, 0]
+        guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
+        let outRead = Descriptor(fds[0]), outWrite = Descriptor(fds[1])
+        guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
+        let inRead = Descriptor(fds[0]), inWrite = Descriptor(fds[1])
         var o = Options()
         o.env = env
-        o.fds = [(inPipe[0], 0), (outPipe[1], 1), (outPipe[1], 2)] + extraFDs
+        o.fds = [(inRead.raw, 0), (outWrite.raw, 1), (outWrite.raw, 2)] + extraFDs
         let pid: pid_t
         do { pid = try start(argv, o) } catch {
-            [outPipe[0], outPipe[1], inPipe[0], inPipe[1]].forEach { close($0) }
             return (error.errno == ENOENT ? 127 : 126, error.description)
         }
-        close(outPipe[1]); close(inPipe[0])
+        // Only the child holds these now; the output ends when it exits.
+        outWrite.close()
+        inRead.close()
         if let input {
-            _ = input.utf8CString.withUnsafeBufferPointer { write(inPipe[1], $0.baseAddress, $0.count - 1) }
+            _ = input.utf8CString.withUnsafeBufferPointer { write(inWrite.raw, $0.baseAddress, $0.count - 1) }
         }
-        close(inPipe[1])
+        inWrite.close()
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 16384)
         while true {
-            let n = read(outPipe[0], &buf, buf.count)
+            let n = read(outRead.raw, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             if out.count < 1 << 20 { out += buf[..<n] }
         }
-        close(outPipe[0])
+        outRead.close()
         return (wait(pid), String(decoding: out, as: UTF8.self))
     }
 }
@@ -96,14 +97,15 @@ public struct Spawn {
 /// An anonymous in-memory file holding `content`, positioned at its start:
 /// bubblewrap reads generated files and the seccomp program from these.
 public func memoryFile(_ name: String, _ bytes: [UInt8]) throws(SystemError) -> Int32 {
-    let fd = ap_memfd_create(name, UInt32(AP_MFD_CLOEXEC))
-    guard fd >= 0 else { throw SystemError("memfd_create", name, result: Int(fd)) }
+    let created = ap_memfd_create(name, UInt32(AP_MFD_CLOEXEC))
+    guard created >= 0 else { throw SystemError("memfd_create", name, result: Int(created)) }
+    let file = Descriptor(created)
     var off = 0
     while off < bytes.count {
-        let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; let e = errno; close(fd); throw SystemError("write", name, errno: e) }
+        let n = bytes[off...].withUnsafeBytes { write(file.raw, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue }; let e = errno; throw SystemError("write", name, errno: e) }
         off += n
     }
-    lseek(fd, 0, SEEK_SET)
-    return fd
+    lseek(file.raw, 0, SEEK_SET)
+    return file.take()
 }

@@ -68,16 +68,23 @@ public enum BwrapArgument: Sendable, Equatable {
         }
     }
 
-    /// bubblewrap's argv for `arguments`, in order. The one place they become strings.
+    /// bubblewrap's argv for `arguments`, in order.
     public static func render(_ arguments: [BwrapArgument]) -> [String] {
-        var argv: [String] = []
+        options(arguments).flatMap { $0 }
+    }
+
+    /// The same argv as a list of bubblewrap options, each with its values
+    /// (`["--size", "N"]`, `["--tmpfs", "/tmp"]`): the one place arguments
+    /// become strings. --dry-run prints one option a line.
+    public static func options(_ arguments: [BwrapArgument]) -> [[String]] {
+        var out: [[String]] = []
         var next = firstDescriptor
         for a in arguments {
             let fd = a.readsDescriptor ? String(next) : ""
             if a.readsDescriptor { next += 1 }
-            argv += a.words(descriptor: fd)
+            out += a.options(descriptor: fd)
         }
-        return argv
+        return out
     }
 
     /// The descriptor each argument reads, nil for those that read none.
@@ -95,32 +102,32 @@ public enum BwrapArgument: Sendable, Equatable {
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
-    private func words(descriptor fd: String) -> [String] {
+    private func options(descriptor fd: String) -> [[String]] {
         switch self {
-        case .unshareUser: ["--unshare-user"]
-        case .uid(let n): ["--uid", String(n)]
-        case .gid(let n): ["--gid", String(n)]
-        case .disableUserns: ["--disable-userns"]
-        case .unsharePID: ["--unshare-pid"]
-        case .unshareIPC: ["--unshare-ipc"]
-        case .unshareUTS: ["--unshare-uts"]
-        case .unshareCgroupTry: ["--unshare-cgroup-try"]
-        case .unshareNet: ["--unshare-net"]
-        case .dieWithParent: ["--die-with-parent"]
-        case .capDropAll: ["--cap-drop", "ALL"]
-        case .hostname(let h): ["--hostname", h]
-        case .bind(let source, let destination, let readOnly): [readOnly ? "--ro-bind" : "--bind", source, destination]
-        case .bindOpened(let p, let readOnly): [readOnly ? "--ro-bind-fd" : "--bind-fd", fd, p]
-        case .data(let p, _): ["--ro-bind-data", fd, p]
-        case .symlink(let target, let path): ["--symlink", target, path]
-        case .dir(let p, let mode): (mode.map { ["--perms", Self.octal($0)] } ?? []) + ["--dir", p]
+        case .unshareUser: [["--unshare-user"]]
+        case .uid(let n): [["--uid", String(n)]]
+        case .gid(let n): [["--gid", String(n)]]
+        case .disableUserns: [["--disable-userns"]]
+        case .unsharePID: [["--unshare-pid"]]
+        case .unshareIPC: [["--unshare-ipc"]]
+        case .unshareUTS: [["--unshare-uts"]]
+        case .unshareCgroupTry: [["--unshare-cgroup-try"]]
+        case .unshareNet: [["--unshare-net"]]
+        case .dieWithParent: [["--die-with-parent"]]
+        case .capDropAll: [["--cap-drop", "ALL"]]
+        case .hostname(let h): [["--hostname", h]]
+        case .bind(let source, let destination, let readOnly): [[readOnly ? "--ro-bind" : "--bind", source, destination]]
+        case .bindOpened(let p, let readOnly): [[readOnly ? "--ro-bind-fd" : "--bind-fd", fd, p]]
+        case .data(let p, _): [["--ro-bind-data", fd, p]]
+        case .symlink(let target, let path): [["--symlink", target, path]]
+        case .dir(let p, let mode): (mode.map { [["--perms", Self.octal($0)]] } ?? []) + [["--dir", p]]
         case .tmpfs(let p, let size, let mode):
-            (mode.map { ["--perms", Self.octal($0)] } ?? []) + (size.map { ["--size", String($0)] } ?? []) + ["--tmpfs", p]
-        case .remountReadOnly(let p): ["--remount-ro", p]
-        case .proc(let p): ["--proc", p]
-        case .dev(let p): ["--dev", p]
-        case .chdir(let p): ["--chdir", p]
-        case .seccomp: ["--seccomp", fd]
+            (mode.map { [["--perms", Self.octal($0)]] } ?? []) + (size.map { [["--size", String($0)]] } ?? []) + [["--tmpfs", p]]
+        case .remountReadOnly(let p): [["--remount-ro", p]]
+        case .proc(let p): [["--proc", p]]
+        case .dev(let p): [["--dev", p]]
+        case .chdir(let p): [["--chdir", p]]
+        case .seccomp: [["--seccomp", fd]]
         }
     }
 }
@@ -128,6 +135,15 @@ public enum BwrapArgument: Sendable, Equatable {
 extension SandboxPlan {
     /// bubblewrap's argv (after `bwrap --json-status-fd 3`, before `--`).
     public var bwrapArgs: [String] { BwrapArgument.render(bwrap) }
+
+    /// The descriptor bubblewrap reports on (`--json-status-fd`): whether the command started.
+    public static let bwrapStatusFD: Int32 = 3
+
+    /// bubblewrap's whole command line: `program`, its status stream, the
+    /// plan's arguments, then the inner command.
+    public func bwrapCommand(_ program: String) -> [String] {
+        [program, "--json-status-fd", String(Self.bwrapStatusFD)] + bwrapArgs + ["--"] + innerCommand
+    }
 
     /// The generated files, with the descriptor each is read from.
     public var dataFiles: [DataFile] {

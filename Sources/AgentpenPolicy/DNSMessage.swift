@@ -105,7 +105,10 @@ public enum DNSMessage {
         public var decision: Decision
     }
 
-    public static func reply(to message: [UInt8], allowlist: Allowlist, config: AnswerConfig = .init()) -> Reply {
+    /// `address`, when given, picks the A record per name (per-name addresses,
+    /// `NameAddresses`); nil from it (the pool is full) answers SERVFAIL.
+    public static func reply(to message: [UInt8], allowlist: Allowlist, config: AnswerConfig = .init(),
+                             address: ((String) -> IPAddress?)? = nil) -> Reply {
         let query: Query
         switch parseQuery(message) {
         case .drop(let why):
@@ -129,7 +132,17 @@ public enum DNSMessage {
             return Reply(bytes: respond(.nxDomain), decision: .nxDomain(name: q.name, reason: why))
         }
         var answers: [IPAddress] = []
-        if q.type == typeA || q.type == typeANY { answers.append(config.ipv4) }
+        if q.type == typeA || q.type == typeANY {
+            if let address {
+                guard let a = address(q.name) else {
+                    return Reply(bytes: respond(.servFail),
+                                 decision: .error(.servFail, reason: "no per-name address left for \(q.name)"))
+                }
+                answers.append(a)
+            } else {
+                answers.append(config.ipv4)
+            }
+        }
         if (q.type == typeAAAA || q.type == typeANY), let v6 = config.ipv6 { answers.append(v6) }
         return Reply(bytes: respond(.noError, answers),
                      decision: .answered(name: q.name, type: q.type, pattern: pattern.description, addresses: answers))

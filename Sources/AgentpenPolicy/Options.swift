@@ -11,6 +11,12 @@ public struct Options: Sendable, Equatable {
     public var mounts: [String] = []
     public var mountsRW: [String] = []
     public var allow: [HostPattern] = []
+    /// `--allow-host-port PORT`: the sandbox's 127.0.0.1:PORT reaches the host's.
+    public var hostPorts: [UInt16] = []
+    /// `--publish PORT`: the host's 127.0.0.1:PORT reaches a server listening inside.
+    public var publish: [UInt16] = []
+    /// `--hop direct|pasta`: how the sandbox's connections reach the proxy (nil: the default).
+    public var hop: NetworkPlan.Hop?
     public var allowParentGit = false
     /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
     public var readOnlyConfig = false

@@ -173,4 +173,23 @@ public enum RoutePolicy {
         }
         return sawKept ? .lockedDown : .missing(kept)
     }
+
+    public enum LoopbackOnlyVerdict: Hashable, Sendable {
+        case loopbackOnly
+        /// An interface other than loopback exists.
+        case strayLink(NetworkLink)
+        /// A route through something other than loopback.
+        case strayRoute(RouteInfo)
+    }
+
+    /// The direct hop's namespace: only a loopback interface, and every route on
+    /// it (nothing can leave: there is nowhere to send a packet but loopback).
+    public static func verifyLoopbackOnly(links: [NetworkLink], routes: [RouteInfo]) -> LoopbackOnlyVerdict {
+        if let stray = links.first(where: { !$0.isLoopback }) { return .strayLink(stray) }
+        let loopbacks = Set(links.map(\.index))
+        if let stray = routes.first(where: { $0.interfaceIndex == 0 || !loopbacks.contains($0.interfaceIndex) }) {
+            return .strayRoute(stray)
+        }
+        return .loopbackOnly
+    }
 }

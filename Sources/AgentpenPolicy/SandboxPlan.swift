@@ -154,8 +154,7 @@ extension SandboxPlan {
         plan.createBeforeRun = user.create + git.create
         plan.gitDirs = git.gitDirs
         plan.cgroup = bounds.cgroup
-        // Landlock: the same places the mounts make writable, and the tmpfs mounts.
-        plan.writable = [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + user.readWrite + git.writable
+        plan.writable = landlockWritable(project: project, home: home, mounts: user, git: git)
         // A preset's own arguments go first, and only to its agent (not to a shell run with --agent).
         let presetArgs = preset.map { Paths.basename(command[0]) == $0.name ? $0.args : [] } ?? []
         plan.command = [agent.executable] + presetArgs + command.dropFirst()
@@ -173,6 +172,12 @@ extension SandboxPlan {
         guard fs.kind(project) == .directory else {
             throw PlanError(.usage, "project directory \(project) does not exist")
         }
+    }
+
+    /// Where Landlock lets the agent write: the places the mounts make writable
+    /// (project, read-write mounts, git dirs outside the project) and the tmpfs mounts.
+    static func landlockWritable(project: String, home: String, mounts: UserMounts, git: GitGuardPlan) -> [String] {
+        [project, home, "/tmp", "/var/tmp", "/run", "/dev"] + mounts.readWrite + git.writable
     }
 
     /// The command: the user's shell when none is given.

@@ -42,6 +42,17 @@ final class Acceptor: @unchecked Sendable {
         return l.port
     }
 
+    /// Accepts on a listening socket made elsewhere (now the acceptor's).
+    func adopt(_ fd: Int32) throws {
+        ignoreSIGPIPE()
+        let l = try Listener(adopting: fd, queue: queue) { [weak self] fd, peer, peerPort in
+            guard let self else { close(fd); return }
+            self.accepted(fd, peer: peer, peerPort: peerPort)
+        }
+        queue.sync { listeners.append(l) }
+        l.start()
+    }
+
     /// Stops listening and closes every connection.
     func stop() {
         let ls = queue.sync { () -> [Listener] in

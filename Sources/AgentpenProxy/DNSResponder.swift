@@ -13,13 +13,29 @@ public final class DNSResponder: @unchecked Sendable {
     let allowlist: Allowlist
     let events: any EventSink
     let answers: DNSMessage.AnswerConfig
+    /// Per-name addresses (the direct hop): each name's A record is its own.
+    let names: NameTable?
     private let queue = DispatchQueue(label: "agentpen.dns")
     private var sockets: [(fd: Int32, watch: Watch)] = []
 
-    public init(allowlist: Allowlist, events: any EventSink, answers: DNSMessage.AnswerConfig = .init()) {
+    public init(allowlist: Allowlist, events: any EventSink, answers: DNSMessage.AnswerConfig = .init(),
+                names: NameTable? = nil) {
         self.allowlist = allowlist
         self.events = events
         self.answers = answers
+        self.names = names
+    }
+
+    /// Serves on a bound UDP socket made elsewhere (inside the sandbox's
+    /// namespace, handed over by the namespace helper); now the responder's.
+    public func adopt(_ fd: Int32) throws {
+        try Sock.check(ap_set_nonblocking(fd), "O_NONBLOCK")
+        queue.sync {
+            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
+            w.source.setCancelHandler { close(fd) }
+            sockets.append((fd, w))
+            w.enable()
+        }
     }
 
     /// Binds UDP `bindAddress:port` (0 picks a free port) and returns the port.
@@ -54,7 +70,9 @@ public final class DNSResponder: @unchecked Sendable {
             var fromPort: UInt16 = 0
             let n = packet.withUnsafeMutableBytes { ap_recvfrom_ip(fd, $0.baseAddress, $0.count, &from, &fromLen, &fromPort) }
             if n < 0 { return }
-            let reply = DNSMessage.reply(to: Array(packet[0..<n]), allowlist: allowlist, config: answers)
+            let names = self.names
+            let reply = DNSMessage.reply(to: Array(packet[0..<n]), allowlist: allowlist, config: answers,
+                                         address: names.map { t in { t.address(for: $0) } })
             record(reply.decision)
             if let bytes = reply.bytes, fromLen > 0 {
                 _ = bytes.withUnsafeBytes { ap_sendto_ip(fd, $0.baseAddress, $0.count, from, fromLen, fromPort) }

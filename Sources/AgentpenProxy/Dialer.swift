@@ -18,16 +18,18 @@ final class Dialer: @unchecked Sendable {
 
     private init(queue: DispatchQueue) { self.queue = queue }
 
+    /// `socket`: connect this (nonblocking, unconnected) TCP socket instead of a new
+    /// one, e.g. one made in the sandbox's namespace; it is the dialer's from here on.
     static func connect(to address: IPAddress, port: UInt16, timeout: TimeInterval, queue: DispatchQueue,
-                        completion: @escaping (Result<Int32, SocketError>) -> Void) {
+                        socket: Int32? = nil, completion: @escaping (Result<Int32, SocketError>) -> Void) {
         let d = Dialer(queue: queue)
         d.completion = completion
-        queue.async { d.begin(address, port, timeout) }
+        queue.async { d.begin(address, port, timeout, socket) }
     }
 
-    private func begin(_ address: IPAddress, _ port: UInt16, _ timeout: TimeInterval) {
+    private func begin(_ address: IPAddress, _ port: UInt16, _ timeout: TimeInterval, _ given: Int32?) {
         dispatchPrecondition(condition: .onQueue(queue))
-        let s = ap_socket(Int32(address.bytes.count), 0)
+        let s = given ?? ap_socket(Int32(address.bytes.count), 0)
         guard s >= 0 else { return finish(.failure(SocketError("socket", -s))) }
         fd = s
         _ = ap_set_nodelay(s)

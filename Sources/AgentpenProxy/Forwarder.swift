@@ -14,16 +14,23 @@ public final class Forwarder: Sendable {
     public let targetPort: UInt16
     let events: any EventSink
     let config: ProxyConfig
+    /// Per-name addresses and the run's token: each connection to the proxy then
+    /// begins with a `ForwarderHeader` saying what the sandbox dialled.
+    let names: NameTable?
+    let token: String?
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
 
     /// Only `connectTimeout`, `idleTimeout`, `pipeSize` and
     /// `maxConnectionsPerClient` of `config` apply.
-    public init(target: IPAddress, port: UInt16, events: any EventSink = NullSink(), config: ProxyConfig = .init()) {
+    public init(target: IPAddress, port: UInt16, events: any EventSink = NullSink(), config: ProxyConfig = .init(),
+                names: NameTable? = nil, token: String? = nil) {
         self.target = target
         self.targetPort = port
         self.events = events
         self.config = config
+        self.names = names
+        self.token = token
         self.acceptor = Acceptor(label: "agentpen.forwarder.accept", cap: config.maxConnectionsPerClient, events: events)
         acceptor.open = { [weak self] fd, peer, client in
             self.map { ForwardedConnection(fd: fd, peer: peer, clientEndpoint: client, forwarder: $0) }
@@ -63,6 +70,12 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
 
     func start() {
         let f = forwarder
+        let header: [UInt8]
+        if let token = f.token, let (local, port) = Sock.address(client, peer: false) {
+            header = ForwarderHeader(local: local, port: port, name: f.names?.name(at: local)).line(token: token)
+        } else {
+            header = []
+        }
         Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
@@ -72,6 +85,13 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
+                    return finish()
+                }
+                // A fresh connection's send buffer takes the whole line at once.
+                if !header.isEmpty, header.withUnsafeBytes({ ap_send_nosignal(upstream, $0.baseAddress, $0.count) }) != header.count {
+                    close(upstream)
+                    f.events.record(Event(.failure, subject: endpoint(f.target, f.targetPort),
+                                          reason: "forwarder could not send its header", details: ["client": clientEndpoint]))
                     return finish()
                 }
                 let r = Relay(client, upstream, queue: queue, config: f.config.relay) { [self] _, _ in

@@ -21,6 +21,17 @@ final class Listener: @unchecked Sendable {
         self.onAccept = onAccept
     }
 
+    /// Takes over a listening socket made elsewhere (inside the sandbox's
+    /// namespace, handed over by the namespace helper); it is made nonblocking.
+    init(adopting fd: Int32, queue: DispatchQueue,
+         onAccept: @escaping (Int32, IPAddress?, UInt16) -> Void) throws(SocketError) {
+        try Sock.check(ap_set_nonblocking(fd), "O_NONBLOCK")
+        self.fd = fd
+        self.port = (try? Sock.localPort(fd)) ?? 0
+        self.queue = queue
+        self.onAccept = onAccept
+    }
+
     func start() {
         let fd = self.fd
         let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.acceptSome() }

@@ -24,6 +24,13 @@ public struct ProxyConfig: Sendable {
     /// Lets tests point allowed names at a local server. Loopback upstreams are
     /// otherwise refused always, whatever the allowlist says.
     public var permitLoopbackUpstreamForTests: Bool
+    /// `--allow-host-port`: a connection to the sandbox's 127.0.0.1:PORT is spliced
+    /// to this machine's 127.0.0.1:PORT (the user's explicit choice; nothing vetted).
+    public var hostLoopbackPorts: Set<UInt16> = []
+    /// The pasta gateway hop: every connection must begin with the forwarder's
+    /// header (`ForwarderHeader`) carrying this token, naming the address and
+    /// port the sandbox dialled inside. nil: no header (direct and splice hops).
+    public var forwarderToken: String?
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -114,6 +121,9 @@ public final class SNIProxy: Sendable {
     let events: any EventSink
     let config: ProxyConfig
     let resolver: @Sendable (String) -> [IPAddress]
+    /// Per-name addresses (the direct hop): the local address a connection
+    /// arrived on names what it is for. nil: every connection is routed by SNI.
+    let names: NameTable?
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
     /// Peeks that returned bytes while looking for ClientHellos, and the bytes
@@ -121,10 +131,12 @@ public final class SNIProxy: Sendable {
     let helloPeeks = Mutex((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
+                names: NameTable? = nil,
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
         self.allowlist = allowlist
         self.events = events
         self.config = config
+        self.names = names
         self.resolver = resolver
         self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
         acceptor.open = { [weak self] fd, peer, client in
@@ -138,6 +150,10 @@ public final class SNIProxy: Sendable {
     public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 0) throws -> UInt16 {
         try acceptor.listen(bindAddress: bindAddress, port: port)
     }
+
+    /// Accepts on a listening socket made elsewhere: on the direct hop, one the
+    /// namespace helper made inside the sandbox's namespace. The socket is now the proxy's.
+    public func adopt(listener fd: Int32) throws { try acceptor.adopt(fd) }
 
     /// Stops listening and closes every connection, pending or relaying.
     public func stop() { acceptor.stop() }
@@ -183,11 +199,49 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         self.proxy = proxy
     }
 
+    /// What the local address and port the client dialled stand for.
+    private enum Route {
+        /// By SNI against the allowlist (127.0.0.1:443, or no per-name addresses).
+        case sni
+        /// TLS whose SNI must be `name` (the name the address stands for).
+        case tls(name: String)
+        /// Any TCP protocol to `name`:`port`.
+        case plain(name: String, port: UInt16, HostPattern)
+        /// `--allow-host-port`: this machine's own 127.0.0.1:port.
+        case hostLoopback(port: UInt16)
+        case refused(subject: String, reason: String, details: [String: String])
+    }
+
+    /// The direct hop: the accepted socket's own local address and port.
+    private func route() -> Route {
+        guard let names = proxy.names, let (local, port) = Sock.address(client, peer: false) else { return .sni }
+        return route(local: local, port: port, name: names.name(at: local))
+    }
+
+    /// What `local`:`port` inside stands for, `name` being the name that address
+    /// was handed out for (nil: none).
+    private func route(local: IPAddress, port: UInt16, name: String?) -> Route {
+        if local == .loopbackV4 && proxy.config.hostLoopbackPorts.contains(port) { return .hostLoopback(port: port) }
+        guard let name else {
+            // 127.0.0.1 stands for no name: routed by SNI. Any other address was
+            // never handed out (a pooled one not yet given to a name, a guess).
+            if port == 443 && local == .loopbackV4 { return .sni }
+            return .refused(subject: endpoint(local, port), reason: "no allowed name has this address and port",
+                            details: ["destination": endpoint(local, port), "protocol": "tcp"])
+        }
+        if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
+        if port == 443, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        return .refused(subject: name, reason: "port \(port) is not allowed for \(name)"
+                            + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
+                        details: ["port": String(port), "protocol": "tcp"])
+    }
+
+    /// The name the connection's address stands for, when the SNI must match it.
+    private var requiredName: String?
+
     func start() {
         queue.async { [self] in
             guard case .hello = phase else { return }
-            let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
-            helloWatch = w
             let t = DispatchSource.makeTimerSource(queue: queue)
             t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
             t.setEventHandler { [weak self] in
@@ -196,8 +250,73 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
             deadline = t
             t.activate()
-            w.enable()
+            if proxy.config.forwarderToken != nil {
+                let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.headerReadable() }
+                headerWatch = w
+                w.enable()
+                return
+            }
+            proceed(route())
         }
+    }
+
+    /// The forwarder's header, read (consumed) before anything else.
+    private var headerWatch: Watch?
+
+    private func headerReadable() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        guard case .hello = phase, let w = headerWatch else { return }
+        var buf = [UInt8](repeating: 0, count: ForwarderHeader.maxSize)
+        let got = Int(ap_recv_peek(client, &buf, buf.count))
+        if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
+        func refuse(_ why: String) {
+            block("(forwarder header)", why + "; only agentpen's forwarder may connect to the proxy")
+        }
+        guard got > 0 else { return refuse("closed or failed before the header") }
+        guard let nl = buf[0..<got].firstIndex(of: UInt8(ascii: "\n")) else {
+            if got >= buf.count || ap_peer_closed(client) == 1 { return refuse("no header line") }
+            _ = ap_set_rcvlowat(client, Int32(got + 1))
+            return
+        }
+        // Consume exactly the header; the stream after it is the sandbox's.
+        var line = [UInt8](repeating: 0, count: nl + 1)
+        guard Foundation.read(client, &line, nl + 1) == nl + 1 else { return refuse("short header read") }
+        _ = ap_set_rcvlowat(client, 1)
+        guard let h = ForwarderHeader.parse(Array(line.dropLast()), token: proxy.config.forwarderToken ?? "") else {
+            return refuse("missing or wrong forwarder header")
+        }
+        headerWatch = nil
+        w.cancel()
+        helloGroup.notify(queue: queue) { [self] in
+            guard case .hello = phase else { return }
+            proceed(route(local: h.local, port: h.port, name: h.name))
+        }
+    }
+
+    /// Acts on the route: a TLS route waits for the ClientHello, the others dial
+    /// or refuse at once.
+    private func proceed(_ route: Route) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        switch route {
+        case .sni: break
+        case .tls(let name): requiredName = name
+        case .plain(let name, let port, let pattern):
+            phase = .connecting
+            return endHello { self.resolve(name, pattern, ["port": String(port), "protocol": "tcp"], port: port) }
+        case .hostLoopback(let port):
+            phase = .connecting
+            deadline?.cancel()
+            deadline = nil
+            let pattern = try! HostPattern("host-port.invalid:\(port)")
+            return dial("127.0.0.1:\(port)", pattern, [.loopbackV4], 0, [],
+                        ["port": String(port), "protocol": "tcp", "host-port": "allowed by --allow-host-port \(port)"],
+                        port: port)
+        case .refused(let subject, let reason, let details):
+            return block(subject, reason, details)
+        }
+        let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
+        helloWatch = w
+        w.enable()
     }
 
     func stop() {
@@ -261,11 +380,15 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case .invalid(let why):
             block("(no SNI)", "invalid ClientHello: \(why)", extra)
         case .serverName(let name):
-            guard let pattern = proxy.allowlist.match(name) else {
+            if let required = requiredName, name != required {
+                extra["address-stands-for"] = required
+                return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
+            }
+            guard let pattern = proxy.allowlist.matchTLS(name) else {
                 return block(name, "not in the allowlist", extra)
             }
             phase = .connecting
-            endHello { self.resolve(name, pattern, extra) }
+            endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
         }
     }
 
@@ -285,6 +408,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             helloWatch = nil
             w.cancel()
         }
+        if let w = headerWatch {
+            headerWatch = nil
+            w.cancel()
+        }
         helloGroup.notify(queue: queue, execute: then)
     }
 
@@ -302,17 +429,18 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         proxy.table.remove(self, client: peer)
     }
 
-    private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String]) {
+    private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         let resolver = proxy.resolver
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
-            self.queue.async { self.vetAndDial(name, pattern, addresses, extra) }
+            self.queue.async { self.vetAndDial(name, pattern, addresses, extra, port: port) }
         }
     }
 
-    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String]) {
+    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String],
+                            port: UInt16) {
         dispatchPrecondition(condition: .onQueue(queue))
         if stopRequested { return closeClient() }
         guard !addresses.isEmpty else {
@@ -331,23 +459,22 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
-        dial(name, pattern, vetted, 0, [], extra)
+        dial(name, pattern, vetted, 0, [], extra, port: port)
     }
 
     private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String]) {
+                      _ failures: [String], _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
             record(.failure, name, "could not connect: " + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
-        let port = proxy.config.upstreamPort
         // Dial exactly the address that was vetted: no second lookup.
         Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra)
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port)
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
@@ -356,7 +483,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 var details = extra
                 details["upstream"] = endpoint(address, port)
                 details["pattern"] = pattern.description
-                record(.connectionAllowed, name, "allowed by \(pattern)", details)
+                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
+                details["host-port"] = nil
+                if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
+                record(.connectionAllowed, name, why, details)
                 let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] _, _ in
                     phase = .closed
                     proxy.table.remove(self, client: peer)

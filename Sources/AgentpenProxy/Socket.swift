@@ -1,18 +1,11 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
 
-/// A failed socket call: what was attempted and the errno it got.
-public struct SocketError: Error, CustomStringConvertible, Equatable {
-    public var operation: String
-    public var code: Int32
-    public init(_ operation: String, _ code: Int32) {
-        self.operation = operation
-        self.code = code
-    }
-    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
-}
+/// A failed socket call: the one errno error type, under the proxy's old name.
+public typealias SocketError = SystemError
 
 /// "1.2.3.4:443" or "[::1]:443".
 func endpoint(_ a: IPAddress, _ port: UInt16) -> String {

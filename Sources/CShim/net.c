@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <linux/netlink.h>
 
@@ -157,4 +158,55 @@ ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender) {
     if (n < 0) return -errno;
     *sender = a.nl_pid;
     return n;
+}
+
+int ap_socketpair_seqpacket(int fds[2]) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
+ssize_t ap_send_fds(int sock, uint8_t tag, const int *fds, int n) {
+    if (n < 0 || n > 64) return -EINVAL;
+    char control[CMSG_SPACE(sizeof(int) * 64)];
+    memset(control, 0, sizeof control);
+    struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (n > 0) {
+        m.msg_control = control;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    }
+    RET(sendmsg(sock, &m, MSG_NOSIGNAL));
+}
+ssize_t ap_recv_fds(int sock, uint8_t *tag, int *fds, int max, int *n) {
+    if (max < 0 || max > 64) return -EINVAL;
+    char control[CMSG_SPACE(sizeof(int) * 64)];
+    struct iovec iov = { .iov_base = tag, .iov_len = 1 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+    *n = 0;
+    ssize_t r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+    if (r < 0) return -errno;
+    int cut = (m.msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *got = (int *)CMSG_DATA(c);
+        for (int i = 0; i < count; i++) {
+            if (*n < max) fds[(*n)++] = got[i]; else { close(got[i]); cut = 1; }
+        }
+    }
+    if (cut) { for (int i = 0; i < *n; i++) close(fds[i]); *n = 0; return -EMSGSIZE; }
+    return r;
+}
+int ap_socket_kind(int fd, int *type, int *listening) {
+    socklen_t l = sizeof *type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &l) < 0) return -errno;
+    l = sizeof *listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, listening, &l) < 0) return -errno;
+    return 0;
+}
+int ap_set_nonblocking(int fd) {
+    int f = fcntl(fd, F_GETFL);
+    if (f < 0) return -errno;
+    RET(fcntl(fd, F_SETFL, f | O_NONBLOCK));
 }

@@ -160,6 +160,7 @@ int ap_realtime_coarse(int64_t *sec, int64_t *nsec) {
     return 0;
 }
 int ap_unshare(int flags) { RET(unshare(flags)); }
+int ap_pidfd_open(pid_t pid) { RET(syscall(SYS_pidfd_open, pid, 0)); }
 
 
 ssize_t ap_splice(int fd_in, int fd_out, size_t len, unsigned int flags) {

@@ -66,7 +66,7 @@ enum Check {
         // /dev/net/tun: pasta opens it as the calling user.
         let tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if tun >= 0 {
-            close(tun)
+            Descriptor(tun).close()
             rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
         } else {
             rows.append(Row(layer: "/dev/net/tun", state: .missing, detail: String(cString: strerror(errno)),
@@ -75,8 +75,7 @@ enum Check {
 
         // seccomp: the filter compiles by name on this architecture.
         do {
-            let fd = try SeccompFilter.exportToMemoryFile()
-            close(fd)
+            Descriptor(try SeccompFilter.exportToMemoryFile()).close()
             rows.append(Row(layer: "seccomp", state: .ok, detail: "libseccomp \(SeccompFilter.libraryVersion), filter compiled"))
         } catch {
             rows.append(Row(layer: "seccomp", state: .missing, detail: "\(error)", fix: "apt install libseccomp2"))

@@ -44,13 +44,9 @@ enum DryRun {
         out += "\n## Landlock: writes only beneath\n"
         for w in plan.writable { out += "  \(w)\n" }
         out += "\n## bubblewrap\n"
-        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd 3 \\\n"
-        var args = plan.bwrapArgs[...]
-        while let a = args.first {
-            args = args.dropFirst()
-            var line = [a]
-            while let next = args.first, !next.hasPrefix("--") { line.append(next); args = args.dropFirst() }
-            out += "    \(line.map(quote).joined(separator: " ")) \\\n"
+        out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd \(SandboxPlan.bwrapStatusFD) \\\n"
+        for option in BwrapArgument.options(plan.bwrap) {
+            out += "    \(option.map(quote).joined(separator: " ")) \\\n"
         }
         out += "    -- \(plan.innerCommand.map(quote).joined(separator: " "))\n"
         out.write(to: 1)

@@ -12,8 +12,9 @@ enum ExecHelper {
         // Into the run's cgroup (its limits) before anything else starts; the
         // descriptor goes with it, so the agent never holds it.
         if let fd = args.cgroupFD {
-            let e = Cgroup.enter(fd)
-            close(fd)
+            let procs = Descriptor(fd)
+            let e = Cgroup.enter(procs.raw)
+            procs.close()
             if e != 0 { fail(125, "cannot enter the run's cgroup: \(String(cString: strerror(e))); --no-cgroup runs without its limits") }
         }
         let command = args.command

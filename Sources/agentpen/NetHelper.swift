@@ -13,11 +13,15 @@ import Glibc
 /// Descriptors from the parent: 3 bubblewrap's status stream (passed on),
 /// 4 "namespace ready" to the parent, 5 "pasta started" from the parent,
 /// 6 event lines to the parent, 7 the sandbox's environment (NUL-separated
-/// NAME=VALUE, for bubblewrap only); 10 and up the plan's files (passed on).
+/// NAME=VALUE, for bubblewrap only), 8 (direct hop) the unix socket the
+/// namespace's listening sockets go out on; 10 and up the plan's files (passed on).
 /// The helper itself runs in HostPrograms.environment and runs nft by the
 /// absolute path it is given.
 enum NetHelper {
     static let statusFD: Int32 = 3, readyFD: Int32 = 4, goFD: Int32 = 5, eventsFD: Int32 = 6, envFD: Int32 = 7
+    static let socketsFD: Int32 = 8
+    /// Gateway hop: the run's forwarder token (a memfd), never on a command line.
+    static let tokenFD: Int32 = 9
 
     /// The sandbox's environment from its memfd.
     static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
@@ -46,6 +50,8 @@ enum NetHelper {
             try writeFile("/proc/self/gid_map", "0 \(gid) 1")
         } catch { fail("cannot map the user namespace: \(error)") }
 
+        if args.hop == .direct { direct(args, sandboxEnv: sandboxEnv, nft: nft) }
+
         // 2. Tell the parent to attach pasta, and wait until it has.
         guard signal(readyFD), waitFor(goFD) else { exit(125) }   // the parent reports why
 
@@ -61,38 +67,26 @@ enum NetHelper {
             // refuses it at once instead of the route lock answering ENETUNREACH unheard.
             try nl.addLoopbackDefaultRoutes()
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
-        // ICMP echo sockets for the sandbox's group only (uid 0 here is the caller):
-        // a ping then fails at its first send with EPERM from the firewall, which
-        // logs it, instead of at socket creation where nobody hears of it.
-        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
-
         // 3b. Refused flows: the catch-all listener for TCP, the NFLOG reader for the rest.
-        let refusals = RefusalReporter(events: events)
-        let catchAll = CatchAll(reporter: refusals)
-        let catchAllPort: UInt16
-        do { catchAllPort = try catchAll.start() }
-        catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
-        let nflog = NFLogReader(group: NFLog.group, reporter: refusals)
-        do { try nflog.start() } catch {
-            events.record(Event(.setup, subject: "firewall",
-                                reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
-        }
+        let refused = startRefusals(events)
         do {
             let viaGateway = args.hop == .gateway
             let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
-            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: catchAllPort,
+            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: refused.catchAllPort,
                                           logGroup: NFLog.group))
             let loaded = try nft.listJSON()
             if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort,
-                                                               catchAllPort: catchAllPort, logGroup: NFLog.group) {
+                                                               catchAllPort: refused.catchAllPort, logGroup: NFLog.group) {
                 fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
             }
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
-        // 4. Names: the DNS responder answers allowed names with the forwarder's address.
+        // 4. Names: the DNS responder answers allowed names with the forwarder's
+        // address; on the gateway hop each name has its own (NameAddresses).
         let allowlist = Allowlist(args.hosts)
-        let dns = DNSResponder(allowlist: allowlist, events: events)
+        let names = args.hop.perNameAddresses ? NameTable(NameAddresses(allowlist)) : nil
+        let dns = DNSResponder(allowlist: allowlist, events: events, names: names)
         do { try dns.start(bindAddress: "127.0.0.1", port: 53) }
         catch { fail("cannot start the DNS responder inside the sandbox: \(error)") }
         _ = try? dns.start(bindAddress: "::1", port: 53)   // IPv6 loopback may be absent
@@ -103,14 +97,99 @@ enum NetHelper {
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
         case .gateway:
+            let token = Runner.readAll(tokenFD)
+            close(tokenFD)
+            guard !token.isEmpty else { fail("internal: the forwarder token is missing") }
             let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
-                              config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
-            do { try f.start(bindAddress: NetworkPlan.forwarderAddress, port: 443) }
-            catch { fail("cannot start the forwarder on 127.0.0.1:443 inside the sandbox: \(error)") }
+                              config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox),
+                              names: names, token: token)
+            // Every loopback address (each name has its own), on 443 and each NAME:PORT port.
+            for port in [443] + allowlist.plainPorts.filter({ $0 != 443 }) {
+                do { try f.start(bindAddress: "0.0.0.0", port: port) }
+                catch { fail("cannot start the forwarder on port \(port) inside the sandbox: \(error)") }
+            }
             forwarder = f
+        case .direct:
+            fail("internal: the direct hop has its own set-up")
         }
 
-        // 5. The sandbox itself.
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, refused: refused) {
+            dns.stop()
+            forwarder?.stop()
+        }
+    }
+
+    /// The direct hop, once the namespace exists: loopback up and nothing else,
+    /// the firewall, the listening sockets made here and sent to agentpen, which
+    /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
+    static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
+        close(readyFD)
+        let events = EventLog(fd: eventsFD)
+        do {
+            let nl = try NetlinkRoute()
+            guard let lo = try nl.links().first(where: \.isLoopback) else { fail("the new namespace has no loopback") }
+            try nl.setLinkUp(index: lo.index)
+            // Every destination routable on loopback, so that the firewall refuses it
+            // at once and reports it (ENETUNREACH would be unheard); verified below.
+            try nl.addLoopbackDefaultRoutes()
+            let verdict = RoutePolicy.verifyLoopbackOnly(links: try nl.links(), routes: try nl.routes())
+            if verdict != .loopbackOnly {
+                fail("the sandbox's namespace is not loopback-only: \(verdict)")
+            }
+        } catch { fail("cannot set up the sandbox's loopback: \(error)") }
+        let refused = startRefusals(events)
+        do {
+            try nft.load(Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: refused.catchAllPort, logGroup: NFLog.group))
+            let loaded = try nft.listJSON()
+            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: nil, proxyPort: nil,
+                                                               catchAllPort: refused.catchAllPort, logGroup: NFLog.group) {
+                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
+            }
+        } catch { fail("cannot load the sandbox firewall: \(error)") }
+        let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
+        let made: [Int32]
+        do { made = try HandedSockets.make(plan) }
+        catch { fail("cannot listen inside the sandbox: \(error)") }
+        guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
+        made.forEach { close($0) }
+        if !args.serveSockets { close(socketsFD) }
+        guard waitFor(goFD) else { exit(125) }   // agentpen says why
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, refused: refused,
+                   serve: args.serveSockets ? socketsFD : nil) {}
+    }
+
+    /// Waits for `pid`; meanwhile (with `serve`) answers each request on that unix
+    /// socket with one fresh TCP socket made in this namespace (`--publish`).
+    static func wait(_ pid: pid_t, serving sock: Int32?) -> Int32 {
+        guard let sock else { return Spawn.wait(pid) }
+        let pidfd = ap_pidfd_open(pid)
+        guard pidfd >= 0 else { return Spawn.wait(pid) }
+        var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0), pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
+        var serving = true
+        while true {
+            fds[1].fd = serving ? sock : -1
+            let n = poll(&fds, 2, -1)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if fds[0].revents != 0 { break }
+            guard fds[1].revents != 0 else { continue }
+            var tag: UInt8 = 0, none: Int32 = -1, got: Int32 = 0
+            let r = ap_recv_fds(sock, &tag, &none, 1, &got)
+            if got > 0 { close(none) }
+            if r <= 0 { serving = false; continue }
+            let s = ap_socket(4, 0)
+            if s >= 0 {
+                var one = s
+                _ = ap_send_fds(sock, tag, &one, 1)
+                close(s)
+            }
+        }
+        close(pidfd)
+        return Spawn.wait(pid)
+    }
+
+    /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
+    static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
+                           refused: Refusals, serve: Int32? = nil, stop: () -> Void) -> Never {
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
         spawn.env = sandboxEnv
@@ -121,14 +200,47 @@ enum NetHelper {
         for fd in args.passFDs { close(fd) }
         close(statusFD)
         ap_forward_termination_to(pid)
-        let status = Spawn.wait(pid)
-        dns.stop()
-        forwarder?.stop()
-        catchAll.stop()
-        nflog.stop()
-        refusals.finish()
-        reportFirewall(events, nft, logged: nflog.recordsByCounter)
+        let status = wait(pid, serving: serve)
+        stop()
+        let logged = refused.stop()
+        reportFirewall(events, nft, logged: logged)
         exit(status)
+    }
+
+    /// The refused-flow machinery inside the namespace, on every hop: the catch-all
+    /// listener (TCP the firewall redirects) and the NFLOG reader (the rest).
+    struct Refusals {
+        let reporter: RefusalReporter
+        let catchAll: CatchAll
+        let nflog: NFLogReader
+        let catchAllPort: UInt16
+
+        /// Stops both, reports what was only counted; returns the records read per firewall counter.
+        func stop() -> [String: Int] {
+            catchAll.stop()
+            nflog.stop()
+            reporter.finish()
+            return nflog.recordsByCounter
+        }
+    }
+
+    /// Starts the catch-all and the NFLOG reader (before the firewall that points at
+    /// them is loaded), and opens ICMP echo sockets to the sandbox's group only (uid
+    /// 0 here is the caller): a ping then fails at its first send with EPERM from the
+    /// firewall, which logs it, instead of at socket creation where nobody hears of it.
+    static func startRefusals(_ events: EventLog) -> Refusals {
+        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        let reporter = RefusalReporter(events: events)
+        let catchAll = CatchAll(reporter: reporter)
+        let port: UInt16
+        do { port = try catchAll.start() }
+        catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
+        let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
+        do { try nflog.start() } catch {
+            events.record(Event(.setup, subject: .firewall,
+                                reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
+        }
+        return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)
     }
 
     /// What the firewall dropped, as one event per protocol (every packet, itemised
@@ -154,8 +266,8 @@ enum NetHelper {
     static func writeFile(_ path: String, _ text: String) throws(SystemError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open", path, errno: errno) }
-        defer { close(fd) }
-        let n = text.withCString { write(fd, $0, strlen($0)) }
+        let file = Descriptor(fd)
+        let n = text.withCString { write(file.raw, $0, strlen($0)) }
         if n < 0 { throw SystemError("write", path, errno: errno) }
     }
 

@@ -10,20 +10,51 @@ import Glibc
 /// namespace. Otherwise agentpen's namespace with pasta, a /32 route, an nft
 /// firewall, the in-namespace DNS responder, and the SNI proxy on the host.
 enum Network {
-    static func mode(for allowlist: Allowlist) -> NetworkMode {
-        allowlist.isEmpty ? .none
-            : .proxied(hostsFile: NetworkPlan.hostsFile(allowlist), resolvConf: NetworkPlan.resolvConf)
+    /// Whether the run needs agentpen's network namespace at all.
+    static func needed(_ allowlist: Allowlist, _ options: Options) -> Bool {
+        !allowlist.isEmpty || !options.hostPorts.isEmpty || !options.publish.isEmpty
     }
 
-    /// `AGENTPEN_HOP=gateway` selects the tap path (for measurements); splice is the default.
-    static var hop: NetworkPlan.Hop {
-        ProcessInfo.processInfo.environment["AGENTPEN_HOP"].flatMap(NetworkPlan.Hop.init(rawValue:)) ?? .splice
+    static func mode(for allowlist: Allowlist, options: Options) -> NetworkMode {
+        let hop = hop(options)
+        if !needed(allowlist, options) { return .none }
+        let hosts = hop.perNameAddresses ? NetworkPlan.hostsFile(NameAddresses(allowlist)) : NetworkPlan.hostsFile(allowlist)
+        return .proxied(hostsFile: hosts, resolvConf: NetworkPlan.resolvConf)
+    }
+
+    /// `--hop`, else `AGENTPEN_HOP` (`direct`, `gateway`, `splice`: for measurements), else the default.
+    static func hop(_ options: Options) -> NetworkPlan.Hop {
+        options.hop
+            ?? ProcessInfo.processInfo.environment["AGENTPEN_HOP"].flatMap(NetworkPlan.Hop.init(rawValue:))
+            ?? NetworkPlan.defaultHop
     }
 
     static func describe(_ p: Prepared) -> [String] {
-        if p.allowlist.isEmpty { return ["none: the sandbox has its own empty network namespace"] }
-        var lines = ["allowed hosts (TLS on port 443 only): " + p.allowlist.patterns.map {
-            $0.description + ($0.allowsPrivateUpstream ? " (private upstream allowed)" : "") }.joined(separator: ", ")]
+        if !needed(p.allowlist, p.options) { return ["none: the sandbox has its own empty network namespace"] }
+        let hop = hop(p.options)
+        func shown(_ p: HostPattern, _ text: String) -> String {
+            text + (p.allowsPrivateUpstream ? " (private upstream allowed)" : "")
+        }
+        var lines = ["allowed hosts (TLS on port 443 only): " + p.allowlist.patterns.filter(\.tls).map {
+            shown($0, $0.description) }.joined(separator: ", ")]
+        let plain = p.allowlist.patterns.filter { !$0.ports.isEmpty }
+        if !plain.isEmpty {
+            lines.append("allowed NAME:PORT (any TCP protocol): " + plain.map { p in
+                shown(p, p.ports.map { "\(p.description):\($0)" }.joined(separator: ", ")) }
+                .joined(separator: ", "))
+        }
+        if hop == .direct {
+            lines.append("hop: direct; listening sockets made inside, served by agentpen (no pasta):")
+            lines += NetworkPlan.directSockets(p.allowlist, hostPorts: p.options.hostPorts).map { "  \($0)" }
+            for port in p.options.hostPorts { lines.append("  127.0.0.1:\(port) inside → this machine's 127.0.0.1:\(port) (--allow-host-port)") }
+            for port in p.options.publish { lines.append("  this machine's 127.0.0.1:\(port) → 127.0.0.1:\(port) inside (--publish)") }
+            for (name, address) in NameAddresses(p.allowlist).exact { lines.append("  \(name) → \(address)") }
+            lines.append("  wildcard names: an address each from 127.0.16.1 on, when first looked up")
+            lines.append("routes inside: loopback only")
+            lines.append("nft ruleset inside:")
+            lines += Firewall.ruleset(gateway: nil, proxyPort: nil).split(separator: "\n").map { "  " + $0 }
+            return lines
+        }
         lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
         let pasta = p.programs.path(.pasta) ?? "pasta"
         let features = NetworkPlan.PastaFeatures(helpText: p.programs.path(.pasta).map(pastaHelp) ?? "")
@@ -47,7 +78,7 @@ enum Network {
     }
 
     static func run(_ p: Prepared, events: EventLog) throws(Failure) -> Int32 {
-        if p.allowlist.isEmpty { return try Runner.runOffline(p) }
+        if !needed(p.allowlist, p.options) { return try Runner.runOffline(p) }
         return try NetworkedRun(prepared: p, events: events).run()
     }
 }
@@ -65,13 +96,28 @@ final class NetworkedRun {
     func run() throws(Failure) -> Int32 {
         let plan = prepared.plan
         let bwrap = try Runner.program(.bwrap, prepared)
-        let pasta = try Runner.program(.pasta, prepared)
         let nft = try Runner.program(.nft, prepared)
-        let hop = Network.hop
+        let hop = Network.hop(prepared.options)
+        if hop == .direct { return try runDirect(bwrap: bwrap, nft: nft) }
+        if hop == .splice, let p = prepared.allowlist.patterns.first(where: { !$0.ports.isEmpty }) {
+            throw .usage("--allow \(p.specs.last ?? p.description): a NAME:PORT needs --hop direct or pasta (the splice hop carries TLS only)")
+        }
+        if let port = prepared.options.hostPorts.first {
+            throw .usage("--allow-host-port \(port) needs --hop direct")
+        }
+        if let port = prepared.options.publish.first { throw .usage("--publish \(port) needs --hop direct") }
+        let pasta = try Runner.program(.pasta, prepared)
 
-        // The proxy, before anything can connect to it.
-        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events,
-                             config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox))
+        // The proxy, before anything can connect to it. On the gateway hop every
+        // connection must carry the forwarder's header with this run's token.
+        var config = ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox)
+        var rng = SystemRandomNumberGenerator()
+        let token = (0..<16).map { _ -> String in
+            let h = String(UInt8.random(in: 0...255, using: &rng), radix: 16)
+            return h.count == 1 ? "0" + h : h
+        }.joined()
+        if hop == .gateway { config.forwarderToken = token }
+        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config)
         let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
         let port: UInt16
         do { port = try proxy.start(bindAddress: "127.0.0.1", port: requested) } catch {
@@ -93,22 +139,27 @@ final class NetworkedRun {
         }
         let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
         // The sandbox's environment travels in a memfd, not on a command line (any
-        // local user can read argv), and the helper itself runs without it.
-        let envFile: Int32
-        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
-        catch { throw .internalError("cannot prepare the sandbox: \(error)") }
-        opened.append(envFile)
+        // local user can read argv), and the helper itself runs without it; so
+        // does the forwarder's token.
+        let envFile: Int32, tokenFile: Int32
+        do {
+            envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8))
+            opened.append(envFile)
+            tokenFile = try memoryFile("agentpen-token", hop == .gateway ? Array(token.utf8) : [])
+            opened.append(tokenFile)
+        } catch { throw .internalError("cannot prepare the sandbox: \(error)") }
 
         // The namespace helper; it runs bubblewrap once the namespace is locked down.
         var argv = [prepared.facts.selfBinary, "__netns", "--proxy-port", String(port), "--hop", hop.rawValue,
                     "--nft", nft]
-        for h in prepared.allowlist.patterns { argv += ["--host", h.description] }
+        for h in prepared.allowlist.patterns { for spec in h.specs { argv += ["--host", spec] } }
         for f in planFDs { argv += ["--fd", String(f.dst)] }
-        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        argv += ["--"] + plan.bwrapCommand(bwrap)
         var spawn = Spawn.Options()
-        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile]
+        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile, tokenFile]
         spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
-                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD)]
+                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD),
+                               (tokenFile, NetHelper.tokenFD)]
         spawn.env = HostPrograms.environment
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
@@ -148,6 +199,109 @@ final class NetworkedRun {
         var one: UInt8 = 1
         _ = write(go.w, &one, 1)
         return try finish(helper: helper, pasta: (pastaPID, pastaLog), statusFD: status.r, relay: relay)
+    }
+
+    /// The direct hop: the helper makes the listening sockets inside the namespace
+    /// and hands them over; agentpen checks each (kind, address, port) against the
+    /// plan, serves DNS and the proxy on them, and only then lets bubblewrap start.
+    private func runDirect(bwrap: String, nft: String) throws(Failure) -> Int32 {
+        let plan = prepared.plan
+        let options = prepared.options
+        if let why = NetworkPlan.hostPortConflict(prepared.allowlist, hostPorts: options.hostPorts) { throw .usage(why) }
+        let names = NameTable(NameAddresses(prepared.allowlist))
+        var config = ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox)
+        config.hostLoopbackPorts = Set(options.hostPorts)
+        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config, names: names)
+        defer { proxy.stop() }
+        let dns = DNSResponder(allowlist: prepared.allowlist, events: events, names: names)
+        defer { dns.stop() }
+
+        let transient = try Runner.prepareHost(plan)
+        defer { Runner.removeTransient(transient) }
+        let planFDs = try Runner.planDescriptors(plan)
+        var opened: [Int32] = planFDs.map(\.src)
+        defer { opened.forEach { close($0) } }
+        func pipe() throws(Failure) -> (r: Int32, w: Int32) {
+            var fds: [Int32] = [0, 0]
+            guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
+            opened += fds
+            return (fds[0], fds[1])
+        }
+        let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
+        var pair: [Int32] = [-1, -1]
+        guard ap_socketpair_seqpacket(&pair) == 0 else { throw .internalError("socketpair failed") }
+        opened += pair
+        let envFile: Int32
+        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
+        catch { throw .internalError("cannot prepare the sandbox: \(error)") }
+        opened.append(envFile)
+
+        var argv = [prepared.facts.selfBinary, "__netns", "--hop", NetworkPlan.Hop.direct.rawValue, "--nft", nft]
+        for h in prepared.allowlist.patterns { for spec in h.specs { argv += ["--host", spec] } }
+        for f in planFDs { argv += ["--fd", String(f.dst)] }
+        for port in options.hostPorts { argv += ["--host-port", String(port)] }
+        if !options.publish.isEmpty { argv.append("--serve-sockets") }
+        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        var spawn = Spawn.Options()
+        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile, pair[1]]
+        spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
+                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD),
+                               (pair[1], NetHelper.socketsFD)]
+        spawn.env = HostPrograms.environment
+        spawn.dieWithParent = true
+        spawn.ignoreInteractiveSignals = true
+        let helper: pid_t
+        do { helper = try Spawn.start(argv, spawn) } catch {
+            throw .internalError("cannot start the namespace helper: \(error)")
+        }
+        for fd in handed + planFDs.map(\.src) { close(fd) }
+        opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
+        ap_forward_termination_to(helper)
+        let relay = relayEvents(from: eventPipe.r)
+
+        let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
+        // Nothing (end of stream): the helper failed and said why.
+        guard let fds = HandedSockets.receive(pair[0], max: expected.count + 1) else {
+            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+        }
+        func refuse(_ why: String) throws(Failure) -> Never {
+            fds.forEach { close($0) }
+            kill(helper, SIGKILL)
+            _ = Spawn.wait(helper)
+            throw .internalError("the sandbox's sockets are not as planned: \(why)")
+        }
+        if let why = NetworkPlan.verifyHanded(fds.map(HandedSockets.describe), expected) { try refuse(why) }
+        for (fd, spec) in zip(fds, expected) {
+            do {
+                switch spec.kind {
+                case .tcpListener: try proxy.adopt(listener: fd)
+                case .udp: try dns.adopt(fd)
+                }
+            } catch { try refuse("\(spec): \(error)") }
+        }
+        // --publish: this machine's 127.0.0.1:PORT → inside, through sockets the helper makes there.
+        var publishers: [Publisher] = []
+        defer { publishers.forEach { $0.stop() } }
+        if !options.publish.isEmpty {
+            let inside = NamespaceSockets(pair[0])
+            opened.removeAll { $0 == pair[0] }
+            defer { inside.stop() }
+            for port in options.publish {
+                let p = Publisher(port: port, sockets: inside, events: events, config: config)
+                do { try p.start() } catch {
+                    kill(helper, SIGKILL)
+                    _ = Spawn.wait(helper)
+                    throw .internalError("--publish \(port): cannot listen on 127.0.0.1:\(port): \(error); choose a free port")
+                }
+                publishers.append(p)
+            }
+            var one: UInt8 = 1
+            _ = write(go.w, &one, 1)
+            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+        }
+        var one: UInt8 = 1
+        _ = write(go.w, &one, 1)
+        return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
     }
 
     /// Waits for the helper (the sandbox) to end; pasta ending first is a failure.

@@ -29,7 +29,7 @@ enum Probe {
             print("userns=\(rc == -EPERM ? "EPERM" : rc == 0 ? "allowed" : String(cString: strerror(-rc)))")
             let comm = open("/proc/self/comm", O_WRONLY)
             print("landlock=\(comm < 0 && errno == EACCES ? "on" : "off")")
-            if comm >= 0 { close(comm) }
+            if comm >= 0 { Descriptor(comm).close() }
             if args.dropFirst().first == "network" {
                 // Routes through an interface other than loopback (the default route on
                 // loopback leads to the firewall's refusals, not out of the namespace).
@@ -47,19 +47,19 @@ enum Probe {
     static func connectLoopback443() -> Bool {
         let fd = ap_socket_blocking(4, 0)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return IPAddress.loopbackV4.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, 4, 443) } == 0
+        let socket = Descriptor(fd)
+        return IPAddress.loopbackV4.withUnsafeBufferPointer { ap_connect_ip(socket.raw, $0.baseAddress, 4, 443) } == 0
     }
 
     /// A UDP datagram to the gateway (or a documentation address): the firewall must refuse it.
     static func udpToGateway() -> String {
         let fd = ap_socket_blocking(4, 1)
         guard fd >= 0 else { return "socket failed" }
-        defer { close(fd) }
+        let socket = Descriptor(fd)
         // The gateway route is the only route; aim at whatever it leads to.
         let target = gatewayAddress() ?? IPAddress(192, 0, 2, 1)
         var byte: UInt8 = 0
-        let n = target.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, 4, 53) }
+        let n = target.withUnsafeBufferPointer { ap_sendto_ip(socket.raw, &byte, 1, $0.baseAddress, 4, 53) }
         return n >= 0 ? "sent" : n == -Int(EPERM) ? "EPERM" : String(cString: strerror(Int32(-n)))
     }
 

@@ -161,27 +161,27 @@ enum Runner {
         let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
         defer { removeTransient(transient) }
-        var fds = try planDescriptors(plan)
+        let fds = try planDescriptors(plan)
         defer { fds.forEach { close($0.src) } }
         var statusPipe: [Int32] = [0, 0]
         guard ap_pipe2(&statusPipe, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
-        fds.append((statusPipe[1], 3))
-        let argv = [bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        // Owned here, not in `fds`: the write end is closed once bubblewrap has it.
+        let statusRead = Descriptor(statusPipe[0]), statusWrite = Descriptor(statusPipe[1])
+        let argv = plan.bwrapCommand(bwrap)
         var spawn = Spawn.Options()
-        spawn.fds = fds
+        spawn.fds = fds + [(statusWrite.raw, SandboxPlan.bwrapStatusFD)]
         spawn.env = plan.env
         spawn.dieWithParent = true
         spawn.ignoreInteractiveSignals = true
         let pid: pid_t
         do { pid = try Spawn.start(argv, spawn) } catch {
-            close(statusPipe[0]); close(statusPipe[1])
             throw .internalError("cannot start bubblewrap: \(error)")
         }
-        close(statusPipe[1])
+        statusWrite.close()
         ap_forward_termination_to(pid)
         let status = Spawn.wait(pid)
-        let report = readAll(statusPipe[0])
-        close(statusPipe[0])
+        let report = readAll(statusRead.raw)
+        statusRead.close()
         return try interpret(status: status, bwrapReport: report)
     }
 

@@ -155,7 +155,7 @@ case .dryRun, .run:
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
     do {
-        let prepared = try Runner.prepare(options, network: Network.mode(for:))
+        let prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
         if options.mode == .dryRun {
             DryRun.print(prepared)
             exit(0)

@@ -42,7 +42,7 @@ import Testing
     @Test(arguments: [
         "", "a..b", ".a", "a.", "example.com.", "*.", "*", "**.a.com", "a.*.com", "*a.com", "a*.com",
         "a b.com", " a.com", "a.com ", "a.com\n127.0.0.1 evil", "a\tb.com", "a\u{0}.com", "a\r.com",
-        "caf\u{e9}.com", "a_b.com", "-a.com", "a-.com", "a/b.com", "a@b.com", "a.com:443",
+        "caf\u{e9}.com", "a_b.com", "-a.com", "a-.com", "a/b.com", "a@b.com",
         String(repeating: "a", count: 64) + ".com", String(repeating: "a.", count: 127) + "com",
     ])
     func malformedNamesAreRefused(_ s: String) {

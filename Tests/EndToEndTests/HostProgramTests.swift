@@ -269,7 +269,8 @@ extension NetworkTests {
         let callerMarker = "caller-marker-\(Int.random(in: 100_000...999_999))"
         let sandboxMarker = "sandbox-secret-\(Int.random(in: 100_000...999_999))"
         let tools = f.root + "/tools"
-        var env = ["AGENTPEN_ODD_CALLER_VAR": callerMarker, "PASSED_IN": sandboxMarker]
+        // pasta's path: the direct hop (the default) runs no pasta.
+        var env = ["AGENTPEN_ODD_CALLER_VAR": callerMarker, "PASSED_IN": sandboxMarker, "AGENTPEN_HOP": "splice"]
         for (name, real) in [("pasta", "/usr/bin/pasta"), ("nft", "/usr/sbin/nft")] {
             try f.f.write(tools + "/" + name, "#!/bin/sh\n/usr/bin/env >> \(tools)/\(name).env\necho END >> \(tools)/\(name).env\nexec \(real) \"$@\"\n",
                           mode: 0o755)

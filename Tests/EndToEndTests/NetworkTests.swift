@@ -24,7 +24,7 @@ private func expectNoArrivals(_ mark: Arrivals, allowing: Set<String> = [], _ wh
 
 extension NetworkTests {
     @Suite struct Allowed {
-        @Test(arguments: ["splice", "gateway"])
+        @Test(arguments: ["direct", "splice", "gateway"])
         func curlPythonAndGitReachAnAllowedName(_ hop: String) throws {
             let f = try NetFixture()
             let mark = try Arrivals.mark()
@@ -138,7 +138,7 @@ extension NetworkTests {
                             "tcp 198.18.0.11 443"]
             let viaGateway = ["tcp 198.18.0.1 8080", "tcp 198.18.0.1 22", "tcp 198.18.0.1 80", "tcp 198.18.0.1 443",
                               "tcp 198.18.0.1 9000"]
-            let (r, p) = try f.probe(World.baseAllow, viaRoute + viaGateway)
+            let (r, p) = try f.probe(World.baseAllow, viaRoute + viaGateway, env: World.pastaHop)
             #expect(p.count == viaRoute.count + viaGateway.count, "\(r.stdout) \(r.stderr)")
             for k in viaRoute + viaGateway {
                 // The firewall redirects the SYN to the catch-all, which resets it.
@@ -154,7 +154,7 @@ extension NetworkTests {
             let mark = try Arrivals.mark()
             let probes = ["udp 198.18.0.1 53", "udp 198.18.0.1 9999", "udp 198.18.0.10 9999", "udp 198.18.0.10 53",
                           "udp fd0c::1 53", "udp fd0c::10 9999", "dns 198.18.0.1 allowed.test", "dns fd0c::1 allowed.test"]
-            let (r, p) = try f.probe(World.baseAllow, probes)
+            let (r, p) = try f.probe(World.baseAllow, probes, env: World.pastaHop)
             #expect(p.count == probes.count, "\(r.stdout) \(r.stderr)")
             for k in probes { #expect(refused(p[k]), "\(k): \(String(describing: p[k]))") }
             // The firewall answers EPERM, to the gateway and elsewhere (routed on loopback).
@@ -277,7 +277,7 @@ extension NetworkTests {
                                      ip link set apw-h0 down && echo LINK-DOWN
                                      ip addr add 198.18.0.99/24 dev apw-h0 && echo ADDR-ADDED
                                      ip -4 route
-                                     """)
+                                     """, env: World.pastaHop)
             for w in ["NFT-FLUSHED", "NFT-ADDED", "ROUTE-ADDED", "SUBNET-ADDED", "LINK-DOWN", "ADDR-ADDED"] {
                 #expect(!r.stdout.contains(w), "\(w): \(r.stdout)")
             }
@@ -324,7 +324,8 @@ extension NetworkTests {
                           "dns 127.0.0.1 other.test", "dns 127.0.0.1 wild.test", "dns 127.0.0.1 example.com",
                           "dns ::1 allowed.test", "dns 127.0.0.1 allowed.test AAAA", "dns 127.0.0.1 allowed.test TXT",
                           "gai allowed.test", "gai a.wild.test", "gai other.test", "gai private-denied.test"]
-            let (r, p) = try f.probe(["--log", log] + World.baseAllow, probes, before: "cat /etc/resolv.conf")
+            let (r, p) = try f.probe(["--log", log] + World.baseAllow, probes, before: "cat /etc/resolv.conf",
+                                     env: World.pastaHop)
             #expect(p.count == probes.count, "\(r.stdout) \(r.stderr)")
             #expect(p["dns 127.0.0.1 allowed.test"]?.detail == "rcode=0 addrs=127.0.0.1", "\(p)")
             #expect(p["dns 127.0.0.1 a.wild.test"]?.detail == "rcode=0 addrs=127.0.0.1", "\(p)")
@@ -363,7 +364,7 @@ extension NetworkTests {
                 curl -sS --max-time 5 -k --resolve evil.test:443:127.0.0.1 https://evil.test/ 2>/dev/null
                 /usr/bin/python3 probe.py 'tcp 198.18.0.1 8080' >/dev/null
                 exit 7
-                """)
+                """, env: World.pastaHop)
             #expect(r.status == 7, "the command's status: \(r.status) \(r.stderr)")
             #expect(r.stdout.contains("hello from allowed.test"))
             let lines = (f.f.read(log) ?? "").split(separator: "\n")
@@ -447,7 +448,7 @@ extension NetworkTests {
             let listener = try HostListener(dir: f.root, unix: false)
             defer { listener.stop() }
             let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"],
-                                      env: ["AGENTPEN_PROXY_PORT": String(listener.port)])
+                                      env: World.pastaHop.merging(["AGENTPEN_PROXY_PORT": String(listener.port)]) { a, _ in a })
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
             #expect(r.stderr.contains("\(listener.port)"), "the message does not name the port: \(r.stderr)")
             #expect(!r.stdout.contains("RAN"))
@@ -456,6 +457,7 @@ extension NetworkTests {
         @Test func pastaFailsToStart() throws {
             let f = try NetFixture()
             let env = try Self.fakeBin(f, "pasta", "echo 'fake pasta: cannot open /dev/net/tun' >&2; exit 1")
+                .merging(World.pastaHop) { a, _ in a }
             let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env)
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
             #expect(r.stderr.contains("pasta"), "the message does not name pasta: \(r.stderr)")
@@ -465,6 +467,7 @@ extension NetworkTests {
         @Test func pastaStartsButNeverAttaches() throws {
             let f = try NetFixture()
             let env = try Self.fakeBin(f, "pasta", "case \"$1\" in --help) /usr/bin/pasta --help; exit 0;; esac; exec sleep 60")
+                .merging(World.pastaHop) { a, _ in a }
             // Bounded only against a hang (agentpen's own wait for pasta is shorter).
             let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/echo", "RAN"], env: env, within: 60)
             #expect(r.status == 125, "\(String(describing: r.status)) \(r.stderr)")
@@ -571,7 +574,7 @@ extension NetworkTests {
             let f = try NetFixture()
             let m = "1000.\(Int.random(in: 100_000...999_999))"
             var killed: ProcInfo?
-            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/sleep", m]) { l in
+            let r = try Self.runToEnd(f, World.baseAllow + ["--", "/bin/sleep", m], env: World.pastaHop) { l in
                 #expect(waitUntil(20) { !processes(running: ["/bin/sleep", m]).isEmpty }, "sandbox did not start: \(l.stderr)")
                 // The pasta attached to the namespace, not a short-lived `pasta --help` probe.
                 #expect(waitUntil(30) { Self.attachedPasta(l) != nil }, "no attached pasta: \(l.tree)")
@@ -597,14 +600,16 @@ extension NetworkTests {
             }
         }
 
-        @Test(arguments: [SIGKILL, SIGTERM])
-        func agentKilledMidTransfer(_ sig: Int32) throws {
+        @Test(arguments: [SIGKILL, SIGTERM], ["direct", "splice"])
+        func agentKilledMidTransfer(_ sig: Int32, _ hop: String) throws {
             let f = try NetFixture()
             let argv = Self.bigFetch
-            let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
+            let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv, env: ["AGENTPEN_HOP": hop]) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
                 #expect(Self.waitMidTransfer(f), "no transfer under way: \(l.stderr)")
-                #expect(l.tree.contains { $0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt") }, "\(l.tree)")
+                // The network path is up: pasta on the splice hop, none on the direct one.
+                #expect(l.tree.contains { $0.comm.hasPrefix("pasta") || $0.comm.hasPrefix("passt") } == (hop == "splice"),
+                        "\(l.tree)")
                 for pid in processes(running: argv) { kill(pid, sig) }
             }
             #expect(r.status == 128 + sig, "\(String(describing: r.status)) \(r.stderr)")
@@ -708,7 +713,7 @@ extension NetworkTests {
                 """, mode: 0o755)
             let mark = try Arrivals.mark()
             let r = try f.f.agentpen(World.baseAllow + ["--", "/usr/bin/python3", "probe.py", "tcp 198.18.0.1 8080", "udp 198.18.0.1 9999"],
-                                     env: ["AGENTPEN_NFT": nft])
+                                     env: World.pastaHop.merging(["AGENTPEN_NFT": nft]) { a, _ in a })
             let p = Probe.parse(r.stdout)
             #expect(p["tcp 198.18.0.1 8080"]?.outcome == "connected", "\(p) \(r.stderr)")
             #expect(p["udp 198.18.0.1 9999"]?.outcome == "sent", "\(p)")

@@ -54,7 +54,7 @@ extension NetworkTests {
     @Suite struct RefusedFlows {
         /// TCP to an IP literal, to the gateway on another port, and over IPv6: the
         /// connection is reset at connect or at its first read.
-        @Test(arguments: ["splice", "gateway"])
+        @Test(arguments: ["direct", "splice", "gateway"])
         func tcpIsRefusedAtOnceAndReported(_ hop: String) throws {
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"

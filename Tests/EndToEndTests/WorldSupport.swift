@@ -44,6 +44,10 @@ enum World {
     /// The host namespace's own address: the source of every arrival from it.
     static let host4 = "198.18.0.2"
 
+    /// For the tests about pasta's path (the routable gateway, the firewall's drops,
+    /// pasta's own faults): the direct hop, the default, has neither.
+    static let pastaHop = ["AGENTPEN_HOP": "splice"]
+
     /// The allowlist most tests use: one exact name and one wildcard (both resolve to
     /// private test addresses, hence --allow-private).
     static let baseAllow = ["--allow-private", "allowed.test", "--allow-private", "*.wild.test"]

@@ -13,10 +13,10 @@ apw_ensure_user() {
 # Extra environment: set APW_ENV=("VAR=value" ...) before calling.
 apw_as_user() {
     local home; home=$(getent passwd "$APW_USER" | cut -d: -f6)
-    ip netns exec apw-host setpriv --reuid="$APW_USER" --regid="$APW_USER" --clear-groups \
+    ip netns exec "${APW_HOST_NS:-apw-host}" setpriv --reuid="$APW_USER" --regid="$APW_USER" --clear-groups \
         --inh-caps=-all -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$home" \
         USER="$APW_USER" LOGNAME="$APW_USER" LANG=C.UTF-8 ${APW_ENV[@]+"${APW_ENV[@]}"} "$@"
 }
 
 # Same, but as root (the "direct" baseline for things that need no user).
-apw_as_root() { ip netns exec apw-host "$@"; }
+apw_as_root() { ip netns exec "${APW_HOST_NS:-apw-host}" "$@"; }

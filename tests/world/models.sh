@@ -18,8 +18,8 @@ die() { echo "models.sh: $*" >&2; exit 1; }
 [ "${1:-}" = up ] || die "usage: $0 up"
 [ -s "$STATE/pki/ca.key" ] || die "the world is not up (no $STATE/pki/ca.key)"
 
-ip -n apw-srv addr replace $ADDR/32 dev apw-s0
-grep -q "^$ADDR	" /etc/netns/apw-host/hosts || printf '%s\t%s\n' $ADDR "${NAMES[*]}" >> /etc/netns/apw-host/hosts
+ip -n ${APW_SRV_NS:-apw-srv} addr replace $ADDR/32 dev apw-s0
+grep -q "^$ADDR	" /etc/netns/${APW_HOST_NS:-apw-host}/hosts || printf '%s\t%s\n' $ADDR "${NAMES[*]}" >> /etc/netns/${APW_HOST_NS:-apw-host}/hosts
 
 d="$STATE/pki"
 if [ ! -s "$STATE/models.pem" ]; then
@@ -44,10 +44,10 @@ fi
 rm -f "$pidf"
 echo "$sum" > "$STATE/models.sum"
 touch "$STATE/models.log"; chmod 0644 "$STATE/models.log"
-ip netns exec apw-srv setsid /usr/bin/python3 "$HERE/models.py" --addr $ADDR --cert "$STATE/models.pem" \
+ip netns exec ${APW_SRV_NS:-apw-srv} setsid /usr/bin/python3 "$HERE/models.py" --addr $ADDR --cert "$STATE/models.pem" \
     --key "$d/models.key" --log "$STATE/models.log" --pidfile "$pidf" </dev/null >>"$STATE/models.stderr" 2>&1 9>&- &
 for _ in $(seq 1 50); do
-    if [ -s "$pidf" ] && ip netns exec apw-host curl -s -o /dev/null --max-time 1 --cacert "$STATE/ca.pem" \
+    if [ -s "$pidf" ] && ip netns exec ${APW_HOST_NS:-apw-host} curl -s -o /dev/null --max-time 1 --cacert "$STATE/ca.pem" \
         https://api.anthropic.com/apw-ready; then exit 0; fi
     sleep 0.1
 done

@@ -14,8 +14,10 @@ done
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${APW_STATE:-/run/apw}
-SRV=apw-srv
-HOST=apw-host
+# APW_SRV_NS/APW_HOST_NS (with APW_STATE) make a second, private world beside the
+# shared one (same addresses: each pair of namespaces is its own network).
+SRV=${APW_SRV_NS:-apw-srv}
+HOST=${APW_HOST_NS:-apw-host}
 VH=apw-h0     # veth end in apw-host
 VS=apw-s0     # veth end in apw-srv
 PY=/usr/bin/python3
@@ -85,6 +87,7 @@ fd0c::10	v6only.test
 198.18.0.11	private-denied.test
 198.18.0.12	reset.test
 198.18.0.13	bench.test
+198.18.0.10	git.test
 # Names the SNI proxy must never dial (never reachable; for refusal tests):
 127.0.0.1	loopback-name.test
 ::1	loopback6-name.test
@@ -233,6 +236,59 @@ make_git_repo() {
     chmod -R a+rX "$repo"
 }
 
+# sshd for git over ssh (issue 11): 198.18.0.10:2222 (22 is the arrival logger's bait
+# on every address), user apw-git whose shell is git-shell (git commands only), key
+# authentication only. The client key is a test key, world-readable so each test
+# copies it into its own fixture (0600); known_hosts pins the host key for
+# [git.test]:2222. The repository ($STATE/ssh/repo.git) is a copy of the one the
+# dumb-HTTP path serves.
+make_ssh() {
+    local d="$STATE/ssh"
+    mkdir -p "$d" "$d/home"; chmod 0755 "$d" "$d/home"
+    id apw-git >/dev/null 2>&1 || useradd --system -M -d "$d/home" -s /usr/bin/git-shell apw-git
+    # No password, but not "locked" ("!"): without PAM, sshd refuses locked accounts even for keys.
+    [ "$(getent shadow apw-git | cut -d: -f2)" = '*' ] || usermod -p '*' apw-git
+    [ -s "$d/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C apw-git-host -f "$d/host_ed25519"
+    [ -s "$d/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C apw-test-client -f "$d/client_ed25519"
+    chmod 0644 "$d/client_ed25519" "$d/client_ed25519.pub"
+    cp "$d/client_ed25519.pub" "$d/authorized_keys"
+    echo "[git.test]:2222 $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" > "$d/known_hosts"
+    chmod 0644 "$d/authorized_keys" "$d/known_hosts"
+    # The repository, owned by the account that serves it (git refuses another owner's).
+    if [ ! -s "$d/repo.git/HEAD" ]; then
+        git clone -q --bare "$STATE/www/repo.git" "$d/repo.git"
+        chown -R apw-git: "$d/repo.git"
+    fi
+    cat > "$d/sshd_config" <<CONF
+Port 2222
+ListenAddress 198.18.0.10
+HostKey $d/host_ed25519
+PidFile $STATE/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers apw-git
+PermitRootLogin no
+X11Forwarding no
+AllowTcpForwarding no
+AllowAgentForwarding no
+PermitTTY no
+MaxStartups 100
+CONF
+}
+
+start_sshd() {
+    [ -x /usr/sbin/sshd ] || { echo "world.sh: warning: no /usr/sbin/sshd (scripts/deps.sh --test installs openssh-server); git over ssh tests fail" >&2; return 0; }
+    pid_alive "$STATE/sshd.pid" sshd && return 0
+    mkdir -p /run/sshd; chmod 0755 /run/sshd
+    ip netns exec $SRV /usr/sbin/sshd -f "$STATE/ssh/sshd_config" -E "$STATE/sshd.log" \
+        || die "sshd failed; see $STATE/sshd.log"
+    local i; for i in $(seq 1 50); do pid_alive "$STATE/sshd.pid" sshd && return 0; sleep 0.1; done
+    die "sshd did not write its pid file; see $STATE/sshd.log"
+}
+
 start_faults() {
     pid_alive "$STATE/faults.pid" faults.py && return 0
     ip netns exec $SRV setsid $PY "$HERE/faults.py" --log "$STATE/arrivals.log" --pidfile "$STATE/faults.pid" \
@@ -296,6 +352,8 @@ cmd_up() {
     start_logger
     start_nginx
     start_faults
+    make_ssh
+    start_sshd
     wait_net
     bash "$HERE/models.sh" up   # the real agents' scripted model servers (issue 9; models.sh)
     echo "world up: state=$STATE  (apw-host 198.18.0.2, fd0c::2; servers 198.18.0.10/.11, fd0c::10)"
@@ -304,6 +362,7 @@ cmd_up() {
 cmd_down() {
     [ -d "$STATE" ] && kill_pidfile "$STATE/arrivals.pid" arrivals.py
     [ -d "$STATE" ] && kill_pidfile "$STATE/faults.pid" faults.py
+    [ -d "$STATE" ] && kill_pidfile "$STATE/sshd.pid" sshd
     if [ -d "$STATE" ] && pid_alive "$STATE/nginx.pid" nginx; then
         local p; p=$(cat "$STATE/nginx.pid")
         kill -QUIT "$p" 2>/dev/null || true
@@ -344,6 +403,8 @@ cmd_status() {
     else echo "arrivals logger: NOT running"; ok=1; fi
     if pid_alive "$STATE/faults.pid" faults.py; then echo "fault servers: running pid $(cat "$STATE/faults.pid")"
     else echo "fault servers: NOT running"; ok=1; fi
+    if pid_alive "$STATE/sshd.pid" sshd; then echo "sshd (git.test:2222): running pid $(cat "$STATE/sshd.pid")"
+    else echo "sshd: NOT running (git over ssh tests fail; world.sh up starts it)"; fi
     [ -s "$STATE/ca.pem" ] && echo "CA: $STATE/ca.pem" || { echo "CA: missing"; ok=1; }
     [ -s /etc/netns/$HOST/hosts ] && echo "hosts: /etc/netns/$HOST/hosts" || { echo "hosts: missing"; ok=1; }
     echo "logs: $STATE/nginx-access.log $STATE/arrivals.log"

@@ -55,5 +55,17 @@ int ap_netlink_bind(int fd);
 ssize_t ap_netlink_send(int fd, const void *buf, size_t len);
 /// recvfrom(MSG_DONTWAIT); the sender's port id (0: the kernel) into *sender.
 ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender);
+/// socketpair(AF_UNIX, SOCK_SEQPACKET, close-on-exec): fds[0], fds[1].
+int ap_socketpair_seqpacket(int fds[2]);
+/// sendmsg of one byte `tag` with `n` descriptors (SCM_RIGHTS); returns bytes sent.
+ssize_t ap_send_fds(int sock, uint8_t tag, const int *fds, int n);
+/// recvmsg of one message: its first byte into *tag, up to `max` descriptors into
+/// fds (received close-on-exec), their count into *n. Returns bytes received (0 at
+/// end); -EMSGSIZE when descriptors were cut off (those that came are closed).
+ssize_t ap_recv_fds(int sock, uint8_t *tag, int *fds, int max, int *n);
+/// getsockopt SO_TYPE (SOCK_STREAM 1, SOCK_DGRAM 2) and SO_ACCEPTCONN (1 listening).
+int ap_socket_kind(int fd, int *type, int *listening);
+/// F_GETFL & O_NONBLOCK set: fcntl(F_SETFL).
+int ap_set_nonblocking(int fd);
 
 #endif

@@ -31,6 +31,8 @@ pid_t ap_spawn(const char *path, char *const argv[], char *const envp[],
 int ap_memfd_create(const char *name, unsigned int flags);
 int ap_pipe2(int fds[2], int flags);
 int ap_unshare(int flags);
+/// pidfd_open(pid, 0): a descriptor that polls readable once the process has exited.
+int ap_pidfd_open(pid_t pid);
 
 /// SIGTERM and SIGHUP to agentpen are passed on (as SIGTERM) to `pid`, and
 /// remembered; SIGINT and SIGQUIT are ignored (the terminal sends them to the

@@ -1,7 +1,9 @@
 import Glibc
 
-/// The one error type of the kernel edge: which call failed, on what, and errno.
-public struct SystemError: Error, CustomStringConvertible, Sendable {
+/// The one errno error type of agentpen: which call failed, on what, and the
+/// errno it got. The kernel edge (AgentpenKernel), the proxy (AgentpenProxy,
+/// as `SocketError`) and the executable all throw it.
+public struct SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     public var call: String
     public var subject: String
     public var errno: Int32
@@ -15,6 +17,11 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     /// From a shim return value (-errno).
     public init(_ call: String, _ subject: String = "", result: Int) {
         self.init(call, subject, errno: Int32(-result))
+    }
+
+    /// The proxy's spelling: what was attempted (call and subject in one) and errno.
+    public init(_ operation: String, _ code: Int32) {
+        self.init(operation, errno: code)
     }
 
     public var description: String {

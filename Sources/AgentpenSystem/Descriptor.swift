@@ -1,0 +1,33 @@
+import Glibc
+
+/// An open file descriptor that this value owns. It is closed exactly once:
+/// when the value goes out of scope, or earlier by `close()`, unless ownership
+/// is handed on with `take()`. Noncopyable, so two owners cannot both close it
+/// and a closed one cannot be used again (the compiler refuses both).
+public struct Descriptor: ~Copyable {
+    /// The descriptor number, for calls that take one. Valid while self lives.
+    public let raw: Int32
+
+    /// Takes ownership of an open descriptor.
+    public init(_ raw: Int32) {
+        precondition(raw >= 0, "Descriptor of \(raw)")
+        self.raw = raw
+    }
+
+    /// Gives up ownership: the caller now closes the number, or hands it on.
+    public consuming func take() -> Int32 {
+        let r = raw
+        discard self
+        return r
+    }
+
+    /// Closes now rather than at the end of the scope.
+    public consuming func close() {
+        _ = Glibc.close(raw)
+        discard self
+    }
+
+    deinit {
+        _ = Glibc.close(raw)
+    }
+}

@@ -122,44 +122,6 @@ int ap_peer_closed(int fd) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1 : 0;
 }
 
-int ap_original_dst(int fd, int v6, uint8_t *addr, uint16_t *port) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    memset(&ss, 0, sizeof ss);
-    /* SO_ORIGINAL_DST (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST are both 80. */
-    if (getsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, 80, &ss, &len) < 0) return -errno;
-    int n = unfill(&ss, addr, port);
-    return n > 0 ? n : -EAFNOSUPPORT;
-}
-
-int ap_netlink_socket(int protocol) {
-    RET(socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
-}
-
-int ap_netlink_bind(int fd) {
-    struct sockaddr_nl a;
-    memset(&a, 0, sizeof a);
-    a.nl_family = AF_NETLINK;
-    RET(bind(fd, (struct sockaddr *)&a, sizeof a));
-}
-
-ssize_t ap_netlink_send(int fd, const void *buf, size_t len) {
-    struct sockaddr_nl a;
-    memset(&a, 0, sizeof a);
-    a.nl_family = AF_NETLINK;
-    RET(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a));
-}
-
-ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender) {
-    struct sockaddr_nl a;
-    socklen_t alen = sizeof a;
-    memset(&a, 0, sizeof a);
-    ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
-    if (n < 0) return -errno;
-    *sender = a.nl_pid;
-    return n;
-}
-
 int ap_socketpair_seqpacket(int fds[2]) { RET(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds)); }
 ssize_t ap_send_fds(int sock, uint8_t tag, const int *fds, int n) {
     if (n < 0 || n > 64) return -EINVAL;
@@ -209,4 +171,42 @@ int ap_set_nonblocking(int fd) {
     int f = fcntl(fd, F_GETFL);
     if (f < 0) return -errno;
     RET(fcntl(fd, F_SETFL, f | O_NONBLOCK));
+}
+
+int ap_original_dst(int fd, int v6, uint8_t *addr, uint16_t *port) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    /* SO_ORIGINAL_DST (linux/netfilter_ipv4.h) and IP6T_SO_ORIGINAL_DST are both 80. */
+    if (getsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, 80, &ss, &len) < 0) return -errno;
+    int n = unfill(&ss, addr, port);
+    return n > 0 ? n : -EAFNOSUPPORT;
+}
+
+int ap_netlink_socket(int protocol) {
+    RET(socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
+}
+
+int ap_netlink_bind(int fd) {
+    struct sockaddr_nl a;
+    memset(&a, 0, sizeof a);
+    a.nl_family = AF_NETLINK;
+    RET(bind(fd, (struct sockaddr *)&a, sizeof a));
+}
+
+ssize_t ap_netlink_send(int fd, const void *buf, size_t len) {
+    struct sockaddr_nl a;
+    memset(&a, 0, sizeof a);
+    a.nl_family = AF_NETLINK;
+    RET(sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a));
+}
+
+ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender) {
+    struct sockaddr_nl a;
+    socklen_t alen = sizeof a;
+    memset(&a, 0, sizeof a);
+    ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
+    if (n < 0) return -errno;
+    *sender = a.nl_pid;
+    return n;
 }

@@ -67,19 +67,12 @@ enum NetHelper {
             // refuses it at once instead of the route lock answering ENETUNREACH unheard.
             try nl.addLoopbackDefaultRoutes()
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
-        // 3b. Refused flows: the catch-all listener for TCP, the NFLOG reader for the rest.
-        let refused = startRefusals(events)
+        let refusals = startRefusals(events)
         do {
             let viaGateway = args.hop == .gateway
             let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
-            try nft.load(Firewall.ruleset(gateway: allowGateway, proxyPort: allowPort, catchAllPort: refused.catchAllPort,
-                                          logGroup: NFLog.group))
-            let loaded = try nft.listJSON()
-            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: allowGateway, proxyPort: allowPort,
-                                                               catchAllPort: refused.catchAllPort, logGroup: NFLog.group) {
-                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
-            }
+            try loadFirewall(nft, gateway: allowGateway, proxyPort: allowPort, catchAllPort: refusals.catchAllPort)
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
         // 4. Names: the DNS responder answers allowed names with the forwarder's
@@ -113,9 +106,10 @@ enum NetHelper {
             fail("internal: the direct hop has its own set-up")
         }
 
-        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, refused: refused) {
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft) {
             dns.stop()
             forwarder?.stop()
+            return refusals.stop()
         }
     }
 
@@ -129,23 +123,17 @@ enum NetHelper {
             let nl = try NetlinkRoute()
             guard let lo = try nl.links().first(where: \.isLoopback) else { fail("the new namespace has no loopback") }
             try nl.setLinkUp(index: lo.index)
-            // Every destination routable on loopback, so that the firewall refuses it
-            // at once and reports it (ENETUNREACH would be unheard); verified below.
+            // Every destination routable on loopback, so that the firewall refuses
+            // (and reports) it at once instead of ENETUNREACH unheard.
             try nl.addLoopbackDefaultRoutes()
             let verdict = RoutePolicy.verifyLoopbackOnly(links: try nl.links(), routes: try nl.routes())
             if verdict != .loopbackOnly {
                 fail("the sandbox's namespace is not loopback-only: \(verdict)")
             }
         } catch { fail("cannot set up the sandbox's loopback: \(error)") }
-        let refused = startRefusals(events)
-        do {
-            try nft.load(Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: refused.catchAllPort, logGroup: NFLog.group))
-            let loaded = try nft.listJSON()
-            if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: nil, proxyPort: nil,
-                                                               catchAllPort: refused.catchAllPort, logGroup: NFLog.group) {
-                fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
-            }
-        } catch { fail("cannot load the sandbox firewall: \(error)") }
+        let refusals = startRefusals(events)
+        do { try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: refusals.catchAllPort) }
+        catch { fail("cannot load the sandbox firewall: \(error)") }
         let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
         let made: [Int32]
         do { made = try HandedSockets.make(plan) }
@@ -154,8 +142,50 @@ enum NetHelper {
         made.forEach { close($0) }
         if !args.serveSockets { close(socketsFD) }
         guard waitFor(goFD) else { exit(125) }   // agentpen says why
-        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, refused: refused,
-                   serve: args.serveSockets ? socketsFD : nil) {}
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
+            refusals.stop()
+        }
+    }
+
+    /// Refused flows, on every hop: the catch-all listener for TCP, the NFLOG
+    /// reader for the rest. `stop` returns the records itemised per counter.
+    struct Refusals {
+        let reporter: RefusalReporter, catchAll: CatchAll, nflog: NFLogReader, catchAllPort: UInt16
+        func stop() -> [String: Int] {
+            catchAll.stop()
+            nflog.stop()
+            reporter.finish()
+            return nflog.recordsByCounter
+        }
+    }
+
+    static func startRefusals(_ events: EventLog) -> Refusals {
+        // ICMP echo sockets for the sandbox's group only (uid 0 here is the caller):
+        // a ping then fails at its first send with EPERM from the firewall, which
+        // logs it, instead of at socket creation where nobody hears of it.
+        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        let reporter = RefusalReporter(events: events)
+        let catchAll = CatchAll(reporter: reporter)
+        let port: UInt16
+        do { port = try catchAll.start() }
+        catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
+        let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
+        do { try nflog.start() } catch {
+            events.record(Event(.setup, subject: "firewall",
+                                reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
+        }
+        return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)
+    }
+
+    /// Loads the ruleset and reads it back as data; any difference stops the run.
+    static func loadFirewall(_ nft: NftLoader, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16) throws {
+        try nft.load(Firewall.ruleset(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort,
+                                      logGroup: NFLog.group))
+        let loaded = try nft.listJSON()
+        if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: gateway, proxyPort: proxyPort,
+                                                           catchAllPort: catchAllPort, logGroup: NFLog.group) {
+            fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
+        }
     }
 
     /// Waits for `pid`; meanwhile (with `serve`) answers each request on that unix
@@ -189,7 +219,7 @@ enum NetHelper {
 
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
-                           refused: Refusals, serve: Int32? = nil, stop: () -> Void) -> Never {
+                           serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
         var spawn = Spawn.Options()
         spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
         spawn.env = sandboxEnv
@@ -201,46 +231,9 @@ enum NetHelper {
         close(statusFD)
         ap_forward_termination_to(pid)
         let status = wait(pid, serving: serve)
-        stop()
-        let logged = refused.stop()
+        let logged = stop()
         reportFirewall(events, nft, logged: logged)
         exit(status)
-    }
-
-    /// The refused-flow machinery inside the namespace, on every hop: the catch-all
-    /// listener (TCP the firewall redirects) and the NFLOG reader (the rest).
-    struct Refusals {
-        let reporter: RefusalReporter
-        let catchAll: CatchAll
-        let nflog: NFLogReader
-        let catchAllPort: UInt16
-
-        /// Stops both, reports what was only counted; returns the records read per firewall counter.
-        func stop() -> [String: Int] {
-            catchAll.stop()
-            nflog.stop()
-            reporter.finish()
-            return nflog.recordsByCounter
-        }
-    }
-
-    /// Starts the catch-all and the NFLOG reader (before the firewall that points at
-    /// them is loaded), and opens ICMP echo sockets to the sandbox's group only (uid
-    /// 0 here is the caller): a ping then fails at its first send with EPERM from the
-    /// firewall, which logs it, instead of at socket creation where nobody hears of it.
-    static func startRefusals(_ events: EventLog) -> Refusals {
-        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
-        let reporter = RefusalReporter(events: events)
-        let catchAll = CatchAll(reporter: reporter)
-        let port: UInt16
-        do { port = try catchAll.start() }
-        catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
-        let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
-        do { try nflog.start() } catch {
-            events.record(Event(.setup, subject: .firewall,
-                                reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
-        }
-        return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)
     }
 
     /// What the firewall dropped, as one event per protocol (every packet, itemised

@@ -44,17 +44,6 @@ int ap_get_pipe_size(int fd);
 /// 1 if the peer has shut down its sending side (POLLRDHUP/POLLHUP), 0 if not.
 int ap_peer_closed(int fd);
 
-/// Where a connection the firewall redirected was meant to go (SO_ORIGINAL_DST,
-/// or IP6T_SO_ORIGINAL_DST when v6): the address into addr[16], its length returned.
-int ap_original_dst(int fd, int v6, uint8_t *addr, uint16_t *port);
-/// socket(AF_NETLINK, SOCK_RAW, nonblocking, close-on-exec) of `protocol` (e.g. 12, NETLINK_NETFILTER).
-int ap_netlink_socket(int protocol);
-/// bind to a kernel-chosen port id, no multicast groups.
-int ap_netlink_bind(int fd);
-/// sendto the kernel (port id 0).
-ssize_t ap_netlink_send(int fd, const void *buf, size_t len);
-/// recvfrom(MSG_DONTWAIT); the sender's port id (0: the kernel) into *sender.
-ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender);
 /// socketpair(AF_UNIX, SOCK_SEQPACKET, close-on-exec): fds[0], fds[1].
 int ap_socketpair_seqpacket(int fds[2]);
 /// sendmsg of one byte `tag` with `n` descriptors (SCM_RIGHTS); returns bytes sent.
@@ -67,5 +56,16 @@ ssize_t ap_recv_fds(int sock, uint8_t *tag, int *fds, int max, int *n);
 int ap_socket_kind(int fd, int *type, int *listening);
 /// F_GETFL & O_NONBLOCK set: fcntl(F_SETFL).
 int ap_set_nonblocking(int fd);
+/// Where a connection the firewall redirected was meant to go (SO_ORIGINAL_DST,
+/// or IP6T_SO_ORIGINAL_DST when v6): the address into addr[16], its length returned.
+int ap_original_dst(int fd, int v6, uint8_t *addr, uint16_t *port);
+/// socket(AF_NETLINK, SOCK_RAW, nonblocking, close-on-exec) of `protocol` (e.g. 12, NETLINK_NETFILTER).
+int ap_netlink_socket(int protocol);
+/// bind to a kernel-chosen port id, no multicast groups.
+int ap_netlink_bind(int fd);
+/// sendto the kernel (port id 0).
+ssize_t ap_netlink_send(int fd, const void *buf, size_t len);
+/// recvfrom(MSG_DONTWAIT); the sender's port id (0: the kernel) into *sender.
+ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender);
 
 #endif

@@ -104,7 +104,11 @@ enum Check {
             if nft != nil && userns.status == 0 {
                 let net = Spawn.run([Host.selfExecutable, "-C", scratch, "--allow", "check.agentpen.invalid", "--",
                                      Host.selfExecutable, "__probe", "inside", "network"])
-                rows.append(insideRow(net, layerName: "network", expectNetwork: true))
+                // The direct hop's namespace has no uplink; the pasta hops keep the /32 to the gateway.
+                let hop = Host.environment["AGENTPEN_HOP"].flatMap(NetworkPlan.Hop.init(rawValue:))
+                    ?? NetworkPlan.defaultHop
+                rows.append(insideRow(net, layerName: "network", expectNetwork: true,
+                                      uplinkRoutes: hop == .direct ? 0 : 1))
             } else {
                 rows.append(Row(layer: "network", state: .missing, detail: "not tried: a tool or user namespaces are missing",
                                 fix: "see the rows above"))
@@ -123,7 +127,8 @@ enum Check {
         return works ? 0 : 1
     }
 
-    static func insideRow(_ r: (status: Int32, output: String), layerName: String, expectNetwork: Bool) -> Row {
+    static func insideRow(_ r: (status: Int32, output: String), layerName: String, expectNetwork: Bool,
+                          uplinkRoutes: Int = 1) -> Row {
         let facts = Dictionary(r.output.split(separator: "\n").compactMap { line -> (String, String)? in
             let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
             return kv.count == 2 ? (kv[0], kv[1]) : nil
@@ -139,16 +144,14 @@ enum Check {
         if facts["userns"] != "EPERM" { problems.append("nested user namespace allowed") }
         if expectNetwork {
             if facts["proxy"] != "connected" { problems.append("the proxy is unreachable from inside") }
-            // The direct hop has loopback only; the pasta hops one /32 route to the gateway.
-            let routes = Network.hop(Options()) == .direct ? "0" : "1"
-            if facts["routes"] != routes { problems.append("unexpected routes: \(facts["routes"] ?? "?") (expected \(routes))") }
+            if facts["routes"] != String(uplinkRoutes) { problems.append("unexpected routes: \(facts["routes"] ?? "?")") }
             if facts["udp"] != "EPERM" { problems.append("UDP leaves the namespace") }
         }
         if !problems.isEmpty {
             return Row(layer: layerName, state: .missing, detail: problems.joined(separator: "; "), fix: "report this as a bug")
         }
         let detail = expectNetwork
-            ? (Network.hop(Options()) == .direct
+            ? (uplinkRoutes == 0
                 ? "namespace with loopback only, nft drop policy, DNS responder and proxy all in force"
                 : "namespace, /32 route, nft drop policy, DNS responder and proxy all in force")
             : "bubblewrap, seccomp, no capabilities, no nested user namespaces, landlock \(facts["landlock"] ?? "?")"

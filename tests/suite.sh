@@ -17,6 +17,12 @@ stage_setup() {
 
 stage_cleanup() {
     [ -n "${stage:-}" ] || return 0
+    # A tmux server a test started daemonizes; if the test died before its own
+    # kill-server (killed, timed out), end it here by its socket in our stage.
+    local sock
+    while IFS= read -r sock; do
+        [ -n "$sock" ] && timeout 3 tmux -S "$sock" kill-server >/dev/null 2>&1 || true
+    done < <(find "$stage" -type s -name '*.sock' 2>/dev/null || true)
     chmod -R u+rwX "$stage" 2>/dev/null || true
     rm -rf "$stage"
 }

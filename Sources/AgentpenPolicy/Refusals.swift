@@ -182,7 +182,8 @@ public enum NFLog {
             if type == nlmsgError {
                 if length >= 20 {
                     let e = Int32(truncatingIfNeeded: UInt32(le32(pos + 16)))
-                    if e != 0 { out.errors.append(-e) }
+                    // Negated with a check: a hostile -2^31 must not trap (found by the fuzzer).
+                    if e != 0 { out.errors.append(e == .min ? .max : -e) }
                 }
             } else if type == subsysULOG << 8 | msgPacket {
                 if let flow = record(buffer, from: pos + 16, to: end) { out.flows.append(flow) }

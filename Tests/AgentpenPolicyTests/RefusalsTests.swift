@@ -158,6 +158,13 @@ let bindAck = "240000000200000101000000ec2a0000000000001c00000001040500010000000
         #expect(NFLog.parse(nack).errors == [1])
     }
 
+    /// An error of -2^31 (found by `make fuzz`: negating it trapped) is read, not a crash.
+    @Test func theSmallestErrorDoesNotTrap() {
+        var nack = hex(bindAck)
+        nack[16] = 0x00; nack[17] = 0x00; nack[18] = 0x00; nack[19] = 0x80
+        #expect(NFLog.parse(nack).errors == [Int32.max])
+    }
+
     /// Hostile or cut-short bytes: never a crash, never a read past the end, bounded work.
     @Test func truncatedAndHostileRecords() {
         let full = hex(recordDNS4)

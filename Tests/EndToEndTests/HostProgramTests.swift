@@ -317,7 +317,8 @@ extension NetworkTests {
         // Exactly the plan's environment inside (bubblewrap adds PWD for --chdir).
         let inside = (f.f.read(f.project + "/inside.env") ?? "").split(separator: "\n").map(String.init)
         #expect(inside.contains("PWD=\(f.project)"), "\(inside)")
-        #expect(Set(inside.filter { !$0.hasPrefix("PWD=") }) == Set(planned),
+        // The session adds its refusals file's variable at run time, after the plan.
+        #expect(Set(inside.filter { !$0.hasPrefix("PWD=") }) == Set(planned + ["AGENTPEN_REFUSALS=/run/agentpen/session/refusals"]),
                 "inside: \(inside.sorted())\nplanned: \(planned.sorted())")
     }
 }

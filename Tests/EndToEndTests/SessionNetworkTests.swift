@@ -194,7 +194,12 @@ final class Tmux {
                          env: ["PATH": "/usr/bin:/bin"], cwd: "/"))?.stdout ?? ""
     }
 
+    /// Ends the server. Through spawn(), not Foundation's Process: the tmux server
+    /// keeps what the client inherits, and a leaked server outlived CI runs.
     func stop() {
-        _ = try? runProgram("/usr/bin/tmux", ["-S", socket, "kill-server"], env: ["PATH": "/usr/bin:/bin"], cwd: "/")
+        guard let pid = try? spawn(["/usr/bin/tmux", "-S", socket, "kill-server"], env: ["PATH": "/usr/bin:/bin"], cwd: "/",
+                                   stdout: "/dev/null") else { return }
+        var status: Int32 = 0
+        if !waitUntil(10, { waitpid(pid, &status, WNOHANG) == pid }) { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
     }
 }

@@ -114,6 +114,11 @@ public struct IPAddress: Hashable, Sendable, BitwiseCopyable, CustomStringConver
         return words.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
     }
 
+    /// "198.18.0.10:8080" or "[fd0c::10]:8080": the address with a port.
+    public func endpoint(port: UInt16) -> String {
+        isIPv4 ? "\(self):\(port)" : "[\(self)]:\(port)"
+    }
+
     /// RFC 5952 form for IPv6 (lower case, longest zero run compressed,
     /// IPv4-mapped shown with a dotted quad).
     public var description: String {

@@ -108,7 +108,7 @@ public enum NetworkPlan {
             self.kind = kind; self.address = address; self.port = port
         }
         public var description: String {
-            (kind == .udp ? "udp " : "tcp ") + (address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)")
+            (kind == .udp ? "udp " : "tcp ") + address.endpoint(port: port)
         }
     }
 

@@ -37,7 +37,7 @@ public struct RefusedFlow: Hashable, Sendable {
     /// "198.18.0.10:8080", "[fd0c::10]:8080", or the bare address without a port.
     public var destination: String {
         guard let port else { return address.description }
-        return address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+        return address.endpoint(port: port)
     }
 
     /// The firewall counter that counted this flow's packets when the firewall

@@ -16,6 +16,9 @@ public struct Event: Sendable, Equatable, Codable {
         case persistenceFound = "persistence-found"
         /// A syscall the seccomp policy refused, with the process that made it.
         case syscallRefused = "syscall-refused"
+        /// A well-known secret path of the private home was opened (an empty
+        /// decoy of agentpen's, `SecretDecoys`); subject: the path inside.
+        case secretRead = "secret-read"
         case setup = "setup"
         case failure = "failure"
         /// The run began (details: project, agent, profile, hosts, pid).
@@ -62,7 +65,7 @@ public struct Event: Sendable, Equatable, Codable {
     /// flag that would have permitted it in `details["permit"]`.
     /// Kinds other layers add count when named `…-refused` or `…-blocked`.
     public var isRefusal: Bool {
-        kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
+        kind == .connectionBlocked || kind == .dnsRefused || kind == .secretRead || details["permit"] != nil
             || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
     }
 

@@ -188,6 +188,14 @@ case .dryRun, .run:
         // refusals file); none where the sandbox could see or write it.
         let session = Session.open(prepared)
         if let session { prepared.plan.addSessionView(hostDir: session.viewPath) }
+        // Empty decoys at the well-known secret paths the plan leaves unmounted,
+        // files of the session bound read-only, each open reported.
+        var decoyFiles: DecoyFiles?
+        if let session {
+            let decoys = SecretDecoys.plan(prepared.plan.bwrap, home: prepared.facts.home)
+            decoyFiles = session.plantDecoys(decoys)
+            if decoyFiles != nil { prepared.plan.addSecretDecoys(decoys, hostDir: session.decoyPath) }
+        }
         // Each block is printed as it happens, except onto a terminal the agent's
         // TUI owns (a stray line would garble its screen): there the summary at
         // exit lists every blocked name, and --log FILE has each one with its time.
@@ -196,6 +204,7 @@ case .dryRun, .run:
         var toSession: (@Sendable (Event, String) -> Void)?
         if let session { toSession = { e, line in session.record(e, line) } }
         let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession)
+        let secretWatch = decoyFiles.map { SecretWatch($0, events: events) }
         let agent = prepared.preset?.name ?? Paths.basename(prepared.plan.command.first ?? "?")
         let hosts = prepared.allowlist.patterns.count
         events.record(Event(.runStart, subject: prepared.project, reason: "run started",
@@ -210,6 +219,7 @@ case .dryRun, .run:
             }
         }
         func end(_ status: Int32, summary: Bool = true) {
+            secretWatch?.finish()
             events.record(Event(.runEnd, subject: prepared.project, reason: "run ended", details: ["status": String(status)]))
             session?.finish()
             guard !quiet, summary else { return }
@@ -218,6 +228,7 @@ case .dryRun, .run:
             if let session { line += "; agentpen watch \(session.id), agentpen suggest \(session.id)" }
             printError(line)
             if let summary = events.summary() { printError(summary) }
+            if let secrets = events.secretsLine() { printError(secrets) }
         }
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {

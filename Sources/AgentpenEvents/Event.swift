@@ -45,6 +45,10 @@ public struct Event: Sendable, Equatable, Codable {
     public var reason: String
     /// Extra facts (upstream address, byte counts, client port), all strings.
     public var details: [String: String]
+    /// The session the event belongs to, set only where one stream carries
+    /// several (`agentpen watch --json --all`); never in events.jsonl, whose
+    /// directory names it.
+    public var session: String?
 
     public init(_ kind: Kind, subject: String, reason: String,
                 details: [String: String] = [:], time: Date = Date()) {
@@ -73,7 +77,7 @@ public struct Event: Sendable, Equatable, Codable {
         kind == .persistenceRemoved || kind == .persistenceMoved || kind == .persistenceFound
     }
 
-    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details }
+    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details, session }
 
     /// Lines without `v` (written before it existed) are version 1.
     public init(from decoder: any Decoder) throws {
@@ -85,6 +89,7 @@ public struct Event: Sendable, Equatable, Codable {
         subject = try c.decode(String.self, forKey: .subject)
         reason = try c.decode(String.self, forKey: .reason)
         details = try c.decodeIfPresent([String: String].self, forKey: .details) ?? [:]
+        session = try c.decodeIfPresent(String.self, forKey: .session)
     }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the

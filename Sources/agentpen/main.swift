@@ -143,8 +143,8 @@ case .apply(let o):
 case .subcommandHelp(let text):
     print(text)
     exit(0)
-case .watch(let session, let json):
-    Watch.main(session: session, json: json)
+case .watch(let sessions, let all, let json):
+    Watch.main(sessions: sessions, all: all, json: json)
 case .suggest(let session):
     Suggest.main(session: session)
 case .notAvailable(let name):

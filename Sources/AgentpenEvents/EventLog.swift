@@ -30,18 +30,28 @@ public final class EventLog: EventSink, Sendable {
     /// in `seq` order): the session's events.jsonl, watchers, refusals file.
     private let onRecord: (@Sendable (Event, String) -> Void)?
 
+    /// The measurement switch of `make bench`'s eventcost case: allowed
+    /// connections and their tunnels are not recorded at all (no seq, no JSON,
+    /// no write, no watcher, no count). Never set in a normal run.
+    private let dropsAllowed: Bool
+
     public init(fd: Int32? = nil, onBlock: (@Sendable (Event) -> Void)? = nil,
-                onRecord: (@Sendable (Event, String) -> Void)? = nil) {
+                onRecord: (@Sendable (Event, String) -> Void)? = nil, dropsAllowed: Bool = false) {
         self.fd = fd
         self.onBlock = onBlock
         self.onRecord = onRecord
+        self.dropsAllowed = dropsAllowed
     }
+
+    /// The variable that sets `dropsAllowed` (bench/bench.py's eventcost case).
+    public static let benchDropAllowedVariable = "AGENTPEN_BENCH_DROP_ALLOWED_EVENTS"
 
     /// Distinct blocked subjects kept for the summary; the rest are only counted,
     /// so a sandbox asking for endless random names cannot grow agentpen's memory.
     public static let summaryLimit = 1000
 
     public func record(_ event: Event) {
+        if dropsAllowed && (event.kind == .connectionAllowed || event.kind == .tunnelClosed) { return }
         var event = event
         state.withLock { s in
             s.seq += 1

@@ -203,7 +203,14 @@ case .dryRun, .run:
         let printed = LiveBlockPrinter(enabled: live)
         var toSession: (@Sendable (Event, String) -> Void)?
         if let session { toSession = { e, line in session.record(e, line) } }
-        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession)
+        // make bench's eventcost case only; it says so on stderr and in the log, --quiet or not.
+        let dropsAllowed = prepared.facts.callerEnv[EventLog.benchDropAllowedVariable] == "1"
+        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession, dropsAllowed: dropsAllowed)
+        if dropsAllowed {
+            let why: TerminalText = "\(EventLog.benchDropAllowedVariable)=1: allowed connections are not recorded (a measurement switch of make bench; unset it)"
+            printError(why)
+            events.record(Event(.setup, subject: EventLog.benchDropAllowedVariable, reason: why.rendered))
+        }
         let secretWatch = decoyFiles.map { SecretWatch($0, events: events) }
         let agent = prepared.preset?.name ?? Paths.basename(prepared.plan.command.first ?? "?")
         let hosts = prepared.allowlist.patterns.count

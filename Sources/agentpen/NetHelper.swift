@@ -171,7 +171,7 @@ enum NetHelper {
         catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
         let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
         do { try nflog.start() } catch {
-            events.record(Event(.setup, subject: "firewall",
+            events.record(Event(.setup, subject: .firewall,
                                 reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
         }
         return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)

@@ -52,7 +52,7 @@ let package = Package(
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenConfigTests", dependencies: ["AgentpenConfig", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
-        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenSystem", "CSeccomp"]),
+        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "CSeccomp"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]
 )

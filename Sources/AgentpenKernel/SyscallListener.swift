@@ -66,8 +66,10 @@ public struct SyscallListener: ~Copyable {
     public func refuse(_ id: UInt64, errno: Int32) -> Bool { ap_notif_refuse(fd, id, errno) == 0 }
 }
 
-/// Who a pid is, from the host's /proc: its comm and executable, escaped for
-/// logs and terminals (the sandbox chooses both freely).
+/// Who a pid is, from the host's /proc: its comm and executable as text (the
+/// sandbox chooses both freely; bytes that are not UTF-8 read as U+FFFD). They
+/// are escaped once, where they are printed (`TerminalText`) or logged
+/// (`Event.jsonLine`), like every other name from the sandbox.
 public enum ProcessIdentity {
     public static func read(_ pid: Int32) -> SyscallTally.Process {
         guard pid > 0 else { return SyscallTally.Process(pid: pid, comm: "?", exe: "?") }
@@ -80,13 +82,13 @@ public enum ProcessIdentity {
             if n > 0 {
                 var bytes = buf[..<n]
                 if bytes.last == 0x0A { bytes = bytes.dropLast() }
-                comm = TerminalText.escape(bytes: bytes)
+                comm = String(decoding: bytes, as: UTF8.self)
             }
         }
         var exe = "?"
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/\(pid)/exe", &path, path.count)
-        if n > 0 { exe = TerminalText.escape(bytes: path[..<n].map { UInt8(bitPattern: $0) }) }
+        if n > 0 { exe = String(decoding: path[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         return SyscallTally.Process(pid: pid, comm: comm, exe: exe)
     }
 }

@@ -1,4 +1,5 @@
 import AgentpenEvents
+import AgentpenSystem
 import CShim
 import Glibc
 
@@ -7,7 +8,9 @@ import Glibc
 /// answer it. Every answer is a refusal with an errno; nothing here can let a
 /// call continue.
 public struct SyscallListener: ~Copyable {
-    public let fd: Int32
+    private let descriptor: Descriptor
+    /// The listener's number, for the calls that answer it. Valid while self lives.
+    public var fd: Int32 { descriptor.raw }
 
     /// A pending call: who made it (a pid in agentpen's pid namespace, 0 when
     /// not visible there), its number, ABI and arguments.
@@ -19,8 +22,7 @@ public struct SyscallListener: ~Copyable {
         public var args: [UInt64]
     }
 
-    public init(fd: Int32) { self.fd = fd }
-    deinit { close(fd) }
+    public init(_ descriptor: consuming Descriptor) { self.descriptor = descriptor }
 
     /// The one-byte tag the listener travels with.
     static let tag: UInt8 = 0x4C   // "L"
@@ -34,9 +36,10 @@ public struct SyscallListener: ~Copyable {
         var got: Int
         repeat { got = ap_recv_fds(socket, &tag, &fds, 2, &n) } while got == -Int(EINTR)
         guard got > 0, n >= 1 else { return nil }
-        for extra in fds[1..<Int(n)] { close(extra) }
-        guard n == 1, tag == Self.tag else { close(fds[0]); return nil }
-        return SyscallListener(fd: fds[0])
+        // Owned from here: whatever is not the one listener is closed.
+        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
+        guard n == 1, tag == Self.tag else { return nil }
+        return SyscallListener(received.removeFirst())
     }
 
     /// Sends `listener` to agentpen over `socket` (the exec helper's side).

@@ -135,11 +135,11 @@ enum NetHelper {
         do { try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: refusals.catchAllPort) }
         catch { fail("cannot load the sandbox firewall: \(error)") }
         let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
-        let made: [Int32]
+        let made: DescriptorList
         do { made = try HandedSockets.make(plan) }
         catch { fail("cannot listen inside the sandbox: \(error)") }
         guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
-        made.forEach { close($0) }
+        _ = consume made   // agentpen has them now
         if !args.serveSockets { close(socketsFD) }
         guard waitFor(goFD) else { exit(125) }   // agentpen says why
         runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {

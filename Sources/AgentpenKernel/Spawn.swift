@@ -17,6 +17,17 @@ public struct Spawn {
         /// Nil keeps agentpen's own environment.
         public var env: [EnvironmentVariable]? = nil
         public init() {}
+
+        /// What agentpen's own children get (the namespace helper, bubblewrap,
+        /// pasta): they die with agentpen and ignore the terminal's SIGINT/SIGQUIT.
+        public static func supervised(fds: [(src: Int32, dst: Int32)], env: [EnvironmentVariable]?) -> Options {
+            var o = Options()
+            o.fds = fds
+            o.env = env
+            o.dieWithParent = true
+            o.ignoreInteractiveSignals = true
+            return o
+        }
     }
 
     /// Starts `argv[0]` (an absolute path). Throws with the exec error (ENOENT, EACCES …).

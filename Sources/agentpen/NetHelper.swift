@@ -220,13 +220,9 @@ enum NetHelper {
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
                            serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
-        var spawn = Spawn.Options()
-        spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
-        spawn.env = sandboxEnv
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
         let pid: pid_t
-        do { pid = try Spawn.start(args.bwrap, spawn) } catch { fail("cannot start bubblewrap: \(error)") }
+        do { pid = try Spawn.start(args.bwrap, .supervised(fds: ([statusFD] + args.passFDs).map { ($0, $0) }, env: sandboxEnv)) }
+        catch { fail("cannot start bubblewrap: \(error)") }
         for fd in args.passFDs { close(fd) }
         close(statusFD)
         ap_forward_termination_to(pid)

@@ -157,13 +157,9 @@ final class NetworkedRun {
                                               gid: prepared.facts.gid, targetPID: helper, features: features)
         let pastaLog: Descriptor
         do { pastaLog = Descriptor(try memoryFile("agentpen-pasta-log", [])) } catch { throw .internalError("\(error)") }
-        var pastaSpawn = Spawn.Options()
-        pastaSpawn.fds = [(pastaLog.raw, 1), (pastaLog.raw, 2)]
-        pastaSpawn.env = HostPrograms.environment
-        pastaSpawn.dieWithParent = true
-        pastaSpawn.ignoreInteractiveSignals = true
         let pastaPID: pid_t
-        do { pastaPID = try Spawn.start(pastaArgv, pastaSpawn) } catch {
+        let pastaOutput: [(src: Int32, dst: Int32)] = [(pastaLog.raw, 1), (pastaLog.raw, 2)]
+        do { pastaPID = try Spawn.start(pastaArgv, .supervised(fds: pastaOutput, env: HostPrograms.environment)) } catch {
             kill(helper, SIGKILL)
             _ = Spawn.wait(helper)
             throw .internalError("cannot start pasta: \(error); install passt (apt install passt)")
@@ -308,13 +304,8 @@ final class NetworkedRun {
     /// copies of them and starts answering the sandbox's refused syscalls.
     private func startHelper(_ argv: [String], _ link: inout HelperLink,
                              syscalls: SyscallReporter) throws(Failure) -> pid_t {
-        var spawn = Spawn.Options()
-        spawn.fds = link.child.mapping
-        spawn.env = HostPrograms.environment
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
         let helper: pid_t
-        do { helper = try Spawn.start(argv, spawn) } catch {
+        do { helper = try Spawn.start(argv, .supervised(fds: link.child.mapping, env: HostPrograms.environment)) } catch {
             throw .internalError("cannot start the namespace helper: \(error)")
         }
         link.child.closeAll()

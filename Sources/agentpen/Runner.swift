@@ -165,15 +165,10 @@ enum Runner {
         let statusRead = statusPipe.read
         fds.add(statusPipe.write, at: SandboxPlan.bwrapStatusFD)
         let argv = plan.bwrapCommand(bwrap)
-        var spawn = Spawn.Options()
         let syscalls = try SyscallReporter(events: events)
         fds.add(borrowing: syscalls.sandboxEnd, at: plan.syscallNotifyFD)
-        spawn.fds = fds.mapping
-        spawn.env = plan.env
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
         let pid: pid_t
-        do { pid = try Spawn.start(argv, spawn) } catch {
+        do { pid = try Spawn.start(argv, .supervised(fds: fds.mapping, env: plan.env)) } catch {
             throw .internalError("cannot start bubblewrap: \(error)")
         }
         fds.closeAll()

@@ -320,9 +320,13 @@ class Bench:
         argv = ["/usr/bin/python3", "tlsload.py", "seq", "--host", "allowed.test", "--cafile", "ca.pem", "-n", str(n)]
         label = "%d new-connection HTTPS GETs, hop %s: with events / allowed ones not recorded" % (n, DEFAULT_HOP)
         runs = {True: [], False: []}
+        cpu = {True: [], False: []}     # host-side agentpen CPU seconds per run (the proxy records the events)
         for i in range(pairs):
             for drop in ((False, True) if i % 2 == 0 else (True, False)):
+                mon = ProcMon(self.uid, self.host_netns); mon.start()
                 rc, out, e = self.run(self.ap(argv, hop=DEFAULT_HOP, env={self.DROP_ALLOWED: "1"} if drop else None), 600)
+                mon.stop()
+                cpu[drop].append(mon.cpu(workload=False)["host"])
                 g = last_json(out)
                 announced = (self.DROP_ALLOWED + "=1") in e
                 if rc != 0 or not g or g["errors"] or announced != drop:
@@ -346,6 +350,14 @@ class Bench:
             self.row("eventcost", "%s: %s, %d pairs" % (label, q, len(ratios)), "%.2f ms" % statistics.median(off),
                      "%.2f ms" % statistics.median(on), "%.3f (%.3f–%.3f)" % (med, min(ratios), max(ratios)),
                      "≈ 1 (within noise)", yes(med - 1.0 <= max(nz, 0.02)) if q == "p50" else "-", note)
+        on, off = [x / n * 1e6 for x in cpu[False]], [x / n * 1e6 for x in cpu[True]]
+        ratios = [a / b for a, b in zip(on, off) if b > 0]
+        if ratios:
+            self.row("eventcost", "agentpen host-side CPU per connection (proxy and events), with / without, %d pairs" % len(ratios),
+                     "%.0f µs" % statistics.median(off), "%.0f µs" % statistics.median(on),
+                     "%.2f (%.2f–%.2f)" % (statistics.median(ratios), min(ratios), max(ratios)), "report", "-",
+                     "with/without µs per connection: %s; /proc ticks are 10 ms, so one run's figure is ±%.0f µs"
+                     % (", ".join("%.0f/%.0f" % ab for ab in zip(on, off)), 1e4 / n))
 
     def case_concurrency(self):
         m = self.a.conc_m

@@ -6,6 +6,7 @@
 #   BENCH_CASES=startup,bulk,connsetup,eventcost,concurrency,cpu,hops,gitssh,audit,syscalls   (default: all)
 #   BENCH_QUICK=1               fewer runs (plumbing check)
 #   BENCH_PAIRS=N               (direct, inside) pairs per bulk/hops figure (default 7; 5 or more)
+#   BENCH_EVENTCOST_PAIRS=N     (with events, without) pairs in the eventcost case (default 5)
 #   BENCH_CURL_OPTS="..."       extra curl options for the bulk, cpu and hops downloads
 #   BENCH_OUT=bench/results.md
 # The test world is shared: everything runs under /tmp/agentpen-world.lock (as
@@ -76,6 +77,7 @@ if [ -n "${BENCH_QUICK:-}" ]; then
     ARGS+=(--startup-runs 10 --bulk-pairs 5 --conn-n 200 --eventcost-pairs 2 --conc-m 200 --hold 2 --cpu-gib-quarters 1 --audit-runs 5)
 fi
 [ -n "${BENCH_PAIRS:-}" ] && ARGS+=(--bulk-pairs "$BENCH_PAIRS")
+[ -n "${BENCH_EVENTCOST_PAIRS:-}" ] && ARGS+=(--eventcost-pairs "$BENCH_EVENTCOST_PAIRS")
 for o in ${BENCH_CURL_OPTS:-}; do ARGS+=("--curl-opt=$o"); done
 set +e
 /usr/bin/python3 bench/bench.py --agentpen "$AGENTPEN" --agentpen-desc "$AP_DESC" --proj "$PROJ" \

@@ -22,7 +22,7 @@ import Testing
         let p = try plan(["--mount", "/home/u/.aws", "--mount-rw", "/home/u/.config/gh", "--", "/bin/sh"], fs: fs)
         let got = Self.paths(p)
         #expect(!got.contains { $0.hasPrefix("/home/u/.aws/") || $0.hasPrefix("/home/u/.config/gh/") }, "\(got)")
-        #expect(got.contains("/home/u/.config/git/credentials"), "\(got)")
+        #expect(got.contains("/home/u/.config/gcloud/application_default_credentials.json"), "\(got)")
         #expect(got.contains("/home/u/.ssh/id_rsa") && got.contains("/home/u/.netrc"), "\(got)")
     }
 

@@ -89,5 +89,10 @@ import Testing
         let ids = Self.sessionIDs(state)
         try #require(ids.count == 1)
         #expect(Self.secretReads(state, ids[0]) == [f.home + "/.netrc"], "\(Self.secretReads(state, ids[0]))")
+        // --dry-run names the decoys the plan makes: the mounted stores have none.
+        let dry = try f.agentpen(["--dry-run", "--mount", f.home + "/.aws", "--", "/bin/true"], env: ["XDG_STATE_HOME": state])
+        let line = dry.stdout.split(separator: "\n").first { $0.contains("empty read-only decoys") }.map(String.init) ?? ""
+        #expect(line.contains(f.home + "/.netrc") && line.contains(f.home + "/.kube/config"), "\(dry.stdout)")
+        #expect(!line.contains("/.aws/") && !line.contains("/.ssh/"), "mounted, yet a decoy: \(line)")
     }
 }

@@ -13,10 +13,30 @@ stage_setup() {
     chmod 0755 "$stage/agentpen" "$stage/$(basename "$bundle")"
     id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
     uid=$(id -u "$user"); gid=$(id -g "$user")
+    reflink_setup
+}
+
+# A small XFS filesystem (reflink on) on a loop image in the stage, for the tests
+# of the paranoid profile's reflinked copy (ReflinkTests; AGENTPEN_REFLINK_DIR).
+# Without mkfs.xfs (scripts/deps.sh --test installs xfsprogs) or loop devices the
+# variable stays empty and those tests skip, or fail under CI=true.
+reflink_dir=
+reflink_setup() {
+    command -v mkfs.xfs >/dev/null || { echo "suite.sh: no mkfs.xfs: ReflinkTests skip (fail under CI)" >&2; return 0; }
+    truncate -s 512M "$stage/reflink.img"
+    mkdir -p "$stage/reflink"
+    if mkfs.xfs -q -m reflink=1 "$stage/reflink.img" && mount -o loop "$stage/reflink.img" "$stage/reflink"; then
+        chmod 1777 "$stage/reflink"
+        reflink_dir=$stage/reflink
+    else
+        echo "suite.sh: cannot mount an XFS loop image: ReflinkTests skip (fail under CI)" >&2
+    fi
 }
 
 stage_cleanup() {
     [ -n "${stage:-}" ] || return 0
+    # The XFS loop mount first: the removal below must not run inside it, nor leave it attached.
+    if [ -n "${reflink_dir:-}" ] && mountpoint -q "$reflink_dir"; then umount "$reflink_dir" || umount -l "$reflink_dir" || true; fi
     # A tmux server a test started daemonizes; if the test died before its own
     # kill-server (killed, timed out), end it here by its socket in our stage.
     local sock
@@ -35,7 +55,7 @@ run_suite() {  # name, filter, as-user(yes/no), [skip regex]
     # Each suite gets its own TMPDIR, so no test sees another suite's files.
     local -a cmd=(env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 NO_COLOR=1
                   CI="${CI:-}" AGENTPEN_BIN="$stage/agentpen" AGENTPEN_TEST_DIR="$dir/work" TMPDIR="$dir/tmp"
-                  AGENTPEN_WORLD="${world:-}" AGENTPEN_AGENT_CACHE="${AGENTPEN_AGENT_CACHE:-}"
+                  AGENTPEN_WORLD="${world:-}" AGENTPEN_REFLINK_DIR="${reflink_dir:-}" AGENTPEN_AGENT_CACHE="${AGENTPEN_AGENT_CACHE:-}"
                   "$stage/$(basename "$bundle")" --testing-library swift-testing --filter "$filter"
                   ${skip:+--skip "$skip"} --xunit-output "$report")
     if [ "$as_user" = yes ]; then

@@ -135,11 +135,11 @@ enum NetHelper {
         do { try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: refusals.catchAllPort) }
         catch { fail("cannot load the sandbox firewall: \(error)") }
         let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
-        let made: [Int32]
+        let made: DescriptorList
         do { made = try HandedSockets.make(plan) }
         catch { fail("cannot listen inside the sandbox: \(error)") }
         guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
-        made.forEach { close($0) }
+        _ = consume made   // agentpen has them now
         if !args.serveSockets { close(socketsFD) }
         guard waitFor(goFD) else { exit(125) }   // agentpen says why
         runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
@@ -171,7 +171,7 @@ enum NetHelper {
         catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
         let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
         do { try nflog.start() } catch {
-            events.record(Event(.setup, subject: "firewall",
+            events.record(Event(.setup, subject: .firewall,
                                 reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
         }
         return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)
@@ -220,13 +220,9 @@ enum NetHelper {
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
                            serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
-        var spawn = Spawn.Options()
-        spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
-        spawn.env = sandboxEnv
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
         let pid: pid_t
-        do { pid = try Spawn.start(args.bwrap, spawn) } catch { fail("cannot start bubblewrap: \(error)") }
+        do { pid = try Spawn.start(args.bwrap, .supervised(fds: ([statusFD] + args.passFDs).map { ($0, $0) }, env: sandboxEnv)) }
+        catch { fail("cannot start bubblewrap: \(error)") }
         for fd in args.passFDs { close(fd) }
         close(statusFD)
         ap_forward_termination_to(pid)

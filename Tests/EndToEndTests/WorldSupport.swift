@@ -588,7 +588,10 @@ final class ProcessTree: @unchecked Sendable {
             found.append(p)
             queue += children[p.pid] ?? []
         }
-        lock.withLock { for p in found where seen[p.pid] == nil { seen[p.pid] = p } }
+        // A process first seen between fork and exec carries its parent's name
+        // (a pasta seen as "agentpen"); the same process (same start time) takes
+        // the name it has now. A reused PID keeps its first entry.
+        lock.withLock { for p in found where seen[p.pid] == nil || seen[p.pid]?.start == p.start { seen[p.pid] = p } }
     }
 
     /// Processes of the tree seen so far (not `root` itself).

@@ -154,8 +154,12 @@ public struct UpstreamProxy: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The request agentpen sends once connected to the proxy. `name` is an
-    /// allowed name (validated by HostPattern: no spaces, no CR or LF).
-    public func connectRequest(name: String, port: UInt16) -> [UInt8] {
+    /// allowed name, so letters, digits, '-', '_' and '.' only (the SNI and DNS
+    /// parsers refuse the rest); anything else, which would let the sandbox write
+    /// its own header lines to the proxy, gives nil.
+    public func connectRequest(name: String, port: UInt16) -> [UInt8]? {
+        guard !name.isEmpty, name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a)
+            || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e || $0 == 0x5f }) else { return nil }
         var r = "CONNECT \(name):\(port) HTTP/1.1\r\nHost: \(name):\(port)\r\n"
         if let username {
             let token = Base64.encode(Array((username + ":" + (password ?? "")).utf8))

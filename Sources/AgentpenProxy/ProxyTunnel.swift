@@ -120,3 +120,27 @@ final class ProxyTunnel: @unchecked Sendable {
         watches.notify(queue: queue) { completion(outcome) }
     }
 }
+
+/// `--check`'s try of the configured upstream proxy: its name resolved and a
+/// TCP connection made to it (nothing sent). nil when it connected, else why not.
+public func tryUpstreamProxy(_ up: UpstreamProxy, timeout: TimeInterval = 3) -> String? {
+    let addresses = IPAddress(up.host).map { [$0] } ?? systemResolve(up.host)
+    guard !addresses.isEmpty else { return "cannot resolve \(up.host)" }
+    let queue = DispatchQueue(label: "agentpen.check.proxy")
+    var failures: [String] = []
+    for a in addresses {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Locked<Result<Int32, SocketError>?>(nil)
+        Dialer.connect(to: a, port: up.port, timeout: timeout, queue: queue) { r in
+            outcome.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        switch outcome.withLock({ $0 }) {
+        case .success(let fd): close(fd); return nil
+        case .failure(let e): failures.append(e.description)
+        case nil: failures.append("no answer")
+        }
+    }
+    return failures.joined(separator: "; ")
+}

@@ -516,7 +516,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 }
                 guard let up else { return relay(name, pattern, upstream, endpoint(address, port), extra, port: port) }
                 let dialled = endpoint(address, up.port)
-                ProxyTunnel.open(upstream, request: up.connectRequest(name: name, port: port),
+                guard let request = up.connectRequest(name: name, port: port) else {
+                    close(upstream)
+                    record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
+                    return closeClient()
+                }
+                ProxyTunnel.open(upstream, request: request,
                                  timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
                     if stopRequested {
                         close(upstream)

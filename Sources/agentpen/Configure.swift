@@ -2,6 +2,7 @@ import AgentpenConfig
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import Glibc
 
 /// The config files read for a run (or `agentpen config`/`trust`), and the
@@ -135,10 +136,14 @@ enum Configure {
             }
             var rows = [Check.Row(layer: "config", state: .ok, detail: detail)]
             if let up = c.global?.proxy?.value {
-                rows.append(Check.Row(layer: "upstream proxy", state: .ok,
-                                      detail: "\(up.redactedURL) (proxy.url)"
+                // Tried for real: a TCP connection to it (no request, so no credentials sent).
+                let failure = tryUpstreamProxy(up)
+                rows.append(Check.Row(layer: "upstream proxy", state: failure == nil ? .ok : .degraded,
+                                      detail: "\(up.redactedURL) (proxy.url): "
+                                        + (failure.map { "cannot connect: \($0)" } ?? "reachable")
                                         + (up.noProxy.isEmpty ? "" : "; direct for no_proxy: \(up.noProxy.joined(separator: ", "))")
-                                        + "; " + UpstreamProxy.vettingNote))
+                                        + "; " + UpstreamProxy.vettingNote,
+                                      fix: failure == nil ? nil : "check proxy.url in \(c.global?.path ?? "the global config"); runs with allowed hosts fail until it answers"))
             }
             return rows
         } catch {

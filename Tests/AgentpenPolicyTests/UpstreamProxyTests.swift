@@ -57,12 +57,16 @@ import Testing
 
     @Test func connectRequestCarriesBasicCredentials() throws {
         let p = try UpstreamProxy(url: "http://Aladdin:open%20sesame@p.example:3128")
-        let r = String(decoding: p.connectRequest(name: "api.example.com", port: 443), as: UTF8.self)
+        let r = String(decoding: p.connectRequest(name: "api.example.com", port: 443) ?? [], as: UTF8.self)
         #expect(r == "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n"
                 + "Proxy-Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n\r\n")
         let anonymous = try UpstreamProxy(url: "http://p.example:3128")
-        #expect(String(decoding: anonymous.connectRequest(name: "git.example", port: 22), as: UTF8.self)
+        #expect(String(decoding: anonymous.connectRequest(name: "git.example", port: 22) ?? [], as: UTF8.self)
                 == "CONNECT git.example:22 HTTP/1.1\r\nHost: git.example:22\r\n\r\n")
+        // A name that could end the request line early never reaches the proxy.
+        for bad in ["a.example\r\nX-Injected: 1", "a b.example", "", "a.example:443", "a\u{0}.example"] {
+            #expect(p.connectRequest(name: bad, port: 443) == nil, "\(bad.debugDescription)")
+        }
     }
 
     @Test func base64Vectors() {

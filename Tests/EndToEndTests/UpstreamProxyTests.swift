@@ -79,6 +79,18 @@ extension NetworkTests {
             #expect(leaked([events, r.stdout, r.stderr]).isEmpty, "credentials leaked: \(leaked([events, r.stdout, r.stderr]))")
         }
 
+        /// --check tries the proxy (a TCP connection, nothing sent): reachable here.
+        @Test func checkTriesTheProxy() throws {
+            let f = try NetFixture()
+            try globalConfig(f.f, "[proxy]\nurl = \"\(World.proxyURL)\"\n")
+            let proxied = try ProxyLog.mark()
+            let check = try f.f.agentpen(["--check"], timeout: 120)
+            #expect(check.stdout.split(separator: "\n").contains {
+                $0.contains("upstream proxy") && $0.contains("http://***@198.18.0.1:3128 (proxy.url): reachable") }, "\(check.stdout)")
+            #expect(proxied.since().isEmpty, "--check sent a request: \(proxied.since())")
+            #expect(leaked([check.stdout, check.stderr]).isEmpty)
+        }
+
         /// Wrong credentials: the proxy answers 407; the connection is refused and
         /// reported with the proxy's status line, and nothing is retried directly.
         @Test func wrongCredentialsAreRefusedAndReported() throws {
@@ -186,25 +198,29 @@ extension NetworkTests {
 @Suite struct UpstreamProxyShownTests {
     @Test func configDryRunAndCheckRedactAndWarn() throws {
         let f = try Fixture()
+        // On loopback, where nothing listens: --check tries it and must not send anything elsewhere.
+        let port = freePort()
+        let shown = "http://***@127.0.0.1:\(port)"
         try globalConfig(f, """
             [proxy]
-            url = "\(World.proxyURL)"
+            url = "http://apw-proxy:s3cr%3Aet%40pa%25ss@127.0.0.1:\(port)"
             no_proxy = ["git.corp.example", ".internal.example"]
 
             """)
         let config = try f.agentpen(["config", "--allow", "api.example.com"])
         #expect(config.status == 0, "\(config.stderr)")
-        #expect(config.stdout.contains("proxy.url = http://***@198.18.0.1:3128  ("), "\(config.stdout)")
+        #expect(config.stdout.contains("proxy.url = \(shown)  ("), "\(config.stdout)")
         #expect(config.stdout.contains("proxy.no_proxy = git.corp.example, .internal.example"), "\(config.stdout)")
         #expect(config.stdout.contains("the upstream proxy resolves each name and vets the final address, not agentpen"), "\(config.stdout)")
 
         let dry = try f.agentpen(["--dry-run", "--allow", "api.example.com", "--", "true"])
         #expect(dry.status == 0, "\(dry.stderr)")
-        #expect(dry.stdout.contains("upstream proxy: http://***@198.18.0.1:3128 ([proxy] in the global config)"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("upstream proxy: \(shown) ([proxy] in the global config)"), "\(dry.stdout)")
         #expect(dry.stdout.contains("--allow-private and the refusal of private"), "\(dry.stdout)")
 
         let check = try f.agentpen(["--check"], timeout: 120)
-        #expect(check.stdout.contains("upstream proxy") && check.stdout.contains("http://***@198.18.0.1:3128"), "\(check.stdout)")
+        #expect(check.stdout.split(separator: "\n").contains { $0.contains("upstream proxy") && $0.contains("\(shown) (proxy.url): cannot connect") },
+                "\(check.stdout)")
         #expect(check.stdout.contains("vets the final address, not agentpen"), "\(check.stdout)")
         let all = [config.stdout, config.stderr, dry.stdout, dry.stderr, check.stdout, check.stderr]
         #expect(leaked(all).isEmpty, "credentials shown: \(leaked(all))")

@@ -2,15 +2,15 @@ import Foundation
 import Testing
 
 /// The paranoid profile's throwaway copy of the project is reflinked where the
-/// filesystem can: on XFS (a loop image tests/suite.sh mounts as root,
-/// AGENTPEN_REFLINK_DIR) the copy's file shares the project file's extents
-/// instead of taking their size again.
+/// filesystem can: on XFS and btrfs (loop images tests/suite.sh mounts as root,
+/// AGENTPEN_REFLINK_XFS, AGENTPEN_REFLINK_BTRFS) the copy's file shares the
+/// project file's extents instead of taking their size again.
 enum Reflink {
-    static var dir: String? {
-        guard let d = ProcessInfo.processInfo.environment["AGENTPEN_REFLINK_DIR"], !d.isEmpty else { return nil }
+    static func dir(_ fs: String) -> String? {
+        guard let d = ProcessInfo.processInfo.environment["AGENTPEN_REFLINK_\(fs.uppercased())"], !d.isEmpty else { return nil }
         return d
     }
-    static let skipReason: Comment = "AGENTPEN_REFLINK_DIR is not set: tests/suite.sh mounts an XFS loop image there (needs root and mkfs.xfs)"
+    static let skipReason: Comment = "AGENTPEN_REFLINK_XFS/BTRFS are not set: tests/suite.sh mounts loop images there (needs root, mkfs.xfs, mkfs.btrfs)"
 
     /// `filefrag -v`'s extents of `path`: (physical offset range, flags) each.
     static func extents(_ path: String) throws -> [(physical: String, flags: String)] {
@@ -25,10 +25,17 @@ enum Reflink {
     }
 }
 
-@Suite(.enabled(if: Reflink.dir != nil || Agentpen.isCI, Reflink.skipReason))
-struct ReflinkTests {
-    @Test func theParanoidCopySharesTheProjectsExtents() throws {
-        guard let base = Reflink.dir else { throw TestFailure("AGENTPEN_REFLINK_DIR is not set (CI=true: no skip); see tests/suite.sh") }
+@Suite struct ReflinkTests {
+    @Test(.enabled(if: Reflink.dir("xfs") != nil || Agentpen.isCI, Reflink.skipReason))
+    func theParanoidCopyIsReflinkedOnXFS() throws { try copyShares("xfs") }
+
+    @Test(.enabled(if: Reflink.dir("btrfs") != nil || Agentpen.isCI, Reflink.skipReason))
+    func theParanoidCopyIsReflinkedOnBtrfs() throws { try copyShares("btrfs") }
+
+    func copyShares(_ fs: String) throws {
+        guard let base = Reflink.dir(fs) else {
+            throw TestFailure("AGENTPEN_REFLINK_\(fs.uppercased()) is not set (CI=true: no skip); see tests/suite.sh")
+        }
         let f = try Fixture(base: base)
         // 8 MiB that no other file shares.
         var rng = SystemRandomNumberGenerator()

@@ -55,9 +55,15 @@ enum Network {
             for port in p.options.publish { lines.append("  this machine's 127.0.0.1:\(port) → 127.0.0.1:\(port) inside (--publish)") }
             for (name, address) in NameAddresses(p.allowlist).exact { lines.append("  \(name) → \(address)") }
             lines.append("  wildcard names: an address each from 127.0.16.1 on, when first looked up")
-            lines.append("routes inside: loopback only")
-            lines.append("nft ruleset inside:")
-            lines += Firewall.ruleset(gateway: nil, proxyPort: nil).split(separator: "\n").map { "  " + $0 }
+            lines.append("routes inside: loopback, and a default route on loopback")
+            lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
+            lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                      names: Firewall.NamePorts(p.allowlist))
+                .replacing(":65535", with: ":CATCH")
+                .split(separator: "\n").map { "  " + $0 }
+            lines.append("refused flows: TCP reset by the catch-all (served by agentpen; a name's address on a port"
+                         + " nothing serves is reported with the name), the rest dropped (EPERM; ICMPv6 echo answered"
+                         + " administratively prohibited) and read from NFLOG group \(NFLog.group)")
             return lines
         }
         lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
@@ -69,7 +75,8 @@ enum Network {
         lines.append("routes inside: GATEWAY/32, and a default route on loopback (no route through the uplink but the /32)")
         lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
         // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
-        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group)
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                  names: hop.perNameAddresses ? Firewall.NamePorts(p.allowlist) : nil)
             .replacing(":65535", with: ":CATCH")
             .split(separator: "\n").map { "  " + $0 }
         lines.append("refused flows: TCP reset by the catch-all, the rest dropped (EPERM) and read from NFLOG group"
@@ -213,8 +220,9 @@ final class NetworkedRun {
         let relay = relayEvents(from: link.events.take())
 
         let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
-        // Nothing (end of stream): the helper failed and said why.
-        guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 1) else {
+        // The plan's sockets, then the catch-all's one or two. Nothing (end of
+        // stream): the helper failed and said why.
+        guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 3) else {
             // A helper still waiting for the go byte gets the end of its pipe instead.
             link.go.close()
             return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
@@ -225,7 +233,11 @@ final class NetworkedRun {
             _ = Spawn.wait(helper)
             throw .internalError("the sandbox's sockets are not as planned: \(why)")
         }
-        if let why = NetworkPlan.verifyHanded(fds.raw.map(HandedSockets.describe), expected) { try refuse(why) }
+        let served = Array(fds.raw.prefix(expected.count)), catchAllFDs = Array(fds.raw.dropFirst(expected.count))
+        if let why = NetworkPlan.verifyHanded(served.map(HandedSockets.describe), expected) { try refuse(why) }
+        if case .failure(let why) = NetworkPlan.verifyCatchAll(catchAllFDs.map(HandedSockets.describe)) {
+            try refuse(why.description)
+        }
         for spec in expected {
             // Handed on: the proxy or the responder closes it from here.
             let fd = fds.removeFirst().take()
@@ -238,6 +250,20 @@ final class NetworkedRun {
                 close(fd)
                 try refuse("\(spec): \(error)")
             }
+        }
+        // Refused TCP (the firewall's redirect), reported with the name an address
+        // stands for: this process holds every name's address, pooled ones too.
+        let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
+        let catchAll = CatchAll(reporter: reporter)
+        let catchAllTaken = fds.take()   // the catch-all's listeners close them from here
+        do { try catchAll.adopt(catchAllTaken.enumerated().map { ($0.element, $0.offset == 1) }) }
+        catch {
+            catchAllTaken.forEach { close($0) }
+            try refuse("the catch-all: \(error)")
+        }
+        defer {
+            catchAll.stop()
+            reporter.finish()
         }
         // --publish: this machine's 127.0.0.1:PORT → inside, through sockets the helper makes there.
         var publishers: [Publisher] = []

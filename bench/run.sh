@@ -11,6 +11,10 @@
 #   BENCH_OUT=bench/results.md
 # The test world is shared: everything runs under /tmp/agentpen-world.lock (as
 # tests/dev.sh and tests/run.sh take it), which no daemon started here inherits.
+#   APW_HOST_NS, APW_SRV_NS, APW_STATE, APW_LOCK: a private world instead (as
+#   tests/dev.sh --world; tests/world/world.sh).
+# Two binaries compared (old, new, interleaved rounds; medians and spreads):
+#   bench/compare.sh OLD_AGENTPEN NEW_AGENTPEN   (its header lists its settings)
 # Exit status non-zero if any case FAILED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

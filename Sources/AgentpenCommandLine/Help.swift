@@ -133,7 +133,9 @@ enum Help {
         config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
         yours; .agentpen.toml at the project root, untrusted: only what tightens
         counts (hide, remove_hosts, remove_env, ro_config, ...) until agentpen trust.
-        Flags win over both.
+        Flags win over both. A corporate proxy: [proxy] url = "http://HOST:PORT"
+        (credentials, no_proxy) in the global file only, never HTTPS_PROXY or a
+        project file; through it the proxy, not agentpen, vets the final address.
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
         one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
         its loopback splice (for measurements). bwrap, pasta and nft come from

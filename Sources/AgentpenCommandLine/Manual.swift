@@ -38,7 +38,7 @@ public enum Manual {
               "reserved; not available yet (exit 2)",
               ".SH FILES",
               ".TP", ".I $XDG_CONFIG_HOME/agentpen/config.toml",
-              roff("The global config (default ~/.config/agentpen/config.toml), yours and trusted: invalid TOML, a wrong type or an unknown key stops agentpen (exit 2) naming the file and key."),
+              roff("The global config (default ~/.config/agentpen/config.toml), yours and trusted: invalid TOML, a wrong type or an unknown key stops agentpen (exit 2) naming the file and key. Only here: [proxy] url = \"http://[USER:PASSWORD@]HOST:PORT\" and no_proxy = [NAME, .SUFFIX], a corporate HTTP CONNECT proxy the connections to allowed names go through (never HTTPS_PROXY or the like from the environment, never a project file); through it the proxy resolves each name and vets the final address, not agentpen, so --allow-private and the refusal of private addresses cannot be checked there."),
               ".TP", ".I .agentpen.toml",
               roff("At the project root, untrusted: only what tightens counts (hide, remove_hosts, remove_env, ro_config = true, allow_parent_git = false, a profile that only tightens) until agentpen trust; every other key is ignored with a warning. Read-only inside the sandbox."),
               ".TP", ".I $XDG_STATE_HOME/agentpen/trust/",

@@ -21,6 +21,16 @@ public enum HandedSockets {
         return made
     }
 
+    /// The catch-all's listeners (`NetworkPlan.verifyCatchAll`): 127.0.0.1 on a port
+    /// the kernel picks, and the same port on ::1 when the namespace has IPv6
+    /// loopback, appended to `made`. Returns the port.
+    public static func makeCatchAll(into made: inout DescriptorList) throws -> UInt16 {
+        let (v4, port) = try Sock.listenTCP(.loopbackV4, port: 0)
+        made.append(Descriptor(v4))
+        if let v6 = try? Sock.listenTCP(.loopbackV6, port: port) { made.append(Descriptor(v6.fd)) }
+        return port
+    }
+
     /// What one received descriptor is: nil when it is no IP socket.
     public static func describe(_ fd: Int32) -> NetworkPlan.SocketSpec? {
         var type: Int32 = 0, listening: Int32 = 0

@@ -43,6 +43,11 @@ enum Network {
                 shown(p, p.ports.map { "\(p.description):\($0)" }.joined(separator: ", ")) }
                 .joined(separator: ", "))
         }
+        if let up = p.options.upstreamProxy {
+            lines.append("upstream proxy: \(up.redactedURL) ([proxy] in the global config): CONNECT NAME:PORT for each allowed name"
+                         + (up.noProxy.isEmpty ? "" : " but no_proxy's (\(up.noProxy.joined(separator: ", ")): dialled directly)"))
+            lines.append("  " + UpstreamProxy.vettingNote)
+        }
         if hop == .direct {
             lines.append("hop: direct; listening sockets made inside, served by agentpen (no pasta):")
             lines += NetworkPlan.directSockets(p.allowlist, hostPorts: p.options.hostPorts).map { "  \($0)" }
@@ -50,9 +55,15 @@ enum Network {
             for port in p.options.publish { lines.append("  this machine's 127.0.0.1:\(port) → 127.0.0.1:\(port) inside (--publish)") }
             for (name, address) in NameAddresses(p.allowlist).exact { lines.append("  \(name) → \(address)") }
             lines.append("  wildcard names: an address each from 127.0.16.1 on, when first looked up")
-            lines.append("routes inside: loopback only")
-            lines.append("nft ruleset inside:")
-            lines += Firewall.ruleset(gateway: nil, proxyPort: nil).split(separator: "\n").map { "  " + $0 }
+            lines.append("routes inside: loopback, and a default route on loopback")
+            lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
+            lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                      names: Firewall.NamePorts(p.allowlist))
+                .replacing(":65535", with: ":CATCH")
+                .split(separator: "\n").map { "  " + $0 }
+            lines.append("refused flows: TCP reset by the catch-all (served by agentpen; a name's address on a port"
+                         + " nothing serves is reported with the name), the rest dropped (EPERM; ICMPv6 echo answered"
+                         + " administratively prohibited) and read from NFLOG group \(NFLog.group)")
             return lines
         }
         lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
@@ -64,7 +75,8 @@ enum Network {
         lines.append("routes inside: GATEWAY/32, and a default route on loopback (no route through the uplink but the /32)")
         lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
         // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
-        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group)
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                  names: hop.perNameAddresses ? Firewall.NamePorts(p.allowlist) : nil)
             .replacing(":65535", with: ":CATCH")
             .split(separator: "\n").map { "  " + $0 }
         lines.append("refused flows: TCP reset by the catch-all, the rest dropped (EPERM) and read from NFLOG group"
@@ -117,6 +129,7 @@ final class NetworkedRun {
             return h.count == 1 ? "0" + h : h
         }.joined()
         if hop == .gateway { config.forwarderToken = token }
+        config.upstreamProxy = prepared.options.upstreamProxy
         let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config)
         let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
         let port: UInt16
@@ -179,6 +192,7 @@ final class NetworkedRun {
         let names = NameTable(NameAddresses(prepared.allowlist))
         var config = ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox)
         config.hostLoopbackPorts = Set(options.hostPorts)
+        config.upstreamProxy = options.upstreamProxy
         let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config, names: names)
         defer { proxy.stop() }
         let dns = DNSResponder(allowlist: prepared.allowlist, events: events, names: names)
@@ -206,8 +220,9 @@ final class NetworkedRun {
         let relay = relayEvents(from: link.events.take())
 
         let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
-        // Nothing (end of stream): the helper failed and said why.
-        guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 1) else {
+        // The plan's sockets, then the catch-all's one or two. Nothing (end of
+        // stream): the helper failed and said why.
+        guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 3) else {
             // A helper still waiting for the go byte gets the end of its pipe instead.
             link.go.close()
             return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
@@ -218,7 +233,11 @@ final class NetworkedRun {
             _ = Spawn.wait(helper)
             throw .internalError("the sandbox's sockets are not as planned: \(why)")
         }
-        if let why = NetworkPlan.verifyHanded(fds.raw.map(HandedSockets.describe), expected) { try refuse(why) }
+        let served = Array(fds.raw.prefix(expected.count)), catchAllFDs = Array(fds.raw.dropFirst(expected.count))
+        if let why = NetworkPlan.verifyHanded(served.map(HandedSockets.describe), expected) { try refuse(why) }
+        if case .failure(let why) = NetworkPlan.verifyCatchAll(catchAllFDs.map(HandedSockets.describe)) {
+            try refuse(why.description)
+        }
         for spec in expected {
             // Handed on: the proxy or the responder closes it from here.
             let fd = fds.removeFirst().take()
@@ -231,6 +250,20 @@ final class NetworkedRun {
                 close(fd)
                 try refuse("\(spec): \(error)")
             }
+        }
+        // Refused TCP (the firewall's redirect), reported with the name an address
+        // stands for: this process holds every name's address, pooled ones too.
+        let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
+        let catchAll = CatchAll(reporter: reporter)
+        let catchAllTaken = fds.take()   // the catch-all's listeners close them from here
+        do { try catchAll.adopt(catchAllTaken.enumerated().map { ($0.element, $0.offset == 1) }) }
+        catch {
+            catchAllTaken.forEach { close($0) }
+            try refuse("the catch-all: \(error)")
+        }
+        defer {
+            catchAll.stop()
+            reporter.finish()
         }
         // --publish: this machine's 127.0.0.1:PORT → inside, through sockets the helper makes there.
         var publishers: [Publisher] = []

@@ -88,7 +88,7 @@ enum Help {
     > presets. OPTIONS are those of a run (agentpen --help).
     """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
-    static let watchAbstract = "follow a session live (default: the newest); --json for scripts"
+    static let watchAbstract = "follow sessions live (default: the newest; or IDs, --all); --json"
     static let suggestAbstract = "the --allow flags and config lines a session's refusals call for"
 
     static func table(_ entries: [Entry]) -> String {
@@ -122,7 +122,7 @@ enum Help {
           init [-C DIR]          \(initAbstract)
           review [-C DIR]        \(reviewAbstract)
           apply [-C DIR]         \(applyAbstract)
-          watch [--json] [SESSION]
+          watch [--json] [--all | SESSION...]
                                  \(watchAbstract)
           suggest [SESSION]      \(suggestAbstract)
           selftest               run the escape cases against this host's sandbox, as

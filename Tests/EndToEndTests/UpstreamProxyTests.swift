@@ -114,7 +114,8 @@ extension NetworkTests {
             let blocked = readEvents(log).filter { $0["kind"] as? String == "connection-blocked" }
             let details = blocked.first?["details"] as? [String: String] ?? [:]
             #expect(details["proxy-status"] == "HTTP/1.1 407 Proxy Authentication Required", "\(blocked)")
-            #expect((blocked.first?["reason"] as? String ?? "").contains("refused CONNECT allowed.test:443"), "\(blocked)")
+            let reason = (blocked.first?["reason"] as? String) ?? ""
+            #expect(reason.contains("refused CONNECT allowed.test:443"), "\(blocked)")
             #expect(Arrivals.unexpected(try mark.since(), allowing: [World.proxyEndpoint]).isEmpty)
             #expect(!(f.f.read(log) ?? "").contains("wrong-secret") && !r.stderr.contains("wrong-secret"))
         }

@@ -45,7 +45,15 @@ final class SyscallReporter: Sendable {
         done.enter()
         DispatchQueue.global().async { [self, rules] in
             defer { close(hostEnd); done.leave() }
-            guard let listener = SyscallListener.receive(over: hostEnd) else { return }
+            var watched: [Int32] = []
+            guard let listener = SyscallListener.receive(over: hostEnd, extras: &watched) else { return }
+            // The sandbox's own mounts, to learn which files the run writes
+            // (RunWatch); the agent starts once this answer is sent.
+            if !watched.isEmpty {
+                RunWatch.markSandbox(watched)
+                watched.forEach { close($0) }
+                SyscallListener.acknowledge(over: hostEnd)
+            }
             while listener.waitForCall() {
                 guard let call = listener.receive() else { continue }
                 let name = call.arch == native ? table[call.number] : nil

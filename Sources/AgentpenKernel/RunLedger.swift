@@ -33,7 +33,7 @@ public final class RunLedger {
     /// the ledger holds less than the run wrote. Harmless for the audit (it
     /// then reports more), said in --log.
     public private(set) var incomplete = false
-    static let maxEntries = 1 << 20
+    static let maxEntries = 1 << 18
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// A group for this run, or -errno when the kernel refuses one.

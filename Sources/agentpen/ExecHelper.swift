@@ -61,10 +61,10 @@ enum ExecHelper {
             fail(125, "cannot install the syscall filter: \(error); the agent was not started")
         }
         watched.forEach { close($0) }
-        // With directories to watch, agentpen answers once its marks are in
+        // With directories sent, agentpen answers once its marks are in
         // place: the agent starts after them (or without them if agentpen
         // could not place them; it then knows less and reports more).
-        if !args.watch.isEmpty { SyscallListener.awaitAcknowledgement(over: notifyFD) }
+        if !watched.isEmpty { SyscallListener.awaitAcknowledgement(over: notifyFD) }
         close(notifyFD)
         let cArgs = command.map { strdup($0) } + [nil]
         execv(command[0], cArgs)

@@ -1,4 +1,5 @@
 import AgentpenEvents
+import AgentpenSystem
 import CShim
 import Glibc
 
@@ -7,7 +8,9 @@ import Glibc
 /// answer it. Every answer is a refusal with an errno; nothing here can let a
 /// call continue.
 public struct SyscallListener: ~Copyable {
-    public let fd: Int32
+    private let descriptor: Descriptor
+    /// The listener's number, for the calls that answer it. Valid while self lives.
+    public var fd: Int32 { descriptor.raw }
 
     /// A pending call: who made it (a pid in agentpen's pid namespace, 0 when
     /// not visible there), its number, ABI and arguments.
@@ -19,8 +22,7 @@ public struct SyscallListener: ~Copyable {
         public var args: [UInt64]
     }
 
-    public init(fd: Int32) { self.fd = fd }
-    deinit { close(fd) }
+    public init(_ descriptor: consuming Descriptor) { self.descriptor = descriptor }
 
     /// The one-byte tag the listener travels with.
     static let tag: UInt8 = 0x4C   // "L"
@@ -28,31 +30,27 @@ public struct SyscallListener: ~Copyable {
     /// Receives the listener from the exec helper over `socket`; nil when the
     /// helper never sent one (the sandbox ended before it got that far).
     public static func receive(over socket: Int32) -> SyscallListener? {
-        var extras: [Int32] = []
-        let listener = receive(over: socket, extras: &extras)
-        extras.forEach { close($0) }
-        return listener
+        var extras = DescriptorList()
+        return receive(over: socket, extras: &extras)
     }
 
     /// The most directories the exec helper sends with the listener (`watched`).
     public static let maxWatched = 8
 
-    /// Receives the listener and the directory descriptors sent with it
-    /// (`extras`, the caller's to close).
-    public static func receive(over socket: Int32, extras: inout [Int32]) -> SyscallListener? {
+    /// Receives the listener and the directory descriptors sent with it (`extras`).
+    public static func receive(over socket: Int32, extras: inout DescriptorList) -> SyscallListener? {
         var tag: UInt8 = 0
         var fds = [Int32](repeating: -1, count: maxWatched + 2)
         var n: Int32 = 0
         var got: Int
         repeat { got = ap_recv_fds(socket, &tag, &fds, Int32(fds.count), &n) } while got == -Int(EINTR)
         guard got > 0, n >= 1 else { return nil }
-        let rest = Array(fds[1..<Int(n)])
-        guard tag == Self.tag, rest.count <= maxWatched else {
-            (rest + [fds[0]]).forEach { close($0) }
-            return nil
-        }
-        extras = rest
-        return SyscallListener(fd: fds[0])
+        // Owned from here: whatever is not handed on is closed.
+        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
+        guard tag == Self.tag, Int(n) - 1 <= maxWatched else { return nil }
+        let listener = received.removeFirst()
+        extras = received.takeList()
+        return SyscallListener(listener)
     }
 
     /// Sends `listener` to agentpen over `socket` (the exec helper's side),
@@ -95,8 +93,10 @@ public struct SyscallListener: ~Copyable {
     public func refuse(_ id: UInt64, errno: Int32) -> Bool { ap_notif_refuse(fd, id, errno) == 0 }
 }
 
-/// Who a pid is, from the host's /proc: its comm and executable, escaped for
-/// logs and terminals (the sandbox chooses both freely).
+/// Who a pid is, from the host's /proc: its comm and executable as text (the
+/// sandbox chooses both freely; bytes that are not UTF-8 read as U+FFFD). They
+/// are escaped once, where they are printed (`TerminalText`) or logged
+/// (`Event.jsonLine`), like every other name from the sandbox.
 public enum ProcessIdentity {
     public static func read(_ pid: Int32) -> SyscallTally.Process {
         guard pid > 0 else { return SyscallTally.Process(pid: pid, comm: "?", exe: "?") }
@@ -109,13 +109,13 @@ public enum ProcessIdentity {
             if n > 0 {
                 var bytes = buf[..<n]
                 if bytes.last == 0x0A { bytes = bytes.dropLast() }
-                comm = TerminalText.escape(bytes: bytes)
+                comm = String(decoding: bytes, as: UTF8.self)
             }
         }
         var exe = "?"
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/\(pid)/exe", &path, path.count)
-        if n > 0 { exe = TerminalText.escape(bytes: path[..<n].map { UInt8(bitPattern: $0) }) }
+        if n > 0 { exe = String(decoding: path[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         return SyscallTally.Process(pid: pid, comm: comm, exe: exe)
     }
 }

@@ -80,7 +80,7 @@ public final class DNSResponder: @unchecked Sendable {
         }
     }
 
-    private func typeName(_ t: UInt16) -> String {
+    private static func typeName(_ t: UInt16) -> String {
         switch t {
         case DNSMessage.typeA: return "A"
         case DNSMessage.typeAAAA: return "AAAA"
@@ -90,19 +90,27 @@ public final class DNSResponder: @unchecked Sendable {
     }
 
     private func record(_ d: DNSMessage.Decision) {
+        events.record(Self.event(for: d))
+    }
+
+    /// The event a decision is logged as.
+    static func event(for d: DNSMessage.Decision, time: Date = Date()) -> Event {
         switch d {
         case .answered(let name, let type, let pattern, let addresses):
-            events.record(Event(.dnsAnswered, subject: name, reason: "allowed by \(pattern)",
-                                details: ["type": typeName(type),
-                                          "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
+            return Event(.dnsAnswered, subject: .name(name), reason: "allowed by \(pattern)",
+                         details: ["type": typeName(type),
+                                   "answer": Event.DNSAnswer(addresses.map(\.description)).description],
+                         time: time)
         case .nxDomain(let name, let why):
-            var details = ["rcode": "NXDOMAIN"]
+            var details = ["rcode": Event.DNSRefusal.rcode("NXDOMAIN").description]
             details["permit"] = Permit.allow(name)
-            events.record(Event(.dnsRefused, subject: name, reason: why, details: details))
+            return Event(.dnsRefused, subject: .name(name), reason: why, details: details, time: time)
         case .error(let rcode, let why):
-            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "\(rcode)"]))
+            return Event(.dnsRefused, subject: .malformedQuery, reason: why,
+                         details: ["rcode": Event.DNSRefusal.rcode("\(rcode)").description], time: time)
         case .dropped(let why):
-            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "(no reply)"]))
+            return Event(.dnsRefused, subject: .malformedQuery, reason: why,
+                         details: ["rcode": Event.DNSRefusal.noReply.description], time: time)
         }
     }
 }

@@ -31,6 +31,9 @@ public struct ProxyConfig: Sendable {
     /// header (`ForwarderHeader`) carrying this token, naming the address and
     /// port the sandbox dialled inside. nil: no header (direct and splice hops).
     public var forwarderToken: String?
+    /// `[proxy]` of the global config: allowed names (but no_proxy's) are reached
+    /// through this HTTP CONNECT proxy, which resolves them and picks the address.
+    public var upstreamProxy: UpstreamProxy?
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -209,7 +212,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case plain(name: String, port: UInt16, HostPattern)
         /// `--allow-host-port`: this machine's own 127.0.0.1:port.
         case hostLoopback(port: UInt16)
-        case refused(subject: String, reason: String, details: [String: String])
+        case refused(subject: Event.Subject, reason: String, details: [String: String])
     }
 
     /// The direct hop: the accepted socket's own local address and port.
@@ -226,12 +229,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             // 127.0.0.1 stands for no name: routed by SNI. Any other address was
             // never handed out (a pooled one not yet given to a name, a guess).
             if port == 443 && local == .loopbackV4 { return .sni }
-            return .refused(subject: endpoint(local, port), reason: "no allowed name has this address and port",
+            return .refused(subject: .name(endpoint(local, port)), reason: "no allowed name has this address and port",
                             details: ["destination": endpoint(local, port), "protocol": "tcp"])
         }
         if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
         if port == 443, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
-        return .refused(subject: name, reason: "port \(port) is not allowed for \(name)"
+        return .refused(subject: .name(name), reason: "port \(port) is not allowed for \(name)"
                             + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
                         details: ["port": String(port), "protocol": "tcp"])
     }
@@ -246,7 +249,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
             t.setEventHandler { [weak self] in
                 guard let self else { return }
-                self.block("(no SNI)", "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
+                self.block(.noServerName, "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
             }
             deadline = t
             t.activate()
@@ -270,7 +273,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         let got = Int(ap_recv_peek(client, &buf, buf.count))
         if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
         func refuse(_ why: String) {
-            block("(forwarder header)", why + "; only agentpen's forwarder may connect to the proxy")
+            block(.forwarderHeader, why + "; only agentpen's forwarder may connect to the proxy")
         }
         guard got > 0 else { return refuse("closed or failed before the header") }
         guard let nl = buf[0..<got].firstIndex(of: UInt8(ascii: "\n")) else {
@@ -330,7 +333,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         }
     }
 
-    private func record(_ kind: Event.Kind, _ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+    private func record(_ kind: Event.Kind, _ subject: Event.Subject, _ reason: String, _ extra: [String: String] = [:]) {
         var details = extra
         details["client"] = clientEndpoint
         proxy.events.record(Event(kind, subject: subject, reason: reason, details: details))
@@ -349,21 +352,21 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             peekOffset = ap_set_peek_off(client, 0) == 0
         }
         let from = peekOffset ? seen : 0
-        guard from < size else { return block("(no SNI)", "no complete ClientHello in the first \(size) bytes") }
+        guard from < size else { return block(.noServerName, "no complete ClientHello in the first \(size) bytes") }
         let got = Int(ap_recv_peek(client, buffer!.baseAddress! + from, size - from))
         if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
-        if got < 0 { return block("(no SNI)", "client error before the ClientHello: \(String(cString: strerror(Int32(-got))))") }
+        if got < 0 { return block(.noServerName, "client error before the ClientHello: \(String(cString: strerror(Int32(-got))))") }
         if got > 0 { proxy.helloPeeks.withLock { $0.count += 1; $0.bytes += got } }
         let n = from + got
-        if n == 0 { return block("(no SNI)", "client closed without sending anything") }
+        if n == 0 { return block(.noServerName, "client closed without sending anything") }
         if n == seen {
             // With SO_RCVLOWAT set we are only woken for more bytes or an end.
             if got == 0 || ap_peer_closed(client) == 1 {
-                return block("(no SNI)", "client closed before the ClientHello was complete")
+                return block(.noServerName, "client closed before the ClientHello was complete")
             }
             return
         }
-        guard n > seen else { return block("(no SNI)", "client stream shrank before the ClientHello") }
+        guard n > seen else { return block(.noServerName, "client stream shrank before the ClientHello") }
         // Only the part past `seen` is new to the reassembler.
         if self.hello == nil { self.hello = ClientHello.Reassembler(maxSize: size) }
         let hello = self.hello!.feed(UnsafeRawBufferPointer(rebasing: buffer![seen..<n]))
@@ -376,17 +379,17 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             // kernel to wake us only once more has arrived.
             _ = ap_set_rcvlowat(client, Int32(n + 1))
         case .noServerName:
-            block("(no SNI)", "ClientHello without a server name", extra)
+            block(.noServerName, "ClientHello without a server name", extra)
         case .invalid(let why):
-            block("(no SNI)", "invalid ClientHello: \(why)", extra)
+            block(.noServerName, "invalid ClientHello: \(why)", extra)
         case .serverName(let name):
             if let required = requiredName, name != required {
                 extra["address-stands-for"] = required
-                return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
+                return block(.name(name), "SNI \(name) does not match \(required), the name this address stands for", extra)
             }
             guard let pattern = proxy.allowlist.matchTLS(name) else {
                 extra["permit"] = Permit.allow(name)
-                return block(name, "not in the allowlist", extra)
+                return block(.name(name), "not in the allowlist", extra)
             }
             phase = .connecting
             endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
@@ -416,7 +419,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         helloGroup.notify(queue: queue, execute: then)
     }
 
-    private func block(_ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+    private func block(_ subject: Event.Subject, _ reason: String, _ extra: [String: String] = [:]) {
         guard case .hello = phase else { return }
         phase = .closed
         record(.connectionBlocked, subject, reason, extra)
@@ -433,6 +436,15 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         let resolver = proxy.resolver
+        if let up = proxy.config.upstreamProxy, !up.bypasses(name) {
+            // The proxy resolves the name and chooses the address: only its own
+            // address (from the user's global config) is looked up here, and not vetted.
+            WorkerQueues.resolver().async {
+                let addresses = IPAddress(up.host).map { [$0] } ?? resolver(up.host)
+                self.queue.async { self.dialProxy(up, name, pattern, addresses, extra, port: port) }
+            }
+            return
+        }
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
@@ -445,7 +457,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         if stopRequested { return closeClient() }
         guard !addresses.isEmpty else {
-            record(.failure, name, "could not resolve \(name)", extra)
+            record(.failure, .name(name), "could not resolve \(name)", extra)
             return closeClient()
         }
         var vetted: [IPAddress] = []
@@ -462,49 +474,103 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
                 extra["permit"] = Permit.allowPrivate(name)
             }
-            record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
+            record(.connectionBlocked, .name(name), "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
         dial(name, pattern, vetted, 0, [], extra, port: port)
     }
 
+    private func dialProxy(_ up: UpstreamProxy, _ name: String, _ pattern: HostPattern, _ addresses: [IPAddress],
+                           _ extra: [String: String], port: UInt16) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        var extra = extra
+        extra["proxy"] = up.redactedURL
+        guard !addresses.isEmpty else {
+            record(.failure, .name(name), "could not resolve the upstream proxy \(up.host) (proxy.url in the global config)", extra)
+            return closeClient()
+        }
+        dial(name, pattern, addresses, 0, [], extra, port: port, via: up)
+    }
+
+    /// `via`: the addresses are the upstream proxy's; once connected, agentpen
+    /// asks it for `name`:`port` with CONNECT.
     private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String], port: UInt16) {
+                      _ failures: [String], _ extra: [String: String], port: UInt16, via up: UpstreamProxy? = nil) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
-            record(.failure, name, "could not connect: " + failures.joined(separator: "; "), extra)
+            record(.failure, .name(name), (up == nil ? "could not connect: " : "could not connect to the upstream proxy: ")
+                   + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
         // Dial exactly the address that was vetted: no second lookup.
-        Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+        Dialer.connect(to: address, port: up?.port ?? port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port)
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port, via: up)
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
                     return closeClient()
                 }
-                var details = extra
-                details["upstream"] = endpoint(address, port)
-                details["pattern"] = pattern.description
-                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
-                details["host-port"] = nil
-                if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
-                record(.connectionAllowed, name, why, details)
-                let opened = DispatchTime.now()
-                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
-                    let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
-                    record(.tunnelClosed, name, "closed: \(end)",
-                           ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
-                            "bytes-down": String(stats.backward), "duration-ms": String(ms)])
-                    phase = .closed
-                    proxy.table.remove(self, client: peer)
+                guard let up else { return relay(name, pattern, upstream, endpoint(address, port), extra, port: port) }
+                let dialled = endpoint(address, up.port)
+                guard let request = up.connectRequest(name: name, port: port) else {
+                    close(upstream)
+                    record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
+                    return closeClient()
                 }
-                phase = .relaying(relay)
-                relay.start()
+                ProxyTunnel.open(upstream, request: request,
+                                 timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
+                    if stopRequested {
+                        close(upstream)
+                        return closeClient()
+                    }
+                    var details = extra
+                    details["upstream"] = dialled
+                    details["via-proxy"] = "CONNECT \(name):\(port)"
+                    switch outcome {
+                    case .open:
+                        relay(name, pattern, upstream, dialled, details, port: port,
+                              note: " (through the upstream proxy \(up.endpoint), which chose the address)")
+                    case .refused(let reply):
+                        details["proxy-status"] = reply.statusLine
+                        close(upstream)
+                        record(.connectionBlocked, .name(name),
+                               "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
+                        closeClient()
+                    case .failed(let why):
+                        close(upstream)
+                        record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
+                        closeClient()
+                    }
+                }
             }
         }
+    }
+
+    /// The upstream is connected (`dialled` names what agentpen dialled): the event, then bytes both ways.
+    private func relay(_ name: String, _ pattern: HostPattern, _ upstream: Int32, _ dialled: String,
+                       _ extra: [String: String], port: UInt16, note: String = "") {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var details = extra
+        details["upstream"] = dialled
+        details["pattern"] = pattern.description
+        let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)" + note
+        details["host-port"] = nil
+        if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
+        record(.connectionAllowed, .name(name), why, details)
+        let opened = DispatchTime.now()
+        let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+            let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
+            record(.tunnelClosed, .name(name), "closed: \(end)",
+                   ["upstream": dialled, "bytes-up": String(stats.forward),
+                    "bytes-down": String(stats.backward), "duration-ms": String(ms)])
+            phase = .closed
+            proxy.table.remove(self, client: peer)
+        }
+        phase = .relaying(relay)
+        relay.start()
     }
 }

@@ -20,10 +20,13 @@ final class Session: @unchecked Sendable {
     /// Real path of the session directory.
     let path: String
     var viewPath: String { path + "/" + SessionPolicy.viewDirName }
+    /// Where the secret decoys are (each file is bound, never the directory).
+    var decoyPath: String { path + "/" + DecoyFiles.dirName }
     private let dirFD: Int32, eventsFD: Int32, viewFD: Int32, listenFD: Int32
     private let acceptSource: any DispatchSourceRead
-    private struct State {
-        var watchers: [Int32] = []
+    private struct State: ~Copyable {
+        /// The watchers' connections, owned: one dropped is closed.
+        var watchers = DescriptorList()
         var refusals = RefusalList()
         var closed = false
     }
@@ -79,16 +82,20 @@ final class Session: @unchecked Sendable {
         }
     }
 
+    /// Creates the decoy files and their watches; nil (no decoys this run) if that fails.
+    func plantDecoys(_ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
+        DecoyFiles.create(sessionDir: dirFD, decoys)
+    }
+
     private func acceptWatchers() {
         while let c = SessionStore.accept(listenFD) {
             // Only this user (or root) may watch; the directory is 0700 anyway.
             guard c.uid == getuid() || c.uid == 0 else { close(c.fd); continue }
-            let kept = state.withLock { s -> Bool in
-                guard !s.closed else { return false }
-                s.watchers.append(c.fd)
-                return true
+            // Kept by the state, or (after `finish`) closed here, at once.
+            var watcher: Descriptor? = Descriptor(c.fd)
+            state.withLock { s in
+                if !s.closed, let w = watcher.take() { s.watchers.append(w) }
             }
-            if !kept { close(c.fd) }
         }
     }
 
@@ -103,10 +110,7 @@ final class Session: @unchecked Sendable {
             _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(eventsFD, UnsafeRawBufferPointer($0)) }
             if !s.watchers.isEmpty {
                 s.watchers.removeAll { fd in
-                    let n = bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) }
-                    if n == bytes.count { return false }
-                    close(fd)
-                    return true
+                    bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) } != bytes.count
                 }
             }
             if e.isRefusal && s.refusals.add(e) {
@@ -118,12 +122,11 @@ final class Session: @unchecked Sendable {
     /// After the run-end event: watchers see the end of their stream, the
     /// control socket goes away, the files stay for `watch` and `suggest`.
     func finish() {
-        let watchers = state.withLock { s -> [Int32] in
+        var watchers = state.withLock { s -> DescriptorList in
             s.closed = true
-            defer { s.watchers = [] }
-            return s.watchers
+            return s.watchers.takeList()
         }
-        watchers.forEach { close($0) }
+        watchers.closeAll()
         acceptSource.cancel()
         _ = unlinkat(dirFD, SessionPolicy.controlName, 0)
         close(eventsFD); close(viewFD); close(dirFD)

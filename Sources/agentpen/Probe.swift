@@ -18,7 +18,7 @@ enum Probe {
             // project (the working directory): RunLedger.probe.
             var buf = [CChar](repeating: 0, count: 4096)
             guard getcwd(&buf, buf.count) != nil else { print("getcwd: \(String(cString: strerror(errno)))"); exit(1) }
-            print(RunLedger.probe(String(cString: buf)), terminator: "")
+            print(RunLedger.probe(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), terminator: "")
             exit(0)
         case "inside":
             print("probe=ran")

@@ -110,6 +110,9 @@ import Testing
                 }
             }
         }
+        // Each says whether it could tell the runs apart, and why not.
+        let unwatched = "kept no record of the files it wrote (fanotify_init: Operation not permitted"
+        for report in [a.err, b.err] { #expect(report.contains(unwatched) == !attributed, "\(report)") }
         if attributed {
             // What each proved its own carries no note about the other run.
             #expect(!a.err.contains(Self.note), "\(a.err)")

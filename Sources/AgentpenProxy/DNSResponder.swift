@@ -72,7 +72,7 @@ public final class DNSResponder: @unchecked Sendable {
             if n < 0 { return }
             let names = self.names
             let reply = DNSMessage.reply(to: Array(packet[0..<n]), allowlist: allowlist, config: answers,
-                                         address: names.map { t in { t.address(for: $0) } })
+                                         unlisted: names?.unlisted ?? .refuse, address: names.map { t in { t.address(for: $0) } })
             record(reply.decision)
             if let bytes = reply.bytes, fromLen > 0 {
                 _ = bytes.withUnsafeBytes { ap_sendto_ip(fd, $0.baseAddress, $0.count, from, fromLen, fromPort) }
@@ -94,6 +94,12 @@ public final class DNSResponder: @unchecked Sendable {
         case .answered(let name, let type, let pattern, let addresses):
             events.record(Event(.dnsAnswered, subject: name, reason: "allowed by \(pattern)",
                                 details: ["type": typeName(type),
+                                          "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
+        case .answeredUnlisted(let name, let type, let addresses):
+            events.record(Event(.dnsAnswered, subject: name,
+                                reason: "not in the allowlist; answered with its own address (" + (names?.unlisted == .pass
+                                    ? "--audit: connections go through" : "--ask: connections wait for a decision") + ")",
+                                details: ["type": typeName(type), "unlisted": "true",
                                           "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
         case .nxDomain(let name, let why):
             var details = ["rcode": "NXDOMAIN"]

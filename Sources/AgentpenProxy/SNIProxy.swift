@@ -31,6 +31,12 @@ public struct ProxyConfig: Sendable {
     /// header (`ForwarderHeader`) carrying this token, naming the address and
     /// port the sandbox dialled inside. nil: no header (direct and splice hops).
     public var forwarderToken: String?
+    /// Unlisted names (issue 13): refused, held for a decision (`--ask`), or let
+    /// through as would-block (`--audit`). Hold and pass need per-name addresses.
+    public var unlisted: UnlistedNames = .refuse
+    /// The local port that stands for TLS by SNI on per-name addresses (443 inside
+    /// the sandbox; tests, which cannot bind 443, use their listener's).
+    public var tlsPort: UInt16 = 443
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -225,12 +231,14 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         guard let name else {
             // 127.0.0.1 stands for no name: routed by SNI. Any other address was
             // never handed out (a pooled one not yet given to a name, a guess).
-            if port == 443 && local == .loopbackV4 { return .sni }
+            if port == proxy.config.tlsPort && local == .loopbackV4 { return .sni }
             return .refused(subject: endpoint(local, port), reason: "no allowed name has this address and port",
                             details: ["destination": endpoint(local, port), "protocol": "tcp"])
         }
         if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
-        if port == 443, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        if port == proxy.config.tlsPort, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        // An unlisted name's address (hold, pass): TLS only, decided at the hello.
+        if port == proxy.config.tlsPort, proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name) { return .tls(name: name) }
         return .refused(subject: name, reason: "port \(port) is not allowed for \(name)"
                             + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
                         details: ["port": String(port), "protocol": "tcp"])
@@ -384,12 +392,35 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 extra["address-stands-for"] = required
                 return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
             }
-            guard let pattern = proxy.allowlist.matchTLS(name) else {
-                extra["permit"] = Permit.allow(name)
-                return block(name, "not in the allowlist", extra)
-            }
+            guard let pattern = proxy.allowlist.matchTLS(name) else { return unlisted(name, extra) }
             phase = .connecting
             endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
+        }
+    }
+
+    /// A ClientHello for a name the allowlist does not have (its SNI equals the
+    /// name its address stands for, if any).
+    private func unlisted(_ name: String, _ extra: [String: String]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var extra = extra
+        extra["permit"] = Permit.allow(name)
+        // A name listed for NAME:PORT only, or one --allow would refuse, is never let through.
+        guard proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name),
+              let pattern = try? HostPattern(name) else {
+            return block(name, "not in the allowlist", extra)
+        }
+        switch proxy.config.unlisted {
+        case .refuse:
+            block(name, "not in the allowlist", extra)
+        case .hold:
+            block(name, "not in the allowlist (held for a decision, but nobody can answer)", extra)
+        case .pass:
+            record(.wouldBlock, name, "not in the allowlist; let through (--audit)", extra)
+            var details = extra
+            details["permit"] = nil
+            details["audit"] = "true"
+            phase = .connecting
+            endHello { self.resolve(name, pattern, details, port: self.proxy.config.upstreamPort) }
         }
     }
 
@@ -459,7 +490,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         guard !vetted.isEmpty else {
             var extra = extra
             // Only private answers: --allow-private would have permitted it.
-            if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
+            // Never for a name let through by --audit: the sandbox chose it, and
+            // a private upstream is the user's call from what they know.
+            if extra["audit"] == nil, !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
                 extra["permit"] = Permit.allowPrivate(name)
             }
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
@@ -488,8 +521,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 }
                 var details = extra
                 details["upstream"] = endpoint(address, port)
-                details["pattern"] = pattern.description
-                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
+                details["pattern"] = extra["audit"] != nil ? "(audit)" : pattern.description
+                let why = extra["audit"] != nil ? "not in the allowlist; let through by --audit"
+                    : extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
                 details["host-port"] = nil
                 if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
                 record(.connectionAllowed, name, why, details)

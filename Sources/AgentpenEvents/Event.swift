@@ -27,6 +27,10 @@ public struct Event: Sendable, Equatable, Codable {
         /// `--audit`: an unlisted name let through that a normal run would have
         /// refused (details: permit, the flag that would allow it).
         case wouldBlock = "would-block"
+        /// `--ask`: a connection to an unlisted name waits for the user's decision
+        /// (details: hold, agent, process, timeout-s, permit); its outcome is a
+        /// connection-allowed or connection-blocked event with the same hold.
+        case connectionHeld = "connection-held"
     }
 
     /// The version of the line format (README: "Events"). A reader skips a
@@ -66,7 +70,7 @@ public struct Event: Sendable, Equatable, Codable {
     /// Kinds other layers add count when named `…-refused` or `…-blocked`.
     /// A would-block event names a permit but was let through: not a refusal.
     public var isRefusal: Bool {
-        kind != .wouldBlock && (kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
+        kind != .wouldBlock && kind != .connectionHeld && (kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
             || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked"))
     }
 

@@ -130,6 +130,8 @@ public final class SNIProxy: Sendable {
     /// Per-name addresses (the direct hop): the local address a connection
     /// arrived on names what it is for. nil: every connection is routed by SNI.
     let names: NameTable?
+    /// `--ask`: who decides about held connections (nil: nobody, they are refused).
+    let approver: (any Approver)?
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
     /// Peeks that returned bytes while looking for ClientHellos, and the bytes
@@ -137,8 +139,9 @@ public final class SNIProxy: Sendable {
     let helloPeeks = Mutex((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
-                names: NameTable? = nil,
+                names: NameTable? = nil, approver: (any Approver)? = nil,
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
+        self.approver = approver
         self.allowlist = allowlist
         self.events = events
         self.config = config
@@ -413,7 +416,18 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case .refuse:
             block(name, "not in the allowlist", extra)
         case .hold:
-            block(name, "not in the allowlist (held for a decision, but nobody can answer)", extra)
+            guard let approver = proxy.approver else {
+                return block(name, "not in the allowlist (held for a decision, but nobody can answer)", extra)
+            }
+            // Held: the hello stays queued, nothing is resolved or dialled until the user decides.
+            phase = .connecting
+            let extra = extra
+            endHello {
+                if self.stopRequested { return self.closeClient() }
+                approver.request(host: name, client: self.clientEndpoint) { outcome in
+                    self.queue.async { self.held(name, pattern, extra, outcome) }
+                }
+            }
         case .pass:
             record(.wouldBlock, name, "not in the allowlist; let through (--audit)", extra)
             var details = extra
@@ -421,6 +435,22 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             details["audit"] = "true"
             phase = .connecting
             endHello { self.resolve(name, pattern, details, port: self.proxy.config.upstreamPort) }
+        }
+    }
+
+    /// The user's decision (or the time running out) about a held connection.
+    private func held(_ name: String, _ pattern: HostPattern, _ extra: [String: String], _ outcome: HoldOutcome) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        switch outcome {
+        case .allowed(let reason, let decision):
+            var details = extra.merging(decision) { _, new in new }
+            details["permit"] = nil
+            details["asked"] = reason
+            resolve(name, pattern, details, port: proxy.config.upstreamPort)
+        case .refused(let reason, let decision):
+            record(.connectionBlocked, name, reason, extra.merging(decision) { _, new in new })
+            closeClient()
         }
     }
 
@@ -490,9 +520,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         guard !vetted.isEmpty else {
             var extra = extra
             // Only private answers: --allow-private would have permitted it.
-            // Never for a name let through by --audit: the sandbox chose it, and
-            // a private upstream is the user's call from what they know.
-            if extra["audit"] == nil, !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
+            // Also for a name --audit let through: `agentpen suggest` shows the user
+            // that it needs a private upstream, which only they can judge.
+            if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
                 extra["permit"] = Permit.allowPrivate(name)
             }
             record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
@@ -521,8 +551,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 }
                 var details = extra
                 details["upstream"] = endpoint(address, port)
-                details["pattern"] = extra["audit"] != nil ? "(audit)" : pattern.description
+                details["pattern"] = extra["audit"] != nil ? "(audit)" : extra["asked"] != nil ? "(asked)" : pattern.description
+                details["asked"] = nil
                 let why = extra["audit"] != nil ? "not in the allowlist; let through by --audit"
+                    : extra["asked"] != nil ? "not in the allowlist; " + extra["asked"]!
                     : extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
                 details["host-port"] = nil
                 if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }

@@ -7,7 +7,7 @@ import PackageDescription
 //   AgentpenPolicy  pure decisions (CLI parsing, presets, allowlists, sandbox plans,
 //                   ClientHello and DNS parsing); no C, no kernel, fully unit-tested
 //   AgentpenEvents  the one event type every allow/deny decision passes through
-//   AgentpenSystem  the one errno error type and the owning descriptor; Glibc only
+//   AgentpenSystem  the one errno error type and the owning descriptor (pairs, lists); Glibc and the C shim only
 //   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
 //   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
 //   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "AgentpenEvents"),
         .target(name: "AgentpenConfig",
                 dependencies: ["AgentpenPolicy", .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "AgentpenSystem"),
+        .target(name: "AgentpenSystem", dependencies: ["CShim"]),
         .target(name: "AgentpenCommandLine",
                 dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "AgentpenKernel",
@@ -52,7 +52,7 @@ let package = Package(
                     dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenConfigTests", dependencies: ["AgentpenConfig", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
-        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenSystem", "CSeccomp"]),
+        .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "CSeccomp"]),
         .testTarget(name: "EndToEndTests", dependencies: ["AgentpenPolicy"]),
     ]
 )

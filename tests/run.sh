@@ -24,13 +24,16 @@ trap cleanup EXIT
 # world lock: they need no world.
 bash fuzz/run.sh --runs "${FUZZ_RUNS:-30000}" --reports "$stage" || true
 for t in hello dns events nflog; do reports+=("$stage/fuzz-$t/report.xml"); done
-# The test world is shared by every checkout on this machine (tests/dev.sh --world).
-exec 9>/tmp/agentpen-world.lock
+# The test world is shared by every checkout on this machine (tests/dev.sh --world);
+# APW_HOST_NS/APW_SRV_NS/APW_STATE/APW_LOCK name a private one instead (world.sh).
+exec 9>"${APW_LOCK:-/tmp/agentpen-world.lock}"
 flock 9
 
 # The netlink tests re-run their inner halves inside fresh namespaces; those
 # halves are not run (nor reported) at the top level.
-run_suite unit 'AgentpenPolicyTests|AgentpenCommandLineTests|AgentpenProxyTests|AgentpenEventsTests|AgentpenKernelTests' no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
+# Every unit test target (Tests/Agentpen*Tests), so a new one cannot be left out.
+units=$(cd Tests && ls -d Agentpen*Tests | paste -sd'|')
+run_suite unit "$units" no 'NetlinkInsideNamespace|NetlinkPastaHost|NetlinkPastaNamespace'
 run_suite e2e-user 'EndToEndTests' yes 'NetworkTests'
 run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
 
@@ -39,8 +42,8 @@ run_suite e2e-root 'EndToEndTests' no 'NetworkTests'
 # fails to come up, the suite still runs and fails (under CI=true it never skips).
 world_up=1
 bash tests/world/world.sh up 9>&- || echo "run.sh: the test world did not come up" >&2
-world=/run/apw run_suite network-user 'NetworkTests' yes
-world=/run/apw run_suite network-root 'NetworkTests' no
+world=${APW_STATE:-/run/apw} run_suite network-user 'NetworkTests' yes
+world=${APW_STATE:-/run/apw} run_suite network-root 'NetworkTests' no
 bash tests/world/world.sh down >/dev/null 2>&1 || true
 world_up=
 

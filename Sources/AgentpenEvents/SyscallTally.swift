@@ -9,7 +9,7 @@ import Foundation
 /// A pid the kernel later reuses counts under the process first seen with it.
 public struct SyscallTally: Sendable {
     /// The process that made a call, as read from /proc on the host; `comm` and
-    /// `exe` are already escaped (`TerminalText.escape(bytes:)`).
+    /// `exe` are the sandbox's text, unescaped (printing escapes them, once).
     public struct Process: Sendable, Equatable {
         public var pid: Int32
         public var comm: String

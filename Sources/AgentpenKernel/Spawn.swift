@@ -1,4 +1,5 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Glibc
 
@@ -16,6 +17,17 @@ public struct Spawn {
         /// Nil keeps agentpen's own environment.
         public var env: [EnvironmentVariable]? = nil
         public init() {}
+
+        /// What agentpen's own children get (the namespace helper, bubblewrap,
+        /// pasta): they die with agentpen and ignore the terminal's SIGINT/SIGQUIT.
+        public static func supervised(fds: [(src: Int32, dst: Int32)], env: [EnvironmentVariable]?) -> Options {
+            var o = Options()
+            o.fds = fds
+            o.env = env
+            o.dieWithParent = true
+            o.ignoreInteractiveSignals = true
+            return o
+        }
     }
 
     /// Starts `argv[0]` (an absolute path). Throws with the exec error (ENOENT, EACCES …).
@@ -60,25 +72,30 @@ public struct Spawn {
     }
 
     /// Runs a program to completion, capturing its output (for probes and nft).
-    public static func run(_ argv: [String], input: String? = nil, env: [EnvironmentVariable]? = nil,
+    public static func run(_ argv: [String], input text: String? = nil, env: [EnvironmentVariable]? = nil,
                            extraFDs: [(src: Int32, dst: Int32)] = []) -> (status: Int32, output: String) {
-        var fds: [Int32] = [0, 0]
-        guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
-        let outRead = Descriptor(fds[0]), outWrite = Descriptor(fds[1])
-        guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
-        let inRead = Descriptor(fds[0]), inWrite = Descriptor(fds[1])
+        let output: Descriptor.Pipe
+        do { output = try Descriptor.pipe() } catch { return (125, "pipe failed") }
+        let input: Descriptor.Pipe
+        do { input = try Descriptor.pipe() } catch { return (125, "pipe failed") }
+        let outRead = output.read, inWrite = input.write
+        var child = ChildDescriptors()
+        child.add(input.read, at: 0)
+        let outNumber = output.write.raw
+        child.add(output.write, at: 1)
+        child.add(borrowing: outNumber, at: 2)
+        for fd in extraFDs { child.add(borrowing: fd.src, at: fd.dst) }
         var o = Options()
         o.env = env
-        o.fds = [(inRead.raw, 0), (outWrite.raw, 1), (outWrite.raw, 2)] + extraFDs
+        o.fds = child.mapping
         let pid: pid_t
         do { pid = try start(argv, o) } catch {
             return (error.errno == ENOENT ? 127 : 126, error.description)
         }
         // Only the child holds these now; the output ends when it exits.
-        outWrite.close()
-        inRead.close()
-        if let input {
-            _ = input.utf8CString.withUnsafeBufferPointer { write(inWrite.raw, $0.baseAddress, $0.count - 1) }
+        child.closeAll()
+        if let text {
+            _ = text.utf8CString.withUnsafeBufferPointer { write(inWrite.raw, $0.baseAddress, $0.count - 1) }
         }
         inWrite.close()
         var out: [UInt8] = []
@@ -91,6 +108,42 @@ public struct Spawn {
         }
         outRead.close()
         return (wait(pid), String(decoding: out, as: UTF8.self))
+    }
+}
+
+/// Descriptors for a child at the numbers it gets them there
+/// (`Spawn.Options.fds`). Owned ones are closed when this ends or by
+/// `closeAll` (once the child has its copies, or when set-up fails before the
+/// spawn); borrowed ones belong to someone else and must outlive the spawn.
+public struct ChildDescriptors: ~Copyable {
+    /// Number here → number in the child, in the order added.
+    public private(set) var mapping: [(src: Int32, dst: Int32)] = []
+    private var owned = DescriptorList()
+
+    public init() {}
+
+    /// `d`, owned from now on, at `dst` in the child.
+    public mutating func add(_ d: consuming Descriptor, at dst: Int32) {
+        mapping.append((d.raw, dst))
+        owned.append(d)
+    }
+
+    /// A number owned elsewhere (or added already, for a second number in the
+    /// child): lent for the spawn, never closed here.
+    public mutating func add(borrowing raw: Int32, at dst: Int32) {
+        mapping.append((raw, dst))
+    }
+
+    /// Takes over `other`'s descriptors, after this one's.
+    public mutating func append(_ other: consuming ChildDescriptors) {
+        mapping += other.mapping
+        for fd in other.owned.take() { owned.append(Descriptor(fd)) }
+    }
+
+    /// Closes the owned ones now (the child has its copies).
+    public mutating func closeAll() {
+        owned.closeAll()
+        mapping = []
     }
 }
 

@@ -1,4 +1,5 @@
 import AgentpenEvents
+import AgentpenSystem
 import CShim
 import Glibc
 
@@ -7,7 +8,9 @@ import Glibc
 /// answer it. Every answer is a refusal with an errno; nothing here can let a
 /// call continue.
 public struct SyscallListener: ~Copyable {
-    public let fd: Int32
+    private let descriptor: Descriptor
+    /// The listener's number, for the calls that answer it. Valid while self lives.
+    public var fd: Int32 { descriptor.raw }
 
     /// A pending call: who made it (a pid in agentpen's pid namespace, 0 when
     /// not visible there), its number, ABI and arguments.
@@ -19,8 +22,7 @@ public struct SyscallListener: ~Copyable {
         public var args: [UInt64]
     }
 
-    public init(fd: Int32) { self.fd = fd }
-    deinit { close(fd) }
+    public init(_ descriptor: consuming Descriptor) { self.descriptor = descriptor }
 
     /// The one-byte tag the listener travels with.
     static let tag: UInt8 = 0x4C   // "L"
@@ -34,9 +36,10 @@ public struct SyscallListener: ~Copyable {
         var got: Int
         repeat { got = ap_recv_fds(socket, &tag, &fds, 2, &n) } while got == -Int(EINTR)
         guard got > 0, n >= 1 else { return nil }
-        for extra in fds[1..<Int(n)] { close(extra) }
-        guard n == 1, tag == Self.tag else { close(fds[0]); return nil }
-        return SyscallListener(fd: fds[0])
+        // Owned from here: whatever is not the one listener is closed.
+        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
+        guard n == 1, tag == Self.tag else { return nil }
+        return SyscallListener(received.removeFirst())
     }
 
     /// Sends `listener` to agentpen over `socket` (the exec helper's side).
@@ -66,8 +69,10 @@ public struct SyscallListener: ~Copyable {
     public func refuse(_ id: UInt64, errno: Int32) -> Bool { ap_notif_refuse(fd, id, errno) == 0 }
 }
 
-/// Who a pid is, from the host's /proc: its comm and executable, escaped for
-/// logs and terminals (the sandbox chooses both freely).
+/// Who a pid is, from the host's /proc: its comm and executable as text (the
+/// sandbox chooses both freely; bytes that are not UTF-8 read as U+FFFD). They
+/// are escaped once, where they are printed (`TerminalText`) or logged
+/// (`Event.jsonLine`), like every other name from the sandbox.
 public enum ProcessIdentity {
     public static func read(_ pid: Int32) -> SyscallTally.Process {
         guard pid > 0 else { return SyscallTally.Process(pid: pid, comm: "?", exe: "?") }
@@ -80,13 +85,13 @@ public enum ProcessIdentity {
             if n > 0 {
                 var bytes = buf[..<n]
                 if bytes.last == 0x0A { bytes = bytes.dropLast() }
-                comm = TerminalText.escape(bytes: bytes)
+                comm = String(decoding: bytes, as: UTF8.self)
             }
         }
         var exe = "?"
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/\(pid)/exe", &path, path.count)
-        if n > 0 { exe = TerminalText.escape(bytes: path[..<n].map { UInt8(bitPattern: $0) }) }
+        if n > 0 { exe = String(decoding: path[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         return SyscallTally.Process(pid: pid, comm: comm, exe: exe)
     }
 }

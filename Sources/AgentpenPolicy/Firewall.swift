@@ -32,6 +32,28 @@ public enum Firewall {
     /// counters still count every packet.
     public static let logRate = 50, logBurst = 200
 
+    /// Per-name addresses (NameAddresses): TCP to an address in `first`…`last` on
+    /// a port other than `served` (where the proxy or the forwarder listens on
+    /// every loopback address) goes to the catch-all too, which reports it with
+    /// the name the address stands for, instead of the kernel refusing it unheard.
+    public struct NamePorts: Hashable, Sendable {
+        public var first: IPAddress, last: IPAddress
+        /// Sorted, without repeats.
+        public var served: [UInt16]
+
+        public init(first: IPAddress, last: IPAddress, served: [UInt16]) {
+            self.first = first
+            self.last = last
+            self.served = Array(Set(served)).sorted()
+        }
+
+        /// The range every per-name address lies in, with 443 and each NAME:PORT port served.
+        public init(_ allowlist: Allowlist) {
+            self.init(first: NameAddresses.range.first, last: NameAddresses.range.last,
+                      served: [443] + allowlist.plainPorts)
+        }
+    }
+
     /// The ruleset as data: output policy drop, allowing loopback destinations
     /// (127.0.0.0/8, ::1) and (when both are given and `gateway` is IPv4) TCP to
     /// `gateway`:`proxyPort` only; input allows loopback and
@@ -40,8 +62,14 @@ public enum Firewall {
     /// which records and resets it). With `logGroup`, each drop rule also sends
     /// the packet's first `NFLog.snapLength` bytes to that NFLOG group (rate
     /// limited; a packet over the rate is dropped and counted all the same).
+    /// With `catchAllPort`, also: output accepts what goes on loopback to one of the
+    /// namespace's own addresses (the catch-all's answer to a connection from the
+    /// tap's address, the ICMPv6 errors below), and an ICMPv6 echo request is
+    /// answered "administratively prohibited" at once (echo sockets never see a
+    /// drop). With `names` (and `catchAllPort`), TCP to a per-name address on a
+    /// port nothing serves there is redirected to the catch-all as well.
     public static func chains(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
-                              logGroup: UInt16? = nil) -> [Chain] {
+                              logGroup: UInt16? = nil, names: NamePorts? = nil) -> [Chain] {
         func match(_ left: JSONValue, _ right: JSONValue, op: String = "==") -> JSONValue {
             .object(["match": .object(["op": .string(op), "left": left, "right": right])])
         }
@@ -59,6 +87,19 @@ public enum Firewall {
             Rule(text: "oif \"lo\" ip6 daddr ::1 accept",
                  expr: [match(meta("oif"), .string("lo")), match(payload("ip6", "daddr"), .string("::1")), accept]),
         ]
+        let refusing = catchAllPort.map { $0 != 0 } ?? false
+        if refusing {
+            // To an address of this namespace: delivered on loopback whatever the
+            // socket asked for, so it never leaves. Not tested with oif: a connection
+            // the refuse chain redirected from the gateway (routed through the tap)
+            // to the catch-all is routed again on loopback, but this chain still sees
+            // the tap as its oif; and the default routes on loopback send every other
+            // destination out on lo too, hence the address test.
+            output.append(Rule(text: "fib daddr type local accept",
+                               expr: [match(.object(["fib": .object(["result": .string("type"), "flags": .array([.string("daddr")])])]),
+                                            .string("local")),
+                                      accept]))
+        }
         var toProxy: Rule?
         if let gateway, let port = proxyPort, port != 0, gateway.isIPv4 {
             toProxy = Rule(text: "ip daddr \(gateway) tcp dport \(port) accept",
@@ -75,18 +116,38 @@ public enum Firewall {
              [match(meta("l4proto"), .object(["set": .array([.string("icmp"), .string("ipv6-icmp")])]))], "blocked_icmp"),
             ("", [], "blocked_other"),
         ]
+        let limit = JSONValue.object(["limit": .object(["rate": .number(Int64(logRate)), "burst": .number(Int64(logBurst)),
+                                                        "per": .string("second")])])
+        func log(_ group: UInt16) -> JSONValue {
+            .object(["log": .object(["group": .number(Int64(group)), "snaplen": .number(Int64(NFLog.snapLength)),
+                                     "queue-threshold": .number(1)])])
+        }
+        let logText = { (group: UInt16) in
+            "limit rate \(logRate)/second burst \(logBurst) packets log group \(group) snaplen \(NFLog.snapLength) queue-threshold 1"
+        }
+        if refusing {
+            // An ICMPv6 echo socket ignores the verdict of the output hook (the kernel
+            // drops its send's error), so a plain drop would leave ping -6 waiting;
+            // the reject's "administratively prohibited" reaches the socket at once.
+            let echo6 = match(payload("icmpv6", "type"), .string("echo-request"))
+            let reject = JSONValue.object(["reject": .object(["type": .string("icmpv6"), "expr": .string("admin-prohibited")])])
+            let rejectText = "reject with icmpv6 admin-prohibited"
+            if let group = logGroup {
+                output.append(Rule(text: "icmpv6 type echo-request counter name blocked_icmp \(logText(group)) \(rejectText)",
+                                   expr: [echo6, counter("blocked_icmp"), limit, log(group), reject]))
+                output.append(Rule(text: "icmpv6 type echo-request \(rejectText)", expr: [echo6, reject]))
+            } else {
+                output.append(Rule(text: "icmpv6 type echo-request counter name blocked_icmp \(rejectText)",
+                                   expr: [echo6, counter("blocked_icmp"), reject]))
+            }
+        }
         for p in protocols {
             guard let group = logGroup else {
                 output.append(Rule(text: p.text + "counter name \(p.counter) drop", expr: p.expr + [counter(p.counter), drop]))
                 continue
             }
-            let limit = JSONValue.object(["limit": .object(["rate": .number(Int64(logRate)), "burst": .number(Int64(logBurst)),
-                                                            "per": .string("second")])])
-            let log = JSONValue.object(["log": .object(["group": .number(Int64(group)), "snaplen": .number(Int64(NFLog.snapLength)),
-                                                        "queue-threshold": .number(1)])])
-            output.append(Rule(text: p.text + "counter name \(p.counter) limit rate \(logRate)/second burst \(logBurst) packets"
-                                + " log group \(group) snaplen \(NFLog.snapLength) queue-threshold 1 drop",
-                               expr: p.expr + [counter(p.counter), limit, log, drop]))
+            output.append(Rule(text: p.text + "counter name \(p.counter) \(logText(group)) drop",
+                               expr: p.expr + [counter(p.counter), limit, log(group), drop]))
             output.append(Rule(text: p.text + "drop", expr: p.expr + [drop]))
         }
         let input = [
@@ -106,10 +167,23 @@ public enum Firewall {
                      expr: [match(payload(family, "daddr"), notLoopback, op: "!="), match(meta("l4proto"), .string("tcp")),
                             .object(["redirect": .object(["port": .number(Int64(port))])])])
             }
-            chains.insert(Chain(name: "refuse", hook: "output",
-                                rules: (toProxy.map { [$0] } ?? [])
-                                    + [redirect("ip", loopback4, "127.0.0.0/8"), redirect("ip6", .string("::1"), "::1")],
-                                type: "nat", priority: -100, policy: "accept"), at: 0)
+            var rules = (toProxy.map { [$0] } ?? [])
+                + [redirect("ip", loopback4, "127.0.0.0/8"), redirect("ip6", .string("::1"), "::1")]
+            if let names, !names.served.isEmpty {
+                // A name's address on a port nothing serves: the kernel would refuse
+                // it unheard; the catch-all reports it with the name.
+                let ports: (text: String, json: JSONValue) = names.served.count == 1
+                    ? ("\(names.served[0])", .number(Int64(names.served[0])))
+                    : ("{ " + names.served.map(String.init).joined(separator: ", ") + " }",
+                       .object(["set": .array(names.served.map { .number(Int64($0)) })]))
+                rules.append(Rule(text: "ip daddr \(names.first)-\(names.last) tcp dport != \(ports.text) redirect to :\(port)",
+                                  expr: [match(payload("ip", "daddr"),
+                                               .object(["range": .array([.string(names.first.description),
+                                                                         .string(names.last.description)])])),
+                                         match(payload("tcp", "dport"), ports.json, op: "!="),
+                                         .object(["redirect": .object(["port": .number(Int64(port))])])]))
+            }
+            chains.insert(Chain(name: "refuse", hook: "output", rules: rules, type: "nat", priority: -100, policy: "accept"), at: 0)
         }
         return chains
     }
@@ -119,9 +193,10 @@ public enum Firewall {
     /// created again, so the script works whether or not it already exists).
     /// Returns a script that allows only loopback if `gateway` is not IPv4.
     public static func ruleset(gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
-                               logGroup: UInt16? = nil) -> String {
+                               logGroup: UInt16? = nil, names: NamePorts? = nil) -> String {
         let counters = counterNames.map { "\tcounter \($0) {\n\t}\n" }.joined()
-        let chains = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup).map { chain in
+        let chains = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup,
+                            names: names).map { chain in
             "\tchain \(chain.name) {\n"
                 + "\t\ttype \(chain.type) hook \(chain.hook) priority \(chain.priority); policy \(chain.policy);\n"
                 + chain.rules.map { "\t\t\($0.text)\n" }.joined()
@@ -143,7 +218,7 @@ public enum Firewall {
     /// else in the table (another chain, a set, a map, a rule comment, a key this
     /// reader does not know) is a difference: the check fails closed.
     public static func verifyLoaded(_ json: String, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16? = nil,
-                                    logGroup: UInt16? = nil) -> ReadBack {
+                                    logGroup: UInt16? = nil, names: NamePorts? = nil) -> ReadBack {
         let doc: JSONValue
         do { doc = try JSONValue(parsing: json) } catch { return .differs("\(error)") }
         guard case .object(let top) = doc, top.count == 1, case .array(let items)? = top["nftables"] else {
@@ -194,7 +269,7 @@ public enum Firewall {
         guard counters.sorted() == counterNames.sorted() else {
             return .differs("counters \(counters) instead of \(counterNames)")
         }
-        let built = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup)
+        let built = chains(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort, logGroup: logGroup, names: names)
         guard chainOrder.sorted() == built.map(\.name).sorted() else {
             return .differs("chains \(chainOrder) instead of \(built.map(\.name))")
         }

@@ -17,6 +17,14 @@ public struct NameAddresses: Sendable, Equatable {
     /// Wildcard names answered per run before the responder refuses new ones.
     public static let defaultPoolSize = 4096
 
+    /// Every address a name can be given (exact names and the largest pool), in
+    /// whole /24s: the firewall sends TCP to them on a port nothing serves to the
+    /// catch-all, which reports the name.
+    public static let range: (first: IPAddress, last: IPAddress) = {
+        let b = offset(poolBase, defaultPoolSize - 1).bytes
+        return (IPAddress(127, 0, exactBase.bytes[2], 0), IPAddress(b[0], b[1], b[2], 255))
+    }()
+
     public let allowlist: Allowlist
     /// With `hold` or `pass`, unlisted names get pooled addresses too.
     public let unlisted: UnlistedNames
@@ -31,7 +39,7 @@ public struct NameAddresses: Sendable, Equatable {
                 poolSize: Int = NameAddresses.defaultPoolSize) {
         self.allowlist = allowlist
         self.unlisted = unlisted
-        self.poolSize = poolSize
+        self.poolSize = min(poolSize, Self.defaultPoolSize)   // within `range`
         var i = 0
         for name in allowlist.exactNames where byName[name] == nil && i < Self.maxExact {
             let a = Self.offset(Self.exactBase, i)

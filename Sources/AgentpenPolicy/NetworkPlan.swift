@@ -143,4 +143,28 @@ public enum NetworkPlan {
         }
         return nil
     }
+
+    /// The direct hop's catch-all, sent after the plan's sockets: a TCP listener on
+    /// 127.0.0.1 on the port the firewall redirects refused connections to (chosen
+    /// by the kernel, never 0), and the same port on ::1 when the namespace has
+    /// IPv6 loopback. Returns the port, or what differs.
+    public static func verifyCatchAll(_ got: [SocketSpec?]) -> Result<UInt16, CatchAllMismatch> {
+        guard let first = got.first, let v4 = first, v4.kind == .tcpListener, v4.address == .loopbackV4, v4.port != 0 else {
+            return .failure(CatchAllMismatch(got.first.flatMap { $0 }.map(\.description) ?? "no TCP listener on 127.0.0.1"))
+        }
+        guard got.count <= 2 else { return .failure(CatchAllMismatch("\(got.count) catch-all sockets")) }
+        if got.count == 2 {
+            let v6 = got[1]
+            guard v6 == SocketSpec(.tcpListener, .loopbackV6, v4.port) else {
+                return .failure(CatchAllMismatch("\(v6.map(\.description) ?? "a descriptor that is no IP socket")"
+                                                 + " where tcp [::1]:\(v4.port) was expected"))
+            }
+        }
+        return .success(v4.port)
+    }
+
+    public struct CatchAllMismatch: Error, Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+        public init(_ d: String) { description = "the catch-all: " + d }
+    }
 }

@@ -69,7 +69,7 @@ final class Acceptor: @unchecked Sendable {
         guard table.admit(peer) else {
             _ = ap_set_linger_reset(fd)
             close(fd)
-            events.record(Event(.connectionBlocked, subject: "(client \(client))",
+            events.record(Event(.connectionBlocked, subject: .client(endpoint: client),
                                 reason: "more than \(table.cap) concurrent connections from this client",
                                 details: ["client": client]))
             return

@@ -80,7 +80,7 @@ public final class DNSResponder: @unchecked Sendable {
         }
     }
 
-    private func typeName(_ t: UInt16) -> String {
+    private static func typeName(_ t: UInt16) -> String {
         switch t {
         case DNSMessage.typeA: return "A"
         case DNSMessage.typeAAAA: return "AAAA"
@@ -90,25 +90,34 @@ public final class DNSResponder: @unchecked Sendable {
     }
 
     private func record(_ d: DNSMessage.Decision) {
+        events.record(Self.event(for: d, unlisted: names?.unlisted ?? .refuse))
+    }
+
+    /// The event a decision is logged as.
+    static func event(for d: DNSMessage.Decision, unlisted: UnlistedNames = .refuse, time: Date = Date()) -> Event {
         switch d {
         case .answered(let name, let type, let pattern, let addresses):
-            events.record(Event(.dnsAnswered, subject: name, reason: "allowed by \(pattern)",
-                                details: ["type": typeName(type),
-                                          "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
+            return Event(.dnsAnswered, subject: .name(name), reason: "allowed by \(pattern)",
+                         details: ["type": typeName(type),
+                                   "answer": Event.DNSAnswer(addresses.map(\.description)).description],
+                         time: time)
         case .answeredUnlisted(let name, let type, let addresses):
-            events.record(Event(.dnsAnswered, subject: name,
-                                reason: "not in the allowlist; answered with its own address (" + (names?.unlisted == .pass
-                                    ? "--audit: connections go through" : "--ask: connections wait for a decision") + ")",
-                                details: ["type": typeName(type), "unlisted": "true",
-                                          "answer": addresses.isEmpty ? "(no data)" : addresses.map(\.description).joined(separator: ",")]))
+            return Event(.dnsAnswered, subject: .name(name),
+                         reason: "not in the allowlist; answered with its own address ("
+                             + (unlisted == .pass ? "--audit: connections go through" : "--ask: connections wait for a decision") + ")",
+                         details: ["type": typeName(type), "unlisted": "true",
+                                   "answer": Event.DNSAnswer(addresses.map(\.description)).description],
+                         time: time)
         case .nxDomain(let name, let why):
-            var details = ["rcode": "NXDOMAIN"]
+            var details = ["rcode": Event.DNSRefusal.rcode("NXDOMAIN").description]
             details["permit"] = Permit.allow(name)
-            events.record(Event(.dnsRefused, subject: name, reason: why, details: details))
+            return Event(.dnsRefused, subject: .name(name), reason: why, details: details, time: time)
         case .error(let rcode, let why):
-            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "\(rcode)"]))
+            return Event(.dnsRefused, subject: .malformedQuery, reason: why,
+                         details: ["rcode": Event.DNSRefusal.rcode("\(rcode)").description], time: time)
         case .dropped(let why):
-            events.record(Event(.dnsRefused, subject: "(malformed query)", reason: why, details: ["rcode": "(no reply)"]))
+            return Event(.dnsRefused, subject: .malformedQuery, reason: why,
+                         details: ["rcode": Event.DNSRefusal.noReply.description], time: time)
         }
     }
 }

@@ -1,4 +1,5 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Foundation
 
@@ -8,21 +9,26 @@ import Foundation
 /// `NetworkPlan.directSockets`.
 public enum HandedSockets {
     /// Makes every socket of `plan` (in the calling process's network namespace).
-    /// Closes what it made when one fails.
-    public static func make(_ plan: [NetworkPlan.SocketSpec]) throws -> [Int32] {
-        var made: [Int32] = []
-        do {
-            for spec in plan {
-                switch spec.kind {
-                case .tcpListener: made.append(try Sock.listenTCP(spec.address, port: spec.port, backlog: 4096).fd)
-                case .udp: made.append(try Sock.bindUDP(spec.address, port: spec.port).fd)
-                }
+    /// What it made is closed when one fails.
+    public static func make(_ plan: [NetworkPlan.SocketSpec]) throws -> DescriptorList {
+        var made = DescriptorList()
+        for spec in plan {
+            switch spec.kind {
+            case .tcpListener: made.append(Descriptor(try Sock.listenTCP(spec.address, port: spec.port, backlog: 4096).fd))
+            case .udp: made.append(Descriptor(try Sock.bindUDP(spec.address, port: spec.port).fd))
             }
-        } catch {
-            made.forEach { close($0) }
-            throw error
         }
         return made
+    }
+
+    /// The catch-all's listeners (`NetworkPlan.verifyCatchAll`): 127.0.0.1 on a port
+    /// the kernel picks, and the same port on ::1 when the namespace has IPv6
+    /// loopback, appended to `made`. Returns the port.
+    public static func makeCatchAll(into made: inout DescriptorList) throws -> UInt16 {
+        let (v4, port) = try Sock.listenTCP(.loopbackV4, port: 0)
+        made.append(Descriptor(v4))
+        if let v6 = try? Sock.listenTCP(.loopbackV6, port: port) { made.append(Descriptor(v6.fd)) }
+        return port
     }
 
     /// What one received descriptor is: nil when it is no IP socket.
@@ -36,21 +42,23 @@ public enum HandedSockets {
         return nil
     }
 
-    /// Sends `fds` with one tag byte; true when it went.
-    public static func send(_ sock: Int32, _ fds: [Int32]) -> Bool {
-        fds.withUnsafeBufferPointer { ap_send_fds(sock, 1, $0.baseAddress, Int32($0.count)) } == 1
+    /// Sends `fds` with one tag byte (the receiver gets copies; these stay
+    /// the caller's); true when it went.
+    public static func send(_ sock: Int32, _ fds: borrowing DescriptorList) -> Bool {
+        fds.raw.withUnsafeBufferPointer { ap_send_fds(sock, 1, $0.baseAddress, Int32($0.count)) } == 1
     }
 
     /// Receives one message of descriptors; nil at end of stream (the helper
     /// failed before sending) or on error.
-    public static func receive(_ sock: Int32, max: Int) -> [Int32]? {
+    public static func receive(_ sock: Int32, max: Int) -> DescriptorList? {
         var fds = [Int32](repeating: -1, count: max)
         var n: Int32 = 0
         var tag: UInt8 = 0
         var r: Int
         repeat { r = fds.withUnsafeMutableBufferPointer { ap_recv_fds(sock, &tag, $0.baseAddress, Int32(max), &n) } }
         while r == -Int(EINTR)
+        let received = DescriptorList(taking: Array(fds[0..<Swift.max(0, Int(n))]))
         guard r == 1, tag == 1 else { return nil }
-        return Array(fds[0..<Int(n)])
+        return received
     }
 }

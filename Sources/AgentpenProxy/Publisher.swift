@@ -128,7 +128,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
                         finish("nothing answers on 127.0.0.1:\(p.port) inside the sandbox (\(e))")
                     case .success(let inside):
                         if stopRequested { close(inside); return finish(nil) }
-                        p.events.record(Event(.connectionAllowed, subject: "published port \(p.port)",
+                        p.events.record(Event(.connectionAllowed, subject: .publishedPort(p.port),
                                               reason: "allowed by --publish \(p.port)",
                                               details: ["client": clientEndpoint, "protocol": "tcp", "port": String(p.port)]))
                         let r = Relay(client, inside, queue: queue, config: p.config.relay) { [self] _, _ in
@@ -148,7 +148,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         if let failure {
-            publisher.events.record(Event(.failure, subject: "published port \(publisher.port)", reason: failure,
+            publisher.events.record(Event(.failure, subject: .publishedPort(publisher.port), reason: failure,
                                           details: ["client": clientEndpoint]))
         }
         close(client)

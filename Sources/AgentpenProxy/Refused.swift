@@ -83,6 +83,19 @@ public final class CatchAll: @unchecked Sendable {
         return v4.port
     }
 
+    /// Takes over listeners made inside the namespace (the direct hop: the
+    /// namespace helper made them, `HandedSockets.makeCatchAll`); `ipv6` says which
+    /// is which, for reading where each connection was meant to go.
+    public func adopt(_ fds: [(fd: Int32, ipv6: Bool)]) throws(SocketError) {
+        ignoreSIGPIPE()
+        var started: [Listener] = []
+        for (fd, ipv6) in fds {
+            started.append(try Listener(adopting: fd, queue: queue) { [weak self] c, _, _ in self?.refuse(c, ipv6: ipv6) })
+        }
+        queue.sync { listeners += started }
+        for l in started { l.start() }
+    }
+
     public func stop() {
         let ls = queue.sync { () -> [Listener] in
             defer { listeners = [] }

@@ -1,3 +1,4 @@
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -34,6 +35,9 @@ final class Relay: @unchecked Sendable {
     private final class Direction {
         let src: Int32
         let dst: Int32
+        /// The splice pipe, owned; nil when none could be had (the buffer is used).
+        var pipe: Descriptor.Pipe?
+        /// `pipe`'s numbers (-1 without one), lent to splice; valid while it is set.
         var pipeR: Int32 = -1
         var pipeW: Int32 = -1
         /// Bytes the pipe (or buffer) can take.
@@ -110,8 +114,8 @@ final class Relay: @unchecked Sendable {
         var room: Int { pipeR >= 0 ? capacity - inFlight : Self.bufferSize - bufEnd }
 
         func release() {
-            if pipeR >= 0 { close(pipeR); close(pipeW) }
             pipeR = -1; pipeW = -1
+            pipe = nil
             buffer?.deallocate(); buffer = nil
         }
     }
@@ -146,10 +150,10 @@ final class Relay: @unchecked Sendable {
         guard !closed else { return }
         dirs = [Direction(src: a, dst: b), Direction(src: b, dst: a)]
         for (i, d) in dirs.enumerated() {
-            var p: [Int32] = [-1, -1]
-            if ap_pipe2(&p, AP_O_NONBLOCK | AP_O_CLOEXEC) == 0 {
-                d.pipeR = p[0]; d.pipeW = p[1]
-                d.capacity = Int(max(ap_get_pipe_size(p[1]), 4096))
+            if let p = try? Descriptor.pipe(nonBlocking: true) {
+                d.pipeR = p.read.raw; d.pipeW = p.write.raw
+                d.capacity = Int(max(ap_get_pipe_size(p.write.raw), 4096))
+                d.pipe = consume p
             }
             d.readWatch = Watch.read(d.src, queue: queue, group: group) { [weak self] in self?.pump(i) }
             d.writeWatch = Watch.write(d.dst, queue: queue, group: group) { [weak self] in self?.pump(i) }

@@ -218,7 +218,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case plain(name: String, port: UInt16, HostPattern)
         /// `--allow-host-port`: this machine's own 127.0.0.1:port.
         case hostLoopback(port: UInt16)
-        case refused(subject: String, reason: String, details: [String: String])
+        case refused(subject: Event.Subject, reason: String, details: [String: String])
     }
 
     /// The direct hop: the accepted socket's own local address and port.
@@ -235,14 +235,14 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             // 127.0.0.1 stands for no name: routed by SNI. Any other address was
             // never handed out (a pooled one not yet given to a name, a guess).
             if port == proxy.config.tlsPort && local == .loopbackV4 { return .sni }
-            return .refused(subject: endpoint(local, port), reason: "no allowed name has this address and port",
+            return .refused(subject: .name(endpoint(local, port)), reason: "no allowed name has this address and port",
                             details: ["destination": endpoint(local, port), "protocol": "tcp"])
         }
         if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
         if port == proxy.config.tlsPort, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
         // An unlisted name's address (hold, pass): TLS only, decided at the hello.
         if port == proxy.config.tlsPort, proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name) { return .tls(name: name) }
-        return .refused(subject: name, reason: "port \(port) is not allowed for \(name)"
+        return .refused(subject: .name(name), reason: "port \(port) is not allowed for \(name)"
                             + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
                         details: ["port": String(port), "protocol": "tcp"])
     }
@@ -257,7 +257,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
             t.setEventHandler { [weak self] in
                 guard let self else { return }
-                self.block("(no SNI)", "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
+                self.block(.noServerName, "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
             }
             deadline = t
             t.activate()
@@ -281,7 +281,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         let got = Int(ap_recv_peek(client, &buf, buf.count))
         if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
         func refuse(_ why: String) {
-            block("(forwarder header)", why + "; only agentpen's forwarder may connect to the proxy")
+            block(.forwarderHeader, why + "; only agentpen's forwarder may connect to the proxy")
         }
         guard got > 0 else { return refuse("closed or failed before the header") }
         guard let nl = buf[0..<got].firstIndex(of: UInt8(ascii: "\n")) else {
@@ -341,7 +341,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         }
     }
 
-    private func record(_ kind: Event.Kind, _ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+    private func record(_ kind: Event.Kind, _ subject: Event.Subject, _ reason: String, _ extra: [String: String] = [:]) {
         var details = extra
         details["client"] = clientEndpoint
         proxy.events.record(Event(kind, subject: subject, reason: reason, details: details))
@@ -360,21 +360,21 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             peekOffset = ap_set_peek_off(client, 0) == 0
         }
         let from = peekOffset ? seen : 0
-        guard from < size else { return block("(no SNI)", "no complete ClientHello in the first \(size) bytes") }
+        guard from < size else { return block(.noServerName, "no complete ClientHello in the first \(size) bytes") }
         let got = Int(ap_recv_peek(client, buffer!.baseAddress! + from, size - from))
         if got == -Int(EAGAIN) || got == -Int(EINTR) { return }
-        if got < 0 { return block("(no SNI)", "client error before the ClientHello: \(String(cString: strerror(Int32(-got))))") }
+        if got < 0 { return block(.noServerName, "client error before the ClientHello: \(String(cString: strerror(Int32(-got))))") }
         if got > 0 { proxy.helloPeeks.withLock { $0.count += 1; $0.bytes += got } }
         let n = from + got
-        if n == 0 { return block("(no SNI)", "client closed without sending anything") }
+        if n == 0 { return block(.noServerName, "client closed without sending anything") }
         if n == seen {
             // With SO_RCVLOWAT set we are only woken for more bytes or an end.
             if got == 0 || ap_peer_closed(client) == 1 {
-                return block("(no SNI)", "client closed before the ClientHello was complete")
+                return block(.noServerName, "client closed before the ClientHello was complete")
             }
             return
         }
-        guard n > seen else { return block("(no SNI)", "client stream shrank before the ClientHello") }
+        guard n > seen else { return block(.noServerName, "client stream shrank before the ClientHello") }
         // Only the part past `seen` is new to the reassembler.
         if self.hello == nil { self.hello = ClientHello.Reassembler(maxSize: size) }
         let hello = self.hello!.feed(UnsafeRawBufferPointer(rebasing: buffer![seen..<n]))
@@ -387,13 +387,13 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             // kernel to wake us only once more has arrived.
             _ = ap_set_rcvlowat(client, Int32(n + 1))
         case .noServerName:
-            block("(no SNI)", "ClientHello without a server name", extra)
+            block(.noServerName, "ClientHello without a server name", extra)
         case .invalid(let why):
-            block("(no SNI)", "invalid ClientHello: \(why)", extra)
+            block(.noServerName, "invalid ClientHello: \(why)", extra)
         case .serverName(let name):
             if let required = requiredName, name != required {
                 extra["address-stands-for"] = required
-                return block(name, "SNI \(name) does not match \(required), the name this address stands for", extra)
+                return block(.name(name), "SNI \(name) does not match \(required), the name this address stands for", extra)
             }
             guard let pattern = proxy.allowlist.matchTLS(name) else { return unlisted(name, extra) }
             phase = .connecting
@@ -410,14 +410,14 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         // A name listed for NAME:PORT only, or one --allow would refuse, is never let through.
         guard proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name),
               let pattern = try? HostPattern(name) else {
-            return block(name, "not in the allowlist", extra)
+            return block(.name(name), "not in the allowlist", extra)
         }
         switch proxy.config.unlisted {
         case .refuse:
-            block(name, "not in the allowlist", extra)
+            block(.name(name), "not in the allowlist", extra)
         case .hold:
             guard let approver = proxy.approver else {
-                return block(name, "not in the allowlist (held for a decision, but nobody can answer)", extra)
+                return block(.name(name), "not in the allowlist (held for a decision, but nobody can answer)", extra)
             }
             // Held: the hello stays queued, nothing is resolved or dialled until the user decides.
             phase = .connecting
@@ -429,7 +429,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 }
             }
         case .pass:
-            record(.wouldBlock, name, "not in the allowlist; let through (--audit)", extra)
+            record(.wouldBlock, .name(name), "not in the allowlist; let through (--audit)", extra)
             var details = extra
             details["permit"] = nil
             details["audit"] = "true"
@@ -449,7 +449,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             details["asked"] = reason
             resolve(name, pattern, details, port: proxy.config.upstreamPort)
         case .refused(let reason, let decision):
-            record(.connectionBlocked, name, reason, extra.merging(decision) { _, new in new })
+            record(.connectionBlocked, .name(name), reason, extra.merging(decision) { _, new in new })
             closeClient()
         }
     }
@@ -477,7 +477,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         helloGroup.notify(queue: queue, execute: then)
     }
 
-    private func block(_ subject: String, _ reason: String, _ extra: [String: String] = [:]) {
+    private func block(_ subject: Event.Subject, _ reason: String, _ extra: [String: String] = [:]) {
         guard case .hello = phase else { return }
         phase = .closed
         record(.connectionBlocked, subject, reason, extra)
@@ -506,7 +506,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         if stopRequested { return closeClient() }
         guard !addresses.isEmpty else {
-            record(.failure, name, "could not resolve \(name)", extra)
+            record(.failure, .name(name), "could not resolve \(name)", extra)
             return closeClient()
         }
         var vetted: [IPAddress] = []
@@ -525,7 +525,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
                 extra["permit"] = Permit.allowPrivate(name)
             }
-            record(.connectionBlocked, name, "every address refused: " + refusals.joined(separator: "; "), extra)
+            record(.connectionBlocked, .name(name), "every address refused: " + refusals.joined(separator: "; "), extra)
             return closeClient()
         }
         dial(name, pattern, vetted, 0, [], extra, port: port)
@@ -535,7 +535,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                       _ failures: [String], _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
-            record(.failure, name, "could not connect: " + failures.joined(separator: "; "), extra)
+            record(.failure, .name(name), "could not connect: " + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
@@ -558,11 +558,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                     : extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
                 details["host-port"] = nil
                 if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
-                record(.connectionAllowed, name, why, details)
+                record(.connectionAllowed, .name(name), why, details)
                 let opened = DispatchTime.now()
                 let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
                     let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
-                    record(.tunnelClosed, name, "closed: \(end)",
+                    record(.tunnelClosed, .name(name), "closed: \(end)",
                            ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
                             "bytes-down": String(stats.backward), "duration-ms": String(ms)])
                     phase = .closed

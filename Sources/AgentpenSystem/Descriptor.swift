@@ -4,7 +4,7 @@ import Glibc
 /// when the value goes out of scope, or earlier by `close()`, unless ownership
 /// is handed on with `take()`. Noncopyable, so two owners cannot both close it
 /// and a closed one cannot be used again (the compiler refuses both).
-public struct Descriptor: ~Copyable {
+public struct Descriptor: ~Copyable, Sendable {
     /// The descriptor number, for calls that take one. Valid while self lives.
     public let raw: Int32
 

@@ -67,18 +67,21 @@ enum NetHelper {
             // refuses it at once instead of the route lock answering ENETUNREACH unheard.
             try nl.addLoopbackDefaultRoutes()
         } catch { fail("cannot lock down the sandbox's routes: \(error)") }
-        let refusals = startRefusals(events)
+        // Names: the DNS responder answers allowed names with the forwarder's
+        // address; on the gateway hop each name has its own (NameAddresses), which
+        // a refused connection to it is reported with.
+        let allowlist = Allowlist(args.hosts)
+        let names = args.hop.perNameAddresses ? NameTable(NameAddresses(allowlist)) : nil
+        let refusals = startRefusals(events, names: names)
         do {
             let viaGateway = args.hop == .gateway
             let allowGateway = viaGateway ? gateway : nil
             let allowPort = viaGateway ? args.proxyPort : nil
-            try loadFirewall(nft, gateway: allowGateway, proxyPort: allowPort, catchAllPort: refusals.catchAllPort)
+            try loadFirewall(nft, gateway: allowGateway, proxyPort: allowPort, catchAllPort: refusals.catchAllPort,
+                             names: names.map { _ in Firewall.NamePorts(allowlist) })
         } catch { fail("cannot load the sandbox firewall: \(error)") }
 
-        // 4. Names: the DNS responder answers allowed names with the forwarder's
-        // address; on the gateway hop each name has its own (NameAddresses).
-        let allowlist = Allowlist(args.hosts)
-        let names = args.hop.perNameAddresses ? NameTable(NameAddresses(allowlist)) : nil
+        // 4. The DNS responder, in the namespace.
         let dns = DNSResponder(allowlist: allowlist, events: events, names: names)
         do { try dns.start(bindAddress: "127.0.0.1", port: 53) }
         catch { fail("cannot start the DNS responder inside the sandbox: \(error)") }
@@ -131,24 +134,36 @@ enum NetHelper {
                 fail("the sandbox's namespace is not loopback-only: \(verdict)")
             }
         } catch { fail("cannot set up the sandbox's loopback: \(error)") }
-        let refusals = startRefusals(events)
-        do { try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: refusals.catchAllPort) }
-        catch { fail("cannot load the sandbox firewall: \(error)") }
-        let plan = NetworkPlan.directSockets(Allowlist(args.hosts), hostPorts: args.hostPorts)
-        let made: [Int32]
-        do { made = try HandedSockets.make(plan) }
-        catch { fail("cannot listen inside the sandbox: \(error)") }
+        // Refused TCP goes to a catch-all made here and served by agentpen (which
+        // knows every name's address, pooled ones included); the rest is read here.
+        let reporter = RefusalReporter(events: events)
+        let nflog = startNFLog(events, reporter)
+        let allowlist = Allowlist(args.hosts)
+        // The plan's sockets, then the catch-all's (nothing connects before bubblewrap starts).
+        var made: DescriptorList
+        let catchAllPort: UInt16
+        do {
+            made = try HandedSockets.make(NetworkPlan.directSockets(allowlist, hostPorts: args.hostPorts))
+            catchAllPort = try HandedSockets.makeCatchAll(into: &made)
+        } catch { fail("cannot listen inside the sandbox: \(error)") }
+        do {
+            try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: catchAllPort,
+                             names: Firewall.NamePorts(allowlist))
+        } catch { fail("cannot load the sandbox firewall: \(error)") }
         guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
-        made.forEach { close($0) }
+        _ = consume made   // agentpen has them now
         if !args.serveSockets { close(socketsFD) }
         guard waitFor(goFD) else { exit(125) }   // agentpen says why
         runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
-            refusals.stop()
+            nflog.stop()
+            reporter.finish()
+            return nflog.recordsByCounter
         }
     }
 
-    /// Refused flows, on every hop: the catch-all listener for TCP, the NFLOG
-    /// reader for the rest. `stop` returns the records itemised per counter.
+    /// Refused flows on the pasta hops: the catch-all listener for TCP, the NFLOG
+    /// reader for the rest (the direct hop's catch-all is agentpen's). `stop`
+    /// returns the records itemised per counter.
     struct Refusals {
         let reporter: RefusalReporter, catchAll: CatchAll, nflog: NFLogReader, catchAllPort: UInt16
         func stop() -> [String: Int] {
@@ -159,31 +174,37 @@ enum NetHelper {
         }
     }
 
-    static func startRefusals(_ events: EventLog) -> Refusals {
-        // ICMP echo sockets for the sandbox's group only (uid 0 here is the caller):
-        // a ping then fails at its first send with EPERM from the firewall, which
-        // logs it, instead of at socket creation where nobody hears of it.
-        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
-        let reporter = RefusalReporter(events: events)
+    static func startRefusals(_ events: EventLog, names: NameTable?) -> Refusals {
+        let reporter = RefusalReporter(events: events, names: { names?.name(at: $0) })
         let catchAll = CatchAll(reporter: reporter)
         let port: UInt16
         do { port = try catchAll.start() }
         catch { fail("cannot start the catch-all listener inside the sandbox: \(error)") }
+        return Refusals(reporter: reporter, catchAll: catchAll, nflog: startNFLog(events, reporter), catchAllPort: port)
+    }
+
+    /// The NFLOG reader (UDP, ICMP, other protocols), on every hop.
+    static func startNFLog(_ events: EventLog, _ reporter: RefusalReporter) -> NFLogReader {
+        // ICMP echo sockets for the sandbox's group only (uid 0 here is the caller):
+        // a ping then fails at its first send with EPERM from the firewall, which
+        // logs it, instead of at socket creation where nobody hears of it.
+        _ = try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
         let nflog = NFLogReader(group: NFLog.group, reporter: reporter)
         do { try nflog.start() } catch {
-            events.record(Event(.setup, subject: "firewall",
+            events.record(Event(.setup, subject: .firewall,
                                 reason: "refused UDP and ICMP are counted but not itemised: \(error)"))
         }
-        return Refusals(reporter: reporter, catchAll: catchAll, nflog: nflog, catchAllPort: port)
+        return nflog
     }
 
     /// Loads the ruleset and reads it back as data; any difference stops the run.
-    static func loadFirewall(_ nft: NftLoader, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16) throws {
+    static func loadFirewall(_ nft: NftLoader, gateway: IPAddress?, proxyPort: UInt16?, catchAllPort: UInt16,
+                             names: Firewall.NamePorts?) throws {
         try nft.load(Firewall.ruleset(gateway: gateway, proxyPort: proxyPort, catchAllPort: catchAllPort,
-                                      logGroup: NFLog.group))
+                                      logGroup: NFLog.group, names: names))
         let loaded = try nft.listJSON()
         if case .differs(let why) = Firewall.verifyLoaded(loaded, gateway: gateway, proxyPort: proxyPort,
-                                                           catchAllPort: catchAllPort, logGroup: NFLog.group) {
+                                                           catchAllPort: catchAllPort, logGroup: NFLog.group, names: names) {
             fail("the firewall did not load as written (\(why)):\n\(indented: loaded)")
         }
     }
@@ -220,13 +241,9 @@ enum NetHelper {
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
                            serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
-        var spawn = Spawn.Options()
-        spawn.fds = ([statusFD] + args.passFDs).map { ($0, $0) }
-        spawn.env = sandboxEnv
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
         let pid: pid_t
-        do { pid = try Spawn.start(args.bwrap, spawn) } catch { fail("cannot start bubblewrap: \(error)") }
+        do { pid = try Spawn.start(args.bwrap, .supervised(fds: ([statusFD] + args.passFDs).map { ($0, $0) }, env: sandboxEnv)) }
+        catch { fail("cannot start bubblewrap: \(error)") }
         for fd in args.passFDs { close(fd) }
         close(statusFD)
         ap_forward_termination_to(pid)

@@ -55,9 +55,15 @@ enum Network {
             case .hold: lines.append("  other names (--ask): an address each from the same pool; a TLS connection waits up to \(p.options.askTimeout) s for your decision")
             case .pass: lines.append("  other names (--audit): an address each from the same pool; TLS goes through, recorded as would-block (private and loopback upstreams refused)")
             }
-            lines.append("routes inside: loopback only")
-            lines.append("nft ruleset inside:")
-            lines += Firewall.ruleset(gateway: nil, proxyPort: nil).split(separator: "\n").map { "  " + $0 }
+            lines.append("routes inside: loopback, and a default route on loopback")
+            lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
+            lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                      names: Firewall.NamePorts(p.allowlist))
+                .replacing(":65535", with: ":CATCH")
+                .split(separator: "\n").map { "  " + $0 }
+            lines.append("refused flows: TCP reset by the catch-all (served by agentpen; a name's address on a port"
+                         + " nothing serves is reported with the name), the rest dropped (EPERM; ICMPv6 echo answered"
+                         + " administratively prohibited) and read from NFLOG group \(NFLog.group)")
             return lines
         }
         lines.append("hop: \(hop.rawValue); SNI proxy on host 127.0.0.1:<ephemeral port>")
@@ -69,7 +75,8 @@ enum Network {
         lines.append("routes inside: GATEWAY/32, and a default route on loopback (no route through the uplink but the /32)")
         lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
         // Without the proxy port (known at start) the ruleset has no gateway rule on either hop.
-        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group)
+        lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
+                                  names: hop.perNameAddresses ? Firewall.NamePorts(p.allowlist) : nil)
             .replacing(":65535", with: ":CATCH")
             .split(separator: "\n").map { "  " + $0 }
         lines.append("refused flows: TCP reset by the catch-all, the rest dropped (EPERM) and read from NFLOG group"
@@ -140,80 +147,44 @@ final class NetworkedRun {
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
         let syscalls = try SyscallReporter(events: events)
-        // The helper passes the syscall socket on to bubblewrap like the plan's descriptors.
-        let planFDs = try Runner.planDescriptors(plan) + [(src: syscalls.sandboxEnd, dst: plan.syscallNotifyFD)]
-        var opened: [Int32] = planFDs.map(\.src)
-        defer { opened.forEach { close($0) } }
-        func pipe() throws(Failure) -> (r: Int32, w: Int32) {
-            var fds: [Int32] = [0, 0]
-            guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
-            opened += fds
-            return (fds[0], fds[1])
-        }
-        let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
-        // The sandbox's environment travels in a memfd, not on a command line (any
-        // local user can read argv), and the helper itself runs without it; so
-        // does the forwarder's token.
-        let envFile: Int32, tokenFile: Int32
-        do {
-            envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8))
-            opened.append(envFile)
-            tokenFile = try memoryFile("agentpen-token", hop == .gateway ? Array(token.utf8) : [])
-            opened.append(tokenFile)
-        } catch { throw .internalError("cannot prepare the sandbox: \(error)") }
+        var link = try helperLink(syscalls: syscalls)
+        // The forwarder's token, like the environment, in a memfd.
+        do { link.child.add(Descriptor(try memoryFile("agentpen-token", hop == .gateway ? Array(token.utf8) : [])),
+                            at: NetHelper.tokenFD) }
+        catch { throw .internalError("cannot prepare the sandbox: \(error)") }
 
         // The namespace helper; it runs bubblewrap once the namespace is locked down.
         var argv = [prepared.facts.selfBinary, "__netns", "--proxy-port", String(port), "--hop", hop.rawValue,
                     "--nft", nft]
         for h in prepared.allowlist.patterns { for spec in h.specs { argv += ["--host", spec] } }
-        for f in planFDs { argv += ["--fd", String(f.dst)] }
+        for n in link.planNumbers { argv += ["--fd", String(n)] }
         argv += ["--"] + plan.bwrapCommand(bwrap)
-        var spawn = Spawn.Options()
-        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile, tokenFile]
-        spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
-                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD),
-                               (tokenFile, NetHelper.tokenFD)]
-        spawn.env = HostPrograms.environment
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
-        let helper: pid_t
-        do { helper = try Spawn.start(argv, spawn) } catch {
-            throw .internalError("cannot start the namespace helper: \(error)")
-        }
-        for fd in handed + planFDs.map(\.src) where fd != syscalls.sandboxEnd { close(fd) }
-        opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
-        try syscalls.start()
+        let helper = try startHelper(argv, &link, syscalls: syscalls)
         defer { syscalls.finish() }
-        ap_forward_termination_to(helper)
-        let relay = relayEvents(from: eventPipe.r)
+        let relay = relayEvents(from: link.events.take())
 
         // pasta's feature probe (a `pasta --help` run) while the helper builds the
         // namespace, so it costs no time on the way to the sandbox.
         let features = NetworkPlan.PastaFeatures(helpText: Network.pastaHelp(pasta))
 
         // Wait for the namespace, then attach pasta to it.
-        guard Runner.readByte(ready.r) else {
-            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+        guard Runner.readByte(link.ready.raw) else {
+            return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
         }
         let pastaArgv = NetworkPlan.pastaArgs(pasta: pasta, hop: hop, proxyPort: port, uid: prepared.facts.uid,
                                               gid: prepared.facts.gid, targetPID: helper, features: features)
-        let pastaLog: Int32
-        do { pastaLog = try memoryFile("agentpen-pasta-log", []) } catch { throw .internalError("\(error)") }
-        opened.append(pastaLog)
-        var pastaSpawn = Spawn.Options()
-        pastaSpawn.fds = [(pastaLog, 1), (pastaLog, 2)]
-        pastaSpawn.env = HostPrograms.environment
-        pastaSpawn.dieWithParent = true
-        pastaSpawn.ignoreInteractiveSignals = true
+        let pastaLog: Descriptor
+        do { pastaLog = Descriptor(try memoryFile("agentpen-pasta-log", [])) } catch { throw .internalError("\(error)") }
         let pastaPID: pid_t
-        do { pastaPID = try Spawn.start(pastaArgv, pastaSpawn) } catch {
+        let pastaOutput: [(src: Int32, dst: Int32)] = [(pastaLog.raw, 1), (pastaLog.raw, 2)]
+        do { pastaPID = try Spawn.start(pastaArgv, .supervised(fds: pastaOutput, env: HostPrograms.environment)) } catch {
             kill(helper, SIGKILL)
             _ = Spawn.wait(helper)
             throw .internalError("cannot start pasta: \(error); install passt (apt install passt)")
         }
         var one: UInt8 = 1
-        _ = write(go.w, &one, 1)
-        return try finish(helper: helper, pasta: (pastaPID, pastaLog), statusFD: status.r, relay: relay)
+        _ = write(link.go.raw, &one, 1)
+        return try finish(helper: helper, pasta: (pastaPID, pastaLog.raw), statusFD: link.status.raw, relay: relay)
     }
 
     /// The direct hop: the helper makes the listening sockets inside the namespace
@@ -235,81 +206,77 @@ final class NetworkedRun {
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
         let syscalls = try SyscallReporter(events: events)
-        // The helper passes the syscall socket on to bubblewrap like the plan's descriptors.
-        let planFDs = try Runner.planDescriptors(plan) + [(src: syscalls.sandboxEnd, dst: plan.syscallNotifyFD)]
-        var opened: [Int32] = planFDs.map(\.src)
-        defer { opened.forEach { close($0) } }
-        func pipe() throws(Failure) -> (r: Int32, w: Int32) {
-            var fds: [Int32] = [0, 0]
-            guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
-            opened += fds
-            return (fds[0], fds[1])
-        }
-        let status = try pipe(), ready = try pipe(), go = try pipe(), eventPipe = try pipe()
-        var pair: [Int32] = [-1, -1]
-        guard ap_socketpair_seqpacket(&pair) == 0 else { throw .internalError("socketpair failed") }
-        opened += pair
-        let envFile: Int32
-        do { envFile = try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8)) }
-        catch { throw .internalError("cannot prepare the sandbox: \(error)") }
-        opened.append(envFile)
+        var link = try helperLink(syscalls: syscalls)
+        // The helper sends the sockets it makes inside over this pair (and, with
+        // --publish, makes more on request).
+        let pair: Descriptor.SocketPair
+        do { pair = try Descriptor.socketPair() } catch { throw .internalError("socketpair failed") }
+        link.child.add(pair.second, at: NetHelper.socketsFD)
+        let sockets = pair.first
 
         var argv = [prepared.facts.selfBinary, "__netns", "--hop", NetworkPlan.Hop.direct.rawValue, "--nft", nft]
         for h in prepared.allowlist.patterns { for spec in h.specs { argv += ["--host", spec] } }
-        for f in planFDs { argv += ["--fd", String(f.dst)] }
+        for n in link.planNumbers { argv += ["--fd", String(n)] }
         for port in options.hostPorts { argv += ["--host-port", String(port)] }
         if !options.publish.isEmpty { argv.append("--serve-sockets") }
         argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
-        var spawn = Spawn.Options()
-        let handed = [status.w, ready.w, go.r, eventPipe.w, envFile, pair[1]]
-        spawn.fds = planFDs + [(status.w, NetHelper.statusFD), (ready.w, NetHelper.readyFD),
-                               (go.r, NetHelper.goFD), (eventPipe.w, NetHelper.eventsFD), (envFile, NetHelper.envFD),
-                               (pair[1], NetHelper.socketsFD)]
-        spawn.env = HostPrograms.environment
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
-        let helper: pid_t
-        do { helper = try Spawn.start(argv, spawn) } catch {
-            throw .internalError("cannot start the namespace helper: \(error)")
-        }
-        for fd in handed + planFDs.map(\.src) where fd != syscalls.sandboxEnd { close(fd) }
-        opened.removeAll { handed.contains($0) || planFDs.map(\.src).contains($0) }
-        try syscalls.start()
+        let helper = try startHelper(argv, &link, syscalls: syscalls)
         defer { syscalls.finish() }
-        ap_forward_termination_to(helper)
-        let relay = relayEvents(from: eventPipe.r)
+        let relay = relayEvents(from: link.events.take())
         // --ask's prompt finds the connecting process through the helper's network namespace.
         if holds != nil { Ask.namespacePID.withLock { $0 = helper } }
 
         let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
-        // Nothing (end of stream): the helper failed and said why.
-        guard let fds = HandedSockets.receive(pair[0], max: expected.count + 1) else {
+        // The plan's sockets, then the catch-all's one or two. Nothing (end of
+        // stream): the helper failed and said why.
+        guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 3) else {
             // A helper still waiting for the go byte gets the end of its pipe instead.
-            close(go.w)
-            opened.removeAll { $0 == go.w }
-            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+            link.go.close()
+            return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
         }
+        // Those not yet served are closed when this returns or throws.
         func refuse(_ why: String) throws(Failure) -> Never {
-            fds.forEach { close($0) }
             kill(helper, SIGKILL)
             _ = Spawn.wait(helper)
             throw .internalError("the sandbox's sockets are not as planned: \(why)")
         }
-        if let why = NetworkPlan.verifyHanded(fds.map(HandedSockets.describe), expected) { try refuse(why) }
-        for (fd, spec) in zip(fds, expected) {
+        let served = Array(fds.raw.prefix(expected.count)), catchAllFDs = Array(fds.raw.dropFirst(expected.count))
+        if let why = NetworkPlan.verifyHanded(served.map(HandedSockets.describe), expected) { try refuse(why) }
+        if case .failure(let why) = NetworkPlan.verifyCatchAll(catchAllFDs.map(HandedSockets.describe)) {
+            try refuse(why.description)
+        }
+        for spec in expected {
+            // Handed on: the proxy or the responder closes it from here.
+            let fd = fds.removeFirst().take()
             do {
                 switch spec.kind {
                 case .tcpListener: try proxy.adopt(listener: fd)
                 case .udp: try dns.adopt(fd)
                 }
-            } catch { try refuse("\(spec): \(error)") }
+            } catch {
+                close(fd)
+                try refuse("\(spec): \(error)")
+            }
+        }
+        // Refused TCP (the firewall's redirect), reported with the name an address
+        // stands for: this process holds every name's address, pooled ones too.
+        let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
+        let catchAll = CatchAll(reporter: reporter)
+        let catchAllTaken = fds.take()   // the catch-all's listeners close them from here
+        do { try catchAll.adopt(catchAllTaken.enumerated().map { ($0.element, $0.offset == 1) }) }
+        catch {
+            catchAllTaken.forEach { close($0) }
+            try refuse("the catch-all: \(error)")
+        }
+        defer {
+            catchAll.stop()
+            reporter.finish()
         }
         // --publish: this machine's 127.0.0.1:PORT → inside, through sockets the helper makes there.
         var publishers: [Publisher] = []
         defer { publishers.forEach { $0.stop() } }
         if !options.publish.isEmpty {
-            let inside = NamespaceSockets(pair[0])
-            opened.removeAll { $0 == pair[0] }
+            let inside = NamespaceSockets(sockets.take())
             defer { inside.stop() }
             for port in options.publish {
                 let p = Publisher(port: port, sockets: inside, events: events, config: config)
@@ -321,12 +288,70 @@ final class NetworkedRun {
                 publishers.append(p)
             }
             var one: UInt8 = 1
-            _ = write(go.w, &one, 1)
-            return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+            _ = write(link.go.raw, &one, 1)
+            return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
         }
         var one: UInt8 = 1
-        _ = write(go.w, &one, 1)
-        return try finish(helper: helper, pasta: nil, statusFD: status.r, relay: relay)
+        _ = write(link.go.raw, &one, 1)
+        return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
+    }
+
+    /// The namespace helper's descriptors on every hop, and agentpen's ends of
+    /// its pipes. Made by `helperLink`; `startHelper` hands `child` over.
+    private struct HelperLink: ~Copyable {
+        /// bubblewrap's status stream, read once the run is over.
+        var status: Descriptor
+        /// One byte once the namespace is ready; end of file if the helper failed.
+        var ready: Descriptor
+        /// One byte written here lets bubblewrap start.
+        var go: Descriptor
+        /// The helper's events (DNS answers, firewall drops), for `relayEvents`.
+        var events: Descriptor
+        /// What the helper gets, at its numbers there: the plan's descriptors, the
+        /// syscall socket (lent by the reporter), the pipes' other ends, the
+        /// environment, and what the hop adds. Closed here once it has them.
+        var child: ChildDescriptors
+        /// The plan's numbers, which the helper passes on to bubblewrap (`--fd`).
+        let planNumbers: [Int32]
+    }
+
+    /// The set-up both hops share. The sandbox's environment travels in a memfd,
+    /// not on a command line (any local user can read argv), and the helper
+    /// itself runs without it.
+    private func helperLink(syscalls: SyscallReporter) throws(Failure) -> HelperLink {
+        let plan = prepared.plan
+        var child = try Runner.planDescriptors(plan)
+        // The helper passes the syscall socket on to bubblewrap like the plan's descriptors.
+        child.add(borrowing: syscalls.sandboxEnd, at: plan.syscallNotifyFD)
+        let planNumbers = child.mapping.map(\.dst)
+        func pipe() throws(Failure) -> Descriptor.Pipe {
+            do { return try Descriptor.pipe() } catch { throw .internalError("pipe failed") }
+        }
+        let status = try pipe(), ready = try pipe(), go = try pipe(), events = try pipe()
+        child.add(status.write, at: NetHelper.statusFD)
+        child.add(ready.write, at: NetHelper.readyFD)
+        child.add(go.read, at: NetHelper.goFD)
+        child.add(events.write, at: NetHelper.eventsFD)
+        do {
+            child.add(Descriptor(try memoryFile("agentpen-env", Array(plan.env.map { $0.entry + "\u{0}" }.joined().utf8))),
+                      at: NetHelper.envFD)
+        } catch { throw .internalError("cannot prepare the sandbox: \(error)") }
+        return HelperLink(status: status.read, ready: ready.read, go: go.write, events: events.read,
+                          child: child, planNumbers: planNumbers)
+    }
+
+    /// Starts the namespace helper with `link.child`, then drops agentpen's
+    /// copies of them and starts answering the sandbox's refused syscalls.
+    private func startHelper(_ argv: [String], _ link: inout HelperLink,
+                             syscalls: SyscallReporter) throws(Failure) -> pid_t {
+        let helper: pid_t
+        do { helper = try Spawn.start(argv, .supervised(fds: link.child.mapping, env: HostPrograms.environment)) } catch {
+            throw .internalError("cannot start the namespace helper: \(error)")
+        }
+        link.child.closeAll()
+        try syscalls.start()
+        ap_forward_termination_to(helper)
+        return helper
     }
 
     /// Waits for the helper (the sandbox) to end; pasta ending first is a failure.

@@ -116,17 +116,16 @@ enum Runner {
     }
 
     /// Descriptors for the generated files, the seccomp program and the bind
-    /// sources, mapped to the numbers the plan gave bubblewrap.
-    static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> [(src: Int32, dst: Int32)] {
-        var fds: [(Int32, Int32)] = []
+    /// sources, at the numbers the plan gave bubblewrap; owned until the child has them.
+    static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> ChildDescriptors {
+        var fds = ChildDescriptors()
         do {
             for file in plan.dataFiles {
-                fds.append((try memoryFile("agentpen" + file.path, Array(file.content.utf8)), file.fd))
+                fds.add(Descriptor(try memoryFile("agentpen" + file.path, Array(file.content.utf8))), at: file.fd)
             }
-            fds.append((try SeccompFilter.exportToMemoryFile(), plan.seccompFD))
-            if case .apply(let dir, _, _) = plan.cgroup { fds.append((try Cgroup.openProcs(dir), plan.cgroupFD)) }
+            fds.add(Descriptor(try SeccompFilter.exportToMemoryFile()), at: plan.seccompFD)
+            if case .apply(let dir, _, _) = plan.cgroup { fds.add(Descriptor(try Cgroup.openProcs(dir)), at: plan.cgroupFD) }
         } catch {
-            fds.forEach { close($0.0) }
             throw .internalError("cannot prepare the sandbox: \(error)")
         }
         // Bind sources, opened without following symlinks (the plan checked them;
@@ -134,14 +133,13 @@ enum Runner {
         for p in plan.pathFDs {
             let fd = Host.openWithoutSymlinks(p.path)
             guard fd >= 0 else {
-                fds.forEach { close($0.0) }
                 let why = String(cString: strerror(-fd))
                 if [ELOOP, ENOENT, ENOTDIR].contains(-fd) {
                     throw .usage("refusing \(p.path): it changed after agentpen checked it (\(why)); is something else changing the project?")
                 }
                 throw .internalError("cannot open \(p.path) for the sandbox: \(why)")
             }
-            fds.append((fd, p.fd))
+            fds.add(Descriptor(fd), at: p.fd)
         }
         return fds
     }
@@ -161,24 +159,20 @@ enum Runner {
         let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
         defer { removeTransient(transient) }
-        let fds = try planDescriptors(plan)
-        defer { fds.forEach { close($0.src) } }
-        var statusPipe: [Int32] = [0, 0]
-        guard ap_pipe2(&statusPipe, AP_O_CLOEXEC) == 0 else { throw .internalError("pipe failed") }
-        // Owned here, not in `fds`: the write end is closed once bubblewrap has it.
-        let statusRead = Descriptor(statusPipe[0]), statusWrite = Descriptor(statusPipe[1])
+        var fds = try planDescriptors(plan)
+        let statusPipe: Descriptor.Pipe
+        do { statusPipe = try Descriptor.pipe() } catch { throw .internalError("pipe failed") }
+        // The write end is closed once bubblewrap has it.
+        let statusRead = statusPipe.read
+        fds.add(statusPipe.write, at: SandboxPlan.bwrapStatusFD)
         let argv = plan.bwrapCommand(bwrap)
-        var spawn = Spawn.Options()
         let syscalls = try SyscallReporter(events: events)
-        spawn.fds = fds + [(statusWrite.raw, SandboxPlan.bwrapStatusFD), (syscalls.sandboxEnd, plan.syscallNotifyFD)]
-        spawn.env = plan.env
-        spawn.dieWithParent = true
-        spawn.ignoreInteractiveSignals = true
+        fds.add(borrowing: syscalls.sandboxEnd, at: plan.syscallNotifyFD)
         let pid: pid_t
-        do { pid = try Spawn.start(argv, spawn) } catch {
+        do { pid = try Spawn.start(argv, .supervised(fds: fds.mapping, env: plan.env)) } catch {
             throw .internalError("cannot start bubblewrap: \(error)")
         }
-        statusWrite.close()
+        fds.closeAll()
         ap_forward_termination_to(pid)
         try syscalls.start()
         let status = Spawn.wait(pid)

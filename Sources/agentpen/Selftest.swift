@@ -71,7 +71,7 @@ enum SelftestRun {
         do {
             let internet = try SelftestWorld.build(world)
             host["world"] = "built"
-            let runs = try exercise(world: world, host: &host, internet: internet)
+            let runs = try exercise(world: world, host: &host, internet: internet.raw)
             for (name, r) in [("offline", runs.0), ("network", runs.1)] {
                 fact("status", name, "\(r.status)")
                 for (k, v) in r.facts.sorted(by: { $0.key < $1.key }) { fact(name, k, v) }

@@ -26,8 +26,8 @@ enum SelftestWorld {
     typealias Failure = SelftestRun.WorldFailure
 
     /// Builds the world; returns the internet's listening sockets (IPv4 and
-    /// IPv6, non-blocking).
-    static func build(_ world: String) throws(Failure) -> [Int32] {
+    /// IPv6, non-blocking), owned by the caller.
+    static func build(_ world: String) throws(Failure) -> DescriptorList {
         func check(_ rc: Int32, _ what: String) throws(Failure) {
             if rc < 0 { throw Failure(message: "world: \(what): \(String(cString: strerror(-rc)))") }
         }
@@ -99,7 +99,7 @@ enum SelftestWorld {
             for (address, listener) in [(internetAddress, server), (internetAddress6, server6)] {
                 try check(reaches(address, listener) ? 0 : -EHOSTUNREACH, "the host cannot reach the internet at \(address)")
             }
-            return [server, server6]
+            return DescriptorList(taking: [server, server6])
         } catch let e as Failure {
             throw e
         } catch {
@@ -130,22 +130,27 @@ enum SelftestWorld {
     /// `arrivals` and answered with the banner.
     static func serve(_ argv: [String], env: [EnvironmentVariable], internet: [Int32],
                       arrivals: inout [[UInt8]]) -> (status: Int32, output: String) {
-        var fds: [Int32] = [0, 0]
-        guard ap_pipe2(&fds, AP_O_CLOEXEC) == 0 else { return (125, "pipe failed") }
-        let outRead = fds[0], outWrite = fds[1]
+        let output: Descriptor.Pipe
+        do { output = try Descriptor.pipe() } catch { return (125, "pipe failed") }
+        let outRead = output.read
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard null >= 0 else { return (125, "cannot open /dev/null: \(String(cString: strerror(errno)))") }
+        var child = ChildDescriptors()
+        child.add(Descriptor(null), at: 0)
+        let outNumber = output.write.raw
+        child.add(output.write, at: 1)
+        child.add(borrowing: outNumber, at: 2)
         var o = Spawn.Options()
         o.env = env
-        o.fds = [(null, 0), (outWrite, 1), (outWrite, 2)]
+        o.fds = child.mapping
         let pid: pid_t
         do { pid = try Spawn.start(argv, o) } catch {
-            close(outRead); close(outWrite); close(null)
             return (125, error.description)
         }
-        close(outWrite); close(null)
+        child.closeAll()
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 16384)
-        var polls = [pollfd(fd: outRead, events: Int16(POLLIN), revents: 0)]
+        var polls = [pollfd(fd: outRead.raw, events: Int16(POLLIN), revents: 0)]
             + internet.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         outer: while true {
             guard poll(&polls, nfds_t(polls.count), -1) >= 0 else { if errno == EINTR { continue }; break }
@@ -156,13 +161,13 @@ enum SelftestWorld {
                 if c >= 0 { arrivals.append(answer(c)) }
             }
             if polls[0].revents != 0 {
-                let n = read(outRead, &buf, buf.count)
+                let n = read(outRead.raw, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break outer }
                 if out.count < 1 << 20 { out += buf[..<n] }
             }
         }
-        close(outRead)
+        outRead.close()
         return (Spawn.wait(pid), String(decoding: out, as: UTF8.self))
     }
 

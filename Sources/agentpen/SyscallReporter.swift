@@ -15,25 +15,30 @@ import Synchronization
 /// If this thread stops answering, a waiting call waits (it never runs); once
 /// the listener is closed, the kernel fails every notified call with ENOSYS.
 final class SyscallReporter: Sendable {
-    /// The helper's end, passed to the spawn at `SandboxPlan.syscallNotifyFD`.
+    /// The number of the helper's end, lent to the spawn at
+    /// `SandboxPlan.syscallNotifyFD`; valid until `start`.
     let sandboxEnd: Int32
-    private let hostEnd: Int32
+    /// The pair's ends, owned here: the sandbox's until `start`, the host's
+    /// until the answering thread ends.
+    private let sandboxSide: Mutex<Descriptor?>
+    private let hostSide: Mutex<Descriptor?>
     private let tally = Mutex(SyscallTally())
     private let done = DispatchGroup()
     private let events: any EventSink
 
     init(events: any EventSink) throws(Failure) {
-        var pair: [Int32] = [0, 0]
-        guard ap_socketpair_seqpacket(&pair) == 0 else { throw .internalError("cannot create the syscall report socket") }
-        sandboxEnd = pair[1]
-        hostEnd = pair[0]
+        let pair: Descriptor.SocketPair
+        do { pair = try Descriptor.socketPair() } catch { throw .internalError("cannot create the syscall report socket") }
+        sandboxEnd = pair.second.raw
+        sandboxSide = Mutex(pair.second)
+        hostSide = Mutex(pair.first)
         self.events = events
     }
 
     /// After the spawn: drops agentpen's copy of the sandbox end (so that the
     /// socket ends when the sandbox has it no more) and starts answering.
     func start() throws(Failure) {
-        close(sandboxEnd)
+        sandboxSide.withLock { $0 = nil }
         let table: [Int32: String]
         do { table = try SeccompFilter.numberTable() } catch { throw .internalError("\(error)") }
         // Per number: the name and only its rules, so an answer is a short scan.
@@ -44,8 +49,9 @@ final class SyscallReporter: Sendable {
                                             SyscallPolicy.ENOSYS: "ENOSYS"]
         done.enter()
         DispatchQueue.global().async { [self, rules] in
-            defer { close(hostEnd); done.leave() }
-            guard let listener = SyscallListener.receive(over: hostEnd) else { return }
+            defer { hostSide.withLock { $0 = nil }; done.leave() }
+            guard let hostEnd = hostSide.withLock({ $0?.raw }),
+                  let listener = SyscallListener.receive(over: hostEnd) else { return }
             while listener.waitForCall() {
                 guard let call = listener.receive() else { continue }
                 let name = call.arch == native ? table[call.number] : nil

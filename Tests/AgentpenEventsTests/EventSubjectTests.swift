@@ -9,7 +9,10 @@ import AgentpenEvents
         (Event.Subject.noServerName, "(no SNI)"),
         (.malformedQuery, "(malformed query)"),
         (.client(endpoint: "127.0.0.1:5555"), "(client 127.0.0.1:5555)"),
+        (.forwarderHeader, "(forwarder header)"),
         (.firewall, "firewall"),
+        (.publishedPort(8080), "published port 8080"),
+        (.refusedFlows, "refused flows"),
         (.eventStream, "event stream"),
         (.name("api.example.com"), "api.example.com"),
         (.name("/p/.git/hooks/pre-commit"), "/p/.git/hooks/pre-commit"),
@@ -21,5 +24,13 @@ import AgentpenEvents
         let plain = Event(.connectionBlocked, subject: text, reason: "r", details: ["k": "v"], time: time)
         #expect(typed == plain)
         #expect(typed.jsonLine() == plain.jsonLine())
+    }
+
+    @Test func dnsDetailValuesRenderAsBefore() {
+        #expect(Event.DNSAnswer([]) == .noData)
+        #expect(Event.DNSAnswer([]).description == "(no data)")
+        #expect(Event.DNSAnswer(["198.18.0.1", "fd0c::1"]).description == "198.18.0.1,fd0c::1")
+        #expect(Event.DNSRefusal.noReply.description == "(no reply)")
+        #expect(Event.DNSRefusal.rcode("NXDOMAIN").description == "NXDOMAIN")
     }
 }

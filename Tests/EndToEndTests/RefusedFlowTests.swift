@@ -69,13 +69,13 @@ extension NetworkTests {
                         protocolName: "tcp", address: "fd0c::10", port: "8080"),
                 Refusal(probe: "tcp fd0c::1 443", errors: reset, subject: "tcp [fd0c::1]:443",
                         protocolName: "tcp", address: "fd0c::1", port: "443"),
-            ] + (hop == "direct" ? [
-                // On the pasta hops the gateway is routed through the tap with the tap's
-                // source address, and the redirect to loopback does not answer (the SYN
-                // times out; not solved yet, see notes.md). The direct hop has no uplink.
+                // The gateway itself: on the pasta hops routed through the tap (its
+                // source the tap's address), on the direct hop on loopback like the rest.
                 Refusal(probe: "tcp 198.18.0.1 22", errors: reset, subject: "tcp 198.18.0.1:22",
                         protocolName: "tcp", address: "198.18.0.1", port: "22"),
-            ] : [])
+                Refusal(probe: "tcp 198.18.0.1 8080", errors: reset, subject: "tcp 198.18.0.1:8080",
+                        protocolName: "tcp", address: "198.18.0.1", port: "8080"),
+            ]
             let mark = try Arrivals.mark()
             let (r, p) = try f.probe(["--log", log] + World.baseAllow, refusals.map(\.probe) + ["tls 127.0.0.1 allowed.test"],
                                      env: ["AGENTPEN_HOP": hop])
@@ -85,20 +85,32 @@ extension NetworkTests {
             #expect(upstream.isEmpty, "arrived in the world: \(upstream.map(\.line).joined(separator: "\n"))")
         }
 
-        /// An allowed name's address on another port. Until each name has its own
-        /// address an allowed name shares 127.0.0.1 with the sandbox's own loopback,
-        /// where the agent's own servers must keep working: the kernel refuses a port
-        /// nothing listens on at once (ECONNREFUSED), and nothing leaves.
-        @Test func tcpToAnAllowedNamesAddressOnAnotherPortFailsAtOnce() throws {
+        /// An allowed name's own address on a port nothing serves there (allowed.test
+        /// is allowed for TLS on 443 only; a.wild.test gets a pooled address from the
+        /// DNS responder): refused at once, and reported with the name the address
+        /// stands for. Both hops that give each name its own address.
+        @Test(arguments: ["direct", "gateway"])
+        func tcpToAnAllowedNamesAddressOnAnotherPortIsRefusedAndReportedWithTheName(_ hop: String) throws {
             let f = try NetFixture()
+            let log = f.root + "/events.jsonl"
+            let reset = ["ECONNRESET", "ECONNREFUSED"]
+            let refusals = [
+                Refusal(probe: "tcp allowed.test 80", errors: reset, subject: "tcp 127.0.1.1:80",
+                        protocolName: "tcp", address: "127.0.1.1", port: "80"),
+                Refusal(probe: "tcp a.wild.test 22", errors: reset, subject: "tcp 127.0.16.1:22",
+                        protocolName: "tcp", address: "127.0.16.1", port: "22"),
+            ]
             let mark = try Arrivals.mark()
-            let (r, p) = try f.probe(World.baseAllow, ["tcp allowed.test 8080", "tcp a.wild.test 22"])
-            for k in ["tcp allowed.test 8080", "tcp a.wild.test 22"] {
-                #expect(p[k]?.outcome == "refused" && (p[k]?.detail.hasPrefix("ECONNREFUSED:") == true
-                                                       || p[k]?.detail.hasPrefix("ECONNRESET:") == true),
-                        "\(k): \(String(describing: p[k])) \(r.stderr)")
+            let (r, p) = try f.probe(["--log", log] + World.baseAllow,
+                                     refusals.map(\.probe) + ["tls allowed.test allowed.test"], env: ["AGENTPEN_HOP": hop])
+            #expect(p["tls allowed.test allowed.test"]?.detail == "hello from allowed.test", "control: \(p) \(r.stderr)")
+            expectRefusedAndReported(refusals, r, p, log: log)
+            let events = readEvents(log)
+            for (x, name) in zip(refusals, ["allowed.test", "a.wild.test"]) {
+                let d = event(events, x)?["details"] as? [String: String]
+                #expect(d?["name"] == name, "\(x.probe): the event does not name \(name): \(String(describing: d))")
             }
-            try expectNothingArrived(mark, "an allowed name on another port")
+            try expectNothingArrived(mark, allowing: ["198.18.0.10:443"], "an allowed name on another port")
         }
 
         /// UDP to a world host (v4 and v6, QUIC's port too) and DNS to an outside
@@ -129,23 +141,23 @@ extension NetworkTests {
             try expectNothingArrived(mark, "UDP")
         }
 
-        /// An ICMP echo request (the socket ping uses) fails at its send with EPERM;
-        /// the event names the address. (iputils ping ignores that EPERM and waits
-        /// for its -W; the refusal is reported all the same.)
-        @Test func icmpIsRefusedAtOnceAndReported() throws {
+        /// An ICMP echo request on a connected echo socket (as ping sends it) fails at
+        /// once: ICMP at its send with EPERM; ICMPv6 (whose echo sockets never see the
+        /// firewall's verdict) at its first read with EACCES, the firewall answering
+        /// it as administratively prohibited. Each is reported with its address.
+        @Test(arguments: ["direct", "splice", "gateway"])
+        func icmpIsRefusedAtOnceAndReported(_ hop: String) throws {
             let f = try NetFixture()
             let log = f.root + "/events.jsonl"
             let mark = try Arrivals.mark()
-            let (r, p) = try f.probe(["--log", log] + World.baseAllow, ["raw icmp-dgram", "raw icmp6-dgram"])
+            let (r, p) = try f.probe(["--log", log] + World.baseAllow, ["ping 198.18.0.1", "ping fd0c::1"],
+                                     env: ["AGENTPEN_HOP": hop])
             let events = readEvents(log)
-            for (k, subject, proto, address) in [("raw icmp-dgram", "icmp 198.18.0.1", "icmp", "198.18.0.1"),
-                                                 ("raw icmp6-dgram", "icmpv6 fd0c::1", "icmpv6", "fd0c::1")] {
-                // ICMPv6 echo sockets do not return the firewall's verdict (the kernel
-                // ignores it for them): the send "succeeds", is dropped and reported.
-                let atOnce = k == "raw icmp6-dgram" ? (p[k]?.detail == "sent" || p[k]?.detail.hasPrefix("send EPERM:") == true)
-                    : p[k]?.detail.hasPrefix("send EPERM:") == true
-                #expect(p[k]?.outcome == "created" && atOnce,
-                        "\(k) did not fail at once with EPERM: \(String(describing: p[k])) \(r.stderr)")
+            for (k, subject, proto, address, errors) in [("ping 198.18.0.1", "icmp 198.18.0.1", "icmp", "198.18.0.1", ["send EPERM:"]),
+                                                         ("ping fd0c::1", "icmpv6 fd0c::1", "icmpv6", "fd0c::1",
+                                                          ["send EPERM:", "recv EACCES:"])] {
+                #expect(p[k]?.outcome == "refused" && errors.contains { p[k]?.detail.hasPrefix($0) == true },
+                        "\(k) did not fail at once with \(errors): \(String(describing: p[k])) \(r.stderr)")
                 #expect(events.contains { e in
                     let d = e["details"] as? [String: String]
                     return e["kind"] as? String == "connection-blocked" && e["subject"] as? String == subject
@@ -156,6 +168,12 @@ extension NetworkTests {
             let summary = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
             #expect(summary.contains("connection-blocked icmp 198.18.0.1") && summary.contains("connection-blocked icmpv6 fd0c::1"),
                     "\(summary)")
+            // Nothing else is reported: the firewall's answer to the sandbox is no refused flow.
+            let other = events.filter { e in
+                e["kind"] as? String == "connection-blocked" && (e["subject"] as? String).map {
+                    $0.hasPrefix("icmp") && $0 != "icmp 198.18.0.1" && $0 != "icmpv6 fd0c::1" } == true
+            }
+            #expect(other.isEmpty, "reports for packets the sandbox did not send: \(other)")
             try expectNothingArrived(mark, "ICMP")
         }
 

@@ -65,8 +65,8 @@ import Testing
                 let d = Self.details(e)
                 #expect(d["errno"] == "EPERM", "\(d)")
                 #expect(d["exe"] == python, "\(d)")
-                // The comm as the process set it, escaped: no raw ESC reaches the log or the terminal.
-                #expect(d["comm"]?.hasPrefix("probe") == true && d["comm"]?.contains("\u{1b}") == false, "\(d)")
+                // The comm as the process set it; the log's JSON holds the ESC as \u001b.
+                #expect(d["comm"] == "probe\u{1b}[31mX", "\(d)")
                 let pid = Int(d["pid"] ?? "") ?? 0
                 #expect(pid > 0 && String(pid) != p["innerpid"], "the pid is the host's: \(d) inner \(p["innerpid"] ?? "?")")
             }
@@ -76,6 +76,9 @@ import Testing
             #expect(r.stderr.contains("syscall-refused \(name) ×\(n)"), "summary: \(r.stderr)")
             #expect(r.stderr.contains("blocked \(name):"), "live line: \(r.stderr)")
         }
+        // Escaped once, where it is printed: `\x1b`, not `\\x1b` (escaped again).
+        #expect(r.stderr.contains(#"to probe\x1b[31mX (pid "#), "live line: \(r.stderr)")
+        #expect(!r.stderr.contains(#"\\x1b"#), "escaped twice: \(r.stderr)")
         #expect(!r.stderr.contains("\u{1b}"), "\(r.stderr)")
     }
 

@@ -362,6 +362,26 @@ enum Probe {
         except Exception as e:
             return "created", "send " + err(e)
 
+    def ping(host):
+        """One ICMP echo request on a connected echo socket, as ping sends it: the
+        error at the send (EPERM) or at the first read (EACCES, an ICMPv6 error
+        answered at once) is the refusal; 5 s without either is "noanswer"."""
+        v6 = ":" in host
+        s = socket.socket(family(host), socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+        s.settimeout(5)
+        try:
+            s.connect((host, 0))
+            s.send(struct.pack("!BBHHH", 128 if v6 else 8, 0, 0, 0, 1) + b"leak-probe")
+        except Exception as e:
+            return "refused", "send " + err(e)
+        try:
+            s.recv(256)
+            return "answered", ""
+        except socket.timeout as e:
+            return "noanswer", err(e)
+        except Exception as e:
+            return "refused", "recv " + err(e)
+
     def load(n, conc, limit):
         """n TLS handshakes with allowed.test through the sandbox's only way out,
         conc at a time, bounded by limit seconds. Synchronises with the test through
@@ -588,7 +608,10 @@ final class ProcessTree: @unchecked Sendable {
             found.append(p)
             queue += children[p.pid] ?? []
         }
-        lock.withLock { for p in found where seen[p.pid] == nil { seen[p.pid] = p } }
+        // A process first seen between fork and exec carries its parent's name
+        // (a pasta seen as "agentpen"); the same process (same start time) takes
+        // the name it has now. A reused PID keeps its first entry.
+        lock.withLock { for p in found where seen[p.pid] == nil || seen[p.pid]?.start == p.start { seen[p.pid] = p } }
     }
 
     /// Processes of the tree seen so far (not `root` itself).

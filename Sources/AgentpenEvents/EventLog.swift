@@ -95,13 +95,15 @@ public final class EventLog: EventSink, Sendable {
             kind != Event.Kind.connectionAllowed.rawValue && kind != Event.Kind.dnsAnswered.rawValue
                 && kind != Event.Kind.tunnelClosed.rawValue && kind != Event.Kind.runStart.rawValue
                 && kind != Event.Kind.runEnd.rawValue && kind != Event.Kind.setup.rawValue
-                && kind != Event.Kind.wouldBlock.rawValue && !kind.hasPrefix("persistence-")
+                && kind != Event.Kind.wouldBlock.rawValue && kind != Event.Kind.connectionHeld.rawValue
+                && !kind.hasPrefix("persistence-")
         }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         let findings = k.filter { $0.key.hasPrefix("persistence-") }.values.reduce(0, +)
         var t: TerminalText = "\(k[Event.Kind.connectionAllowed.rawValue] ?? 0) allowed, "
         t += refusals.isEmpty ? "nothing refused" : "refused: " + refusals.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         t += "; \(findings) persistence finding" + (findings == 1 ? "" : "s")
         if let w = k[Event.Kind.wouldBlock.rawValue] { t += "; \(w) would-block (--audit)" }
+        if let h = k[Event.Kind.connectionHeld.rawValue] { t += "; \(h) held for a decision (--ask)" }
         return t
     }
 

@@ -153,6 +153,43 @@ extension NetworkTests {
         #expect(ev.contains { S.kind($0) == "connection-blocked" && S.details($0)["decision"] == "timeout" }, "\(ev)")
     }
 
+    @Test func aHeldConnectionNotifiesThroughTheHostProgramOnly() throws {
+        let r = try Run()
+        // A notify-send of our own, outside the home and anything the sandbox can write.
+        let bin = r.f.root + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let out = r.f.root + "/notified"
+        try r.f.f.write(bin + "/notify-send", """
+            #!/bin/sh
+            printf '%s\\n' "$@" > \(out).args
+            env > \(out).env
+            echo NOTIFY-STDOUT; echo NOTIFY-STDERR >&2
+            """, mode: 0o755)
+        var env = r.env
+        env["AGENTPEN_NOTIFY_SEND"] = bin + "/notify-send"
+        env["SECRET_TOKEN"] = "hunter2"
+        env["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=/tmp/evil-bus"
+        let run = try Launched(r.f.f, ["--ask", "--", "/bin/sh", "-c", Self.curl("allowed.test", "held")], env: env)
+        defer { run.killLeftovers() }
+        let id = try #require(r.id(), "\(run.stderr)")
+        _ = try #require(r.held(id, "allowed.test"), "\(r.events(id))")
+        #expect(waitUntil(30) { r.f.f.read(out + ".env") != nil }, "notify-send was not run")
+        #expect(try r.allow(["allowed.test", "--deny", "--session-id", id]).status == 0)
+        #expect(run.finish(within: 120) == 0, "\(run.stderr)")
+        let args = r.f.f.read(out + ".args") ?? ""
+        #expect(args.contains("agentpen: allowed.test is waiting") && args.contains("agentpen allow allowed.test"), "\(args)")
+        #expect(args.contains("pid ") && args.contains("curl"), "no process named: \(args)")
+        // A fixed environment: nothing of the caller's, the bus from the uid, not from the caller.
+        let seen = (r.f.f.read(out + ".env") ?? "").split(separator: "\n").map(String.init)
+        #expect(!seen.contains { $0.contains("hunter2") || $0.contains("evil-bus") || $0.hasPrefix("HOME=") }, "\(seen)")
+        #expect(seen.contains { $0.hasPrefix("DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/\(getuid())/bus") }, "\(seen)")
+        // Nothing over the agent's terminal.
+        #expect(!run.stdout.contains("NOTIFY-") && !run.stderr.contains("NOTIFY-"), "\(run.stdout) \(run.stderr)")
+        // The exit summary counts the hold apart from the refusals.
+        let ended = run.stderr.split(separator: "\n").first { $0.contains("ended:") } ?? ""
+        #expect(ended.contains("1 held for a decision (--ask)") && !ended.contains("connection-held"), "\(run.stderr)")
+    }
+
     @Test func watchShowsThePromptAndAnswersIt() throws {
         let r = try Run()
         let run = try Launched(r.f.f, ["--ask", "--", "/bin/sh", "-c", Self.curl("allowed.test", "held")

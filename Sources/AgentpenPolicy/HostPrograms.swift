@@ -55,6 +55,7 @@ public struct HostPrograms: Sendable, Equatable {
     /// The one-line answer for `--check` and `--dry-run`.
     public func describe(_ program: Program) -> String {
         guard let f = found[program] else {
+            if program == .notifySend { return "notify-send: not found (optional: --ask then shows no desktop notification)" }
             return "\(program.rawValue): not found in \(Self.systemDirectories.joined(separator: ", ")) (set \(program.variable))"
         }
         switch f.source {

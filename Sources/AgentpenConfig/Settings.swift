@@ -101,6 +101,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var ask: Sourced<Bool>?
     /// `ask_timeout` (global only): seconds a held connection waits for a decision.
     public var askTimeout: Sourced<Int>?
+    /// `[proxy]` (global only): the HTTP CONNECT proxy to dial upstream through.
+    public var proxy: Sourced<UpstreamProxy>?
     /// Keys of a project file that were left out, and why (a warning each).
     public var ignored: [Ignored] = []
     /// The exact bytes' SHA-256 (what a trust record names).

@@ -21,10 +21,11 @@ import Testing
     }
 
     func rig(_ policy: UnlistedNames, upstream: TestServer?, permitLoopback: Bool = true,
-             resolveTo: IPAddress = .loopbackV4) throws -> Rig {
+             resolveTo: IPAddress = .loopbackV4, upstreamProxy: UpstreamProxy? = nil) throws -> Rig {
         _ = Net.ignorePipe
         var config = ProxyConfig(upstreamPort: upstream?.port ?? 9, permitLoopbackUpstreamForTests: permitLoopback)
         config.unlisted = policy
+        config.upstreamProxy = upstreamProxy
         // Listeners on one port of several loopback addresses; that port stands for 443.
         let first = try listener(IPAddress(127, 0, 16, 1), 0)
         let port = try #require(Sock.address(first, peer: false)?.1)
@@ -127,6 +128,22 @@ import Testing
         }
         #expect(r.resolved.value == 0 && upstream.accepted == 0)
         #expect(r.events.all.allSatisfy { $0.kind != .wouldBlock && $0.kind != .connectionAllowed })
+    }
+
+    @Test func passNeverGoesThroughTheUpstreamProxy() throws {
+        // The upstream proxy would pick the address: nothing could be vetted.
+        let proxyServer = try TestServer.echo()
+        defer { proxyServer.stop() }
+        let up = try UpstreamProxy(url: "http://127.0.0.1:\(proxyServer.port)")
+        let r = try rig(.pass, upstream: proxyServer, upstreamProxy: up)
+        defer { r.proxy.stop() }
+        let c = try connect(try #require(r.names.address(for: "unlisted.example")), r.port)
+        defer { close(c) }
+        try Net.sendAll(c, HelloBuilder.hello("unlisted.example"))
+        #expect(Net.read(c, timeout: 5).0.isEmpty)
+        let e = try #require(r.events.wait { $0.kind == .connectionBlocked })
+        #expect(e.reason.contains("does not send it through the upstream proxy"), "\(e.reason)")
+        #expect(proxyServer.accepted == 0)
     }
 
     @Test func anAddressNeverHandedOutStaysRefused() throws {

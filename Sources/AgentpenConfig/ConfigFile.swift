@@ -15,7 +15,7 @@ extension ConfigFile {
         "remove_hosts", "remove_env", "hide", "agent",
     ]
     /// Keys only the top level of the global file may hold.
-    static let globalOnlyKeys = ["context_roots", "profiles", "proxy"]
+    static let globalOnlyKeys = ["context_roots", "profiles", "proxy", "ask", "ask_timeout"]
     static let agentKeys = ["hosts", "env", "mounts", "mounts_rw", "args"]
     static let proxyKeys = ["url", "no_proxy"]
 
@@ -95,6 +95,16 @@ struct Reader {
                     }
                     file.profiles[name] = s
                 }
+            case "ask":
+                if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
+                guard let v = value.bool else { try problem(key, "expected true or false, got \(value.type)"); continue }
+                file.ask = Sourced(v, .file(path: path, key: key))
+            case "ask_timeout":
+                if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
+                guard let v = value.int, (1...3600).contains(v) else {
+                    try problem(key, "expected a number of seconds from 1 to 3600"); continue
+                }
+                file.askTimeout = Sourced(v, .file(path: path, key: key))
             case "proxy":
                 if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
                 try proxy(value)

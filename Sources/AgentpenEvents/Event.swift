@@ -27,6 +27,13 @@ public struct Event: Sendable, Equatable, Codable {
         case runEnd = "run-end"
         /// An allowed tunnel ended (details: bytes-up, bytes-down, duration-ms, upstream).
         case tunnelClosed = "tunnel-closed"
+        /// `--audit`: an unlisted name let through that a normal run would have
+        /// refused (details: permit, the flag that would allow it).
+        case wouldBlock = "would-block"
+        /// `--ask`: a connection to an unlisted name waits for the user's decision
+        /// (details: hold, agent, process, timeout-s, permit); its outcome is a
+        /// connection-allowed or connection-blocked event with the same hold.
+        case connectionHeld = "connection-held"
     }
 
     /// The version of the line format (README: "Events"). A reader skips a
@@ -68,9 +75,10 @@ public struct Event: Sendable, Equatable, Codable {
     /// in the refusals file and by `agentpen suggest`. The deciding code names the
     /// flag that would have permitted it in `details["permit"]`.
     /// Kinds other layers add count when named `…-refused` or `…-blocked`.
+    /// A would-block event names a permit but was let through: not a refusal.
     public var isRefusal: Bool {
-        kind == .connectionBlocked || kind == .dnsRefused || kind == .secretRead || details["permit"] != nil
-            || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
+        kind != .wouldBlock && kind != .connectionHeld && (kind == .connectionBlocked || kind == .dnsRefused || kind == .secretRead
+            || details["permit"] != nil || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked"))
     }
 
     public var isPersistence: Bool {

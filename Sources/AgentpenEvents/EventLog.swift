@@ -20,6 +20,9 @@ public final class EventLog: EventSink, Sendable {
         var seq = 0
         /// Events per kind (a fixed set of keys).
         var kinds: [String: Int] = [:]
+        /// `--audit`: names let through that a normal run refuses (bounded like `blocked`).
+        var wouldBlock: [String: Int] = [:]
+        var wouldBlockElsewhere = 0
         /// Secret paths opened (a fixed, small set: the decoys), with how often.
         var secrets: [String: Int] = [:]
     }
@@ -65,6 +68,10 @@ public final class EventLog: EventSink, Sendable {
                 if s.blocked[key] != nil || s.blocked.count < Self.summaryLimit { s.blocked[key] = Self.add(s.blocked[key] ?? 0, n) }
                 else { s.blockedElsewhere = Self.add(s.blockedElsewhere, n) }
             } else if event.kind == .connectionAllowed { s.allowedCount += 1 }
+            else if event.kind == .wouldBlock {
+                if s.wouldBlock[event.subject] != nil || s.wouldBlock.count < Self.summaryLimit { s.wouldBlock[event.subject, default: 0] += 1 }
+                else { s.wouldBlockElsewhere += 1 }
+            }
             else if event.kind == .secretRead, s.secrets[event.subject] != nil || s.secrets.count < Self.summaryLimit {
                 s.secrets[event.subject] = Self.add(s.secrets[event.subject] ?? 0, Self.attempts(event))
             }
@@ -104,14 +111,28 @@ public final class EventLog: EventSink, Sendable {
             kind != Event.Kind.connectionAllowed.rawValue && kind != Event.Kind.dnsAnswered.rawValue
                 && kind != Event.Kind.tunnelClosed.rawValue && kind != Event.Kind.runStart.rawValue
                 && kind != Event.Kind.runEnd.rawValue && kind != Event.Kind.setup.rawValue
+                && kind != Event.Kind.wouldBlock.rawValue && kind != Event.Kind.connectionHeld.rawValue
                 && kind != Event.Kind.secretRead.rawValue && !kind.hasPrefix("persistence-")
         }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         let findings = k.filter { $0.key.hasPrefix("persistence-") }.values.reduce(0, +)
         var t: TerminalText = "\(k[Event.Kind.connectionAllowed.rawValue] ?? 0) allowed, "
         t += refusals.isEmpty ? "nothing refused" : "refused: " + refusals.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         t += "; \(findings) persistence finding" + (findings == 1 ? "" : "s")
+        if let w = k[Event.Kind.wouldBlock.rawValue] { t += "; \(w) would-block (--audit)" }
+        if let h = k[Event.Kind.connectionHeld.rawValue] { t += "; \(h) held for a decision (--ask)" }
         if let n = k[Event.Kind.secretRead.rawValue] { t += "; \(n) secret read" + (n == 1 ? "" : "s") }
         return t
+    }
+
+    /// "would block 2 (--audit, let through): a.example ×3, b.example", or nil.
+    public func wouldBlockSummary() -> TerminalText? {
+        let (names, elsewhere) = state.withLock { ($0.wouldBlock, $0.wouldBlockElsewhere) }
+        guard !names.isEmpty else { return nil }
+        var items: [TerminalText] = names.sorted { $0.key < $1.key }.map {
+            $0.value > 1 ? "\($0.key) ×\($0.value)" : "\($0.key)"
+        }
+        if elsewhere > 0 { items.append("\(elsewhere) more (see --log)") }
+        return "would block \(names.count + elsewhere) (--audit, let through): " + items.joined(separator: ", ")
     }
 
     /// "secrets reached for: /home/u/.ssh/id_rsa ×2, /home/u/.netrc (…)" or nil

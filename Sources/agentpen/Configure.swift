@@ -95,6 +95,24 @@ enum Configure {
         case .bytes(let b): projectFile = try? ConfigFile.parse(b, path: projectFilePath, kind: .project)
         }
 
+        // allowed.toml (agentpen allow --save): trusted like the global file, under the same condition.
+        var saved: SavedHosts?
+        let savedPath = locations.allowedFile
+        do {
+            let savedReal = Host.realPath(Paths.parent(savedPath)).map { Paths.join($0, Paths.basename(savedPath)) } ?? savedPath
+            if Paths.isWithin(savedReal, project) || Paths.isWithin(savedReal, cwd) && !Paths.isWithin(home, cwd) {
+                warnings.append("\(savedPath): not read: it lies in the project (is XDG_CONFIG_HOME set by the project?)")
+            } else {
+                switch ConfigFiles.read(savedPath, limit: ConfigFile.globalSizeLimit) {
+                case .missing: break
+                case .refused(let why): throw .usage("refusing \(savedPath): \(why)")
+                case .bytes(let b):
+                    do { saved = try SavedHosts.parse(b, path: savedPath) }
+                    catch { throw .usage("\(error.description); fix or remove it (agentpen allow --save writes it)") }
+                }
+            }
+        }
+
         // Its trust record: only from a store the project does not hold.
         var trusted = false
         if let file = projectFile {
@@ -108,7 +126,8 @@ enum Configure {
 
         let resolution: Resolution
         do {
-            resolution = try Resolution.resolve(.init(flags: options, global: global, project: projectFile, projectTrusted: trusted))
+            resolution = try Resolution.resolve(.init(flags: options, global: global, project: projectFile, projectTrusted: trusted,
+                                                      saved: saved, projectPath: project))
         } catch {
             switch error {
             case .usage(let m): throw .usage(m)

@@ -50,8 +50,9 @@ enum Runner {
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.
     /// `flags` is the command line; the config files are merged in here
-    /// (Configure), and their warnings printed before anything starts.
-    static func prepare(_ flags: Options, network: (Allowlist) -> NetworkMode) throws(Failure) -> Prepared {
+    /// (Configure), and their warnings printed before anything starts. `network`
+    /// decides from the merged options (a config file's keys count, not only flags).
+    static func prepare(_ flags: Options, network: (Allowlist, Options) -> NetworkMode) throws(Failure) -> Prepared {
         let facts = gatherFacts()
         let fs = RealFileSystem()
         let config = try Configure.load(flags, facts: facts)
@@ -70,7 +71,7 @@ enum Runner {
         let plan: SandboxPlan
         do {
             plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,
-                                        network: network(allowlist), fs: fs)
+                                        network: network(allowlist, options), fs: fs)
         } catch {
             throw Failure(status: error.kind.exitStatus, message: error.message)
         }

@@ -2,6 +2,7 @@ import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import Foundation
 import Glibc
 import Synchronization
@@ -147,6 +148,8 @@ case .watch(let sessions, let all, let json):
     Watch.main(sessions: sessions, all: all, json: json)
 case .suggest(let session):
     Suggest.main(session: session)
+case .allow(let command, let session):
+    AllowClient.main(command, session: session)
 case .notAvailable(let name):
     printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
@@ -176,7 +179,7 @@ case .dryRun, .run:
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
     do throws(Failure) {
-        var prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
+        var prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: $1) })
         if options.mode == .dryRun {
             DryRun.print(prepared)
             exit(0)
@@ -216,13 +219,16 @@ case .dryRun, .run:
         let hosts = prepared.allowlist.patterns.count
         events.record(Event(.runStart, subject: prepared.project, reason: "run started",
                             details: ["project": prepared.project, "agent": agent, "profile": profile,
-                                      "hosts": String(hosts), "pid": String(getpid())]))
+                                      "hosts": String(hosts), "pid": String(getpid()),
+                                      "unlisted": prepared.options.unlistedNames.rawValue]))
         // One line before the agent draws anything.
         if !quiet {
+            let mode = prepared.options.audit ? " (--audit: every other host goes through, recorded)"
+                : prepared.options.ask ? " (--ask: others wait for your decision)" : ""
             if let session {
-                printError("session \(session.id): project \(prepared.project), profile \(profile), \(hosts) hosts allowed; watch it: agentpen watch \(session.id)")
+                printError("session \(session.id): project \(prepared.project), profile \(profile), \(hosts) hosts allowed\(mode); watch it: agentpen watch \(session.id)")
             } else {
-                printError("project \(prepared.project), profile \(profile), \(hosts) hosts allowed")
+                printError("project \(prepared.project), profile \(profile), \(hosts) hosts allowed\(mode)")
             }
         }
         func end(_ status: Int32, summary: Bool = true) {
@@ -236,7 +242,19 @@ case .dryRun, .run:
             printError(line)
             if let summary = events.summary() { printError(summary) }
             if let secrets = events.secretsLine() { printError(secrets) }
+            if let audited = events.wouldBlockSummary() {
+                printError(audited + (session.map { "; agentpen suggest \($0.id) prints them as flags" } ?? ""))
+            }
         }
+        // --ask: the held connections, answered on the session's control socket.
+        var holds: HoldQueue?
+        if prepared.options.ask {
+            let q = HoldQueue(events: events, timeout: prepared.options.askTimeout, agent: agent,
+                              processOf: { Ask.processOf($0) }, onHold: Ask.notifier(prepared), onSave: Ask.saver(prepared, agent: agent))
+            session?.onCommand { q.decide($0) }
+            holds = q
+        }
+        defer { holds?.cancelAll() }
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer {
@@ -244,7 +262,7 @@ case .dryRun, .run:
                 if !quiet { printFindings(findings) }
                 for line in Paranoid.finish(prepared) { printError("\(line)") }
             }
-            return try Network.run(prepared, events: events)
+            return try Network.run(prepared, events: events, holds: holds)
         }
         let status: Int32
         do throws(Failure) { status = try runAndAudit() } catch {

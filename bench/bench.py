@@ -8,7 +8,7 @@ Exit status: 0 if every case ran (targets missed are reported, not fatal); 1 if 
 case FAILED (agentpen or a baseline could not run).
 """
 import argparse, datetime, json, os, platform, pwd, shlex, statistics, subprocess
-import sys, threading, time
+import shutil, sys, threading, time
 
 GiB = 1 << 30
 BIG = 256 << 20
@@ -113,6 +113,25 @@ class Bench:
             return
         self.notes.append("startup: `true` p50 %.2f ms; bare bwrap (all namespaces) p50 %.1f ms, p95 %.1f ms"
                           % (base["p50"], bw["p50"], bw["p95"]))
+        # The physical costs a networked start is made of, each alone in the same run:
+        # the binary's own start (a networked run execs it three times: agentpen, the
+        # namespace helper, the exec helper in the sandbox), the kernel's user and
+        # network namespace, and nft loading agentpen's ruleset there (the helper runs
+        # nft twice more: the read-back and, at the end, the counters).
+        self.startup_parts = {}
+        try:
+            rules = self.ruleset_file()
+            nft = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin") or "nft"
+            for key, label, argv in (
+                    ("binary", "agentpen --version (the binary's start)", [self.a.agentpen, "--version"]),
+                    ("netns", "unshare -Urn true (user + network namespace)", ["unshare", "-Urn", "true"]),
+                    ("nft", "unshare -Urn nft -f RULESET (the same + one nft load)", ["unshare", "-Urn", nft, "-f", rules]),
+                    ("nftlist", "unshare -Urn nft list ruleset (the same + one nft read)", ["unshare", "-Urn", nft, "list", "ruleset"])):
+                r = self.hyperfine("part-" + key, argv, runs)
+                self.startup_parts[key] = r
+                self.row("startup", "part: %s p50" % label, "-", "%.1f ms" % r["p50"], "-", "info", "-")
+        except Exception as e:
+            self.notes.append("startup parts not measured: %s" % e)
         cases = [("agentpen -- true", (), None)]
         for h in HOPS:
             cases.append(("agentpen --allow-private allowed.test -- true, hop %s%s"
@@ -132,6 +151,28 @@ class Bench:
                          "%.0fx" % (ag[q] / base[q]), "≤ %.0f ms" % tgt, yes(ag[q] <= tgt))
                 self.row("startup", "%s %s (vs bare bwrap)" % (label, q), "%.1f ms" % bw[q], "%.1f ms" % ag[q],
                          "%.1fx" % (ag[q] / bw[q]), "-", "-")
+
+    def ruleset_file(self):
+        """agentpen's ruleset for the direct hop as --dry-run shows it (the catch-all
+        port filled in), written into the project for nft -f."""
+        rc, out, err = self.run([self.a.agentpen, "--dry-run", "--allow-private", "allowed.test", "-C", self.proj, "--", "true"],
+                                timeout=60)
+        lines, on = [], False
+        for l in (out + err).splitlines():
+            if "nft ruleset inside" in l:
+                on = True
+                continue
+            if on and not l.startswith("    "):
+                break
+            if on:
+                lines.append(l[4:].replace("\\t", "\t").replace(":CATCH", ":40000"))
+        if rc != 0 or not lines:
+            raise RuntimeError("no ruleset in agentpen --dry-run: " + (err or out)[-200:])
+        path = os.path.join(self.proj, "ruleset.nft")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(path, 0o644)
+        return path
 
     def curl_big(self, inside, urls=1, hop=None, proto="http1.1"):
         """curl /big from bench.test (the world's bench-tuned server) `urls` times in one

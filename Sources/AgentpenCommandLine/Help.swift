@@ -88,7 +88,7 @@ enum Help {
     > presets. OPTIONS are those of a run (agentpen --help).
     """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
-    static let watchAbstract = "follow a session live (default: the newest); --json for scripts"
+    static let watchAbstract = "follow sessions live (default: the newest; or IDs, --all); --json"
     static let suggestAbstract = "the --allow flags and config lines a session's refusals call for"
 
     static func table(_ entries: [Entry]) -> String {
@@ -122,7 +122,7 @@ enum Help {
           init [-C DIR]          \(initAbstract)
           review [-C DIR]        \(reviewAbstract)
           apply [-C DIR]         \(applyAbstract)
-          watch [--json] [SESSION]
+          watch [--json] [--all | SESSION...]
                                  \(watchAbstract)
           suggest [SESSION]      \(suggestAbstract)
           selftest               run the escape cases against this host's sandbox, as
@@ -133,7 +133,9 @@ enum Help {
         config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
         yours; .agentpen.toml at the project root, untrusted: only what tightens
         counts (hide, remove_hosts, remove_env, ro_config, ...) until agentpen trust.
-        Flags win over both.
+        Flags win over both. A corporate proxy: [proxy] url = "http://HOST:PORT"
+        (credentials, no_proxy) in the global file only, never HTTPS_PROXY or a
+        project file; through it the proxy, not agentpen, vets the final address.
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
         one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
         its loopback splice (for measurements). bwrap, pasta and nft come from

@@ -21,8 +21,8 @@ public enum Invocation: Sendable, Equatable {
     case apply(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
-    /// `agentpen watch [--json] [SESSION]`.
-    case watch(session: String?, json: Bool)
+    /// `agentpen watch [--json] [--all | SESSION...]`.
+    case watch(sessions: [String], all: Bool, json: Bool)
     /// `agentpen suggest [SESSION]`.
     case suggest(session: String?)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
@@ -118,10 +118,10 @@ public enum Invocation: Sendable, Equatable {
                 throw Failure(kind: .usage, message: "\(s.rawValue): \(type.message(for: error)); usage: agentpen \(s.rawValue) [-C DIR]")
             }
         case .watch:
-            guard let c = try parse(WatchCommand.self, usage: "agentpen watch [--json] [SESSION]") else {
+            guard let c = try parse(WatchCommand.self, usage: "agentpen watch [--json] [--all | SESSION...]") else {
                 return .subcommandHelp(AgentpenCommand.helpMessage(for: WatchCommand.self, columns: 80))
             }
-            return .watch(session: c.session, json: c.json)
+            return .watch(sessions: c.sessions, all: c.all, json: c.json)
         case .suggest:
             guard let c = try parse(SuggestCommand.self, usage: "agentpen suggest [SESSION]") else {
                 return .subcommandHelp(AgentpenCommand.helpMessage(for: SuggestCommand.self, columns: 80))

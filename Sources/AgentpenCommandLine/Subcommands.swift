@@ -68,12 +68,18 @@ struct InitCommand: ParsableCommand {
     @OptionGroup var arguments: ProjectFileArguments
 }
 
-/// `agentpen watch [--json] [SESSION]`: follow a session (the newest by default).
+/// `agentpen watch [--json] [--all | SESSION...]`: follow a session (the newest
+/// by default), several, or every running one.
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: Help.watchAbstract, helpNames: [.long, .short])
     @Flag(help: "stream the session's events as JSON lines (for scripts)") var json = false
-    @Argument(help: "a session ID (default: the newest)") var session: String?
+    @Flag(help: "follow every running session, and each one that starts meanwhile, until none runs") var all = false
+    @Argument(help: "session IDs (default: the newest); several are followed together") var sessions: [String] = []
+
+    func validate() throws {
+        if all && !sessions.isEmpty { throw ValidationError("--all follows every running session; name no session with it") }
+    }
 }
 
 /// `agentpen suggest [SESSION]`: the flags and config lines a session's refusals call for.

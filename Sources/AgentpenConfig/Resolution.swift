@@ -271,6 +271,17 @@ public struct Resolution: Sendable {
         }
         o.cgroupLimits.tasks = limit(flags.cgroupLimits.tasks, "tasks_max", "--tasks-max", \.tasksMax) { String($0) }
 
+        // The upstream proxy: the global file's alone (ConfigFile ignores a project's).
+        if let p = input.global?.proxy {
+            o.upstreamProxy = p.value
+            lines.append(Line("proxy.url", p.value.redactedURL, p.source))
+            if !p.value.noProxy.isEmpty {
+                lines.append(Line("proxy.no_proxy", p.value.noProxy.joined(separator: ", "),
+                                  .file(path: input.global?.path ?? "", key: "proxy.no_proxy")))
+            }
+            lines.append(Line("proxy.vetting", UpstreamProxy.vettingNote, p.source))
+        }
+
         out.options = o
         out.lines = lines
         return out

@@ -94,6 +94,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var contextRoots: [Sourced<String>] = []
     /// `[profiles.NAME]` (global only).
     public var profiles: [String: Settings] = [:]
+    /// `[proxy]` (global only): the HTTP CONNECT proxy to dial upstream through.
+    public var proxy: Sourced<UpstreamProxy>?
     /// Keys of a project file that were left out, and why (a warning each).
     public var ignored: [Ignored] = []
     /// The exact bytes' SHA-256 (what a trust record names).

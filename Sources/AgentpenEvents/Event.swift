@@ -16,6 +16,9 @@ public struct Event: Sendable, Equatable, Codable {
         case persistenceFound = "persistence-found"
         /// A syscall the seccomp policy refused, with the process that made it.
         case syscallRefused = "syscall-refused"
+        /// A well-known secret path of the private home was opened (an empty
+        /// decoy of agentpen's, `SecretDecoys`); subject: the path inside.
+        case secretRead = "secret-read"
         case setup = "setup"
         case failure = "failure"
         /// The run began (details: project, agent, profile, hosts, pid).
@@ -42,6 +45,10 @@ public struct Event: Sendable, Equatable, Codable {
     public var reason: String
     /// Extra facts (upstream address, byte counts, client port), all strings.
     public var details: [String: String]
+    /// The session the event belongs to, set only where one stream carries
+    /// several (`agentpen watch --json --all`); never in events.jsonl, whose
+    /// directory names it.
+    public var session: String?
 
     public init(_ kind: Kind, subject: String, reason: String,
                 details: [String: String] = [:], time: Date = Date()) {
@@ -62,7 +69,7 @@ public struct Event: Sendable, Equatable, Codable {
     /// flag that would have permitted it in `details["permit"]`.
     /// Kinds other layers add count when named `…-refused` or `…-blocked`.
     public var isRefusal: Bool {
-        kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
+        kind == .connectionBlocked || kind == .dnsRefused || kind == .secretRead || details["permit"] != nil
             || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
     }
 
@@ -70,7 +77,7 @@ public struct Event: Sendable, Equatable, Codable {
         kind == .persistenceRemoved || kind == .persistenceMoved || kind == .persistenceFound
     }
 
-    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details }
+    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details, session }
 
     /// Lines without `v` (written before it existed) are version 1.
     public init(from decoder: any Decoder) throws {
@@ -82,6 +89,7 @@ public struct Event: Sendable, Equatable, Codable {
         subject = try c.decode(String.self, forKey: .subject)
         reason = try c.decode(String.self, forKey: .reason)
         details = try c.decodeIfPresent([String: String].self, forKey: .details) ?? [:]
+        session = try c.decodeIfPresent(String.self, forKey: .session)
     }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the

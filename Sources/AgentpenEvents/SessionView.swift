@@ -136,14 +136,24 @@ public struct SessionView: Sendable {
         lines.append(paint("RECENT decisions", "1"))
         let streamRows = max(1, style.height - lines.count - 1)
         for e in recent.suffix(streamRows) {
-            let verdict: TerminalText = e.kind == .connectionAllowed || e.kind == .dnsAnswered ? "allowed" : e.isPersistence ? "finding" : "refused"
+            let verdict = Self.verdict(e)
             let row: TerminalText = "  \(Self.clock(e.time))  " + verdict.padded(to: 8) + " \(e.kind.rawValue) \(e.subject): \(e.reason)"
-            lines.append(paint(row, verdict == "allowed" ? "2" : verdict == "finding" ? "35" : "31"))
+            lines.append(paint(row, Self.colour(verdict)))
         }
         return Array(lines.prefix(style.height))
     }
 
     static func text(_ t: TerminalText) -> TerminalText { t }
+
+    /// The word a decision is shown with in the stream.
+    static func verdict(_ e: Event) -> TerminalText {
+        e.kind == .connectionAllowed || e.kind == .dnsAnswered ? "allowed" : e.isPersistence ? "finding"
+            : e.kind == .secretRead ? "secret" : "refused"
+    }
+
+    static func colour(_ verdict: TerminalText) -> TerminalText {
+        verdict == "allowed" ? "2" : verdict == "finding" ? "35" : verdict == "secret" ? "1;33" : "31"
+    }
 
     static func clock(_ d: Date) -> TerminalText {
         let c = Calendar(identifier: .gregorian).dateComponents(in: TimeZone.current, from: d)

@@ -36,6 +36,9 @@ public struct Options: Sendable, Equatable {
     public var throwaway: Throwaway?
     /// Globs of project paths masked inside (`hide` in the config files; no flag).
     public var hide: [String] = []
+    /// The HTTP CONNECT proxy upstream connections go through (`[proxy]` in the
+    /// global config only; no flag, never the environment).
+    public var upstreamProxy: UpstreamProxy?
     /// The command and its arguments; empty means the user's shell.
     public var command: [String] = []
 

@@ -390,3 +390,20 @@ public enum PersistenceAudit {
     }
 
 }
+
+extension PersistenceAudit {
+    /// Why a file that `agentpen apply` brings into the project runs later
+    /// (a shell on cd, an editor on open), by the project-file rules of the
+    /// persistence audit; nil for an ordinary file. `rel` is the path relative
+    /// to the project, `projectName` the project directory's own name (the
+    /// directory a top-level file is in), `content` the file's first bytes.
+    public static func appliedFileReason(_ rel: String, projectName: String, isRegular: Bool, content: [UInt8]) -> String? {
+        let parts = rel.split(separator: "/").map(String.init)
+        guard let name = parts.last else { return nil }
+        let dirs = [projectName] + parts.dropLast()
+        let dirName = dirs[dirs.count - 1]
+        let parentName = dirs.count >= 2 ? dirs[dirs.count - 2] : ""
+        guard let role = projectFileRole(name, dirName: dirName, parentName: parentName) else { return nil }
+        return decide(role: role, place: .other, isRegular: isRegular, content: content)?.1
+    }
+}

@@ -31,6 +31,9 @@ public struct ProxyConfig: Sendable {
     /// header (`ForwarderHeader`) carrying this token, naming the address and
     /// port the sandbox dialled inside. nil: no header (direct and splice hops).
     public var forwarderToken: String?
+    /// `[proxy]` of the global config: allowed names (but no_proxy's) are reached
+    /// through this HTTP CONNECT proxy, which resolves them and picks the address.
+    public var upstreamProxy: UpstreamProxy?
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -433,6 +436,15 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         let resolver = proxy.resolver
+        if let up = proxy.config.upstreamProxy, !up.bypasses(name) {
+            // The proxy resolves the name and chooses the address: only its own
+            // address (from the user's global config) is looked up here, and not vetted.
+            WorkerQueues.resolver().async {
+                let addresses = IPAddress(up.host).map { [$0] } ?? resolver(up.host)
+                self.queue.async { self.dialProxy(up, name, pattern, addresses, extra, port: port) }
+            }
+            return
+        }
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
@@ -468,43 +480,97 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         dial(name, pattern, vetted, 0, [], extra, port: port)
     }
 
+    private func dialProxy(_ up: UpstreamProxy, _ name: String, _ pattern: HostPattern, _ addresses: [IPAddress],
+                           _ extra: [String: String], port: UInt16) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        var extra = extra
+        extra["proxy"] = up.redactedURL
+        guard !addresses.isEmpty else {
+            record(.failure, .name(name), "could not resolve the upstream proxy \(up.host) (proxy.url in the global config)", extra)
+            return closeClient()
+        }
+        dial(name, pattern, addresses, 0, [], extra, port: port, via: up)
+    }
+
+    /// `via`: the addresses are the upstream proxy's; once connected, agentpen
+    /// asks it for `name`:`port` with CONNECT.
     private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String], port: UInt16) {
+                      _ failures: [String], _ extra: [String: String], port: UInt16, via up: UpstreamProxy? = nil) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
-            record(.failure, .name(name), "could not connect: " + failures.joined(separator: "; "), extra)
+            record(.failure, .name(name), (up == nil ? "could not connect: " : "could not connect to the upstream proxy: ")
+                   + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
         // Dial exactly the address that was vetted: no second lookup.
-        Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+        Dialer.connect(to: address, port: up?.port ?? port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port)
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port, via: up)
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
                     return closeClient()
                 }
-                var details = extra
-                details["upstream"] = endpoint(address, port)
-                details["pattern"] = pattern.description
-                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
-                details["host-port"] = nil
-                if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
-                record(.connectionAllowed, .name(name), why, details)
-                let opened = DispatchTime.now()
-                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
-                    let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
-                    record(.tunnelClosed, .name(name), "closed: \(end)",
-                           ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
-                            "bytes-down": String(stats.backward), "duration-ms": String(ms)])
-                    phase = .closed
-                    proxy.table.remove(self, client: peer)
+                guard let up else { return relay(name, pattern, upstream, endpoint(address, port), extra, port: port) }
+                let dialled = endpoint(address, up.port)
+                guard let request = up.connectRequest(name: name, port: port) else {
+                    close(upstream)
+                    record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
+                    return closeClient()
                 }
-                phase = .relaying(relay)
-                relay.start()
+                ProxyTunnel.open(upstream, request: request,
+                                 timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
+                    if stopRequested {
+                        close(upstream)
+                        return closeClient()
+                    }
+                    var details = extra
+                    details["upstream"] = dialled
+                    details["via-proxy"] = "CONNECT \(name):\(port)"
+                    switch outcome {
+                    case .open:
+                        relay(name, pattern, upstream, dialled, details, port: port,
+                              note: " (through the upstream proxy \(up.endpoint), which chose the address)")
+                    case .refused(let reply):
+                        details["proxy-status"] = reply.statusLine
+                        close(upstream)
+                        record(.connectionBlocked, .name(name),
+                               "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
+                        closeClient()
+                    case .failed(let why):
+                        close(upstream)
+                        record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
+                        closeClient()
+                    }
+                }
             }
         }
+    }
+
+    /// The upstream is connected (`dialled` names what agentpen dialled): the event, then bytes both ways.
+    private func relay(_ name: String, _ pattern: HostPattern, _ upstream: Int32, _ dialled: String,
+                       _ extra: [String: String], port: UInt16, note: String = "") {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var details = extra
+        details["upstream"] = dialled
+        details["pattern"] = pattern.description
+        let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)" + note
+        details["host-port"] = nil
+        if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
+        record(.connectionAllowed, .name(name), why, details)
+        let opened = DispatchTime.now()
+        let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+            let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
+            record(.tunnelClosed, .name(name), "closed: \(end)",
+                   ["upstream": dialled, "bytes-up": String(stats.forward),
+                    "bytes-down": String(stats.backward), "duration-ms": String(ms)])
+            phase = .closed
+            proxy.table.remove(self, client: peer)
+        }
+        phase = .relaying(relay)
+        relay.start()
     }
 }

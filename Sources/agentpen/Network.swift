@@ -43,6 +43,11 @@ enum Network {
                 shown(p, p.ports.map { "\(p.description):\($0)" }.joined(separator: ", ")) }
                 .joined(separator: ", "))
         }
+        if let up = p.options.upstreamProxy {
+            lines.append("upstream proxy: \(up.redactedURL) ([proxy] in the global config): CONNECT NAME:PORT for each allowed name"
+                         + (up.noProxy.isEmpty ? "" : " but no_proxy's (\(up.noProxy.joined(separator: ", ")): dialled directly)"))
+            lines.append("  " + UpstreamProxy.vettingNote)
+        }
         if hop == .direct {
             lines.append("hop: direct; listening sockets made inside, served by agentpen (no pasta):")
             lines += NetworkPlan.directSockets(p.allowlist, hostPorts: p.options.hostPorts).map { "  \($0)" }
@@ -124,6 +129,7 @@ final class NetworkedRun {
             return h.count == 1 ? "0" + h : h
         }.joined()
         if hop == .gateway { config.forwarderToken = token }
+        config.upstreamProxy = prepared.options.upstreamProxy
         let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config)
         let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
         let port: UInt16
@@ -186,6 +192,7 @@ final class NetworkedRun {
         let names = NameTable(NameAddresses(prepared.allowlist))
         var config = ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox)
         config.hostLoopbackPorts = Set(options.hostPorts)
+        config.upstreamProxy = options.upstreamProxy
         let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config, names: names)
         defer { proxy.stop() }
         let dns = DNSResponder(allowlist: prepared.allowlist, events: events, names: names)

@@ -20,6 +20,8 @@ final class Session: @unchecked Sendable {
     /// Real path of the session directory.
     let path: String
     var viewPath: String { path + "/" + SessionPolicy.viewDirName }
+    /// Where the secret decoys are (each file is bound, never the directory).
+    var decoyPath: String { path + "/" + DecoyFiles.dirName }
     private let dirFD: Int32, eventsFD: Int32, viewFD: Int32, listenFD: Int32
     private let acceptSource: any DispatchSourceRead
     private struct State: ~Copyable {
@@ -78,6 +80,11 @@ final class Session: @unchecked Sendable {
             printError("no session: \(error.message)")
             return nil
         }
+    }
+
+    /// Creates the decoy files and their watches; nil (no decoys this run) if that fails.
+    func plantDecoys(_ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
+        DecoyFiles.create(sessionDir: dirFD, decoys)
     }
 
     private func acceptWatchers() {

@@ -8,26 +8,33 @@ import Glibc
 /// Finding a session for `watch` and `suggest`: the one named (an ID, never a
 /// path), or the newest in this user's sessions directory.
 enum SessionLookup {
-    static func find(_ requested: String?) -> (id: String, dir: Int32) {
-        func refuse(_ m: TerminalText) -> Never {
-            printError(m)
-            exit(2)
-        }
-        if let requested, !SessionPolicy.isValidID(requested) {
-            refuse("\(requested) is not a session ID (YYYYMMDD-HHMMSS-PID, as the start line and agentpen watch show it)")
-        }
+    static func refuse(_ m: TerminalText) -> Never {
+        printError(m)
+        exit(2)
+    }
+
+    /// This user's sessions directory, opened, and how to name it to the user.
+    static func base() -> (fd: Int32, shown: String) {
         let env = Host.environment
         let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: getuid()) ?? "/"
         let stateHome = XDGPaths.stateHome(env: env, home: home)
-        let where_ = XDGPaths.sessions(env: env, home: home)
+        let shown = XDGPaths.sessions(env: env, home: home)
         guard let base = try? SessionStore.openBase(stateHome: stateHome, create: false) else {
-            refuse("no session in \(where_) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
+            refuse("no session in \(shown) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
         }
-        defer { close(base.fd) }
-        guard let id = requested ?? SessionPolicy.newest(SessionStore.list(base.fd)) else {
-            refuse("no session in \(where_) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
+        return (base.fd, shown)
+    }
+
+    static func find(_ requested: String?) -> (id: String, dir: Int32) {
+        if let requested, !SessionPolicy.isValidID(requested) {
+            refuse("\(requested) is not a session ID (YYYYMMDD-HHMMSS-PID, as the start line and agentpen watch show it)")
         }
-        guard let dir = SessionStore.open(base: base.fd, id: id) else { refuse("no session \(id) in \(where_)") }
+        let (base, shown) = base()
+        defer { close(base) }
+        guard let id = requested ?? SessionPolicy.newest(SessionStore.list(base)) else {
+            refuse("no session in \(shown) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
+        }
+        guard let dir = SessionStore.open(base: base, id: id) else { refuse("no session \(id) in \(shown)") }
         return (id, dir)
     }
 
@@ -51,6 +58,11 @@ enum SessionLookup {
 /// unless NO_COLOR), left standing at the end; otherwise the final view once.
 /// `--json`: every event line, re-encoded, as it comes.
 enum Watch {
+    static func main(sessions: [String], all: Bool, json: Bool) -> Never {
+        if all || sessions.count > 1 { WatchSeveral.main(ids: sessions, all: all, json: json) }
+        main(session: sessions.first, json: json)
+    }
+
     static func main(session: String?, json: Bool) -> Never {
         let (id, dir) = SessionLookup.find(session)
         guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {

@@ -143,8 +143,8 @@ case .apply(let o):
 case .subcommandHelp(let text):
     print(text)
     exit(0)
-case .watch(let session, let json):
-    Watch.main(session: session, json: json)
+case .watch(let sessions, let all, let json):
+    Watch.main(sessions: sessions, all: all, json: json)
 case .suggest(let session):
     Suggest.main(session: session)
 case .notAvailable(let name):
@@ -188,6 +188,14 @@ case .dryRun, .run:
         // refusals file); none where the sandbox could see or write it.
         let session = Session.open(prepared)
         if let session { prepared.plan.addSessionView(hostDir: session.viewPath) }
+        // Empty decoys at the well-known secret paths the plan leaves unmounted,
+        // files of the session bound read-only, each open reported.
+        var decoyFiles: DecoyFiles?
+        if let session {
+            let decoys = SecretDecoys.plan(prepared.plan.bwrap, home: prepared.facts.home)
+            decoyFiles = session.plantDecoys(decoys)
+            if decoyFiles != nil { prepared.plan.addSecretDecoys(decoys, hostDir: session.decoyPath) }
+        }
         // Each block is printed as it happens, except onto a terminal the agent's
         // TUI owns (a stray line would garble its screen): there the summary at
         // exit lists every blocked name, and --log FILE has each one with its time.
@@ -195,7 +203,15 @@ case .dryRun, .run:
         let printed = LiveBlockPrinter(enabled: live)
         var toSession: (@Sendable (Event, String) -> Void)?
         if let session { toSession = { e, line in session.record(e, line) } }
-        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession)
+        // make bench's eventcost case only; it says so on stderr and in the log, --quiet or not.
+        let dropsAllowed = prepared.facts.callerEnv[EventLog.benchDropAllowedVariable] == "1"
+        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession, dropsAllowed: dropsAllowed)
+        if dropsAllowed {
+            let why: TerminalText = "\(EventLog.benchDropAllowedVariable)=1: allowed connections are not recorded (a measurement switch of make bench; unset it)"
+            printError(why)
+            events.record(Event(.setup, subject: EventLog.benchDropAllowedVariable, reason: why.rendered))
+        }
+        let secretWatch = decoyFiles.map { SecretWatch($0, events: events) }
         let agent = prepared.preset?.name ?? Paths.basename(prepared.plan.command.first ?? "?")
         let hosts = prepared.allowlist.patterns.count
         events.record(Event(.runStart, subject: prepared.project, reason: "run started",
@@ -210,6 +226,7 @@ case .dryRun, .run:
             }
         }
         func end(_ status: Int32, summary: Bool = true) {
+            secretWatch?.finish()
             events.record(Event(.runEnd, subject: prepared.project, reason: "run ended", details: ["status": String(status)]))
             session?.finish()
             guard !quiet, summary else { return }
@@ -218,6 +235,7 @@ case .dryRun, .run:
             if let session { line += "; agentpen watch \(session.id), agentpen suggest \(session.id)" }
             printError(line)
             if let summary = events.summary() { printError(summary) }
+            if let secrets = events.secretsLine() { printError(secrets) }
         }
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {

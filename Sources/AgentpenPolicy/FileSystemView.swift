@@ -18,6 +18,9 @@ public enum FileKind: Sendable, Equatable {
 public enum Paths {
     /// Joins and normalizes `.`/`..`/duplicate slashes lexically.
     public static func normalize(_ path: String) -> String {
+        // Most paths arrive normalized already; a run asks thousands of times
+        // (WritableSet, isWithin), and splitting and joining each showed in profiles.
+        if isNormalized(path) { return path }
         var out: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
@@ -25,6 +28,28 @@ public enum Paths {
             out.append(part)
         }
         return "/" + out.joined(separator: "/")
+    }
+
+    /// Whether `normalize` would return `path` unchanged: absolute, and no empty,
+    /// `.` or `..` component (so no doubled or trailing slash but in "/" itself).
+    static func isNormalized(_ path: String) -> Bool {
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var bytes = path.utf8.makeIterator()
+        guard bytes.next() == slash else { return false }
+        var length = 0, onlyDots = true, components = 0
+        func ok() -> Bool { length > 0 && !(onlyDots && length <= 2) }
+        while let c = bytes.next() {
+            if c == slash {
+                guard ok() else { return false }
+                components += 1
+                length = 0
+                onlyDots = true
+            } else {
+                length += 1
+                if c != dot { onlyDots = false }
+            }
+        }
+        return ok() || (components == 0 && length == 0)   // "/" itself
     }
 
     public static func join(_ base: String, _ rel: String) -> String {

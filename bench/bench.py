@@ -55,12 +55,14 @@ class Bench:
                  "USER=%s" % self.a.user, "LOGNAME=%s" % self.a.user, "LANG=C.UTF-8"]
                 + list(env) + list(argv))
 
-    def ap(self, argv, allow=("allowed.test",), hop=None):
+    def ap(self, argv, allow=("allowed.test",), hop=None, env=None):
         """agentpen --allow-private NAME... -- argv; with `hop`, run through
-        `env AGENTPEN_HOP=hop` (the variable agentpen reads to choose the namespace → proxy hop)."""
+        `env AGENTPEN_HOP=hop` (the variable agentpen reads to choose the namespace → proxy hop);
+        `env`: more variables for agentpen (the eventcost case's switch)."""
         cmd = [self.a.agentpen]
-        if hop:
-            cmd = ["env", "AGENTPEN_HOP=" + hop] + cmd
+        extra = (["AGENTPEN_HOP=" + hop] if hop else []) + ["%s=%s" % kv for kv in sorted((env or {}).items())]
+        if extra:
+            cmd = ["env"] + extra + cmd
         for name in (allow or ()):
             cmd += ["--allow-private", name]
         return cmd + ["-C", self.proj, "--"] + list(argv)
@@ -303,6 +305,59 @@ class Bench:
                          "p90 %.2f / %.2f ms, mean %.2f / %.2f ms, max %.2f / %.2f ms (baseline / agentpen)"
                          % (b["p90_ms"], g["p90_ms"], b["mean_ms"], g["mean_ms"], b["max_ms"], g["max_ms"])
                          if q == "p50" else "")
+
+    # The switch agentpen reads for this case only (EventLog.benchDropAllowedVariable).
+    DROP_ALLOWED = "AGENTPEN_BENCH_DROP_ALLOWED_EVENTS"
+
+    def case_eventcost(self):
+        """The cost of events on the allowed path: the connsetup load inside agentpen on the
+        default hop, with the session's event recording as in every run (connection-allowed and
+        tunnel-closed per connection: numbered, JSON-encoded, appended to events.jsonl, counted)
+        and with the recording of allowed connections reduced to nothing (AGENTPEN_BENCH_DROP_ALLOWED_EVENTS=1,
+        which agentpen announces on stderr), in interleaved pairs (order alternating) in one run.
+        Ratio = median over pairs of p50 with events / p50 without."""
+        n, pairs = self.a.conn_n, self.a.eventcost_pairs
+        argv = ["/usr/bin/python3", "tlsload.py", "seq", "--host", "allowed.test", "--cafile", "ca.pem", "-n", str(n)]
+        label = "%d new-connection HTTPS GETs, hop %s: with events / allowed ones not recorded" % (n, DEFAULT_HOP)
+        runs = {True: [], False: []}
+        cpu = {True: [], False: []}     # host-side agentpen CPU seconds per run (the proxy records the events)
+        for i in range(pairs):
+            for drop in ((False, True) if i % 2 == 0 else (True, False)):
+                mon = ProcMon(self.uid, self.host_netns); mon.start()
+                rc, out, e = self.run(self.ap(argv, hop=DEFAULT_HOP, env={self.DROP_ALLOWED: "1"} if drop else None), 600)
+                mon.stop()
+                cpu[drop].append(mon.cpu(workload=False)["host"])
+                g = last_json(out)
+                announced = (self.DROP_ALLOWED + "=1") in e
+                if rc != 0 or not g or g["errors"] or announced != drop:
+                    why = (g or {}).get("first_error") or ("the switch was %s" % ("ignored" if drop else "on unasked")
+                                                           if announced != drop else (e or out))
+                    self.fail("eventcost", label, "-", "≈ 1 (within noise)", why)
+                    return
+                runs[drop].append(g)
+        for q in ("p50", "p99"):
+            on = [g[q + "_ms"] for g in runs[False]]
+            off = [g[q + "_ms"] for g in runs[True]]
+            ratios = [a / b for a, b in zip(on, off)]
+            med = statistics.median(ratios)
+            # Noise: how much one run without events differs from the next.
+            noise = run_noise(off)
+            nz = noise if noise is not None else 0.0
+            note = ("%d pairs; %s with/without events, ms: %s; ratios %s; noise between runs without events %s; "
+                    "2 events per connection (connection-allowed, tunnel-closed)"
+                    % (len(ratios), q, ", ".join("%.2f/%.2f" % (a, b) for a, b in zip(on, off)),
+                       "/".join("%.3f" % r for r in ratios), fmt_noise(noise)))
+            self.row("eventcost", "%s: %s, %d pairs" % (label, q, len(ratios)), "%.2f ms" % statistics.median(off),
+                     "%.2f ms" % statistics.median(on), "%.3f (%.3f–%.3f)" % (med, min(ratios), max(ratios)),
+                     "≈ 1 (within noise)", yes(med - 1.0 <= max(nz, 0.02)) if q == "p50" else "-", note)
+        on, off = [x / n * 1e6 for x in cpu[False]], [x / n * 1e6 for x in cpu[True]]
+        ratios = [a / b for a, b in zip(on, off) if b > 0]
+        if ratios:
+            self.row("eventcost", "agentpen host-side CPU per connection (proxy and events), with / without, %d pairs" % len(ratios),
+                     "%.0f µs" % statistics.median(off), "%.0f µs" % statistics.median(on),
+                     "%.2f (%.2f–%.2f)" % (statistics.median(ratios), min(ratios), max(ratios)), "report", "-",
+                     "with/without µs per connection: %s; /proc ticks are 10 ms, so one run's figure is ±%.0f µs"
+                     % (", ".join("%.0f/%.0f" % ab for ab in zip(on, off)), 1e4 / n))
 
     def case_concurrency(self):
         m = self.a.conc_m
@@ -680,7 +735,8 @@ def render_md(b, hdr, rows, mach, agentpen_desc):
     L += ["- ratio for bulk and hops = the median over interleaved pairs of (inside / direct), each pair a direct "
           "run right before the inside run, with the pairs' range in brackets; a path faster than direct by more "
           "than the noise between successive direct runs is marked SUSPECT instead of given a ratio; "
-          "for connsetup the added latency; "
+          "for connsetup the added latency; for eventcost the median over interleaved pairs of "
+          "(p50 with the session's events / p50 with allowed connections not recorded); "
           "startup ratios compare with `true` and with a bare bwrap sandbox (all namespaces).",
           "- CPU: utime+stime of the bench user's non-workload processes, sampled from /proc every 20 ms; "
           "host side = agentpen's processes in the host network namespace plus pasta.",
@@ -710,7 +766,7 @@ def main():
     ap.add_argument("--proj", required=True)
     ap.add_argument("--user", default="apw-test")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--cases", default="startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit,syscalls")
+    ap.add_argument("--cases", default="startup,bulk,connsetup,eventcost,concurrency,cpu,hops,gitssh,audit,syscalls")
     ap.add_argument("--startup-runs", type=int, default=50)
     ap.add_argument("--bulk-pairs", type=int, default=7,
                     help="(direct, inside) pairs per bulk figure and per hop path; 5 or more")
@@ -718,6 +774,8 @@ def main():
                     help="extra curl option for the bulk, cpu and hops downloads (repeatable)")
     ap.add_argument("--cpu-gib-quarters", type=int, default=4)
     ap.add_argument("--conn-n", type=int, default=1000)
+    ap.add_argument("--eventcost-pairs", type=int, default=5,
+                    help="(with events, without) pairs of the connsetup load in the eventcost case")
     ap.add_argument("--conc-m", type=int, default=1000)
     ap.add_argument("--hold", type=float, default=5.0)
     ap.add_argument("--audit-runs", type=int, default=20)

@@ -3,9 +3,10 @@
 # as an unprivileged user inside netns apw-host (baseline directly, then under agentpen),
 # prints a table and writes bench/results.md; brings the world down again.
 #   AGENTPEN=path/to/agentpen   (default .build/release/agentpen)
-#   BENCH_CASES=startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit,syscalls   (default: all)
+#   BENCH_CASES=startup,bulk,connsetup,eventcost,concurrency,cpu,hops,gitssh,audit,syscalls   (default: all)
 #   BENCH_QUICK=1               fewer runs (plumbing check)
 #   BENCH_PAIRS=N               (direct, inside) pairs per bulk/hops figure (default 7; 5 or more)
+#   BENCH_EVENTCOST_PAIRS=N     (with events, without) pairs in the eventcost case (default 5)
 #   BENCH_CURL_OPTS="..."       extra curl options for the bulk, cpu and hops downloads
 #   BENCH_OUT=bench/results.md
 # The test world is shared: everything runs under /tmp/agentpen-world.lock (as
@@ -27,7 +28,7 @@ done
 AGENTPEN=${AGENTPEN:-.build/release/agentpen}
 case "$AGENTPEN" in /*) ;; *) AGENTPEN="$ROOT/$AGENTPEN" ;; esac
 OUT=${BENCH_OUT:-$ROOT/bench/results.md}
-CASES=${BENCH_CASES:-startup,bulk,connsetup,concurrency,cpu,hops,gitssh,audit,syscalls}
+CASES=${BENCH_CASES:-startup,bulk,connsetup,eventcost,concurrency,cpu,hops,gitssh,audit,syscalls}
 PROJ=$APW_STATE/bench-proj
 
 exec 9>"${APW_LOCK:-/tmp/agentpen-world.lock}"
@@ -77,9 +78,10 @@ fi
 
 ARGS=()
 if [ -n "${BENCH_QUICK:-}" ]; then
-    ARGS+=(--startup-runs 10 --bulk-pairs 5 --conn-n 200 --conc-m 200 --hold 2 --cpu-gib-quarters 1 --audit-runs 5)
+    ARGS+=(--startup-runs 10 --bulk-pairs 5 --conn-n 200 --eventcost-pairs 2 --conc-m 200 --hold 2 --cpu-gib-quarters 1 --audit-runs 5)
 fi
 [ -n "${BENCH_PAIRS:-}" ] && ARGS+=(--bulk-pairs "$BENCH_PAIRS")
+[ -n "${BENCH_EVENTCOST_PAIRS:-}" ] && ARGS+=(--eventcost-pairs "$BENCH_EVENTCOST_PAIRS")
 for o in ${BENCH_CURL_OPTS:-}; do ARGS+=("--curl-opt=$o"); done
 set +e
 /usr/bin/python3 bench/bench.py --agentpen "$AGENTPEN" --agentpen-desc "$AP_DESC" --proj "$PROJ" \

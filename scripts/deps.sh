@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(bubblewrap passt nftables iproute2 libseccomp-dev libnl-3-dev libnl-route-3-dev
           pkg-config gcc make git python3 util-linux)
 if [ "${1:-}" = --test ]; then
-    packages+=(openssl curl nginx-light hyperfine iputils-ping python3-venv python3-pip pipx unzip tmux openssh-server)
+    packages+=(openssl curl nginx-light hyperfine iputils-ping python3-venv python3-pip pipx unzip tmux openssh-server xfsprogs btrfs-progs)
 fi
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -37,6 +37,14 @@ enum Help {
         "how connections leave: direct (the default: agentpen",
         "serves sockets made inside the sandbox, no pasta) or",
         "pasta (pasta's tap and a forwarder inside)"])
+    static let ask = Entry(syntax: "--ask", lines: [
+        "a TLS connection to a host not allowed waits while you",
+        "decide in agentpen watch or with agentpen allow HOST",
+        "(once, this session, saved, or deny); none in time: refused"])
+    static let audit = Entry(syntax: "--audit", lines: [
+        "the host allowlist is not enforced: every host goes",
+        "through and is recorded as would-block (private and",
+        "loopback upstreams stay refused); then agentpen suggest"])
     static let allowParentGit = Entry(syntax: "--allow-parent-git", lines: ["a git worktree's parent git dir becomes writable"])
     static let roConfig = Entry(syntax: "--ro-config", lines: [
         "the preset's config paths (e.g. ~/.claude) read-only:",
@@ -66,7 +74,7 @@ enum Help {
     static let help = Entry(syntax: "-h, --help", lines: ["this help"])
 
     static let options: [Entry] = [agent, project, env, mount, mountRW, allow, allowPrivate, allowHostPort,
-                                   publish, hop, allowParentGit,
+                                   publish, hop, ask, audit, allowParentGit,
                                    roConfig, profile, quiet, log, tmpfsSize, memoryMax, cpus, tasksMax, noCgroup, check,
                                    dryRun, version, help]
 
@@ -88,7 +96,8 @@ enum Help {
     > presets. OPTIONS are those of a run (agentpen --help).
     """
     static let reservedAbstract = "reserved for a subcommand of agentpen (not available yet)"
-    static let watchAbstract = "follow a session live (default: the newest); --json for scripts"
+    static let watchAbstract = "follow sessions live (default: the newest; or IDs, --all); --json"
+    static let allowAbstract = "decide about a connection a --ask run holds for HOST (once, session, save, deny)"
     static let suggestAbstract = "the --allow flags and config lines a session's refusals call for"
 
     static func table(_ entries: [Entry]) -> String {
@@ -100,7 +109,8 @@ enum Help {
     }
 
     static var usage: String {
-        let reserved = Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", ")
+        let names = Subcommand.reserved.filter { !$0.isAvailable }.map(\.rawValue).joined(separator: ", ")
+        let reserved = names.isEmpty ? "" : "  \(names)\n                         reserved; not available yet (exit 2)\n"
         return """
         usage: agentpen [OPTIONS] [--] [COMMAND [ARGS...]]
                agentpen SUBCOMMAND [ARGS...]
@@ -122,18 +132,21 @@ enum Help {
           init [-C DIR]          \(initAbstract)
           review [-C DIR]        \(reviewAbstract)
           apply [-C DIR]         \(applyAbstract)
-          watch [--json] [SESSION]
+          watch [--json] [--all | SESSION...]
                                  \(watchAbstract)
           suggest [SESSION]      \(suggestAbstract)
+          allow HOST [--once | --session | --save agent|project | --deny] [--session-id ID]
+                                 decide about the connections a --ask run holds for
+                                 HOST (default --once); from any terminal of yours
           selftest               run the escape cases against this host's sandbox, as
                                  you, in a throwaway world; one PASS/FAIL line each;
                                  exit 0 only if all held
-          \(reserved)
-                                 reserved; not available yet (exit 2)
-        config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
+        \(reserved)        config files: $XDG_CONFIG_HOME/agentpen/config.toml (default ~/.config/...),
         yours; .agentpen.toml at the project root, untrusted: only what tightens
         counts (hide, remove_hosts, remove_env, ro_config, ...) until agentpen trust.
-        Flags win over both.
+        Flags win over both. A corporate proxy: [proxy] url = "http://HOST:PORT"
+        (credentials, no_proxy) in the global file only, never HTTPS_PROXY or a
+        project file; through it the proxy, not agentpen, vets the final address.
         environment: AGENTPEN_PROXY_PORT fixes the proxy's host port (default: a free
         one); AGENTPEN_HOP=gateway routes connections through pasta's tap instead of
         its loopback splice (for measurements). bwrap, pasta and nft come from

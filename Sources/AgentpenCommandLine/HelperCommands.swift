@@ -8,17 +8,23 @@ import ArgumentParser
 // --generate-completion-script, `helpNames: []` --help): the agent's argv
 // follows their `--`.
 
-/// `agentpen __exec [--cgroup FD] --syscall-notify FD [--rw PATH]... -- COMMAND...`: the last step
-/// inside the sandbox before the agent.
+/// `agentpen __exec [--cgroup FD] --syscall-notify FD [--rw PATH]... [--watch PATH]... -- COMMAND...`:
+/// the last step inside the sandbox before the agent.
 public struct ExecArguments: Sendable, Equatable {
     public var writable: [String] = []
     public var cgroupFD: Int32?
     /// The unix socket the refused-syscall listener goes back to agentpen on
     /// (required: the helper never starts the agent without that filter).
     public var notifyFD: Int32?
+    /// Directories whose mounts (the sandbox's own) agentpen watches for the
+    /// files the run writes (the persistence audit's attribution): opened
+    /// here and sent with the listener.
+    public var watch: [String] = []
     public var command: [String] = []
-    public init(writable: [String] = [], cgroupFD: Int32? = nil, notifyFD: Int32? = nil, command: [String] = []) {
-        self.writable = writable; self.cgroupFD = cgroupFD; self.notifyFD = notifyFD; self.command = command
+    public init(writable: [String] = [], cgroupFD: Int32? = nil, notifyFD: Int32? = nil, watch: [String] = [],
+                command: [String] = []) {
+        self.writable = writable; self.cgroupFD = cgroupFD; self.notifyFD = notifyFD; self.watch = watch
+        self.command = command
     }
 }
 
@@ -42,9 +48,12 @@ struct ExecCommand: ParsableCommand {
     @Option(name: .customLong("rw"), parsing: .unconditionalSingleValue) var rw: [String] = []
     @Option(parsing: .unconditional) var cgroup: Int32?
     @Option(name: .customLong("syscall-notify"), parsing: .unconditional) var syscallNotify: Int32?
+    @Option(parsing: .unconditionalSingleValue) var watch: [String] = []
     @Argument(parsing: .postTerminator) var command: [String] = []
 
-    var value: ExecArguments { ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, command: command) }
+    var value: ExecArguments {
+        ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, watch: watch, command: command)
+    }
 }
 
 struct NetCommand: ParsableCommand {

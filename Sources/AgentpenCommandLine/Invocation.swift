@@ -21,10 +21,12 @@ public enum Invocation: Sendable, Equatable {
     case apply(Options)
     /// Help of a subcommand (`agentpen completions --help`), printed as is.
     case subcommandHelp(String)
-    /// `agentpen watch [--json] [SESSION]`.
-    case watch(session: String?, json: Bool)
+    /// `agentpen watch [--json] [--all | SESSION...]`.
+    case watch(sessions: [String], all: Bool, json: Bool)
     /// `agentpen suggest [SESSION]`.
     case suggest(session: String?)
+    /// `agentpen allow HOST [--once|--session|--save agent|project|--deny] [--session-id ID]`.
+    case allow(ControlCommand, session: String?)
     /// A reserved subcommand not built yet: "not available yet", exit 2.
     case notAvailable(Subcommand)
     /// The internal entry points.
@@ -118,15 +120,41 @@ public enum Invocation: Sendable, Equatable {
                 throw Failure(kind: .usage, message: "\(s.rawValue): \(type.message(for: error)); usage: agentpen \(s.rawValue) [-C DIR]")
             }
         case .watch:
-            guard let c = try parse(WatchCommand.self, usage: "agentpen watch [--json] [SESSION]") else {
+            guard let c = try parse(WatchCommand.self, usage: "agentpen watch [--json] [--all | SESSION...]") else {
                 return .subcommandHelp(AgentpenCommand.helpMessage(for: WatchCommand.self, columns: 80))
             }
-            return .watch(session: c.session, json: c.json)
+            return .watch(sessions: c.sessions, all: c.all, json: c.json)
         case .suggest:
             guard let c = try parse(SuggestCommand.self, usage: "agentpen suggest [SESSION]") else {
                 return .subcommandHelp(AgentpenCommand.helpMessage(for: SuggestCommand.self, columns: 80))
             }
             return .suggest(session: c.session)
+        case .allow:
+            let usage = "agentpen allow HOST [--once | --session | --save agent|project | --deny] [--session-id ID]"
+            guard let c = try parse(AllowCommand.self, usage: usage) else {
+                return .subcommandHelp(AgentpenCommand.helpMessage(for: AllowCommand.self, columns: 80))
+            }
+            func refuse(_ m: String) -> Failure { Failure(kind: .usage, message: "allow: \(m); usage: \(usage)") }
+            var choices: [ApprovalChoice] = []
+            if c.once { choices.append(.once) }
+            if c.session { choices.append(.session) }
+            if c.deny { choices.append(.deny) }
+            if let s = c.save {
+                switch s {
+                case "agent": choices.append(.saveAgent)
+                case "project": choices.append(.saveProject)
+                default: throw refuse("--save \(s.debugDescription): agent or project")
+                }
+            }
+            guard choices.count <= 1 else { throw refuse("choose one of --once, --session, --save, --deny") }
+            if let id = c.sessionID, !SessionPolicy.isValidID(id) {
+                throw refuse("--session-id \(id.debugDescription) is not a session ID (YYYYMMDD-HHMMSS-PID)")
+            }
+            let command = ControlCommand(host: c.host, choice: choices.first ?? .once)
+            guard case .command(let parsed) = ControlCommand.parse(command.line.dropLast().description) else {
+                throw refuse("\(c.host.debugDescription) is not a host name --allow would take (no wildcard, no port)")
+            }
+            return .allow(parsed, session: c.sessionID)
         case .selftest:
             do {
                 _ = try SelftestCommand.parse(rest)

@@ -32,6 +32,10 @@ struct RunArguments: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp(Help.hop.argumentHelp, valueName: "HOP"),
             completion: .list(["direct", "pasta"]))
     var hop: String?
+    @Flag(help: ArgumentHelp(Help.ask.argumentHelp))
+    var ask = false
+    @Flag(help: ArgumentHelp(Help.audit.argumentHelp))
+    var audit = false
     @Flag(name: .customLong("allow-parent-git"), help: ArgumentHelp(Help.allowParentGit.argumentHelp))
     var allowParentGit = false
     @Flag(name: .customLong("ro-config"), help: ArgumentHelp(Help.roConfig.argumentHelp))
@@ -102,6 +106,9 @@ struct RunArguments: ParsableArguments {
             guard let parsed = NetworkPlan.Hop(option: h) else { throw usage("--hop \(h.debugDescription): direct or pasta") }
             o.hop = parsed
         }
+        if ask && audit { throw usage("--ask and --audit cannot be combined (--audit lets every name through)") }
+        o.ask = ask
+        o.audit = audit
         o.allowParentGit = allowParentGit
         o.readOnlyConfig = readOnlyConfig
         o.profile = profile

@@ -9,7 +9,7 @@ public enum Subcommand: String, CaseIterable, Sendable {
     public static let reserved = allCases
     /// Those that do something today; the rest answer "not available yet".
     public var isAvailable: Bool {
-        [.completions, .config, .trust, .`init`, .review, .apply, .watch, .suggest, .selftest].contains(self)
+        [.allow, .completions, .config, .trust, .`init`, .review, .apply, .watch, .suggest, .selftest].contains(self)
     }
 }
 
@@ -68,12 +68,18 @@ struct InitCommand: ParsableCommand {
     @OptionGroup var arguments: ProjectFileArguments
 }
 
-/// `agentpen watch [--json] [SESSION]`: follow a session (the newest by default).
+/// `agentpen watch [--json] [--all | SESSION...]`: follow a session (the newest
+/// by default), several, or every running one.
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: Help.watchAbstract, helpNames: [.long, .short])
     @Flag(help: "stream the session's events as JSON lines (for scripts)") var json = false
-    @Argument(help: "a session ID (default: the newest)") var session: String?
+    @Flag(help: "follow every running session, and each one that starts meanwhile, until none runs") var all = false
+    @Argument(help: "session IDs (default: the newest); several are followed together") var sessions: [String] = []
+
+    func validate() throws {
+        if all && !sessions.isEmpty { throw ValidationError("--all follows every running session; name no session with it") }
+    }
 }
 
 /// `agentpen suggest [SESSION]`: the flags and config lines a session's refusals call for.
@@ -81,6 +87,22 @@ struct SuggestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suggest", abstract: Help.suggestAbstract, helpNames: [.long, .short])
     @Argument(help: "a session ID (default: the newest)") var session: String?
+}
+
+/// `agentpen allow HOST [--once | --session | --save agent|project | --deny] [--session-id ID]`:
+/// the decision about connections a `--ask` run holds for HOST.
+struct AllowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allow", abstract: Help.allowAbstract, helpNames: [.long, .short])
+    @Argument(help: "the host a held connection is for") var host: String
+    @Flag(help: "this connection only (the default)") var once = false
+    @Flag(help: "every connection to HOST for the rest of the session") var session = false
+    @Option(help: ArgumentHelp("also for later runs: of this agent or in this project (saved in allowed.toml beside your config)",
+                               valueName: "agent|project"), completion: .list(["agent", "project"]))
+    var save: String?
+    @Flag(help: "refuse the held connection") var deny = false
+    @Option(name: .customLong("session-id"), help: ArgumentHelp("the session (default: the newest)", valueName: "ID"))
+    var sessionID: String?
 }
 
 /// The tree the completion scripts are generated from: the run's options and
@@ -98,7 +120,7 @@ struct AgentpenCommand: ParsableCommand {
     /// the real command where there is one.
     static func reservedType(_ s: Subcommand) -> ParsableCommand.Type {
         switch s {
-        case .allow: Reserved<AllowName>.self
+        case .allow: AllowCommand.self
         case .apply: ApplyCommand.self
         case .completions: CompletionsCommand.self
         case .config: ConfigCommand.self
@@ -113,7 +135,6 @@ struct AgentpenCommand: ParsableCommand {
 }
 
 protocol ReservedName { static var name: Subcommand { get } }
-enum AllowName: ReservedName { static let name = Subcommand.allow }
 
 /// A reserved word whose subcommand is not built yet. It takes any arguments
 /// (so completions and help list it); `Invocation` answers "not available yet".

@@ -15,8 +15,9 @@ extension ConfigFile {
         "remove_hosts", "remove_env", "hide", "agent",
     ]
     /// Keys only the top level of the global file may hold.
-    static let globalOnlyKeys = ["context_roots", "profiles", "proxy"]
+    static let globalOnlyKeys = ["context_roots", "profiles", "proxy", "ask", "ask_timeout"]
     static let agentKeys = ["hosts", "env", "mounts", "mounts_rw", "args"]
+    static let proxyKeys = ["url", "no_proxy"]
 
     /// Parses a config file's exact bytes. In the global file every problem
     /// throws (the run stops, exit 2, naming the file and key); in a project
@@ -94,14 +95,49 @@ struct Reader {
                     }
                     file.profiles[name] = s
                 }
+            case "ask":
+                if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
+                guard let v = value.bool else { try problem(key, "expected true or false, got \(value.type)"); continue }
+                file.ask = Sourced(v, .file(path: path, key: key))
+            case "ask_timeout":
+                if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
+                guard let v = value.int, (1...3600).contains(v) else {
+                    try problem(key, "expected a number of seconds from 1 to 3600"); continue
+                }
+                file.askTimeout = Sourced(v, .file(path: path, key: key))
             case "proxy":
                 if file.kind == .project { file.ignored.append(Ignored(file: path, key: key, reason: .globalOnly)); continue }
-                try problem(key, "an upstream proxy is not supported yet")
+                try proxy(value)
             default:
                 var settings = file.settings
                 try setting(key, value, prefix: "", into: &settings)
                 file.settings = settings
             }
+        }
+    }
+
+    /// `[proxy]`: `url` (required) and `no_proxy`. A message never quotes the
+    /// URL: it may hold a password.
+    mutating func proxy(_ value: TOMLValueConvertible) throws(ConfigError) {
+        guard let t = value.table else { return try problem("proxy", "expected a table [proxy] with url = \"http://HOST:PORT\", got \(value.type)") }
+        var url: String?
+        var noProxy: [String] = []
+        for (sub, v) in t {
+            switch sub {
+            case "url":
+                guard let s = v.string else { return try problem("proxy.url", "expected a string (http://[USER:PASSWORD@]HOST:PORT), got \(v.type)") }
+                url = s
+            case "no_proxy":
+                noProxy = try strings(v, "proxy.no_proxy")
+            default:
+                return try problem("proxy.\(sub)", "unknown key (known: \(ConfigFile.proxyKeys.joined(separator: ", ")))")
+            }
+        }
+        guard let url else { return try problem("proxy.url", "missing: [proxy] needs url = \"http://HOST:PORT\"") }
+        do { file.proxy = Sourced(try UpstreamProxy(url: url, noProxy: noProxy), .file(path: path, key: "proxy.url")) }
+        catch {
+            if case .badNoProxy = error { return try problem("proxy.no_proxy", error.description) }
+            try problem("proxy.url", error.description)
         }
     }
 

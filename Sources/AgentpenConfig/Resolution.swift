@@ -34,8 +34,13 @@ public struct Resolution: Sendable {
         public var global: ConfigFile?
         public var project: ConfigFile?
         public var projectTrusted: Bool
-        public init(flags: Options, global: ConfigFile? = nil, project: ConfigFile? = nil, projectTrusted: Bool = false) {
+        /// allowed.toml (trusted) and the project's real path its tables are keyed by.
+        public var saved: SavedHosts?
+        public var projectPath: String?
+        public init(flags: Options, global: ConfigFile? = nil, project: ConfigFile? = nil, projectTrusted: Bool = false,
+                    saved: SavedHosts? = nil, projectPath: String? = nil) {
             self.flags = flags; self.global = global; self.project = project; self.projectTrusted = projectTrusted
+            self.saved = saved; self.projectPath = projectPath
         }
     }
 
@@ -196,7 +201,40 @@ public struct Resolution: Sendable {
             lines.append(Line(h.allowsPrivateUpstream ? "allow_private" : "allow", h.description,
                               .flag(h.allowsPrivateUpstream ? "--allow-private" : "--allow")))
         }
+        // Hosts saved by `agentpen allow --save`, for this agent and this project.
+        if let saved = input.saved {
+            var savedHosts: [(HostPattern, Provenance)] = []
+            if let name = agent?.value {
+                for h in saved.agents[name] ?? [] { savedHosts.append((h, .file(path: saved.path, key: "agent.\(name).hosts"))) }
+            }
+            if let p = input.projectPath {
+                for h in saved.projects[p] ?? [] { savedHosts.append((h, .file(path: saved.path, key: "project.\(p).hosts"))) }
+            }
+            for (h, source) in savedHosts {
+                if paranoid { lines.append(Line("dropped host (paranoid)", h.description, source)); continue }
+                if let r = isRemoved(h) { lines.append(Line("removed host", h.description, r.source)); continue }
+                allow.append(h)
+                lines.append(Line("allow", h.description, source))
+            }
+        }
         o.allow = allow + flags.allow
+
+        // Asking: the global file's `ask` and `ask_timeout` (a project's are ignored).
+        if let a = input.global?.ask {
+            if a.value {
+                if !flags.audit { o.ask = true }
+                lines.append(Line("ask", "true", a.source))
+            } else {
+                if flags.ask { throw .usage("--ask: asking is turned off by \(a.source) = false") }
+                o.ask = false
+                lines.append(Line("ask", "false (off)", a.source))
+            }
+        } else if flags.ask { lines.append(Line("ask", "true", .flag("--ask"))) }
+        if let t = input.global?.askTimeout {
+            o.askTimeout = t.value
+            lines.append(Line("ask_timeout", String(t.value), t.source))
+        }
+        if flags.audit { lines.append(Line("audit", "true", .flag("--audit"))) }
 
         // Ports on the host's loopback, each way: lists, dropped by paranoid.
         var hostPorts: [UInt16] = [], publish: [UInt16] = []
@@ -270,6 +308,17 @@ public struct Resolution: Sendable {
             m % 1000 == 0 ? String(m / 1000) : String(Double(m) / 1000)
         }
         o.cgroupLimits.tasks = limit(flags.cgroupLimits.tasks, "tasks_max", "--tasks-max", \.tasksMax) { String($0) }
+
+        // The upstream proxy: the global file's alone (ConfigFile ignores a project's).
+        if let p = input.global?.proxy {
+            o.upstreamProxy = p.value
+            lines.append(Line("proxy.url", p.value.redactedURL, p.source))
+            if !p.value.noProxy.isEmpty {
+                lines.append(Line("proxy.no_proxy", p.value.noProxy.joined(separator: ", "),
+                                  .file(path: input.global?.path ?? "", key: "proxy.no_proxy")))
+            }
+            lines.append(Line("proxy.vetting", UpstreamProxy.vettingNote, p.source))
+        }
 
         out.options = o
         out.lines = lines

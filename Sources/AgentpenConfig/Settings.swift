@@ -94,6 +94,15 @@ public struct ConfigFile: Sendable, Equatable {
     public var contextRoots: [Sourced<String>] = []
     /// `[profiles.NAME]` (global only).
     public var profiles: [String: Settings] = [:]
+    /// `ask` (global only): true asks in every run (as --ask); false turns asking
+    /// off entirely (--ask is refused). A project file may say neither: turning it
+    /// on would let a repository make the user field prompts for hosts it chose,
+    /// turning it off would take away a choice the user made.
+    public var ask: Sourced<Bool>?
+    /// `ask_timeout` (global only): seconds a held connection waits for a decision.
+    public var askTimeout: Sourced<Int>?
+    /// `[proxy]` (global only): the HTTP CONNECT proxy to dial upstream through.
+    public var proxy: Sourced<UpstreamProxy>?
     /// Keys of a project file that were left out, and why (a warning each).
     public var ignored: [Ignored] = []
     /// The exact bytes' SHA-256 (what a trust record names).

@@ -16,6 +16,9 @@ public struct Event: Sendable, Equatable, Codable {
         case persistenceFound = "persistence-found"
         /// A syscall the seccomp policy refused, with the process that made it.
         case syscallRefused = "syscall-refused"
+        /// A well-known secret path of the private home was opened (an empty
+        /// decoy of agentpen's, `SecretDecoys`); subject: the path inside.
+        case secretRead = "secret-read"
         case setup = "setup"
         case failure = "failure"
         /// The run began (details: project, agent, profile, hosts, pid).
@@ -24,6 +27,13 @@ public struct Event: Sendable, Equatable, Codable {
         case runEnd = "run-end"
         /// An allowed tunnel ended (details: bytes-up, bytes-down, duration-ms, upstream).
         case tunnelClosed = "tunnel-closed"
+        /// `--audit`: an unlisted name let through that a normal run would have
+        /// refused (details: permit, the flag that would allow it).
+        case wouldBlock = "would-block"
+        /// `--ask`: a connection to an unlisted name waits for the user's decision
+        /// (details: hold, agent, process, timeout-s, permit); its outcome is a
+        /// connection-allowed or connection-blocked event with the same hold.
+        case connectionHeld = "connection-held"
     }
 
     /// The version of the line format (README: "Events"). A reader skips a
@@ -42,6 +52,10 @@ public struct Event: Sendable, Equatable, Codable {
     public var reason: String
     /// Extra facts (upstream address, byte counts, client port), all strings.
     public var details: [String: String]
+    /// The session the event belongs to, set only where one stream carries
+    /// several (`agentpen watch --json --all`); never in events.jsonl, whose
+    /// directory names it.
+    public var session: String?
 
     public init(_ kind: Kind, subject: String, reason: String,
                 details: [String: String] = [:], time: Date = Date()) {
@@ -61,16 +75,17 @@ public struct Event: Sendable, Equatable, Codable {
     /// in the refusals file and by `agentpen suggest`. The deciding code names the
     /// flag that would have permitted it in `details["permit"]`.
     /// Kinds other layers add count when named `…-refused` or `…-blocked`.
+    /// A would-block event names a permit but was let through: not a refusal.
     public var isRefusal: Bool {
-        kind == .connectionBlocked || kind == .dnsRefused || details["permit"] != nil
-            || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked")
+        kind != .wouldBlock && kind != .connectionHeld && (kind == .connectionBlocked || kind == .dnsRefused || kind == .secretRead
+            || details["permit"] != nil || kind.rawValue.hasSuffix("-refused") || kind.rawValue.hasSuffix("-blocked"))
     }
 
     public var isPersistence: Bool {
         kind == .persistenceRemoved || kind == .persistenceMoved || kind == .persistenceFound
     }
 
-    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details }
+    enum CodingKeys: String, CodingKey { case v, seq, time, kind, subject, reason, details, session }
 
     /// Lines without `v` (written before it existed) are version 1.
     public init(from decoder: any Decoder) throws {
@@ -82,6 +97,7 @@ public struct Event: Sendable, Equatable, Codable {
         subject = try c.decode(String.self, forKey: .subject)
         reason = try c.decode(String.self, forKey: .reason)
         details = try c.decodeIfPresent([String: String].self, forKey: .details) ?? [:]
+        session = try c.decodeIfPresent(String.self, forKey: .session)
     }
 
     /// One JSON object, one line. JSONEncoder escapes only C0 controls, the

@@ -24,11 +24,31 @@ public struct SessionView: Sendable {
     public private(set) var endStatus: String?
     public private(set) var allowed = 0
     public private(set) var refused = 0
+    /// `--audit`: connections let through that a normal run refuses.
+    public private(set) var wouldBlock = 0
     public private(set) var lastSeq = 0
     var blocks: [BlockKey: (count: Int, reason: String)] = [:]
     var blocksElsewhere = 0
     public private(set) var traffic: [String: Traffic] = [:]
     public private(set) var recent: [Event] = []
+    /// `--ask`: connections held now, oldest first (a connection-held event not
+    /// yet answered by an allowed or blocked event with the same hold).
+    public private(set) var waiting: [Held] = []
+
+    public struct Held: Sendable, Equatable {
+        public var hold: String
+        public var host: String
+        public var agent: String?
+        public var process: String?
+        public var since: Date
+        public var timeout: String?
+    }
+
+    /// The keys `agentpen watch` answers the oldest held connection with.
+    public static let promptKeys: [(key: Character, choice: String, words: String)] = [
+        ("o", "once", "once"), ("s", "session", "this session"), ("a", "save-agent", "save for the agent"),
+        ("p", "save-project", "save for the project"), ("d", "deny", "deny"),
+    ]
 
     public static let limit = 1000
     public static let recentLimit = 200
@@ -39,6 +59,16 @@ public struct SessionView: Sendable {
 
     public mutating func add(_ e: Event) {
         if let s = e.seq { lastSeq = max(lastSeq, s) }
+        if let h = e.details["hold"] {
+            if e.kind == .connectionHeld {
+                if waiting.count < Self.limit {
+                    waiting.append(Held(hold: h, host: e.subject, agent: e.details["agent"], process: e.details["process"],
+                                        since: e.time, timeout: e.details["timeout-s"]))
+                }
+            } else {
+                waiting.removeAll { $0.hold == h }
+            }
+        }
         switch e.kind {
         case .runStart:
             started = e.time
@@ -58,6 +88,12 @@ public struct SessionView: Sendable {
         case .connectionAllowed:
             allowed += 1
             if traffic[e.subject] != nil || traffic.count < Self.limit { traffic[e.subject, default: Traffic()].connections += 1 }
+        case .wouldBlock:
+            wouldBlock += 1
+            let key = BlockKey(kind: e.kind.rawValue, subject: e.subject)
+            if let b = blocks[key] { blocks[key] = (b.count + 1, b.reason) }
+            else if blocks.count < Self.limit { blocks[key] = (1, e.reason) }
+            else { blocksElsewhere += 1 }
         default:
             if e.isBlock || e.isRefusal || e.isPersistence {
                 refused += e.isPersistence ? 0 : 1
@@ -106,7 +142,16 @@ public struct SessionView: Sendable {
         let uptime = started.map { Self.duration(upto.timeIntervalSince($0)) } ?? "?"
         lines.append(paint("agentpen watch · session \(id) · " + state + " · uptime \(uptime)", "1"))
         lines.append(paint("project \(project ?? "?") · agent \(agent ?? "?") · profile \(profile ?? "?") · \(hosts ?? "?") hosts allowed", "0"))
-        lines.append(paint("\(allowed) connections allowed · \(refused) refused", refused > 0 ? "33" : "32"))
+        if live, let w = waiting.first {
+            var who: TerminalText = "agent \(w.agent ?? "?")"
+            if let p = w.process { who += ", process \(p)" }
+            let keys = Self.promptKeys.map { "[\($0.key)] \($0.words)" }.joined(separator: "  ")
+            let more: TerminalText = waiting.count > 1 ? " (+\(waiting.count - 1) more waiting)" : ""
+            lines.append(paint("WAITING " + Self.text("\(w.host)") + " wants to connect (\(who)), up to \(w.timeout ?? "?") s" + more, "1;7;33"))
+            lines.append(paint("  \(keys)   or: agentpen allow " + Self.text("\(w.host)") + " --once|--session|--save agent|project|--deny", "1;33"))
+        }
+        lines.append(paint("\(allowed) connections allowed · \(refused) refused"
+                           + (wouldBlock > 0 ? " · \(wouldBlock) would-block (--audit)" : ""), refused > 0 ? "33" : "32"))
         lines.append("")
 
         let ranked = rankedBlocks
@@ -136,14 +181,25 @@ public struct SessionView: Sendable {
         lines.append(paint("RECENT decisions", "1"))
         let streamRows = max(1, style.height - lines.count - 1)
         for e in recent.suffix(streamRows) {
-            let verdict: TerminalText = e.kind == .connectionAllowed || e.kind == .dnsAnswered ? "allowed" : e.isPersistence ? "finding" : "refused"
+            let verdict = Self.verdict(e)
             let row: TerminalText = "  \(Self.clock(e.time))  " + verdict.padded(to: 8) + " \(e.kind.rawValue) \(e.subject): \(e.reason)"
-            lines.append(paint(row, verdict == "allowed" ? "2" : verdict == "finding" ? "35" : "31"))
+            lines.append(paint(row, Self.colour(verdict)))
         }
         return Array(lines.prefix(style.height))
     }
 
     static func text(_ t: TerminalText) -> TerminalText { t }
+
+    /// The word a decision is shown with in the stream.
+    static func verdict(_ e: Event) -> TerminalText {
+        e.kind == .connectionAllowed || e.kind == .dnsAnswered ? "allowed" : e.isPersistence ? "finding"
+            : e.kind == .secretRead ? "secret" : e.kind == .wouldBlock ? "audit" : e.kind == .connectionHeld ? "waiting" : "refused"
+    }
+
+    static func colour(_ verdict: TerminalText) -> TerminalText {
+        verdict == "allowed" ? "2" : verdict == "finding" || verdict == "audit" ? "35" : verdict == "secret" ? "1;33"
+            : verdict == "waiting" ? "33" : "31"
+    }
 
     static func clock(_ d: Date) -> TerminalText {
         let c = Calendar(identifier: .gregorian).dateComponents(in: TimeZone.current, from: d)

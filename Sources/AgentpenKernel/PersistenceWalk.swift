@@ -15,6 +15,7 @@ public enum PersistenceWalk {
     public struct FileID: Hashable, Sendable {
         public var dev: UInt64
         public var ino: UInt64
+        public init(dev: UInt64, ino: UInt64) { self.dev = dev; self.ino = ino }
     }
 
     /// What is recorded before the run: cheap (a clock read and a few stats).
@@ -43,10 +44,14 @@ public enum PersistenceWalk {
         public var runID: String
         /// Git dirs outside the project the plan bound (a worktree's own and its parent's).
         public var outsideGitDirs: [String]
-        /// Fingerprints other runs on this project already handled.
-        public var skip: Set<Fingerprint> = []
-        /// Start times of other runs on this project still active.
-        public var others: [Timestamp] = []
+        /// Files this run's sandbox wrote (its RunLedger), by identity.
+        public var wrote: Set<FileID> = []
+        /// Files the sandboxes of other runs still active wrote (their ledgers).
+        public var othersWrote: Set<FileID> = []
+        /// Fingerprints runs that ended meanwhile reported as proved their own.
+        public var othersProved: Set<Fingerprint> = []
+        /// Other runs on this project whose time overlapped this one's.
+        public var others: [PersistenceAudit.RunWindow] = []
         public var limits = Limits()
         public init(project: String, state: StartState, runID: String, outsideGitDirs: [String] = []) {
             self.project = project; self.state = state; self.runID = runID; self.outsideGitDirs = outsideGitDirs
@@ -55,7 +60,8 @@ public enum PersistenceWalk {
 
     public struct Result {
         public var findings: [PersistenceAudit.Finding] = []
-        /// Fingerprints of what this run reported, for other runs to skip.
+        /// Fingerprints of what this run reported as proved its own (its
+        /// ledger), in the state it left them, for other runs to skip.
         public var handled: [Fingerprint] = []
         public var entries = 0
     }
@@ -129,6 +135,7 @@ private struct Walker {
     /// Git dirs reached through a `.git` link the run created: audited after the walk.
     var linkedGitDirs: [(fd: Int32, path: String, place: PersistenceAudit.GitDirPlace)] = []
     var auditedForced = Set<PersistenceWalk.FileID>()
+    var movedSeen = Set<String>()
     var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
 
     init(input: PersistenceWalk.Input) { self.input = input }
@@ -167,6 +174,7 @@ private struct Walker {
     static let wanted: [[UInt8]] = [".git", ".envrc", "HEAD", "objects", "refs", "commondir", "mise.toml",
                                     ".mise.toml", "mise.local.toml", ".mise.local.toml", ".rtx.toml",
                                     "tasks.json", "settings.json"].map { Array($0.utf8) }
+    static let marker = Array(PersistenceAudit.quarantineMarker.utf8)
     static let wantedByLength: [[[UInt8]]] = {
         var t = [[[UInt8]]](repeating: [], count: 32)
         for w in wanted { t[w.count].append(w) }
@@ -196,6 +204,10 @@ private struct Walker {
                     let len = strlen(UnsafeRawPointer(namePtr).assumingMemoryBound(to: CChar.self))
                     if len < 32 {
                         for w in Self.wantedByLength[len] where memcmp(namePtr, w, len) == 0 { keep = true; break }
+                    }
+                    // Files another run's audit moved aside (listed by the walk of this run too).
+                    if !keep && len > Self.marker.count {
+                        keep = Self.marker.withUnsafeBytes { ap_memmem(namePtr, len, $0.baseAddress, $0.count) == 1 }
                     }
                 }
                 if keep {
@@ -312,7 +324,6 @@ private struct Walker {
         }
         if fd < 0 {
             f.reason = "a directory made unreadable inside the sandbox; what it holds was not audited"
-            result.handled.append(Self.fingerprint(st))
         }
         result.findings.append(f)
         return fd
@@ -326,8 +337,8 @@ private struct Walker {
         var hasHEAD = false, hasObjects = false, hasRefs = false, hasCommondir = false
         var dirs: [Entry] = []
         var candidates: [Entry] = []
+        var movedAside: [Entry] = []
         for var e in entries {
-            if PersistenceAudit.isQuarantined(e.name) { continue }
             if e.type == dtUnknown {
                 guard let s = lstatAt(fd, e.raw) else { continue }
                 switch s.st_mode & S_IFMT {
@@ -344,6 +355,9 @@ private struct Walker {
             case "commondir": hasCommondir = true
             default: break
             }
+            // A quarantined file is never read by git; a directory with such a
+            // name is entered like any other (the name hides nothing).
+            if PersistenceAudit.isQuarantined(e.name) && e.type != dtDir { movedAside.append(e); continue }
             if e.type == dtDir { dirs.append(e) }
             if e.name == ".git" && e.type != dtDir { candidates.append(e) }
             else if e.type != dtDir, PersistenceAudit.projectFileRole(e.name, dirName: name, parentName: parentName) != nil {
@@ -364,6 +378,7 @@ private struct Walker {
                     reason: "this is the project's .git, moved here during the run; move it back to \(input.project)/.git", isNotice: true))
             }
         }
+        for e in movedAside { movedByOther(fd, path, e) }
         for e in candidates {
             if e.name == ".git" { gitLink(dirFD: fd, dirPath: path, rootFD: rootFD) }
             else if let role = PersistenceAudit.projectFileRole(e.name, dirName: name, parentName: parentName) {
@@ -374,9 +389,29 @@ private struct Walker {
         return Frame(fd: fd, path: path, name: name, depth: depth, inGitTree: inGitTree, children: children)
     }
 
+    static func id(_ st: stat) -> PersistenceWalk.FileID { .init(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino)) }
+
+    func evidence(_ st: stat) -> PersistenceAudit.Evidence {
+        let id = Self.id(st)
+        return .init(wroteIt: input.wrote.contains(id), otherActiveWroteIt: input.othersWrote.contains(id),
+                     otherReportedAsItsOwn: input.othersProved.contains(Self.fingerprint(st)))
+    }
+
     func attributed(_ st: stat, forced: Bool) -> Bool {
-        PersistenceAudit.isTheRuns(ctime: Self.stamp(st), start: start, inRunsGitDir: forced,
-                                   handledElsewhere: input.skip.contains(Self.fingerprint(st)))
+        PersistenceAudit.isTheRuns(ctime: Self.stamp(st), start: start, inRunsGitDir: forced, evidence: evidence(st))
+    }
+
+    /// A file another run's audit moved aside during this run, which that run
+    /// could not prove its own: listed here too (this run may have planted it).
+    mutating func movedByOther(_ dirFD: Int32, _ dirPath: String, _ e: Entry) {
+        guard let original = PersistenceAudit.quarantinedByOther(e.name, runID: input.runID),
+              let st = lstatAt(dirFD, e.raw), (st.st_mode & S_IFMT) != S_IFDIR, Self.stamp(st) >= start,
+              !input.othersProved.contains(Self.fingerprint(st)), movedSeen.insert(dirPath + "/" + e.name).inserted
+        else { return }
+        let f = PersistenceAudit.Finding(path: dirPath + "/" + e.name, action: .report,
+                                         reason: PersistenceAudit.movedByOtherReason(original: dirPath + "/" + original),
+                                         isNotice: true)
+        if result.findings.count < input.limits.maxFindings { result.findings.append(f) } else { unlisted += 1 }
     }
 
     func readRegular(_ dirFD: Int32, _ name: String, limit: Int) -> [UInt8]? {
@@ -432,7 +467,11 @@ private struct Walker {
     }
 
     mutating func auditHooks(_ hfd: Int32, path: String, place: PersistenceAudit.GitDirPlace, forced: Bool, note: String = "") {
-        for e in list(hfd, all: true) ?? [] where PersistenceAudit.isHookName(e.name) && e.type != dtDir {
+        let entries = list(hfd, all: true) ?? []
+        for e in entries where e.type != dtDir && PersistenceAudit.isQuarantined(e.name) {
+            movedByOther(hfd, path, e)
+        }
+        for e in entries where PersistenceAudit.isHookName(e.name) && e.type != dtDir {
             guard let st = lstatAt(hfd, e.raw), (st.st_mode & S_IFMT) != S_IFDIR, attributed(st, forced: forced) else { continue }
             if let (a, why) = PersistenceAudit.decide(role: .hook(e.name), place: place, isRegular: true, content: []) {
                 act(hfd, path, e.name, st, a, note + why)
@@ -497,7 +536,8 @@ private struct Walker {
     mutating func act(_ dirFD: Int32, _ dirPath: String, _ name: String, _ st: stat,
                       _ action: PersistenceAudit.Action, _ why: String) {
         var reason = why
-        if let note = PersistenceAudit.overlapNote(findingCtime: Self.stamp(st), others: input.others) {
+        let own = input.wrote.contains(Self.id(st))
+        if let note = PersistenceAudit.overlapNote(findingCtime: Self.stamp(st), others: input.others, wroteIt: own) {
             reason += " (\(note))"
         }
         var f = PersistenceAudit.Finding(path: dirPath + "/" + name, action: action, reason: reason)
@@ -511,9 +551,15 @@ private struct Walker {
                 newName = PersistenceAudit.quarantineName(name, runID: input.runID) + (attempt == 0 ? "" : "-\(attempt)")
                 rc = ap_rename_noreplace(dirFD, name, dirFD, newName)
             }
-            if rc == 0 { f.movedTo = dirPath + "/" + newName } else { f.error = String(cString: strerror(-rc)) }
+            if rc == 0 {
+                f.movedTo = dirPath + "/" + newName
+                // The rename changed its ctime: what another run will see.
+                if own, let moved = lstatAt(dirFD, newName) { result.handled.append(Self.fingerprint(moved)) }
+            } else {
+                f.error = String(cString: strerror(-rc))
+            }
         case .report:
-            result.handled.append(Self.fingerprint(st))
+            if own { result.handled.append(Self.fingerprint(st)) }
         }
         if result.findings.count < input.limits.maxFindings { result.findings.append(f) } else { unlisted += 1 }
     }

@@ -6,7 +6,11 @@ import Glibc
 /// $XDG_RUNTIME_DIR/agentpen or $XDG_STATE_HOME/agentpen), so that overlapping
 /// runs on one project do not report each other's findings:
 ///   runs/DEV-INO/active-RUNID   one per live run: its start time, flock'ed by it
-///   runs/DEV-INO/handled        fingerprints of findings a run already reported
+///   runs/DEV-INO/written-RUNID  the run's ledger (RunLedger): `dev ino` of each
+///                               file its sandbox wrote, where the kernel lets it watch
+///   runs/DEV-INO/handled        fingerprints of findings a run reported as proved
+///                               its own (state after it acted), and `run` lines:
+///                               the start and end of each run that left
 ///   runs/DEV-INO/               flock'ed while a run audits, so audits never interleave
 public final class RunRegistry {
     public typealias Timestamp = PersistenceAudit.Timestamp
@@ -82,55 +86,97 @@ public final class RunRegistry {
         return result
     }
 
-    /// Start times of the other runs still alive; entries of dead runs are removed.
-    public func othersActive() -> [Timestamp] {
-        var out: [Timestamp] = []
+    /// The other runs still alive: their IDs and start times; entries (and
+    /// ledgers) of dead runs are removed.
+    public func othersActive() -> [(runID: String, start: Timestamp)] {
+        var out: [(String, Timestamp)] = []
         for name in names() where name.hasPrefix("active-") && name != ownName {
             let fd = openat(dirFD, name, O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
             guard fd >= 0 else { continue }
             let entry = Descriptor(fd)
+            let id = String(name.dropFirst("active-".count))
             if flock(entry.raw, LOCK_SH | LOCK_NB) == 0 {
                 unlinkat(dirFD, name, 0)      // its run ended without leaving
+                unlinkat(dirFD, "written-" + id, 0)
                 continue
             }
             var buf = [UInt8](repeating: 0, count: 64)
             let n = read(entry.raw, &buf, 64)
             let f = String(decoding: buf[..<max(0, n)], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
-            if f.count >= 2, let s = Int64(f[0]), let ns = Int64(f[1]) { out.append(Timestamp(sec: s, nsec: ns)) }
+            if f.count >= 2, let s = Int64(f[0]), let ns = Int64(f[1]) { out.append((id, Timestamp(sec: s, nsec: ns))) }
         }
         return out
     }
 
-    public func handled() -> Set<PersistenceAudit.Fingerprint> {
-        let fd = openat(dirFD, "handled", O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW)
-        guard fd >= 0 else { return [] }
-        let file = Descriptor(fd)
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while data.count < 16 << 20 {
-            let n = read(file.raw, &buf, buf.count)
-            if n <= 0 { break }
-            data += buf[..<n]
-        }
-        return Set(String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { PersistenceAudit.Fingerprint(line: $0) })
+    /// This run's ledger file, created empty (owner-only); nil if it cannot be.
+    public func createLedger() -> Int32? {
+        let fd = openat(dirFD, "written-" + runID, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
+        return fd >= 0 ? fd : nil
     }
 
-    public func record(_ fingerprints: [PersistenceAudit.Fingerprint]) {
-        guard !fingerprints.isEmpty else { return }
+    /// The identities the ledgers of the runs `ids` hold (runs without one add nothing).
+    public func written(by ids: [String]) -> Set<PersistenceWalk.FileID> {
+        var out = Set<PersistenceWalk.FileID>()
+        for id in ids {
+            for line in readLines("written-" + id, limit: 64 << 20) {
+                let f = line.split(separator: " ")
+                if f.count == 2, let d = UInt64(f[0]), let i = UInt64(f[1]) { out.insert(.init(dev: d, ino: i)) }
+            }
+        }
+        return out
+    }
+
+    /// What runs that left reported as proved their own, and when each ran.
+    public func handled() -> (proved: Set<PersistenceAudit.Fingerprint>, ended: [PersistenceAudit.RunWindow]) {
+        var proved = Set<PersistenceAudit.Fingerprint>(), ended: [PersistenceAudit.RunWindow] = []
+        for line in readLines("handled", limit: 16 << 20) {
+            if line.hasPrefix("run ") {
+                let f = line.split(separator: " ").dropFirst().compactMap { Int64($0) }
+                if f.count == 4 {
+                    ended.append(.init(start: Timestamp(sec: f[0], nsec: f[1]), end: Timestamp(sec: f[2], nsec: f[3])))
+                }
+            } else if let fp = PersistenceAudit.Fingerprint(line: line) {
+                proved.insert(fp)
+            }
+        }
+        return (proved, ended)
+    }
+
+    /// Adds fingerprints this run proved its own, and its window (start to now).
+    public func record(_ fingerprints: [PersistenceAudit.Fingerprint], start: Timestamp, end: Timestamp) {
         let fd = openat(dirFD, "handled", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
         let file = Descriptor(fd)
-        let text = fingerprints.map { $0.line + "\n" }.joined()
+        let text = fingerprints.map { $0.line + "\n" }.joined() + "run \(start.sec) \(start.nsec) \(end.sec) \(end.nsec)\n"
         _ = text.withCString { write(file.raw, $0, strlen($0)) }
     }
 
-    /// Removes this run's entry; the last run to leave clears the handled list
-    /// (a later run starts after every fingerprint in it, so never needs it).
+    /// Removes this run's entry and ledger; the last run to leave clears the
+    /// handled list (a later run starts after everything in it, so never needs it).
     public func leave() {
+        unlinkat(dirFD, "written-" + runID, 0)
         unlinkat(dirFD, ownName, 0)
         close(ownFD)
         if othersActive().isEmpty { unlinkat(dirFD, "handled", 0) }
         close(dirFD)
+    }
+
+    /// The lines of a regular file of the registry, up to `limit` bytes.
+    func readLines(_ name: String, limit: Int) -> [Substring] {
+        let fd = openat(dirFD, name, O_RDONLY | O_CLOEXEC | AP_O_NOFOLLOW | AP_O_NONBLOCK)
+        guard fd >= 0 else { return [] }
+        let file = Descriptor(fd)
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while data.count < limit {
+            let n = read(file.raw, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data += buf[..<n]
+        }
+        // A line cut by the bound (or by a writer mid-append) is dropped, not misread.
+        if let last = data.lastIndex(of: 0x0A) { data.removeSubrange((last + 1)...) } else { data = [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n")
     }
 
     func names() -> [String] {

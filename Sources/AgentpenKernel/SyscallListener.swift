@@ -30,25 +30,49 @@ public struct SyscallListener: ~Copyable {
     /// Receives the listener from the exec helper over `socket`; nil when the
     /// helper never sent one (the sandbox ended before it got that far).
     public static func receive(over socket: Int32) -> SyscallListener? {
-        var tag: UInt8 = 0
-        var fds: [Int32] = [-1, -1]
-        var n: Int32 = 0
-        var got: Int
-        repeat { got = ap_recv_fds(socket, &tag, &fds, 2, &n) } while got == -Int(EINTR)
-        guard got > 0, n >= 1 else { return nil }
-        // Owned from here: whatever is not the one listener is closed.
-        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
-        guard n == 1, tag == Self.tag else { return nil }
-        return SyscallListener(received.removeFirst())
+        var extras = DescriptorList()
+        return receive(over: socket, extras: &extras)
     }
 
-    /// Sends `listener` to agentpen over `socket` (the exec helper's side).
-    public static func send(_ listener: Int32, over socket: Int32) throws(SystemError) {
-        var fd = listener
+    /// The most directories the exec helper sends with the listener (`watched`).
+    public static let maxWatched = 8
+
+    /// Receives the listener and the directory descriptors sent with it (`extras`).
+    public static func receive(over socket: Int32, extras: inout DescriptorList) -> SyscallListener? {
+        var tag: UInt8 = 0
+        var fds = [Int32](repeating: -1, count: maxWatched + 2)
+        var n: Int32 = 0
+        var got: Int
+        repeat { got = ap_recv_fds(socket, &tag, &fds, Int32(fds.count), &n) } while got == -Int(EINTR)
+        guard got > 0, n >= 1 else { return nil }
+        // Owned from here: whatever is not handed on is closed.
+        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
+        guard tag == Self.tag, Int(n) - 1 <= maxWatched else { return nil }
+        let listener = received.removeFirst()
+        extras = received.takeList()
+        return SyscallListener(listener)
+    }
+
+    /// Sends `listener` to agentpen over `socket` (the exec helper's side),
+    /// with the directories whose mounts agentpen is to watch.
+    public static func send(_ listener: Int32, over socket: Int32, with watched: [Int32] = []) throws(SystemError) {
+        var fds = [listener] + watched.prefix(maxWatched)
         var rc: Int
-        repeat { rc = ap_send_fds(socket, Self.tag, &fd, 1) } while rc == -Int(EINTR)
+        repeat { rc = ap_send_fds(socket, Self.tag, &fds, Int32(fds.count)) } while rc == -Int(EINTR)
         if rc < 0 { throw SystemError("sendmsg", "the syscall listener", result: rc) }
         if rc == 0 { throw SystemError("sendmsg", "the syscall listener", errno: EPIPE) }
+    }
+
+    /// agentpen's answer once it has placed its marks: one byte.
+    public static func acknowledge(over socket: Int32) {
+        var byte: UInt8 = 0x41
+        while write(socket, &byte, 1) < 0 && errno == EINTR {}
+    }
+
+    /// Waits for that byte (or for agentpen's end of the socket to close).
+    public static func awaitAcknowledgement(over socket: Int32) {
+        var byte: UInt8 = 0
+        while read(socket, &byte, 1) < 0 && errno == EINTR {}
     }
 
     /// Blocks until a call waits (true) or no process uses the filter any more (false).

@@ -92,11 +92,19 @@ public enum DNSMessage {
     public enum Decision: Equatable, Sendable {
         /// Allowed name; `addresses` may be empty (NODATA for that type).
         case answered(name: String, type: UInt16, pattern: String, addresses: [IPAddress])
+        /// An unlisted name answered with its per-name address (`UnlistedNames.hold`
+        /// or `.pass`); the proxy decides when it is dialled.
+        case answeredUnlisted(name: String, type: UInt16, addresses: [IPAddress])
         case nxDomain(name: String, reason: String)
         case error(RCode, reason: String)
         case dropped(String)
 
-        public var isAllowed: Bool { if case .answered = self { return true } else { return false } }
+        public var isAllowed: Bool {
+            switch self {
+            case .answered, .answeredUnlisted: return true
+            default: return false
+            }
+        }
     }
 
     public struct Reply: Equatable, Sendable {
@@ -106,8 +114,11 @@ public enum DNSMessage {
     }
 
     /// `address`, when given, picks the A record per name (per-name addresses,
-    /// `NameAddresses`); nil from it (the pool is full) answers SERVFAIL.
+    /// `NameAddresses`); nil from it (the pool is full) answers SERVFAIL. With
+    /// `unlisted` hold or pass and per-name addresses, an unlisted name `--allow`
+    /// would accept is answered with its own address too.
     public static func reply(to message: [UInt8], allowlist: Allowlist, config: AnswerConfig = .init(),
+                             unlisted: UnlistedNames = .refuse,
                              address: ((String) -> IPAddress?)? = nil) -> Reply {
         let query: Query
         switch parseQuery(message) {
@@ -126,6 +137,18 @@ public enum DNSMessage {
         }
         guard q.qclass == classIN || q.qclass == 255 else {
             return Reply(bytes: respond(.refused), decision: .error(.refused, reason: "class \(q.qclass) for \(q.name)"))
+        }
+        if q.isPlausibleHostName, allowlist.match(q.name) == nil, let address, unlisted.admits(q.name) {
+            var answers: [IPAddress] = []
+            if q.type == typeA || q.type == typeANY {
+                guard let a = address(q.name) else {
+                    return Reply(bytes: respond(.servFail),
+                                 decision: .error(.servFail, reason: "no per-name address left for \(q.name)"))
+                }
+                answers.append(a)
+            }
+            return Reply(bytes: respond(.noError, answers),
+                         decision: .answeredUnlisted(name: q.name, type: q.type, addresses: answers))
         }
         guard q.isPlausibleHostName, let pattern = allowlist.match(q.name) else {
             let why = q.isPlausibleHostName ? "not in the allowlist" : "not a host name"

@@ -8,9 +8,11 @@
 public struct HostPrograms: Sendable, Equatable {
     public enum Program: String, Sendable, CaseIterable {
         case bwrap, pasta, nft
+        /// `--ask`'s desktop notification; optional (no notification without it).
+        case notifySend = "notify-send"
 
         /// The variable that names this program's absolute path.
-        public var variable: String { "AGENTPEN_" + rawValue.uppercased() }
+        public var variable: String { "AGENTPEN_" + String(rawValue.uppercased().map { $0 == "-" ? "_" : $0 }) }
 
         /// What to tell a user who lacks it.
         public var install: String {
@@ -18,6 +20,7 @@ public struct HostPrograms: Sendable, Equatable {
             case .bwrap: return "bubblewrap (Debian/Ubuntu: apt install bubblewrap)"
             case .pasta: return "passt (Debian/Ubuntu: apt install passt)"
             case .nft: return "nftables (Debian/Ubuntu: apt install nftables)"
+            case .notifySend: return "libnotify-bin (Debian/Ubuntu: apt install libnotify-bin)"
             }
         }
     }
@@ -52,6 +55,7 @@ public struct HostPrograms: Sendable, Equatable {
     /// The one-line answer for `--check` and `--dry-run`.
     public func describe(_ program: Program) -> String {
         guard let f = found[program] else {
+            if program == .notifySend { return "notify-send: not found (optional: --ask then shows no desktop notification)" }
             return "\(program.rawValue): not found in \(Self.systemDirectories.joined(separator: ", ")) (set \(program.variable))"
         }
         switch f.source {

@@ -12,6 +12,8 @@ public struct Locations: Sendable, Equatable {
     public var protected: [String]
 
     public var globalFile: String { configDir + "/config.toml" }
+    /// Hosts saved by `agentpen allow --save`: agentpen's, beside the user's file.
+    public var allowedFile: String { configDir + "/allowed.toml" }
     /// The project's own file, at its root.
     public static let projectFileName = ".agentpen.toml"
     public var trustDir: String { stateDir + "/trust" }

@@ -26,6 +26,8 @@ public struct NameAddresses: Sendable, Equatable {
     }()
 
     public let allowlist: Allowlist
+    /// With `hold` or `pass`, unlisted names get pooled addresses too.
+    public let unlisted: UnlistedNames
     public let poolSize: Int
     private var byName: [String: IPAddress] = [:]
     private var byAddress: [IPAddress: String] = [:]
@@ -33,8 +35,10 @@ public struct NameAddresses: Sendable, Equatable {
 
     /// Assigns every exact name of `allowlist` its address (the first `maxExact`;
     /// beyond that the name shares 127.0.0.1 and is routed by SNI).
-    public init(_ allowlist: Allowlist, poolSize: Int = NameAddresses.defaultPoolSize) {
+    public init(_ allowlist: Allowlist, unlisted: UnlistedNames = .refuse,
+                poolSize: Int = NameAddresses.defaultPoolSize) {
         self.allowlist = allowlist
+        self.unlisted = unlisted
         self.poolSize = min(poolSize, Self.defaultPoolSize)   // within `range`
         var i = 0
         for name in allowlist.exactNames where byName[name] == nil && i < Self.maxExact {
@@ -47,13 +51,15 @@ public struct NameAddresses: Sendable, Equatable {
 
     /// The address `name` (lower case, no trailing dot) stands at: its own when it
     /// is an exact name or was given one from the pool; a new pooled one when it is
-    /// covered by a wildcard and the pool has room; nil when it is not allowed or
-    /// the pool is full.
+    /// covered by a wildcard (or unlisted, and the policy admits it) and the pool
+    /// has room; nil when it is not allowed or the pool is full. Unlisted names
+    /// share the pool with wildcard names: a sandbox that floods it gets SERVFAIL
+    /// for new names, never an address outside it.
     public mutating func address(for name: String) -> IPAddress? {
         var n = name.lowercased()
         if n.hasSuffix(".") { n.removeLast() }
         if let a = byName[n] { return a }
-        guard allowlist.match(n) != nil, pooled < poolSize else { return nil }
+        guard allowlist.match(n) != nil || unlisted.admits(n), pooled < poolSize else { return nil }
         let a = Self.offset(Self.poolBase, pooled)
         pooled += 1
         byName[n] = a
@@ -80,6 +86,6 @@ public struct NameAddresses: Sendable, Equatable {
     }
 
     public static func == (a: NameAddresses, b: NameAddresses) -> Bool {
-        a.allowlist == b.allowlist && a.byName == b.byName && a.pooled == b.pooled
+        a.allowlist == b.allowlist && a.unlisted == b.unlisted && a.byName == b.byName && a.pooled == b.pooled
     }
 }

@@ -17,6 +17,18 @@ public struct Options: Sendable, Equatable {
     public var publish: [UInt16] = []
     /// `--hop direct|pasta`: how the sandbox's connections reach the proxy (nil: the default).
     public var hop: NetworkPlan.Hop?
+    /// `--audit`: the name allowlist is not enforced; every unlisted name goes
+    /// through, recorded as would-block (loopback and private upstreams stay refused).
+    public var audit = false
+    /// `--ask` (or the global config's `ask = true`): a TLS connection to an
+    /// unlisted name waits for the user's decision (`agentpen watch`, `agentpen allow`).
+    public var ask = false
+    /// How long a held connection waits for a decision (the global `ask_timeout`).
+    public var askTimeout: Int = Options.defaultAskTimeout
+    public static let defaultAskTimeout = 60
+
+    /// What the run does with names the allowlist does not list.
+    public var unlistedNames: UnlistedNames { audit ? .pass : ask ? .hold : .refuse }
     public var allowParentGit = false
     /// The preset's config paths read-only: hooks and MCP commands cannot be planted.
     public var readOnlyConfig = false
@@ -36,6 +48,9 @@ public struct Options: Sendable, Equatable {
     public var throwaway: Throwaway?
     /// Globs of project paths masked inside (`hide` in the config files; no flag).
     public var hide: [String] = []
+    /// The HTTP CONNECT proxy upstream connections go through (`[proxy]` in the
+    /// global config only; no flag, never the environment).
+    public var upstreamProxy: UpstreamProxy?
     /// The command and its arguments; empty means the user's shell.
     public var command: [String] = []
 

@@ -120,11 +120,37 @@ public enum PersistenceAudit {
         place != .projectGit && !guarded && ctime >= start
     }
 
-    /// A file is the run's when its ctime is at or after the start (creation,
-    /// write, rename, link and chmod all set it), or its git dir is the run's;
-    /// never one another run on this project already handled.
-    public static func isTheRuns(ctime: Timestamp, start: Timestamp, inRunsGitDir: Bool, handledElsewhere: Bool) -> Bool {
-        !handledElsewhere && (inRunsGitDir || ctime >= start)
+    /// What the runs' ledgers say about who wrote a file (see `RunLedger`):
+    /// each run on a project records, from a fanotify mark on its sandbox's
+    /// own project mount, the identity (device, inode) of every file its
+    /// processes closed after writing.
+    public struct Evidence: Sendable, Equatable {
+        /// This run's processes wrote it.
+        public var wroteIt = false
+        /// A run still active wrote it, and this one did not. That run audits
+        /// after this one (audits take turns, and it has not had its turn) and
+        /// reports every file of its own ledger: the finding is left to it.
+        public var otherActiveWroteIt = false
+        /// A run that ended meanwhile reported it as its own (proved by its
+        /// ledger) in exactly this state: same identity and ctime.
+        public var otherReportedAsItsOwn = false
+        public init(wroteIt: Bool = false, otherActiveWroteIt: Bool = false, otherReportedAsItsOwn: Bool = false) {
+            self.wroteIt = wroteIt; self.otherActiveWroteIt = otherActiveWroteIt
+            self.otherReportedAsItsOwn = otherReportedAsItsOwn
+        }
+    }
+
+    /// A file is the run's when its processes wrote it (whatever its ctime), or
+    /// when its ctime is at or after the start (creation, write, rename, link
+    /// and chmod all set it) or its git dir is the run's, unless it is proved
+    /// another run's. Fails towards reporting: what no ledger explains (made
+    /// by rename, link, symlink, mkdir or chmod alone, which give a mount mark
+    /// no event; or a run without a ledger) is reported by every run that
+    /// overlapped the change.
+    public static func isTheRuns(ctime: Timestamp, start: Timestamp, inRunsGitDir: Bool, evidence: Evidence) -> Bool {
+        if evidence.wroteIt { return true }
+        guard inRunsGitDir || ctime >= start else { return false }
+        return !evidence.otherActiveWroteIt && !evidence.otherReportedAsItsOwn
     }
 
     /// Whether the walk enters a subdirectory.
@@ -367,11 +393,39 @@ public enum PersistenceAudit {
         return rest.split(separator: "/").map(String.init)
     }
 
-    /// Other runs on this project (from the registry) and the caveat a finding
-    /// gets when one of them could have made the change.
-    public static func overlapNote(findingCtime: Timestamp, others: [Timestamp]) -> String? {
-        guard others.contains(where: { findingCtime >= $0 }) else { return nil }
-        return "another agentpen run on this project was active at the same time; the change may be that run's"
+    /// Another run on this project: when it started, and when it ended (nil
+    /// while it is still active).
+    public struct RunWindow: Sendable, Equatable {
+        public var start: Timestamp
+        public var end: Timestamp?
+        public init(start: Timestamp, end: Timestamp? = nil) { self.start = start; self.end = end }
+    }
+
+    public static let overlapCaveat = "another agentpen run on this project was active at the same time; the change may be that run's"
+
+    /// The caveat a finding gets when another run was active at its ctime and
+    /// this run's ledger does not show it wrote the file.
+    public static func overlapNote(findingCtime: Timestamp, others: [RunWindow], wroteIt: Bool = false) -> String? {
+        guard !wroteIt, others.contains(where: { findingCtime >= $0.start && $0.end.map { findingCtime <= $0 } ?? true })
+        else { return nil }
+        return overlapCaveat
+    }
+
+    /// A name another run's audit gave a file it moved aside: the name it had,
+    /// or nil when the name is no quarantine name or this run's own.
+    public static func quarantinedByOther(_ name: String, runID: String) -> String? {
+        let n = Array(name.utf8), m = Array(quarantineMarker.utf8)
+        guard n.count > m.count,
+              let at = (1...(n.count - m.count)).first(where: { n[$0..<($0 + m.count)].elementsEqual(m) }) else { return nil }
+        let rest = String(decoding: n[(at + m.count)...], as: UTF8.self)
+        if rest == runID || rest.hasPrefix(runID + "-") { return nil }
+        return String(decoding: n[..<at], as: UTF8.self)
+    }
+
+    /// Why a file another run moved aside during this run is listed here: that
+    /// run could not prove it its own, so this run may have planted it.
+    public static func movedByOtherReason(original: String) -> String {
+        "moved aside from \(original) by another agentpen run's audit, which could not prove it planted it; \(overlapCaveat), or this run's"
     }
 
     // MARK: the plan
@@ -389,4 +443,21 @@ public enum PersistenceAudit {
         return (guarded, outside)
     }
 
+}
+
+extension PersistenceAudit {
+    /// Why a file that `agentpen apply` brings into the project runs later
+    /// (a shell on cd, an editor on open), by the project-file rules of the
+    /// persistence audit; nil for an ordinary file. `rel` is the path relative
+    /// to the project, `projectName` the project directory's own name (the
+    /// directory a top-level file is in), `content` the file's first bytes.
+    public static func appliedFileReason(_ rel: String, projectName: String, isRegular: Bool, content: [UInt8]) -> String? {
+        let parts = rel.split(separator: "/").map(String.init)
+        guard let name = parts.last else { return nil }
+        let dirs = [projectName] + parts.dropLast()
+        let dirName = dirs[dirs.count - 1]
+        let parentName = dirs.count >= 2 ? dirs[dirs.count - 2] : ""
+        guard let role = projectFileRole(name, dirName: dirName, parentName: parentName) else { return nil }
+        return decide(role: role, place: .other, isRegular: isRegular, content: content)?.1
+    }
 }

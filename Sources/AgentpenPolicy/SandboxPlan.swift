@@ -173,8 +173,11 @@ extension SandboxPlan {
         plan.command = [agent.executable] + presetArgs + command.dropFirst()
         var cgroupFD: Int32?
         if case .apply = plan.cgroup { cgroupFD = plan.cgroupFD }
+        // The project's mount and those of the git dirs the plan binds inside it
+        // (a write there goes through that mount, not the project's).
+        let watch = [project] + git.gitDirs.filter { Paths.isWithin($0, project) && $0 != project }
         plan.innerCommand = ExecHelperPlan.argv(cgroupFD: cgroupFD, notifyFD: plan.syscallNotifyFD,
-                                                writable: plan.writable, command: plan.command)
+                                                writable: plan.writable, watch: watch, command: plan.command)
         return plan
     }
 
@@ -249,8 +252,11 @@ enum ExecHelperPlan {
     }
 
     /// The helper's command line: the cgroup to join, where Landlock allows writes, the agent.
-    static func argv(cgroupFD: Int32?, notifyFD: Int32, writable: [String], command: [String]) -> [String] {
-        [path, "__exec"] + (cgroupFD.map { ["--cgroup", String($0)] } ?? []) + ["--syscall-notify", String(notifyFD)]
-            + writable.flatMap { ["--rw", $0] } + ["--"] + command
+    static func argv(cgroupFD: Int32?, notifyFD: Int32, writable: [String], watch: [String] = [],
+                     command: [String]) -> [String] {
+        var argv = [path, "__exec"] + (cgroupFD.map { ["--cgroup", String($0)] } ?? [])
+        argv += ["--syscall-notify", String(notifyFD)] + writable.flatMap { ["--rw", $0] }
+        argv += watch.flatMap { ["--watch", $0] }
+        return argv + ["--"] + command
     }
 }

@@ -84,7 +84,9 @@ public enum Selftest {
 
         add("secrets", "read ~/.ssh/id_ed25519 and ~/.aws/credentials planted in the home", off,
             ["secret_ssh", "secret_aws"], hostKeys: ["marker_seen"]) { f, h in
-            refused(f["secret_ssh"]) && refused(f["secret_aws"]) && h["marker_seen"] == "no"
+            // Refused, or an empty decoy of agentpen's in its place.
+            let hidden = { (v: String?) in refused(v) || v == "empty" }
+            return hidden(f["secret_ssh"]) && hidden(f["secret_aws"]) && h["marker_seen"] == "no"
         }
         add("project-writable", "write a file in the project", off, ["project_write"], hostKeys: ["project_file"]) { f, h in
             f["project_write"] == "OK" && h["project_file"] == "written"

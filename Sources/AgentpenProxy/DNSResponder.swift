@@ -72,7 +72,7 @@ public final class DNSResponder: @unchecked Sendable {
             if n < 0 { return }
             let names = self.names
             let reply = DNSMessage.reply(to: Array(packet[0..<n]), allowlist: allowlist, config: answers,
-                                         address: names.map { t in { t.address(for: $0) } })
+                                         unlisted: names?.unlisted ?? .refuse, address: names.map { t in { t.address(for: $0) } })
             record(reply.decision)
             if let bytes = reply.bytes, fromLen > 0 {
                 _ = bytes.withUnsafeBytes { ap_sendto_ip(fd, $0.baseAddress, $0.count, from, fromLen, fromPort) }
@@ -90,15 +90,22 @@ public final class DNSResponder: @unchecked Sendable {
     }
 
     private func record(_ d: DNSMessage.Decision) {
-        events.record(Self.event(for: d))
+        events.record(Self.event(for: d, unlisted: names?.unlisted ?? .refuse))
     }
 
     /// The event a decision is logged as.
-    static func event(for d: DNSMessage.Decision, time: Date = Date()) -> Event {
+    static func event(for d: DNSMessage.Decision, unlisted: UnlistedNames = .refuse, time: Date = Date()) -> Event {
         switch d {
         case .answered(let name, let type, let pattern, let addresses):
             return Event(.dnsAnswered, subject: .name(name), reason: "allowed by \(pattern)",
                          details: ["type": typeName(type),
+                                   "answer": Event.DNSAnswer(addresses.map(\.description)).description],
+                         time: time)
+        case .answeredUnlisted(let name, let type, let addresses):
+            return Event(.dnsAnswered, subject: .name(name),
+                         reason: "not in the allowlist; answered with its own address ("
+                             + (unlisted == .pass ? "--audit: connections go through" : "--ask: connections wait for a decision") + ")",
+                         details: ["type": typeName(type), "unlisted": "true",
                                    "answer": Event.DNSAnswer(addresses.map(\.description)).description],
                          time: time)
         case .nxDomain(let name, let why):

@@ -31,6 +31,15 @@ public struct ProxyConfig: Sendable {
     /// header (`ForwarderHeader`) carrying this token, naming the address and
     /// port the sandbox dialled inside. nil: no header (direct and splice hops).
     public var forwarderToken: String?
+    /// Unlisted names (issue 13): refused, held for a decision (`--ask`), or let
+    /// through as would-block (`--audit`). Hold and pass need per-name addresses.
+    public var unlisted: UnlistedNames = .refuse
+    /// The local port that stands for TLS by SNI on per-name addresses (443 inside
+    /// the sandbox; tests, which cannot bind 443, use their listener's).
+    public var tlsPort: UInt16 = 443
+    /// `[proxy]` of the global config: allowed names (but no_proxy's) are reached
+    /// through this HTTP CONNECT proxy, which resolves them and picks the address.
+    public var upstreamProxy: UpstreamProxy?
 
     public init(upstreamPort: UInt16 = 443, handshakeTimeout: TimeInterval = 10, connectTimeout: TimeInterval = 10,
                 idleTimeout: TimeInterval = 300, maxConnectionsPerClient: Int = 512,
@@ -124,6 +133,8 @@ public final class SNIProxy: Sendable {
     /// Per-name addresses (the direct hop): the local address a connection
     /// arrived on names what it is for. nil: every connection is routed by SNI.
     let names: NameTable?
+    /// `--ask`: who decides about held connections (nil: nobody, they are refused).
+    let approver: (any Approver)?
     private let acceptor: Acceptor
     var table: ConnectionTable { acceptor.table }
     /// Peeks that returned bytes while looking for ClientHellos, and the bytes
@@ -131,8 +142,9 @@ public final class SNIProxy: Sendable {
     let helloPeeks = Mutex((count: 0, bytes: 0))
 
     public init(allowlist: Allowlist, events: any EventSink, config: ProxyConfig = .init(),
-                names: NameTable? = nil,
+                names: NameTable? = nil, approver: (any Approver)? = nil,
                 resolver: @escaping @Sendable (String) -> [IPAddress] = systemResolve) {
+        self.approver = approver
         self.allowlist = allowlist
         self.events = events
         self.config = config
@@ -225,12 +237,14 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         guard let name else {
             // 127.0.0.1 stands for no name: routed by SNI. Any other address was
             // never handed out (a pooled one not yet given to a name, a guess).
-            if port == 443 && local == .loopbackV4 { return .sni }
+            if port == proxy.config.tlsPort && local == .loopbackV4 { return .sni }
             return .refused(subject: .name(endpoint(local, port)), reason: "no allowed name has this address and port",
                             details: ["destination": endpoint(local, port), "protocol": "tcp"])
         }
         if let pattern = proxy.allowlist.matchPlain(name, port: port) { return .plain(name: name, port: port, pattern) }
-        if port == 443, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        if port == proxy.config.tlsPort, proxy.allowlist.matchTLS(name) != nil { return .tls(name: name) }
+        // An unlisted name's address (hold, pass): TLS only, decided at the hello.
+        if port == proxy.config.tlsPort, proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name) { return .tls(name: name) }
         return .refused(subject: .name(name), reason: "port \(port) is not allowed for \(name)"
                             + (port == 443 ? " (allowed with a port only)" : "; allow it with --allow \(name):\(port)"),
                         details: ["port": String(port), "protocol": "tcp"])
@@ -384,12 +398,62 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 extra["address-stands-for"] = required
                 return block(.name(name), "SNI \(name) does not match \(required), the name this address stands for", extra)
             }
-            guard let pattern = proxy.allowlist.matchTLS(name) else {
-                extra["permit"] = Permit.allow(name)
-                return block(.name(name), "not in the allowlist", extra)
-            }
+            guard let pattern = proxy.allowlist.matchTLS(name) else { return unlisted(name, extra) }
             phase = .connecting
             endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
+        }
+    }
+
+    /// A ClientHello for a name the allowlist does not have (its SNI equals the
+    /// name its address stands for, if any).
+    private func unlisted(_ name: String, _ extra: [String: String]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var extra = extra
+        extra["permit"] = Permit.allow(name)
+        // A name listed for NAME:PORT only, or one --allow would refuse, is never let through.
+        guard proxy.allowlist.match(name) == nil, proxy.config.unlisted.admits(name),
+              let pattern = try? HostPattern(name) else {
+            return block(.name(name), "not in the allowlist", extra)
+        }
+        switch proxy.config.unlisted {
+        case .refuse:
+            block(.name(name), "not in the allowlist", extra)
+        case .hold:
+            guard let approver = proxy.approver else {
+                return block(.name(name), "not in the allowlist (held for a decision, but nobody can answer)", extra)
+            }
+            // Held: the hello stays queued, nothing is resolved or dialled until the user decides.
+            phase = .connecting
+            let extra = extra
+            endHello {
+                if self.stopRequested { return self.closeClient() }
+                approver.request(host: name, client: self.clientEndpoint) { outcome in
+                    self.queue.async { self.held(name, pattern, extra, outcome) }
+                }
+            }
+        case .pass:
+            record(.wouldBlock, .name(name), "not in the allowlist; let through (--audit)", extra)
+            var details = extra
+            details["permit"] = nil
+            details["audit"] = "true"
+            phase = .connecting
+            endHello { self.resolve(name, pattern, details, port: self.proxy.config.upstreamPort) }
+        }
+    }
+
+    /// The user's decision (or the time running out) about a held connection.
+    private func held(_ name: String, _ pattern: HostPattern, _ extra: [String: String], _ outcome: HoldOutcome) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        switch outcome {
+        case .allowed(let reason, let decision):
+            var details = extra.merging(decision) { _, new in new }
+            details["permit"] = nil
+            details["asked"] = reason
+            resolve(name, pattern, details, port: proxy.config.upstreamPort)
+        case .refused(let reason, let decision):
+            record(.connectionBlocked, .name(name), reason, extra.merging(decision) { _, new in new })
+            closeClient()
         }
     }
 
@@ -433,6 +497,23 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
         if stopRequested { return closeClient() }
         let resolver = proxy.resolver
+        if let up = proxy.config.upstreamProxy, !up.bypasses(name) {
+            // A name --audit lets through is vetted like an allowed one; through the
+            // upstream proxy its address could not be (an approved --ask name is the
+            // user's --allow, and goes as one).
+            if extra["audit"] != nil {
+                record(.connectionBlocked, .name(name), "not in the allowlist; --audit does not send it through the upstream proxy"
+                       + " (which picks the address, so loopback and private ones could not be refused)", extra)
+                return closeClient()
+            }
+            // The proxy resolves the name and chooses the address: only its own
+            // address (from the user's global config) is looked up here, and not vetted.
+            WorkerQueues.resolver().async {
+                let addresses = IPAddress(up.host).map { [$0] } ?? resolver(up.host)
+                self.queue.async { self.dialProxy(up, name, pattern, addresses, extra, port: port) }
+            }
+            return
+        }
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
@@ -459,6 +540,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         guard !vetted.isEmpty else {
             var extra = extra
             // Only private answers: --allow-private would have permitted it.
+            // Also for a name --audit let through: `agentpen suggest` shows the user
+            // that it needs a private upstream, which only they can judge.
             if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
                 extra["permit"] = Permit.allowPrivate(name)
             }
@@ -468,43 +551,100 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         dial(name, pattern, vetted, 0, [], extra, port: port)
     }
 
+    private func dialProxy(_ up: UpstreamProxy, _ name: String, _ pattern: HostPattern, _ addresses: [IPAddress],
+                           _ extra: [String: String], port: UInt16) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        var extra = extra
+        extra["proxy"] = up.redactedURL
+        guard !addresses.isEmpty else {
+            record(.failure, .name(name), "could not resolve the upstream proxy \(up.host) (proxy.url in the global config)", extra)
+            return closeClient()
+        }
+        dial(name, pattern, addresses, 0, [], extra, port: port, via: up)
+    }
+
+    /// `via`: the addresses are the upstream proxy's; once connected, agentpen
+    /// asks it for `name`:`port` with CONNECT.
     private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String], port: UInt16) {
+                      _ failures: [String], _ extra: [String: String], port: UInt16, via up: UpstreamProxy? = nil) {
         if stopRequested { return closeClient() }
         guard i < vetted.count else {
-            record(.failure, .name(name), "could not connect: " + failures.joined(separator: "; "), extra)
+            record(.failure, .name(name), (up == nil ? "could not connect: " : "could not connect to the upstream proxy: ")
+                   + failures.joined(separator: "; "), extra)
             return closeClient()
         }
         let address = vetted[i]
         // Dial exactly the address that was vetted: no second lookup.
-        Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+        Dialer.connect(to: address, port: up?.port ?? port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
             switch result {
             case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port)
+                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port, via: up)
             case .success(let upstream):
                 if stopRequested {
                     close(upstream)
                     return closeClient()
                 }
-                var details = extra
-                details["upstream"] = endpoint(address, port)
-                details["pattern"] = pattern.description
-                let why = extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)"
-                details["host-port"] = nil
-                if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
-                record(.connectionAllowed, .name(name), why, details)
-                let opened = DispatchTime.now()
-                let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
-                    let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
-                    record(.tunnelClosed, .name(name), "closed: \(end)",
-                           ["upstream": endpoint(address, port), "bytes-up": String(stats.forward),
-                            "bytes-down": String(stats.backward), "duration-ms": String(ms)])
-                    phase = .closed
-                    proxy.table.remove(self, client: peer)
+                guard let up else { return relay(name, pattern, upstream, endpoint(address, port), extra, port: port) }
+                let dialled = endpoint(address, up.port)
+                guard let request = up.connectRequest(name: name, port: port) else {
+                    close(upstream)
+                    record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
+                    return closeClient()
                 }
-                phase = .relaying(relay)
-                relay.start()
+                ProxyTunnel.open(upstream, request: request,
+                                 timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
+                    if stopRequested {
+                        close(upstream)
+                        return closeClient()
+                    }
+                    var details = extra
+                    details["upstream"] = dialled
+                    details["via-proxy"] = "CONNECT \(name):\(port)"
+                    switch outcome {
+                    case .open:
+                        relay(name, pattern, upstream, dialled, details, port: port,
+                              note: " (through the upstream proxy \(up.endpoint), which chose the address)")
+                    case .refused(let reply):
+                        details["proxy-status"] = reply.statusLine
+                        close(upstream)
+                        record(.connectionBlocked, .name(name),
+                               "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
+                        closeClient()
+                    case .failed(let why):
+                        close(upstream)
+                        record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
+                        closeClient()
+                    }
+                }
             }
         }
+    }
+
+    /// The upstream is connected (`dialled` names what agentpen dialled): the event, then bytes both ways.
+    private func relay(_ name: String, _ pattern: HostPattern, _ upstream: Int32, _ dialled: String,
+                       _ extra: [String: String], port: UInt16, note: String = "") {
+        dispatchPrecondition(condition: .onQueue(queue))
+        var details = extra
+        details["upstream"] = dialled
+        details["pattern"] = extra["audit"] != nil ? "(audit)" : extra["asked"] != nil ? "(asked)" : pattern.description
+        details["asked"] = nil
+        let why = (extra["audit"] != nil ? "not in the allowlist; let through by --audit"
+            : extra["asked"] != nil ? "not in the allowlist; " + extra["asked"]!
+            : extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)") + note
+        details["host-port"] = nil
+        if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
+        record(.connectionAllowed, .name(name), why, details)
+        let opened = DispatchTime.now()
+        let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+            let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
+            record(.tunnelClosed, .name(name), "closed: \(end)",
+                   ["upstream": dialled, "bytes-up": String(stats.forward),
+                    "bytes-down": String(stats.backward), "duration-ms": String(ms)])
+            phase = .closed
+            proxy.table.remove(self, client: peer)
+        }
+        phase = .relaying(relay)
+        relay.start()
     }
 }

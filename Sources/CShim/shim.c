@@ -273,3 +273,18 @@ int ap_setns(int fd, int nstype) { RET(setns(fd, nstype)); }
 int ap_mount_private_root(void) { RET(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)); }
 int ap_mount_bind(const char *src, const char *dst) { RET(mount(src, dst, NULL, MS_BIND, NULL)); }
 const int AP_CLONE_NEWNS = CLONE_NEWNS;
+
+#include <sys/fanotify.h>
+const int AP_FAN_METADATA_LEN = FAN_EVENT_METADATA_LEN, AP_FAN_METADATA_VERSION = FANOTIFY_METADATA_VERSION,
+          AP_FAN_NOFD = FAN_NOFD;
+const unsigned long long AP_FAN_Q_OVERFLOW = FAN_Q_OVERFLOW;
+int ap_fanotify_init_fd(void) {
+    RET(fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_NONBLOCK | O_LARGEFILE | O_CLOEXEC));
+}
+int ap_fanotify_init_fid(void) { RET(fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_REPORT_FID, O_RDONLY)); }
+int ap_fanotify_mark_mount(int group, int dirfd) {
+    RET(fanotify_mark(group, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_CLOSE_WRITE, dirfd, NULL));
+}
+int ap_memmem(const void *hay, size_t hay_len, const void *needle, size_t needle_len) {
+    return memmem(hay, hay_len, needle, needle_len) != NULL;
+}

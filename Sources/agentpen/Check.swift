@@ -48,7 +48,7 @@ enum Check {
                     ?? Row(layer: "nftables", state: .missing, detail: programs.describe(.nft), fix: "apt install nftables"))
 
         rows += Resources.checkRows(bwrap: bwrap)
-        rows.append(Configure.checkRow())
+        rows += Configure.checkRows()
 
         // User namespaces, tried for real in a fresh single-threaded process.
         let userns = Spawn.run([Host.selfExecutable, "__probe", "userns"], env: HostPrograms.environment)

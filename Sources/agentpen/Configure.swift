@@ -2,6 +2,7 @@ import AgentpenConfig
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import Glibc
 
 /// The config files read for a run (or `agentpen config`/`trust`), and the
@@ -94,6 +95,24 @@ enum Configure {
         case .bytes(let b): projectFile = try? ConfigFile.parse(b, path: projectFilePath, kind: .project)
         }
 
+        // allowed.toml (agentpen allow --save): trusted like the global file, under the same condition.
+        var saved: SavedHosts?
+        let savedPath = locations.allowedFile
+        do {
+            let savedReal = Host.realPath(Paths.parent(savedPath)).map { Paths.join($0, Paths.basename(savedPath)) } ?? savedPath
+            if Paths.isWithin(savedReal, project) || Paths.isWithin(savedReal, cwd) && !Paths.isWithin(home, cwd) {
+                warnings.append("\(savedPath): not read: it lies in the project (is XDG_CONFIG_HOME set by the project?)")
+            } else {
+                switch ConfigFiles.read(savedPath, limit: ConfigFile.globalSizeLimit) {
+                case .missing: break
+                case .refused(let why): throw .usage("refusing \(savedPath): \(why)")
+                case .bytes(let b):
+                    do { saved = try SavedHosts.parse(b, path: savedPath) }
+                    catch { throw .usage("\(error.description); fix or remove it (agentpen allow --save writes it)") }
+                }
+            }
+        }
+
         // Its trust record: only from a store the project does not hold.
         var trusted = false
         if let file = projectFile {
@@ -107,7 +126,8 @@ enum Configure {
 
         let resolution: Resolution
         do {
-            resolution = try Resolution.resolve(.init(flags: options, global: global, project: projectFile, projectTrusted: trusted))
+            resolution = try Resolution.resolve(.init(flags: options, global: global, project: projectFile, projectTrusted: trusted,
+                                                      saved: saved, projectPath: project))
         } catch {
             switch error {
             case .usage(let m): throw .usage(m)
@@ -122,7 +142,9 @@ enum Configure {
 
     /// `--check`'s row: whether the config files let a run start here (a broken
     /// global file stops every run), and what the project file is.
-    static func checkRow() -> Check.Row {
+    /// With an upstream proxy configured, a second row says it is used and what
+    /// agentpen cannot check through it.
+    static func checkRows() -> [Check.Row] {
         do {
             let c = try load(Options(), facts: Runner.gatherFacts())
             var detail = "global \(c.global?.path ?? c.locations.globalFile)" + (c.global == nil ? " (none)" : " read")
@@ -131,9 +153,20 @@ enum Configure {
                 let n = c.resolution.ignored.count
                 if n > 0 { detail += ", \(n) key\(n == 1 ? "" : "s") ignored (agentpen config lists them)" }
             }
-            return Check.Row(layer: "config", state: .ok, detail: detail)
+            var rows = [Check.Row(layer: "config", state: .ok, detail: detail)]
+            if let up = c.global?.proxy?.value {
+                // Tried for real: a TCP connection to it (no request, so no credentials sent).
+                let failure = tryUpstreamProxy(up)
+                rows.append(Check.Row(layer: "upstream proxy", state: failure == nil ? .ok : .degraded,
+                                      detail: "\(up.redactedURL) (proxy.url): "
+                                        + (failure.map { "cannot connect: \($0)" } ?? "reachable")
+                                        + (up.noProxy.isEmpty ? "" : "; direct for no_proxy: \(up.noProxy.joined(separator: ", "))")
+                                        + "; " + UpstreamProxy.vettingNote,
+                                      fix: failure == nil ? nil : "check proxy.url in \(c.global?.path ?? "the global config"); runs with allowed hosts fail until it answers"))
+            }
+            return rows
         } catch {
-            return Check.Row(layer: "config", state: .missing, detail: error.message, fix: "fix the file named; agentpen config shows it")
+            return [Check.Row(layer: "config", state: .missing, detail: error.message, fix: "fix the file named; agentpen config shows it")]
         }
     }
 

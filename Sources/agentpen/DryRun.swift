@@ -23,6 +23,11 @@ enum DryRun {
         out += "\n## what is visible\n"
         for n in plan.notes { out += "  \(n)\n" }
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
+        let decoys = SecretDecoys.plan(plan.bwrap, home: p.facts.home)
+        if !decoys.isEmpty {
+            out += "  empty read-only decoys (files of the session; each open is a secret-read event): "
+                + "\(decoys.map(\.path).joined(separator: " "))\n"
+        }
         out += "\n## host programs (system directories or AGENTPEN_*, never PATH)\n"
         for program in HostPrograms.Program.allCases { out += "  \(p.programs.describe(program))\n" }
         out += "  environment of the namespace helper, pasta and nft: "

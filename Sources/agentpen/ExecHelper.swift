@@ -1,6 +1,7 @@
 import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
+import CShim
 import Glibc
 
 /// `agentpen __exec [--cgroup FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
@@ -48,13 +49,22 @@ enum ExecHelper {
         // it the agent does not start. From here on no listener can be
         // created inside, so none can stand in front of agentpen's.
         guard let notifyFD = args.notifyFD else { fail(125, "internal: no --syscall-notify descriptor") }
+        // The directories whose mounts (this sandbox's own) agentpen marks to
+        // learn which files the run writes; one it cannot open is left out
+        // (the audit then only knows less, and reports more).
+        let watched = args.watch.map { open($0, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 }
         do {
             let listener = try SeccompFilter.loadNotifying()
             defer { close(listener) }
-            try SyscallListener.send(listener, over: notifyFD)
+            try SyscallListener.send(listener, over: notifyFD, with: watched)
         } catch {
             fail(125, "cannot install the syscall filter: \(error); the agent was not started")
         }
+        watched.forEach { close($0) }
+        // With directories sent, agentpen answers once its marks are in
+        // place: the agent starts after them (or without them if agentpen
+        // could not place them; it then knows less and reports more).
+        if !watched.isEmpty { SyscallListener.awaitAcknowledgement(over: notifyFD) }
         close(notifyFD)
         let cArgs = command.map { strdup($0) } + [nil]
         execv(command[0], cArgs)

@@ -12,7 +12,7 @@ import Glibc
 enum Network {
     /// Whether the run needs agentpen's network namespace at all.
     static func needed(_ allowlist: Allowlist, _ options: Options) -> Bool {
-        !allowlist.isEmpty || !options.hostPorts.isEmpty || !options.publish.isEmpty
+        !allowlist.isEmpty || !options.hostPorts.isEmpty || !options.publish.isEmpty || options.unlistedNames != .refuse
     }
 
     static func mode(for allowlist: Allowlist, options: Options) -> NetworkMode {
@@ -43,6 +43,11 @@ enum Network {
                 shown(p, p.ports.map { "\(p.description):\($0)" }.joined(separator: ", ")) }
                 .joined(separator: ", "))
         }
+        if let up = p.options.upstreamProxy {
+            lines.append("upstream proxy: \(up.redactedURL) ([proxy] in the global config): CONNECT NAME:PORT for each allowed name"
+                         + (up.noProxy.isEmpty ? "" : " but no_proxy's (\(up.noProxy.joined(separator: ", ")): dialled directly)"))
+            lines.append("  " + UpstreamProxy.vettingNote)
+        }
         if hop == .direct {
             lines.append("hop: direct; listening sockets made inside, served by agentpen (no pasta):")
             lines += NetworkPlan.directSockets(p.allowlist, hostPorts: p.options.hostPorts).map { "  \($0)" }
@@ -50,6 +55,11 @@ enum Network {
             for port in p.options.publish { lines.append("  this machine's 127.0.0.1:\(port) → 127.0.0.1:\(port) inside (--publish)") }
             for (name, address) in NameAddresses(p.allowlist).exact { lines.append("  \(name) → \(address)") }
             lines.append("  wildcard names: an address each from 127.0.16.1 on, when first looked up")
+            switch p.options.unlistedNames {
+            case .refuse: break
+            case .hold: lines.append("  other names (--ask): an address each from the same pool; a TLS connection waits up to \(p.options.askTimeout) s for your decision")
+            case .pass: lines.append("  other names (--audit): an address each from the same pool; TLS goes through, recorded as would-block (private and loopback upstreams refused)")
+            }
             lines.append("routes inside: loopback, and a default route on loopback")
             lines.append("nft ruleset inside (CATCH: the catch-all listener's port on loopback, chosen at start):")
             lines += Firewall.ruleset(gateway: nil, proxyPort: nil, catchAllPort: 65535, logGroup: NFLog.group,
@@ -84,9 +94,9 @@ enum Network {
         Spawn.run([pasta, "--help"], env: HostPrograms.environment).output
     }
 
-    static func run(_ p: Prepared, events: EventLog) throws(Failure) -> Int32 {
+    static func run(_ p: Prepared, events: EventLog, holds: HoldQueue? = nil) throws(Failure) -> Int32 {
         if !needed(p.allowlist, p.options) { return try Runner.runOffline(p, events: events) }
-        return try NetworkedRun(prepared: p, events: events).run()
+        return try NetworkedRun(prepared: p, events: events, holds: holds).run()
     }
 }
 
@@ -94,10 +104,13 @@ enum Network {
 final class NetworkedRun {
     let prepared: Prepared
     let events: EventLog
+    /// `--ask`: decides about held connections.
+    let holds: HoldQueue?
 
-    init(prepared: Prepared, events: EventLog) {
+    init(prepared: Prepared, events: EventLog, holds: HoldQueue?) {
         self.prepared = prepared
         self.events = events
+        self.holds = holds
     }
 
     func run() throws(Failure) -> Int32 {
@@ -112,6 +125,9 @@ final class NetworkedRun {
         if let port = prepared.options.hostPorts.first {
             throw .usage("--allow-host-port \(port) needs --hop direct")
         }
+        // Unlisted names need per-name addresses: the address names the host before the first byte.
+        if prepared.options.audit { throw .usage("--audit needs --hop direct") }
+        if prepared.options.ask { throw .usage("--ask needs --hop direct") }
         if let port = prepared.options.publish.first { throw .usage("--publish \(port) needs --hop direct") }
         let pasta = try Runner.program(.pasta, prepared)
 
@@ -124,6 +140,7 @@ final class NetworkedRun {
             return h.count == 1 ? "0" + h : h
         }.joined()
         if hop == .gateway { config.forwarderToken = token }
+        config.upstreamProxy = prepared.options.upstreamProxy
         let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config)
         let requested = ProcessInfo.processInfo.environment["AGENTPEN_PROXY_PORT"].flatMap(UInt16.init) ?? 0
         let port: UInt16
@@ -183,10 +200,12 @@ final class NetworkedRun {
         let plan = prepared.plan
         let options = prepared.options
         if let why = NetworkPlan.hostPortConflict(prepared.allowlist, hostPorts: options.hostPorts) { throw .usage(why) }
-        let names = NameTable(NameAddresses(prepared.allowlist))
+        let names = NameTable(NameAddresses(prepared.allowlist, unlisted: options.unlistedNames))
         var config = ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox)
         config.hostLoopbackPorts = Set(options.hostPorts)
-        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config, names: names)
+        config.unlisted = options.unlistedNames
+        config.upstreamProxy = options.upstreamProxy
+        let proxy = SNIProxy(allowlist: prepared.allowlist, events: events, config: config, names: names, approver: holds)
         defer { proxy.stop() }
         let dns = DNSResponder(allowlist: prepared.allowlist, events: events, names: names)
         defer { dns.stop() }
@@ -211,6 +230,8 @@ final class NetworkedRun {
         let helper = try startHelper(argv, &link, syscalls: syscalls)
         defer { syscalls.finish() }
         let relay = relayEvents(from: link.events.take())
+        // --ask's prompt finds the connecting process through the helper's network namespace.
+        if holds != nil { Ask.namespacePID.withLock { $0 = helper } }
 
         let expected = NetworkPlan.directSockets(prepared.allowlist, hostPorts: options.hostPorts)
         // The plan's sockets, then the catch-all's one or two. Nothing (end of

@@ -92,7 +92,8 @@ enum Paranoid {
             }
             let changes = try changes(c.project, tree)
             var out: TerminalText = "# \(changes.count) change(s) in the copy \(tree) (.git is never applied)\n"
-            for ch in changes { out += "  \(ch.description)\n" }
+            let later = runsLater(changes, c.project, tree)
+            for ch in changes { out += "  \(ch.description)" + (later[ch.path].map { "  (runs later: \($0))" } ?? "") + "\n" }
             if isExecutable("/usr/bin/diff") {
                 let d = Spawn.run(["/usr/bin/diff", "-ruN", "--no-dereference", "-x", ".git", c.project, tree],
                                   env: HostPrograms.environment)
@@ -116,11 +117,18 @@ enum Paranoid {
                 return 2
             }
             let changes = try changes(c.project, tree)
+            let later = runsLater(changes, c.project, tree)
             let failed = TreeCopy.apply(changes, project: c.project, copy: tree)
             var out: TerminalText = ""
             for ch in changes { out += "applied \(ch.description)\n" }
             out.write(to: 1)
             for f in failed { printError("not applied: \(f)") }
+            // Now in the real project, where they run unconfined: named, like the
+            // persistence audit's findings after a run.
+            for ch in changes {
+                guard let why = later[ch.path], !failed.contains(where: { $0.hasPrefix(ch.description) }) else { continue }
+                printError("applied \(ch.path): \(why); read it before that happens")
+            }
             guard failed.isEmpty else { return 1 }
             TreeCopy.remove(tree)
             return 0
@@ -128,6 +136,23 @@ enum Paranoid {
             printError("\(error.message)")
             return error.status
         }
+    }
+
+    /// The written or linked files among `changes` that a shell or an editor runs
+    /// later (PersistenceAudit's project-file rules), by path, with why.
+    static func runsLater(_ changes: [TreeCopy.Change], _ project: String, _ tree: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for ch in changes {
+            let regular: Bool
+            switch ch { case .write: regular = true; case .link: regular = false; default: continue }
+            let content: [UInt8]
+            if regular, case .bytes(let b) = ConfigFiles.read(tree + "/" + ch.path, limit: 64 << 10) { content = b } else { content = [] }
+            if let why = PersistenceAudit.appliedFileReason(ch.path, projectName: Paths.basename(project), isRegular: regular,
+                                                            content: content) {
+                out[ch.path] = why
+            }
+        }
+        return out
     }
 
     static func changes(_ project: String, _ tree: String) throws(Failure) -> [TreeCopy.Change] {

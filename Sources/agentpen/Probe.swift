@@ -3,7 +3,8 @@ import AgentpenPolicy
 import CShim
 import Glibc
 
-/// `agentpen __probe userns` (fresh process: can it unshare?) and
+/// `agentpen __probe userns` (fresh process: can it unshare?), `agentpen
+/// __probe fanotify` (may agentpen mark the project's mount?) and
 /// `agentpen __probe inside [network]` (run inside the sandbox: what holds?).
 enum Probe {
     static func main(_ args: [String]) -> Never {
@@ -11,6 +12,13 @@ enum Probe {
         case "userns":
             let rc = ap_unshare(AP_CLONE_NEWUSER | AP_CLONE_NEWNET)
             if rc != 0 { print("unshare: \(String(cString: strerror(-rc)))"); exit(1) }
+            exit(0)
+        case "fanotify":
+            // What the kernel says to the persistence audit's mount mark on the
+            // project (the working directory): RunLedger.probe.
+            var buf = [CChar](repeating: 0, count: 4096)
+            guard getcwd(&buf, buf.count) != nil else { print("getcwd: \(String(cString: strerror(errno)))"); exit(1) }
+            print(RunLedger.probe(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)), terminator: "")
             exit(0)
         case "inside":
             print("probe=ran")

@@ -50,8 +50,9 @@ enum Runner {
 
     /// Parses what was asked into a complete plan, or the reason it cannot run.
     /// `flags` is the command line; the config files are merged in here
-    /// (Configure), and their warnings printed before anything starts.
-    static func prepare(_ flags: Options, network: (Allowlist) -> NetworkMode) throws(Failure) -> Prepared {
+    /// (Configure), and their warnings printed before anything starts. `network`
+    /// decides from the merged options (a config file's keys count, not only flags).
+    static func prepare(_ flags: Options, network: (Allowlist, Options) -> NetworkMode) throws(Failure) -> Prepared {
         let facts = gatherFacts()
         let fs = RealFileSystem()
         let config = try Configure.load(flags, facts: facts)
@@ -70,7 +71,7 @@ enum Runner {
         let plan: SandboxPlan
         do {
             plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,
-                                        network: network(allowlist), fs: fs)
+                                        network: network(allowlist, options), fs: fs)
         } catch {
             throw Failure(status: error.kind.exitStatus, message: error.message)
         }
@@ -199,6 +200,10 @@ enum Runner {
         var runID: String
         var registry: RunRegistry?
         var outsideGitDirs: [String]
+        /// This run's ledger of written files, where the kernel allows one.
+        var watch: RunWatch?
+        /// Why there is none.
+        var unwatched: String?
     }
 
     /// Before bubblewrap starts: the start time, the identity of the guarded git
@@ -217,30 +222,44 @@ enum Runner {
         }
         let registry = exposed(base) ? nil
             : RunRegistry(base: base, project: p.project, runID: runID, start: state.start, refuse: exposed)
+        let watch = RunWatch.start(registry: registry)
         return AuditSession(project: p.project, state: state, runID: runID, registry: registry,
-                            outsideGitDirs: gitDirs.outside)
+                            outsideGitDirs: gitDirs.outside, watch: watch.watch, unwatched: watch.reason)
     }
 
     /// After the run, whatever it left: walks the project, disarms what git would
     /// run, records every finding as an event and returns them for the exit report.
     static func finishAudit(_ s: AuditSession, events: EventLog) -> [PersistenceAudit.Finding] {
-        func audit(skip: Set<PersistenceAudit.Fingerprint>, others: [PersistenceAudit.Timestamp]) -> PersistenceWalk.Result {
-            var input = PersistenceWalk.Input(project: s.project, state: s.state, runID: s.runID,
-                                              outsideGitDirs: s.outsideGitDirs)
-            input.skip = skip
-            input.others = others
-            return PersistenceWalk.run(input)
-        }
-        let result: PersistenceWalk.Result
+        let ledger = s.watch?.finish()
+        var input = PersistenceWalk.Input(project: s.project, state: s.state, runID: s.runID,
+                                          outsideGitDirs: s.outsideGitDirs)
+        input.wrote = ledger?.wrote ?? []
+        var result: PersistenceWalk.Result
         if let registry = s.registry {
             result = registry.withAuditLock {
-                let r = audit(skip: registry.handled(), others: registry.othersActive())
-                registry.record(r.handled)
+                // Under the lock: a run still listed as active audits after this one.
+                let active = registry.othersActive()
+                let handled = registry.handled()
+                input.othersWrote = registry.written(by: active.map(\.runID))
+                input.othersProved = handled.proved
+                input.others = active.map { PersistenceAudit.RunWindow(start: $0.start) }
+                    + handled.ended.filter { $0.end.map { $0 >= s.state.start } ?? true }
+                let r = PersistenceWalk.run(input)
+                // The end a little after the clock says: a fine-grained ctime may run ahead of the coarse clock.
+                var end = PersistenceWalk.now()
+                end.nsec += 20_000_000
+                if end.nsec >= 1_000_000_000 { end.sec += 1; end.nsec -= 1_000_000_000 }
+                registry.record(r.handled, start: s.state.start, end: end)
                 registry.leave()
                 return r
             }
         } else {
-            result = audit(skip: [], others: [])
+            result = PersistenceWalk.run(input)
+        }
+        // Where runs overlapped, say what the attribution rested on.
+        if !input.others.isEmpty, let why = s.unwatched ?? ledger?.note {
+            result.findings.append(.init(path: s.project, action: .report,
+                reason: "another agentpen run on this project overlapped this one, and this run kept no record of the files it wrote (\(why)): changes made while both ran are listed by each", isNotice: true))
         }
         for f in result.findings {
             let kind: Event.Kind = f.action == .remove ? .persistenceRemoved : f.action == .quarantine ? .persistenceMoved : .persistenceFound

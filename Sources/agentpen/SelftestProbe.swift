@@ -58,7 +58,8 @@ enum SelftestProbe {
     static func files(project: String, home: String) {
         for (key, path) in [("secret_ssh", home + "/.ssh/id_ed25519"), ("secret_aws", home + "/.aws/credentials")] {
             if let content = Host.readFile(path) {
-                say(key, "OK")
+                // Empty: agentpen's decoy at that path (SecretDecoys), not the secret.
+                say(key, content.isEmpty ? "empty" : "OK")
                 // What was read goes to the output: the host looks for its marker there.
                 say(key + "_content", content.split(separator: "\n").first.map(String.init) ?? "")
             } else {

@@ -20,15 +20,29 @@ final class Session: @unchecked Sendable {
     /// Real path of the session directory.
     let path: String
     var viewPath: String { path + "/" + SessionPolicy.viewDirName }
+    /// Where the secret decoys are (each file is bound, never the directory).
+    var decoyPath: String { path + "/" + DecoyFiles.dirName }
     private let dirFD: Int32, eventsFD: Int32, viewFD: Int32, listenFD: Int32
     private let acceptSource: any DispatchSourceRead
-    private struct State: ~Copyable {
-        /// The watchers' connections, owned: one dropped is closed.
-        var watchers = DescriptorList()
+    private struct State {
+        var watchers: [Int32] = []
+        /// Each connection's read source (its commands) and unfinished line.
+        var readers: [Int32: Reader] = [:]
         var refusals = RefusalList()
         var closed = false
     }
+    /// `@unchecked Sendable`: the source is only started and cancelled under `state`'s lock.
+    private struct Reader: @unchecked Sendable {
+        var source: any DispatchSourceRead
+        var pending: [UInt8] = []
+    }
     private let state = Mutex(State())
+    private let commandQueue = DispatchQueue(label: "agentpen.session.commands")
+    /// `--ask`: answers a control line's command with a reply line (set before
+    /// the run starts; nil: commands are refused).
+    private let commands = Mutex<(@Sendable (ControlCommand) -> String)?>(nil)
+
+    func onCommand(_ handler: @escaping @Sendable (ControlCommand) -> String) { commands.withLock { $0 = handler } }
 
     private init(id: String, path: String, made: (dir: Int32, events: Int32, view: Int32), listen: Int32) {
         self.id = id
@@ -80,14 +94,69 @@ final class Session: @unchecked Sendable {
         }
     }
 
+    /// Creates the decoy files and their watches; nil (no decoys this run) if that fails.
+    func plantDecoys(_ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
+        DecoyFiles.create(sessionDir: dirFD, decoys)
+    }
+
     private func acceptWatchers() {
         while let c = SessionStore.accept(listenFD) {
             // Only this user (or root) may watch; the directory is 0700 anyway.
             guard c.uid == getuid() || c.uid == 0 else { close(c.fd); continue }
-            // Kept by the state, or (after `finish`) closed here, at once.
-            var watcher: Descriptor? = Descriptor(c.fd)
+            let fd = c.fd
+            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: commandQueue)
+            source.setEventHandler { [weak self] in self?.readCommands(fd) }
+            source.setCancelHandler { close(fd) }
+            let kept = state.withLock { s -> Bool in
+                guard !s.closed else { return false }
+                s.watchers.append(fd)
+                s.readers[fd] = Reader(source: source)
+                source.activate()
+                return true
+            }
+            if !kept { close(fd) }
+        }
+    }
+
+    /// Drops a connection: its source's cancel handler closes it (under the lock).
+    private static func drop(_ fd: Int32, _ s: inout State) {
+        s.watchers.removeAll { $0 == fd }
+        if let r = s.readers.removeValue(forKey: fd) { r.source.cancel() }
+    }
+
+    /// Lines from a watcher or `agentpen allow`: `allow HOST CHOICE`, each
+    /// answered with one line, "ok …" or "error …" (after any event lines).
+    private func readCommands(_ fd: Int32) {
+        var buf = [UInt8](repeating: 0, count: 1024)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        var lines: [String] = []
+        let open = state.withLock { s -> Bool in
+            guard var r = s.readers[fd] else { return false }
+            if n <= 0 { Self.drop(fd, &s); return false }
+            r.pending += buf[0..<n]
+            while let nl = r.pending.firstIndex(of: 0x0a) {
+                lines.append(String(decoding: r.pending[..<nl], as: UTF8.self))
+                r.pending.removeSubrange(...nl)
+            }
+            // A line longer than any command: the peer is not speaking the protocol.
+            if r.pending.count > ControlCommand.maxLine { Self.drop(fd, &s); return false }
+            s.readers[fd] = r
+            return true
+        }
+        guard open else { return }
+        let handler = commands.withLock { $0 }
+        for line in lines {
+            let reply: String
+            switch ControlCommand.parse(line) {
+            case .invalid(let why): reply = "error " + why
+            case .command(let c): reply = handler.map { $0(c) } ?? "error this run does not ask (start it with --ask)"
+            }
+            let bytes = Array((reply + "\n").utf8)
             state.withLock { s in
-                if !s.closed, let w = watcher.take() { s.watchers.append(w) }
+                guard s.readers[fd] != nil else { return }
+                let sent = bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) }
+                if sent != bytes.count { Self.drop(fd, &s) }
             }
         }
     }
@@ -101,10 +170,9 @@ final class Session: @unchecked Sendable {
         state.withLock { s in
             guard !s.closed else { return }
             _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(eventsFD, UnsafeRawBufferPointer($0)) }
-            if !s.watchers.isEmpty {
-                s.watchers.removeAll { fd in
-                    bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) } != bytes.count
-                }
+            for fd in s.watchers {
+                let n = bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) }
+                if n != bytes.count { Self.drop(fd, &s) }
             }
             if e.isRefusal && s.refusals.add(e) {
                 SessionStore.replaceFile(dir: viewFD, name: SessionPolicy.refusalsName, text: s.refusals.text)
@@ -115,11 +183,10 @@ final class Session: @unchecked Sendable {
     /// After the run-end event: watchers see the end of their stream, the
     /// control socket goes away, the files stay for `watch` and `suggest`.
     func finish() {
-        var watchers = state.withLock { s -> DescriptorList in
+        state.withLock { s in
             s.closed = true
-            return s.watchers.takeList()
+            for fd in s.watchers { Self.drop(fd, &s) }
         }
-        watchers.closeAll()
         acceptSource.cancel()
         _ = unlinkat(dirFD, SessionPolicy.controlName, 0)
         close(eventsFD); close(viewFD); close(dirFD)

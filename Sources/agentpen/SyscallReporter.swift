@@ -1,6 +1,7 @@
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Glibc
@@ -50,8 +51,16 @@ final class SyscallReporter: Sendable {
         done.enter()
         DispatchQueue.global().async { [self, rules] in
             defer { hostSide.withLock { $0 = nil }; done.leave() }
+            var watched = DescriptorList()
             guard let hostEnd = hostSide.withLock({ $0?.raw }),
-                  let listener = SyscallListener.receive(over: hostEnd) else { return }
+                  let listener = SyscallListener.receive(over: hostEnd, extras: &watched) else { return }
+            // The sandbox's own mounts, to learn which files the run writes
+            // (RunWatch); the agent starts once this answer is sent.
+            if !watched.isEmpty {
+                RunWatch.markSandbox(watched.raw)
+                watched.closeAll()
+                SyscallListener.acknowledge(over: hostEnd)
+            }
             while listener.waitForCall() {
                 guard let call = listener.receive() else { continue }
                 let name = call.arch == native ? table[call.number] : nil

@@ -2,6 +2,7 @@ import AgentpenCommandLine
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import Foundation
 import Glibc
 import Synchronization
@@ -143,10 +144,12 @@ case .apply(let o):
 case .subcommandHelp(let text):
     print(text)
     exit(0)
-case .watch(let session, let json):
-    Watch.main(session: session, json: json)
+case .watch(let sessions, let all, let json):
+    Watch.main(sessions: sessions, all: all, json: json)
 case .suggest(let session):
     Suggest.main(session: session)
+case .allow(let command, let session):
+    AllowClient.main(command, session: session)
 case .notAvailable(let name):
     printError("\(name.rawValue): not available yet (a reserved subcommand); agentpen -- \(name.rawValue) runs the program \(name.rawValue)")
     exit(2)
@@ -176,7 +179,7 @@ case .dryRun, .run:
         if list.count > limit { printError("persistence: \(list.count - limit) more findings (see --log)") }
     }
     do throws(Failure) {
-        var prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: options) })
+        var prepared = try Runner.prepare(options, network: { Network.mode(for: $0, options: $1) })
         if options.mode == .dryRun {
             DryRun.print(prepared)
             exit(0)
@@ -188,6 +191,14 @@ case .dryRun, .run:
         // refusals file); none where the sandbox could see or write it.
         let session = Session.open(prepared)
         if let session { prepared.plan.addSessionView(hostDir: session.viewPath) }
+        // Empty decoys at the well-known secret paths the plan leaves unmounted,
+        // files of the session bound read-only, each open reported.
+        var decoyFiles: DecoyFiles?
+        if let session {
+            let decoys = SecretDecoys.plan(prepared.plan.bwrap, home: prepared.facts.home)
+            decoyFiles = session.plantDecoys(decoys)
+            if decoyFiles != nil { prepared.plan.addSecretDecoys(decoys, hostDir: session.decoyPath) }
+        }
         // Each block is printed as it happens, except onto a terminal the agent's
         // TUI owns (a stray line would garble its screen): there the summary at
         // exit lists every blocked name, and --log FILE has each one with its time.
@@ -195,21 +206,33 @@ case .dryRun, .run:
         let printed = LiveBlockPrinter(enabled: live)
         var toSession: (@Sendable (Event, String) -> Void)?
         if let session { toSession = { e, line in session.record(e, line) } }
-        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession)
+        // make bench's eventcost case only; it says so on stderr and in the log, --quiet or not.
+        let dropsAllowed = prepared.facts.callerEnv[EventLog.benchDropAllowedVariable] == "1"
+        let events = EventLog(fd: logFD, onBlock: { printed.show($0) }, onRecord: toSession, dropsAllowed: dropsAllowed)
+        if dropsAllowed {
+            let why: TerminalText = "\(EventLog.benchDropAllowedVariable)=1: allowed connections are not recorded (a measurement switch of make bench; unset it)"
+            printError(why)
+            events.record(Event(.setup, subject: EventLog.benchDropAllowedVariable, reason: why.rendered))
+        }
+        let secretWatch = decoyFiles.map { SecretWatch($0, events: events) }
         let agent = prepared.preset?.name ?? Paths.basename(prepared.plan.command.first ?? "?")
         let hosts = prepared.allowlist.patterns.count
         events.record(Event(.runStart, subject: prepared.project, reason: "run started",
                             details: ["project": prepared.project, "agent": agent, "profile": profile,
-                                      "hosts": String(hosts), "pid": String(getpid())]))
+                                      "hosts": String(hosts), "pid": String(getpid()),
+                                      "unlisted": prepared.options.unlistedNames.rawValue]))
         // One line before the agent draws anything.
         if !quiet {
+            let mode = prepared.options.audit ? " (--audit: every other host goes through, recorded)"
+                : prepared.options.ask ? " (--ask: others wait for your decision)" : ""
             if let session {
-                printError("session \(session.id): project \(prepared.project), profile \(profile), \(hosts) hosts allowed; watch it: agentpen watch \(session.id)")
+                printError("session \(session.id): project \(prepared.project), profile \(profile), \(hosts) hosts allowed\(mode); watch it: agentpen watch \(session.id)")
             } else {
-                printError("project \(prepared.project), profile \(profile), \(hosts) hosts allowed")
+                printError("project \(prepared.project), profile \(profile), \(hosts) hosts allowed\(mode)")
             }
         }
         func end(_ status: Int32, summary: Bool = true) {
+            secretWatch?.finish()
             events.record(Event(.runEnd, subject: prepared.project, reason: "run ended", details: ["status": String(status)]))
             session?.finish()
             guard !quiet, summary else { return }
@@ -218,7 +241,20 @@ case .dryRun, .run:
             if let session { line += "; agentpen watch \(session.id), agentpen suggest \(session.id)" }
             printError(line)
             if let summary = events.summary() { printError(summary) }
+            if let secrets = events.secretsLine() { printError(secrets) }
+            if let audited = events.wouldBlockSummary() {
+                printError(audited + (session.map { "; agentpen suggest \($0.id) prints them as flags" } ?? ""))
+            }
         }
+        // --ask: the held connections, answered on the session's control socket.
+        var holds: HoldQueue?
+        if prepared.options.ask {
+            let q = HoldQueue(events: events, timeout: prepared.options.askTimeout, agent: agent,
+                              processOf: { Ask.processOf($0) }, onHold: Ask.notifier(prepared), onSave: Ask.saver(prepared, agent: agent))
+            session?.onCommand { q.decide($0) }
+            holds = q
+        }
+        defer { holds?.cancelAll() }
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer {
@@ -226,7 +262,7 @@ case .dryRun, .run:
                 if !quiet { printFindings(findings) }
                 for line in Paranoid.finish(prepared) { printError("\(line)") }
             }
-            return try Network.run(prepared, events: events)
+            return try Network.run(prepared, events: events, holds: holds)
         }
         let status: Int32
         do throws(Failure) { status = try runAndAudit() } catch {

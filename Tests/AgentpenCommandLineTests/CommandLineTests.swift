@@ -102,8 +102,12 @@ private func usageError(_ args: [String]) -> Invocation.Failure? {
         } else { Issue.record("selftest --help is not its help") }
         #expect(try Invocation.parse(["completions", "bash"]) == .completions(.bash))
         #expect(try Invocation.parse(["completions", "fish"]) == .completions(.fish))
-        #expect(try Invocation.parse(["watch"]) == .watch(session: nil, json: false))
-        #expect(try Invocation.parse(["watch", "--json", "20261201-120000-7"]) == .watch(session: "20261201-120000-7", json: true))
+        #expect(try Invocation.parse(["watch"]) == .watch(sessions: [], all: false, json: false))
+        #expect(try Invocation.parse(["watch", "--json", "20261201-120000-7"]) == .watch(sessions: ["20261201-120000-7"], all: false, json: true))
+        #expect(try Invocation.parse(["watch", "20261201-120000-7", "20261201-120001-8"])
+                == .watch(sessions: ["20261201-120000-7", "20261201-120001-8"], all: false, json: false))
+        #expect(try Invocation.parse(["watch", "--all", "--json"]) == .watch(sessions: [], all: true, json: true))
+        #expect(throws: Invocation.Failure.self) { try Invocation.parse(["watch", "--all", "20261201-120000-7"]) }
         #expect(try Invocation.parse(["suggest"]) == .suggest(session: nil))
         #expect(try run(["--", "watch", "x"]).command == ["watch", "x"])
         #expect(try run(["--quiet", "true"]).quiet)

@@ -116,7 +116,13 @@ func src(_ key: String, _ path: String = globalPath) -> Provenance { .file(path:
         ("[profiles.untrusted]\nro_config = true", "profiles.untrusted", "built-in"),
         ("[profiles.w]\nprofile = \"x\"", "profiles.w.profile", "cannot select"),
         ("[profiles.w]\ncontext_roots = [\"/x\"]", "profiles.w.context_roots", "unknown key"),
-        ("[proxy]\nupstream = \"http://p:3128\"", "proxy", "not supported yet"),
+        ("[proxy]\nupstream = \"http://p:3128\"", "proxy.upstream", "unknown key"),
+        ("[proxy]\nno_proxy = [\"a.example\"]", "proxy.url", "missing"),
+        ("proxy = \"http://p:3128\"", "proxy", "expected a table"),
+        ("[proxy]\nurl = 3128", "proxy.url", "expected a string"),
+        ("[proxy]\nurl = \"https://p.example:3128\"", "proxy.url", "http://"),
+        ("[proxy]\nurl = \"http://u:hunter2@p.example\"", "proxy.url", "needs a port"),
+        ("[proxy]\nurl = \"http://p.example:3128\"\nno_proxy = [\"10.0.0.0/8\"]", "proxy.no_proxy", "host name"),
     ])
     func globalProblemsStopTheRun(text: String, key: String, message: String) throws {
         do {
@@ -450,5 +456,50 @@ struct TreeFS: FileSystemView {
         #expect(throws: HideGlob.TooBroad.self) { try HideGlob.expand(["*/*/*"], project: "/p", fs: fs) }
         #expect(try HideGlob.expand(["d1/*"], project: "/p", fs: fs).count == 10)
         #expect(throws: ConfigError.self) { try global("hide = [" + Array(repeating: "\"a\"", count: 65).joined(separator: ",") + "]") }
+    }
+}
+
+/// `[proxy]`: the global file's only, its credentials in no line agentpen prints.
+@Suite struct UpstreamProxyConfigTests {
+    static let url = "http://apw-proxy:s3cr%3Aet%40pa%25ss@proxy.corp.example:3128"
+
+    @Test func globalProxyReachesTheOptionsRedacted() throws {
+        let g = try global("[proxy]\nurl = \"\(Self.url)\"\nno_proxy = [\"git.corp.example\", \".internal.example\"]\n")
+        #expect(g.proxy?.value.host == "proxy.corp.example" && g.proxy?.source == src("proxy.url"))
+        let r = try Resolution.resolve(.init(flags: flags(["sh"]), global: g))
+        #expect(r.options.upstreamProxy == g.proxy?.value)
+        #expect(r.options.upstreamProxy?.noProxy == ["git.corp.example", ".internal.example"])
+        let shown = r.lines.map(\.description).joined(separator: "\n")
+        #expect(shown.contains("proxy.url = http://***@proxy.corp.example:3128  (\(globalPath): proxy.url)"), "\(shown)")
+        #expect(shown.contains("proxy.no_proxy = git.corp.example, .internal.example"), "\(shown)")
+        #expect(shown.contains("proxy.vetting = the upstream proxy resolves each name"), "\(shown)")
+        #expect(!shown.contains("s3cr") && !shown.contains("apw-proxy"), "\(shown)")
+    }
+
+    /// A project file's [proxy], trusted or not, is never honoured: with it an
+    /// agent's traffic would go to a machine of the repository's choosing.
+    @Test func projectProxyIsIgnoredEvenWhenTrusted() throws {
+        let p = try project("[proxy]\nurl = \"http://attacker.example:3128\"\n")
+        #expect(p.proxy == nil && p.ignored.map(\.key) == ["proxy"] && p.ignored.first?.reason == .globalOnly)
+        for trusted in [false, true] {
+            let r = try Resolution.resolve(.init(flags: flags(["sh"]), project: p, projectTrusted: trusted))
+            #expect(r.options.upstreamProxy == nil)
+            #expect(r.ignored.contains { $0.key == "proxy" && $0.description.contains("only the global config") })
+        }
+        // The global file's proxy stays the one used.
+        let g = try global("[proxy]\nurl = \"http://proxy.corp.example:3128\"\n")
+        let r = try Resolution.resolve(.init(flags: flags(["sh"]), global: g, project: p, projectTrusted: true))
+        #expect(r.options.upstreamProxy?.host == "proxy.corp.example")
+        // Nor in a profile.
+        #expect(throws: ConfigError.self) { try global("[profiles.p]\nproxy = \"http://x.example:1\"\n") }
+    }
+
+    @Test func aBadURLIsNamedWithoutItsPassword() throws {
+        do {
+            _ = try global("[proxy]\nurl = \"http://u:hunter2@proxy.corp.example/\"\n")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == "proxy.url" && !error.description.contains("hunter2"), "\(error)")
+        }
     }
 }

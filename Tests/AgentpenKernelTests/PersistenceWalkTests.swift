@@ -44,18 +44,38 @@ import Testing
         try write(p + "/new/.git/HEAD", "ref: refs/heads/main\n")
         try write(p + "/new/.git/config", "[core]\n\tfsmonitor = \"touch /x\"\n")
         try write(p + "/.envrc", "x")
-        let r = PersistenceWalk.run(PersistenceWalk.Input(project: p, state: state, runID: "t"))
+        func id(_ path: String) -> PersistenceWalk.FileID {
+            var st = stat()
+            lstat(path, &st)
+            return .init(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
+        }
+        // Run "t"'s ledger shows it wrote both.
+        var first = PersistenceWalk.Input(project: p, state: state, runID: "t")
+        first.wrote = [id(p + "/new/.git/config"), id(p + "/.envrc")]
+        let r = PersistenceWalk.run(first)
         let moved = r.findings.filter { $0.action == .quarantine }
         #expect(moved.map(\.path) == [p + "/new/.git/config"], "\(r.findings)")
         #expect(moved.first?.movedTo == p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t")
         #expect(FileManager.default.fileExists(atPath: p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t"))
         #expect(FileManager.default.fileExists(atPath: p + "/old/.git/config"))
         #expect(r.findings.contains { $0.path == p + "/.envrc" && $0.action == .report })
-        #expect(r.handled.count == 1)
-        // A second audit (another run ending later) skips what the first handled.
+        #expect(r.handled.count == 2, "\(r.handled)")   // the .envrc, and the config as moved
+        // Another run ending later, told what "t" proved its own, lists neither.
         var again = PersistenceWalk.Input(project: p, state: state, runID: "u")
-        again.skip = Set(r.handled)
+        again.othersProved = Set(r.handled)
         #expect(PersistenceWalk.run(again).findings.isEmpty)
+        // Without that proof it lists both: the .envrc, and the config "t" moved aside.
+        let unproved = PersistenceWalk.run(PersistenceWalk.Input(project: p, state: state, runID: "u")).findings
+        #expect(unproved.contains { $0.path == p + "/.envrc" }, "\(unproved)")
+        #expect(unproved.contains { $0.path == p + "/new/.git/config" + PersistenceAudit.quarantineMarker + "t"
+                                    && $0.reason.contains("another agentpen run") }, "\(unproved)")
+        // A file another active run wrote (and this one did not) is left to it.
+        var left = PersistenceWalk.Input(project: p, state: state, runID: "u")
+        left.othersWrote = [id(p + "/.envrc")]
+        #expect(!PersistenceWalk.run(left).findings.contains { $0.path == p + "/.envrc" })
+        // A run that wrote it itself lists it whatever the others say.
+        left.wrote = [id(p + "/.envrc")]
+        #expect(PersistenceWalk.run(left).findings.contains { $0.path == p + "/.envrc" })
     }
 
     @Test func findingsAreBoundedButAllActedOn() throws {

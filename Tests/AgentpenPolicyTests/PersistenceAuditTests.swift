@@ -70,8 +70,18 @@ import Testing
 
     @Test func overlapAndRegistryPlacement() {
         let t = PersistenceAudit.Timestamp(sec: 10, nsec: 5)
-        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(sec: 10, nsec: 6)]) == nil)
-        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(sec: 9, nsec: 0)]) != nil)
+        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(start: .init(sec: 10, nsec: 6))]) == nil)
+        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(start: .init(sec: 9, nsec: 0))]) != nil)
+        // A run that ended before the change, or a file this run's ledger shows it wrote: no caveat.
+        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(start: .init(sec: 9, nsec: 0), end: .init(sec: 10, nsec: 4))]) == nil)
+        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(start: .init(sec: 9, nsec: 0), end: .init(sec: 10, nsec: 5))]) != nil)
+        #expect(PersistenceAudit.overlapNote(findingCtime: t, others: [.init(start: .init(sec: 9, nsec: 0))], wroteIt: true) == nil)
+        let q = PersistenceAudit.quarantineName("config", runID: "12-34")
+        #expect(PersistenceAudit.quarantinedByOther(q, runID: "12-34") == nil)
+        #expect(PersistenceAudit.quarantinedByOther(q + "-1", runID: "12-34") == nil)
+        #expect(PersistenceAudit.quarantinedByOther(q, runID: "56-78") == "config")
+        #expect(PersistenceAudit.quarantinedByOther("config", runID: "56-78") == nil)
+        #expect(PersistenceAudit.quarantinedByOther(PersistenceAudit.quarantineMarker + "1", runID: "56-78") == nil)
         // The registry must not lie in anything the sandbox can write (the runner
         // asks the plan's WritableSet, the same one --log and AGENTPEN_* use).
         func exposed(_ path: String, _ args: [BwrapArgument]) -> Bool {
@@ -106,10 +116,16 @@ import Testing
     @Test func attribution() {
         let start = PersistenceAudit.Timestamp(sec: 100, nsec: 500)
         let before = PersistenceAudit.Timestamp(sec: 100, nsec: 499), same = start
-        #expect(PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: false, handledElsewhere: false))
-        #expect(!PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: false, handledElsewhere: false))
-        #expect(PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: true, handledElsewhere: false))
-        #expect(!PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: true, handledElsewhere: true))
+        typealias E = PersistenceAudit.Evidence
+        #expect(PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: false, evidence: E()))
+        #expect(!PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: false, evidence: E()))
+        #expect(PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: true, evidence: E()))
+        // Proved another run's: left to it.
+        #expect(!PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: true, evidence: E(otherActiveWroteIt: true)))
+        #expect(!PersistenceAudit.isTheRuns(ctime: same, start: start, inRunsGitDir: false, evidence: E(otherReportedAsItsOwn: true)))
+        // Written by this run: its own, whatever the other ledgers say and whatever its ctime.
+        #expect(PersistenceAudit.isTheRuns(ctime: before, start: start, inRunsGitDir: false,
+                                           evidence: E(wroteIt: true, otherActiveWroteIt: true, otherReportedAsItsOwn: true)))
         // The project's .git and guarded git dirs never make their old files the run's.
         #expect(!PersistenceAudit.gitDirIsTheRuns(ctime: same, start: start, place: .projectGit, guarded: true))
         #expect(!PersistenceAudit.gitDirIsTheRuns(ctime: same, start: start, place: .other, guarded: true))

@@ -49,7 +49,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev -- /bin/sh -c true
+        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh -c true
         command /bin/sh -c true
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -130,7 +130,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 20
-        inner /run/agentpen/agentpen __exec --syscall-notify 22 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p -- /bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 22 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --watch /home/u/src/p -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -221,7 +221,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 23
-        inner /run/agentpen/agentpen __exec --syscall-notify 25 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --rw /home/u/src/main/.git -- /bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 25 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --rw /home/u/src/main/.git --watch /home/u/src/p -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -317,7 +317,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/sup/lib
         bwrap --seccomp 19
-        inner /run/agentpen/agentpen __exec --syscall-notify 21 --rw /home/u/src/sup/lib --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/sup/.git/modules/lib -- /bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 21 --rw /home/u/src/sup/lib --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/sup/.git/modules/lib --watch /home/u/src/sup/lib -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -400,7 +400,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 15
-        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev -- /usr/bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /usr/bin/sh
         command /usr/bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -481,7 +481,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /opt/swift/lib /opt/swift/lib
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --cgroup 19 --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /srv/rw --rw /home/u/.tool --rw /home/u/.tool-new -- /home/u/.local/bin/tool --yes --flag
+        inner /run/agentpen/agentpen __exec --cgroup 19 --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /srv/rw --rw /home/u/.tool --rw /home/u/.tool-new --watch /home/u/src/p --watch /home/u/src/p/.git -- /home/u/.local/bin/tool --yes --flag
         command /home/u/.local/bin/tool --yes --flag
         env EXTRA=e
         env HOME=/home/u
@@ -584,7 +584,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev -- /bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -669,7 +669,7 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /opt/x /opt/x
         bwrap --chdir /home/u/src/p
         bwrap --seccomp 15
-        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev -- /run/current-system/sw/bin/sh
+        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /run/current-system/sw/bin/sh
         command /run/current-system/sw/bin/sh
         env HOME=/home/u
         env PATH=/run/current-system/sw/bin:/bin

@@ -37,6 +37,14 @@ import Testing
         #expect(v.values.allSatisfy { $0 }, "\(v.filter { !$0.value })")
     }
 
+    /// agentpen's empty decoys at the secret paths (SecretDecoys): read, but empty.
+    @Test func anEmptyDecoyInPlaceOfTheSecretHolds() {
+        var facts = Self.offline
+        facts["secret_ssh"] = "empty"; facts["secret_aws"] = "empty"
+        #expect(Self.judge(offline: facts)["secrets"] == true)
+        #expect(Self.judge(offline: facts, host: Self.host.merging(["marker_seen": "yes"]) { $1 })["secrets"] == false)
+    }
+
     @Test func eachWeakeningFailsItsCase() {
         let offlineCases: [(String, String, String)] = [
             ("secret_ssh", "OK", "secrets"), ("project_write", "EROFS", "project-writable"),

@@ -1,3 +1,4 @@
+import AgentpenPolicy
 import Foundation
 import Testing
 
@@ -13,8 +14,10 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("done"))
         #expect(!r.stdout.contains("SECRET"), "a secret leaked: \(r.stdout)")
-        // Nothing of the real home is listed except the path down to the project.
-        let listed = r.stdout.split(separator: "\n").filter { $0 != "done" }
+        // Nothing of the real home is listed except the path down to the project
+        // and the first components of the empty secret decoys (SecretDecoyTests).
+        let decoys = Set(SecretDecoys.relativePaths.map { String($0.split(separator: "/")[0]) })
+        let listed = r.stdout.split(separator: "\n").filter { $0 != "done" && !decoys.contains(String($0)) }
         #expect(listed == ["src"], "home shows \(listed)")
     }
 
@@ -470,7 +473,7 @@ import Testing
             echo token > "$CLAUDE_CONFIG_DIR/.credentials.json" && echo saved
             echo '{"n":1}' > "$CLAUDE_CONFIG_DIR/.claude.json.tmp" && mv "$CLAUDE_CONFIG_DIR/.claude.json.tmp" "$CLAUDE_CONFIG_DIR/.claude.json" && echo renamed
             grep -c anthropic /etc/hosts
-            cat ~/.ssh/id_ed25519 2>/dev/null || echo no-ssh
+            [ -s ~/.ssh/id_ed25519 ] || echo no-ssh   # at most an empty decoy
             """, mode: 0o755)
         let r = try f.agentpen(["claude"], env: ["ANTHROPIC_API_KEY": "sk-test", "GITHUB_TOKEN": "SECRET-TOKEN"],
                                path: "\(f.home)/bin:/usr/bin:/bin")

@@ -236,17 +236,28 @@ import Testing
         #expect(longErr.contains("\(f.project)/a/.envrc"), "\(longErr)")
         #expect(longErr.contains("\(f.project)/a2/.envrc"), "\(longErr)")
         #expect(longErr.contains("\(f.project)/arepo/.git/config"), "\(longErr)")
-        #expect(!longErr.contains("\(f.project)/b/"), "the long run reported the short run's plant: \(longErr)")
-        #expect(!longErr.contains("/brepo/"), "the long run reported the short run's plant: \(longErr)")
+        // The short run's plants were made while the long run was active: only
+        // the short run's ledger (kept where the kernel allows the mark: root,
+        // RunAttributionTests) proves them its own. Without it the long run
+        // lists them too, each with the caveat.
+        let theirs = longErr.split(separator: "\n").filter { $0.contains("\(f.project)/b/") || $0.contains("/brepo/") }
+        if geteuid() == 0 {
+            #expect(theirs.isEmpty, "the long run reported the short run's plant: \(longErr)")
+        } else {
+            #expect(!theirs.isEmpty && theirs.allSatisfy { $0.contains("another agentpen run on this project was active") },
+                    "\(longErr)")
+        }
         w.userGit("arepo")
         w.userGit("brepo")
         #expect(w.fired.isEmpty, "planted commands ran: \(w.fired)")
     }
 
-    /// What time cannot separate, stated and tested as built: a change made while
-    /// both runs are active is reported once, by the run that ends first, with a
-    /// note that the other run may have made it; the other run skips it.
-    @Test func changeDuringBothRunsIsReportedOnceWithANote() throws {
+    /// A change made while both runs are active, by the run that ends last:
+    /// where its ledger proves it wrote it (root), the run that ends first
+    /// leaves it to that run; where no ledger can be kept (the kernel refuses
+    /// an unprivileged user the mark), both list it, the first with a note
+    /// that the other run may have made it.
+    @Test func changeDuringBothRunsIsLeftToTheRunThatWroteIt() throws {
         let w = try World()
         let f = w.f
         for n in ["a1", "a2", "b1"] { #expect(mkfifo(f.project + "/\(n).fifo", 0o600) == 0) }
@@ -280,13 +291,14 @@ import Testing
         #expect(finish(b))
         let bErr = f.read(f.root + "/b.err") ?? ""
         #expect(f.read(f.root + "/b.out")?.contains("B-DONE") == true, "\(bErr)")
-        #expect(bErr.contains("\(f.project)/m/.envrc"), "\(bErr)")
-        #expect(bErr.contains("another agentpen run on this project was active"), "\(bErr)")
+        let attributed = geteuid() == 0
+        #expect(bErr.contains("\(f.project)/m/.envrc") == !attributed, "\(bErr)")
+        #expect(bErr.contains("another agentpen run on this project was active") == !attributed, "\(bErr)")
         release("a2.fifo")
         #expect(finish(a))
         let aErr = f.read(f.root + "/a.err") ?? ""
         #expect(f.read(f.root + "/a.out")?.contains("A-DONE") == true, "\(aErr)")
-        #expect(!aErr.contains("/m/.envrc"), "reported twice: \(aErr)")
+        #expect(aErr.contains("\(f.project)/m/.envrc"), "A did not report its own change: \(aErr)")
     }
 
     /// A worktree's own git dir lies outside the project and is writable inside:

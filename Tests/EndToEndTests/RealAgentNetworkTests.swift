@@ -28,8 +28,9 @@ enum SessionSteps {
     static func check(_ results: [String], _ f: NetFixture, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(results.count == steps.count, "tool results sent back: \(results)", sourceLocation: sourceLocation)
         guard results.count == steps.count else { return }
-        #expect(!results[0].contains("SECRET-") && results[0].contains("secret-rc=1"), "secrets: \(results[0])",
-                sourceLocation: sourceLocation)
+        // Nothing of the real files: agentpen's empty decoys read (rc 0), or nothing there (rc 1).
+        #expect(!results[0].contains("SECRET-") && (results[0].contains("secret-rc=0") || results[0].contains("secret-rc=1")),
+                "secrets: \(results[0])", sourceLocation: sourceLocation)
         #expect(results[1].contains("denied-rc=6") && !results[1].contains("hello from"), "denied host: \(results[1])",
                 sourceLocation: sourceLocation)
         #expect(results[2].contains("hello from allowed.test") && results[2].contains("allowed-rc=0"),

@@ -108,8 +108,9 @@ final class Fixture {
         ".bashrc": "# original bashrc\n",
     ]
 
-    init(gitInit: Bool = true) throws {
-        let base = ProcessInfo.processInfo.environment["AGENTPEN_TEST_DIR"] ?? NSTemporaryDirectory()
+    /// `base`: the directory the fixture is made in (default AGENTPEN_TEST_DIR, else TMPDIR).
+    init(gitInit: Bool = true, base: String? = nil) throws {
+        let base = base ?? ProcessInfo.processInfo.environment["AGENTPEN_TEST_DIR"] ?? NSTemporaryDirectory()
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         var template = Array((base + "/e2e.XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }

@@ -28,6 +28,12 @@ expect "root: https://other.test:8443/hello"     "hello from other.test"        
 expect "root: http://allowed.test/hello (:80)"   "hello from allowed.test"      apw_as_root $C http://allowed.test/hello
 expect "root: https://bench.test/hello (bench server)" "hello from bench.test" apw_as_root $C https://bench.test/hello
 expect "root: /big is 256 MiB" "268435456" apw_as_root $C -o /dev/null -w '%{size_download}\n' https://allowed.test/big
+P="http://apw-proxy:s3cr%3Aet%40pa%25ss@198.18.0.1:3128"
+expect "root: CONNECT proxy with credentials"    "hello from allowed.test"      apw_as_root $C --proxy "$P" https://allowed.test/hello
+expect "root: CONNECT proxy refuses bad ones"    "http_connect=407" apw_as_root sh -c \
+    "curl -s --max-time 5 -o /dev/null -w 'http_connect=%{http_connect}\n' --proxy http://apw-proxy:wrong@198.18.0.1:3128 https://allowed.test/hello; true"
+expect "CONNECT proxy log"                  "target=allowed.test:443 auth=ok status=200" cat "$S/proxy.log"
+if grep -qF 's3cr' "$S/proxy.log"; then fail "CONNECT proxy log holds no credentials" "found"; else pass "CONNECT proxy log holds no credentials"; fi
 expect "access log has SNI" "allowed.test allowed.test 198.18.0.2 \"GET /hello HTTP/" cat "$S/nginx-access.log"
 
 # 2. as the unprivileged user in apw-host

@@ -297,6 +297,23 @@ start_faults() {
     die "fault servers did not start; see $STATE/faults.stderr"
 }
 
+# The "corporate" HTTP CONNECT proxy (connectproxy.py): 198.18.0.1:3128, Basic
+# credentials apw-proxy / s3cr:et@pa%ss (the URL spells them
+# http://apw-proxy:s3cr%3Aet%40pa%25ss@198.18.0.1:3128), names from the host
+# namespace's hosts file, one line per request in $STATE/proxy.log.
+PROXY_USER=apw-proxy
+PROXY_PASSWORD='s3cr:et@pa%ss'
+start_proxy() {
+    pid_alive "$STATE/proxy.pid" connectproxy.py && return 0
+    touch "$STATE/proxy.log"; chmod 0644 "$STATE/proxy.log"
+    rm -f "$STATE/proxy.pid"
+    ip netns exec $SRV setsid $PY "$HERE/connectproxy.py" --log "$STATE/proxy.log" --pidfile "$STATE/proxy.pid" \
+        --hosts /etc/netns/$HOST/hosts --user "$PROXY_USER" --password "$PROXY_PASSWORD" \
+        </dev/null >>"$STATE/proxy.stderr" 2>&1 &
+    local i; for i in $(seq 1 50); do pid_alive "$STATE/proxy.pid" connectproxy.py && return 0; sleep 0.1; done
+    die "CONNECT proxy did not start; see $STATE/proxy.stderr"
+}
+
 start_nginx() {
     if pid_alive "$STATE/nginx.pid" nginx; then
         # Already running: reload if it runs an older config (e.g. one without bench.test).
@@ -352,6 +369,7 @@ cmd_up() {
     start_logger
     start_nginx
     start_faults
+    start_proxy
     make_ssh
     start_sshd
     wait_net
@@ -362,6 +380,7 @@ cmd_up() {
 cmd_down() {
     [ -d "$STATE" ] && kill_pidfile "$STATE/arrivals.pid" arrivals.py
     [ -d "$STATE" ] && kill_pidfile "$STATE/faults.pid" faults.py
+    [ -d "$STATE" ] && kill_pidfile "$STATE/proxy.pid" connectproxy.py
     [ -d "$STATE" ] && kill_pidfile "$STATE/sshd.pid" sshd
     if [ -d "$STATE" ] && pid_alive "$STATE/nginx.pid" nginx; then
         local p; p=$(cat "$STATE/nginx.pid")
@@ -403,11 +422,13 @@ cmd_status() {
     else echo "arrivals logger: NOT running"; ok=1; fi
     if pid_alive "$STATE/faults.pid" faults.py; then echo "fault servers: running pid $(cat "$STATE/faults.pid")"
     else echo "fault servers: NOT running"; ok=1; fi
+    if pid_alive "$STATE/proxy.pid" connectproxy.py; then echo "CONNECT proxy (198.18.0.1:3128): running pid $(cat "$STATE/proxy.pid")"
+    else echo "CONNECT proxy: NOT running"; ok=1; fi
     if pid_alive "$STATE/sshd.pid" sshd; then echo "sshd (git.test:2222): running pid $(cat "$STATE/sshd.pid")"
     else echo "sshd: NOT running (git over ssh tests fail; world.sh up starts it)"; fi
     [ -s "$STATE/ca.pem" ] && echo "CA: $STATE/ca.pem" || { echo "CA: missing"; ok=1; }
     [ -s /etc/netns/$HOST/hosts ] && echo "hosts: /etc/netns/$HOST/hosts" || { echo "hosts: missing"; ok=1; }
-    echo "logs: $STATE/nginx-access.log $STATE/arrivals.log"
+    echo "logs: $STATE/nginx-access.log $STATE/arrivals.log $STATE/proxy.log"
     return $ok
 }
 

@@ -116,3 +116,19 @@ int ap_notif_recv(int listener, struct ap_notification *out);
 int ap_notif_refuse(int listener, uint64_t id, int error);
 /// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter), -errno.
 int ap_notif_wait(int listener, int stop_fd);
+
+// ---- fanotify (which run wrote a file: the persistence audit's attribution) ----
+/// fanotify_init(FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK, O_RDONLY|O_NONBLOCK|O_LARGEFILE|O_CLOEXEC):
+/// a group whose events carry an open descriptor (O_NONBLOCK: a FIFO cannot block its opening).
+int ap_fanotify_init_fd(void);
+/// fanotify_init(FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_REPORT_FID, O_RDONLY): the only kind of
+/// group a process without CAP_SYS_ADMIN in the initial user namespace may create.
+int ap_fanotify_init_fid(void);
+/// fanotify_mark(group, FAN_MARK_ADD|FAN_MARK_MOUNT, FAN_CLOSE_WRITE, dirfd, NULL):
+/// the mount `dirfd` was opened on (the descriptor's own mount, in whatever namespace).
+int ap_fanotify_mark_mount(int group, int dirfd);
+/// sizeof(struct fanotify_event_metadata), FANOTIFY_METADATA_VERSION, FAN_Q_OVERFLOW, FAN_NOFD.
+extern const int AP_FAN_METADATA_LEN, AP_FAN_METADATA_VERSION, AP_FAN_NOFD;
+extern const unsigned long long AP_FAN_Q_OVERFLOW;
+/// memmem(3) (a GNU extension Swift's Glibc module hides): 1 if `needle` occurs in `hay`, else 0.
+int ap_memmem(const void *hay, size_t hay_len, const void *needle, size_t needle_len);

@@ -1,0 +1,76 @@
+import AgentpenPolicy
+import Glibc
+
+/// The host side of `SecretDecoys`: the empty files in the session's owner-only
+/// `decoys` directory and one inotify descriptor watching each for IN_OPEN.
+/// Only IN_OPEN: a read of an empty file returns no bytes, for which the kernel
+/// sends no IN_ACCESS. Opens for writing fail on the read-only bind before any
+/// event; `stat` and `ls` make none.
+public final class DecoyFiles: Sendable {
+    /// The inotify descriptor (nonblocking, close-on-exec).
+    public let fd: Int32
+    /// Watch descriptor to the decoy it watches.
+    public let watches: [Int32: SecretDecoys.Decoy]
+    public static let dirName = "decoys"
+
+    /// Creates `decoys/` in the session directory `dir` (0700; it must be new),
+    /// an empty 0600 file per decoy (opened without following symlinks), and the
+    /// watches. Nil when any step fails: no decoy is planted then.
+    public static func create(sessionDir dir: Int32, _ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
+        guard !decoys.isEmpty, mkdirat(dir, dirName, 0o700) == 0 else { return nil }
+        let d = openat(dir, dirName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard d >= 0 else { return nil }
+        defer { close(d) }
+        let ino = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard ino >= 0 else { return nil }
+        var watches: [Int32: SecretDecoys.Decoy] = [:]
+        for decoy in decoys {
+            let f = openat(d, decoy.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard f >= 0 else { close(ino); return nil }
+            close(f)
+            let wd = inotify_add_watch(ino, "/proc/self/fd/\(d)/\(decoy.fileName)", UInt32(IN_OPEN | IN_DONT_FOLLOW))
+            guard wd >= 0 else { close(ino); return nil }
+            watches[wd] = decoy
+        }
+        return DecoyFiles(fd: ino, watches: watches)
+    }
+
+    private init(fd: Int32, watches: [Int32: SecretDecoys.Decoy]) {
+        self.fd = fd
+        self.watches = watches
+    }
+
+    deinit { close(fd) }
+
+    /// What one read of the descriptor brought: the decoys opened, in order
+    /// (one entry per open the kernel reported; it merges identical events that
+    /// follow each other unread), and whether the queue overflowed (opens lost).
+    public struct Batch {
+        public var opened: [SecretDecoys.Decoy] = []
+        public var overflowed = false
+        public var empty: Bool { opened.isEmpty && !overflowed }
+    }
+
+    /// Everything queued now (nonblocking; empty when nothing is).
+    public func read() -> Batch {
+        var batch = Batch()
+        var buf = [UInt8](repeating: 0, count: 16 * 1024)
+        let header = MemoryLayout<inotify_event>.size
+        while true {
+            let n = Glibc.read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            var i = 0
+            while i + header <= n {
+                let (wd, mask, len) = buf.withUnsafeBytes { raw -> (Int32, UInt32, Int) in
+                    let e = raw.loadUnaligned(fromByteOffset: i, as: inotify_event.self)
+                    return (e.wd, e.mask, Int(e.len))
+                }
+                if mask & UInt32(IN_Q_OVERFLOW) != 0 { batch.overflowed = true }
+                if mask & UInt32(IN_OPEN) != 0, let d = watches[wd] { batch.opened.append(d) }
+                i += header + len
+            }
+        }
+        return batch
+    }
+}

@@ -1,0 +1,70 @@
+import AgentpenEvents
+import AgentpenKernel
+import AgentpenPolicy
+import Dispatch
+import Glibc
+import Synchronization
+
+/// Reports each open of a secret decoy (`SecretDecoys`) as a `secret-read`
+/// event, for the run's whole life: a read source on the inotify descriptor,
+/// then, at the end, one last read of what the kernel queued before the
+/// sandbox ended. Bounded: the first `perPath` opens of a path are one event
+/// each; the rest are counted into one event (its `attempts`) at the end.
+/// `@unchecked Sendable`: `source` is set once in `init` (Dispatch sources are
+/// thread-safe); the counts live in `state`'s Mutex.
+final class SecretWatch: @unchecked Sendable {
+    static let perPath = 20
+    private let files: DecoyFiles
+    private let events: any EventSink
+    private let queue = DispatchQueue(label: "agentpen.decoys")
+    private let source: any DispatchSourceRead
+    private struct State {
+        var opens: [String: Int] = [:]
+        var overflowed = false
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    init(_ files: DecoyFiles, events: any EventSink) {
+        self.files = files
+        self.events = events
+        source = DispatchSource.makeReadSource(fileDescriptor: files.fd, queue: queue)
+        source.setEventHandler { [weak self] in self?.drain() }
+        source.activate()
+    }
+
+    /// On `queue` only.
+    private func drain() {
+        let batch = files.read()
+        guard !batch.empty else { return }
+        let report = state.withLock { s -> [Event] in
+            guard !s.stopped else { return [] }
+            if batch.overflowed { s.overflowed = true }
+            var out: [Event] = []
+            for d in batch.opened {
+                s.opens[d.path, default: 0] += 1
+                if s.opens[d.path]! <= Self.perPath { out.append(Event(.secretRead, subject: d.path, reason: SecretDecoys.reason)) }
+            }
+            return out
+        }
+        report.forEach { events.record($0) }
+    }
+
+    /// After the sandbox ended, before the run-end event: the opens still
+    /// queued, then the counts beyond the first events. Nothing is read after.
+    func finish() {
+        queue.sync { drain() }
+        source.cancel()
+        let (opens, overflowed) = state.withLock { s -> ([String: Int], Bool) in
+            s.stopped = true
+            return (s.opens, s.overflowed)
+        }
+        for (path, n) in opens.sorted(by: { $0.key < $1.key }) where n > Self.perPath {
+            events.record(Event(.secretRead, subject: path, reason: SecretDecoys.reason + "; opened \(n - Self.perPath) more times",
+                                details: ["attempts": String(n - Self.perPath)]))
+        }
+        if overflowed {
+            events.record(Event(.failure, subject: "secret decoys", reason: "more opens than inotify could queue: some secret-read events are missing"))
+        }
+    }
+}

@@ -171,12 +171,7 @@ public struct SessionView: Sendable {
         if hidden > 0 { lines.append(paint("  … \(hidden) more (agentpen watch --json)", "2")) }
         lines.append("")
         lines.append(paint("TRAFFIC, allowed hosts" + (traffic.isEmpty ? " (none)" : ""), "1;32"))
-        for (host, t) in traffic.prefix(trafficRows) {
-            let conns: TerminalText = "\(t.connections) conn"
-            let row: TerminalText = "  " + Self.text("\(host)").padded(to: 34) + " " + conns.padded(to: 10)
-                + " up \(Self.bytes(t.bytesUp)) · down \(Self.bytes(t.bytesDown))"
-            lines.append(paint(row, "32"))
-        }
+        for (host, t) in traffic.prefix(trafficRows) { lines.append(paint(Self.trafficRow("  ", host, t), "32")) }
         lines.append("")
         lines.append(paint("RECENT decisions", "1"))
         let streamRows = max(1, style.height - lines.count - 1)
@@ -189,6 +184,13 @@ public struct SessionView: Sendable {
     }
 
     static func text(_ t: TerminalText) -> TerminalText { t }
+
+    /// One row of the traffic table: `lead` (indent, and the session in a view of several), the host, its counts.
+    static func trafficRow(_ lead: TerminalText, _ host: String, _ t: Traffic) -> TerminalText {
+        let conns: TerminalText = "\(t.connections) conn"
+        return lead + text("\(host)").padded(to: 34) + " " + conns.padded(to: 10)
+            + " up \(bytes(t.bytesUp)) · down \(bytes(t.bytesDown))"
+    }
 
     /// The word a decision is shown with in the stream.
     static func verdict(_ e: Event) -> TerminalText {

@@ -56,12 +56,7 @@ public enum SessionsView {
         if hidden > 0 { lines.append(paint("  … \(hidden) more (agentpen watch --json)", "2")) }
         lines.append("")
         lines.append(paint("TRAFFIC, allowed hosts" + (traffic.isEmpty ? " (none)" : ""), "1;32"))
-        for x in traffic.prefix(trafficRows) {
-            let conns: TerminalText = "\(x.t.connections) conn"
-            let row: TerminalText = "  \(x.id)  " + SessionView.text("\(x.host)").padded(to: 34) + " " + conns.padded(to: 10)
-                + " up \(SessionView.bytes(x.t.bytesUp)) · down \(SessionView.bytes(x.t.bytesDown))"
-            lines.append(paint(row, "32"))
-        }
+        for x in traffic.prefix(trafficRows) { lines.append(paint(SessionView.trafficRow("  \(x.id)  ", x.host, x.t), "32")) }
         lines.append("")
         lines.append(paint("RECENT decisions", "1"))
         let streamRows = max(1, style.height - lines.count - 1)

@@ -18,6 +18,9 @@ final class SecretWatch: @unchecked Sendable {
     private let events: any EventSink
     private let queue = DispatchQueue(label: "agentpen.decoys")
     private let source: any DispatchSourceRead
+    /// Signalled by the source's cancel handler: only then is the inotify
+    /// descriptor unregistered, and `files` may close it.
+    private let cancelled = DispatchSemaphore(value: 0)
     private struct State {
         var opens: [String: Int] = [:]
         var overflowed = false
@@ -30,6 +33,7 @@ final class SecretWatch: @unchecked Sendable {
         self.events = events
         source = DispatchSource.makeReadSource(fileDescriptor: files.fd, queue: queue)
         source.setEventHandler { [weak self] in self?.drain() }
+        source.setCancelHandler { [cancelled] in cancelled.signal() }
         source.activate()
     }
 
@@ -55,6 +59,7 @@ final class SecretWatch: @unchecked Sendable {
     func finish() {
         queue.sync { drain() }
         source.cancel()
+        cancelled.wait()
         let (opens, overflowed) = state.withLock { s -> ([String: Int], Bool) in
             s.stopped = true
             return (s.opens, s.overflowed)

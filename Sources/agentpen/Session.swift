@@ -114,7 +114,9 @@ final class Session: @unchecked Sendable {
                 source.activate()
                 return true
             }
-            if !kept { close(fd) }
+            // A source is never released inactive (libdispatch traps on that): activated
+            // and cancelled at once, its cancel handler closes the connection.
+            if !kept { source.activate(); source.cancel() }
         }
     }
 

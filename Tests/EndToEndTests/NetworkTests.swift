@@ -594,8 +594,14 @@ extension NetworkTests {
         /// curl fetching the 256 MiB body into the project, and a wait until a MiB of
         /// it is on disk: the transfer is under way, by the file (an event), not
         /// after a guessed time. (/proc/PID/io does not count recv(2).)
-        static let bigFetch = ["/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--limit-rate", "8M", "-o", "big.out",
-                               "https://allowed.test/big"]
+        ///
+        /// A marker header of its own, so that the test finds and signals only its own
+        /// curl (`processes(running:)` looks at the whole machine, where another
+        /// checkout's run of this test may be fetching too).
+        static func bigFetch() -> [String] {
+            ["/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--limit-rate", "8M", "-o", "big.out",
+             "-H", "X-Agentpen-Test: \(Int.random(in: 100_000...999_999))", "https://allowed.test/big"]
+        }
 
         static func waitMidTransfer(_ f: NetFixture) -> Bool {
             waitUntil(30) {
@@ -607,7 +613,7 @@ extension NetworkTests {
         @Test(arguments: [SIGKILL, SIGTERM], ["direct", "splice"])
         func agentKilledMidTransfer(_ sig: Int32, _ hop: String) throws {
             let f = try NetFixture()
-            let argv = Self.bigFetch
+            let argv = Self.bigFetch()
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv, env: ["AGENTPEN_HOP": hop]) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
                 #expect(Self.waitMidTransfer(f), "no transfer under way: \(l.stderr)")
@@ -621,7 +627,7 @@ extension NetworkTests {
 
         @Test func agentpenSignalledMidTransfer() throws {
             let f = try NetFixture()
-            let argv = Self.bigFetch
+            let argv = Self.bigFetch()
             let r = try Self.runToEnd(f, World.baseAllow + ["--"] + argv) { l in
                 #expect(waitUntil(20) { !processes(running: argv).isEmpty }, "curl did not start: \(l.stderr)")
                 #expect(Self.waitMidTransfer(f), "no transfer under way: \(l.stderr)")

@@ -92,6 +92,10 @@ enum NetHelper {
         case .splice:
             do { try NetlinkRoute().setLoopbackQuickAck() }
             catch { fail("cannot set up the sandbox's loopback routes: \(error)") }
+            // pasta configures the interface (all the uplink wait above sees) before
+            // it listens on the namespace's loopback :443: the sandbox must not start
+            // first, or its first connections are refused at once.
+            guard waitForSpliceListener(timeout: 5) else { fail("pasta did not listen on port 443 inside the sandbox within 5 s") }
         case .gateway:
             let token = Runner.readAll(tokenFD)
             close(tokenFD)
@@ -286,6 +290,18 @@ enum NetHelper {
         let ok = write(fd, &byte, 1) == 1
         close(fd)
         return ok
+    }
+
+    /// pasta's `-T 443` listener in this namespace (on 127.0.0.1 or any address),
+    /// looked for in /proc/self/net/tcp every millisecond, for `timeout` seconds at most.
+    static func waitForSpliceListener(timeout: Double) -> Bool {
+        for _ in 0..<Int(timeout * 1000) {
+            let table = Host.readFile("/proc/self/net/tcp") ?? ""
+            if SocketOwner.listens(inTCPTable: table, local: .loopbackV4, port: 443)
+                || SocketOwner.listens(inTCPTable: table, local: IPAddress(0, 0, 0, 0), port: 443) { return true }
+            usleep(1000)
+        }
+        return false
     }
 
     static func waitFor(_ fd: Int32) -> Bool {

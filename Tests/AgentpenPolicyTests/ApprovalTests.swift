@@ -77,6 +77,16 @@ import Testing
         #expect(SocketOwner.inode(inTCPTable: "garbage", local: .loopbackV4, port: 1) == nil)
     }
 
+    /// The splice hop's wait for pasta: only a listening row (0A) counts, on
+    /// exactly that address and port.
+    @Test func aListenerIsToldFromOtherStates() {
+        #expect(SocketOwner.listens(inTCPTable: Self.table, local: IPAddress(0, 0, 0, 0), port: 443))
+        #expect(!SocketOwner.listens(inTCPTable: Self.table, local: .loopbackV4, port: 443))
+        #expect(!SocketOwner.listens(inTCPTable: Self.table, local: IPAddress(127, 0, 16, 1), port: 443), "established, not listening")
+        #expect(!SocketOwner.listens(inTCPTable: Self.table, local: IPAddress(0, 0, 0, 0), port: 444))
+        #expect(!SocketOwner.listens(inTCPTable: "garbage", local: .loopbackV4, port: 443))
+    }
+
     @Test func theProcessNameIsCleaned() {
         #expect(SocketOwner.describe(pid: 7, comm: "curl\n") == "pid 7 curl")
         #expect(SocketOwner.describe(pid: 7, comm: "\u{1b}[2Jevil\u{202e}") == "pid 7 2Jevil")

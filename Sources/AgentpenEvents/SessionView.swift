@@ -162,10 +162,7 @@ public struct SessionView: Sendable {
         let trafficRows = min(traffic.count, max(2, room / 4))
         lines.append(paint("BLOCKED, by count" + (ranked.isEmpty ? " (none)" : ""), "1;31"))
         for b in ranked.prefix(blockRows) {
-            let count: TerminalText = "\(b.count)"
-            let row: TerminalText = "  " + count.padded(to: 6) + " " + Self.text("\(b.kind)").padded(to: 20) + " " + Self.text("\(b.subject)").padded(to: 34)
-                + "  \(b.reason)"
-            lines.append(paint(row, "31"))
+            lines.append(paint(Self.blockRow("  ", b.count, b.kind, b.subject, b.reason), "31"))
         }
         let hidden = ranked.count - blockRows + blocksElsewhere
         if hidden > 0 { lines.append(paint("  … \(hidden) more (agentpen watch --json)", "2")) }
@@ -184,6 +181,12 @@ public struct SessionView: Sendable {
     }
 
     static func text(_ t: TerminalText) -> TerminalText { t }
+
+    /// One row of the blocks table: `lead` (indent, and the session in a view of several), then count, kind, subject, reason.
+    static func blockRow(_ lead: TerminalText, _ count: Int, _ kind: String, _ subject: String, _ reason: String) -> TerminalText {
+        let n: TerminalText = "\(count)"
+        return lead + n.padded(to: 6) + " " + text("\(kind)").padded(to: 20) + " " + text("\(subject)").padded(to: 34) + "  \(reason)"
+    }
 
     /// One row of the traffic table: `lead` (indent, and the session in a view of several), the host, its counts.
     static func trafficRow(_ lead: TerminalText, _ host: String, _ t: Traffic) -> TerminalText {

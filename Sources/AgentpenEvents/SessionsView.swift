@@ -47,10 +47,8 @@ public enum SessionsView {
         let trafficRows = min(traffic.count, max(2, room / 4))
         lines.append(paint("BLOCKED, by count" + (ranked.isEmpty ? " (none)" : ""), "1;31"))
         for b in ranked.prefix(blockRows) {
-            let count: TerminalText = "\(b.count)"
-            let row: TerminalText = "  \(b.id)  " + count.padded(to: 6) + " " + SessionView.text("\(b.kind)").padded(to: 20) + " "
-                + SessionView.text("\(b.subject)").padded(to: 34) + "  \(b.reason)"
-            lines.append(paint(row, b.kind == Event.Kind.secretRead.rawValue ? "1;33" : "31"))
+            lines.append(paint(SessionView.blockRow("  \(b.id)  ", b.count, b.kind, b.subject, b.reason),
+                               b.kind == Event.Kind.secretRead.rawValue ? "1;33" : "31"))
         }
         hidden += ranked.count - blockRows
         if hidden > 0 { lines.append(paint("  … \(hidden) more (agentpen watch --json)", "2")) }

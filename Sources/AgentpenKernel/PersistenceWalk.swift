@@ -126,14 +126,16 @@ public enum PersistenceWalk {
 private let dtUnknown: UInt8 = 0, dtDir: UInt8 = 4, dtReg: UInt8 = 8, dtLnk: UInt8 = 10
 private let dirFlags = O_RDONLY | AP_O_DIRECTORY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK
 
-private struct Walker {
+private struct Walker: ~Copyable {
     typealias Timestamp = PersistenceAudit.Timestamp
     let input: PersistenceWalk.Input
     var result = PersistenceWalk.Result()
     var stoppedAt: String?
     var unlisted = 0
     /// Git dirs reached through a `.git` link the run created: audited after the walk.
+    /// Their descriptors are owned by `linkedGitFDs`, in the same order.
     var linkedGitDirs: [(fd: Int32, path: String, place: PersistenceAudit.GitDirPlace)] = []
+    var linkedGitFDs = DescriptorList()
     var auditedForced = Set<PersistenceWalk.FileID>()
     var movedSeen = Set<String>()
     var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
@@ -221,13 +223,14 @@ private struct Walker {
 
     mutating func walk() {
         defer { buffer.deallocate() }
-        let rootFD = open(input.project, dirFlags)
-        guard rootFD >= 0 else {
+        let rootOpened = open(input.project, dirFlags)
+        guard rootOpened >= 0 else {
             result.findings.append(.init(path: input.project, action: .report,
                                          reason: "the persistence audit could not open the project (\(String(cString: strerror(errno)))); nothing was checked", isNotice: true))
             return
         }
-        defer { close(rootFD) }
+        let root = Descriptor(rootOpened)
+        let rootFD = root.raw
         for dir in input.outsideGitDirs {
             let fd = open(dir, dirFlags)
             if fd >= 0 {
@@ -237,6 +240,8 @@ private struct Walker {
             }
         }
         var stack: [Frame] = []
+        // The descriptors of the frames above the root (which `root` owns), in stack order.
+        var opened = DescriptorList()
         stack.append(visit(fd: rootFD, path: input.project, name: "", parentName: "", depth: 0,
                            inGitTree: false, rootFD: rootFD))
         while !stack.isEmpty {
@@ -246,8 +251,8 @@ private struct Walker {
             }
             let top = stack.count - 1
             if stack[top].next >= stack[top].children.count {
-                let f = stack.removeLast()
-                if f.fd != rootFD { close(f.fd) }
+                stack.removeLast()
+                if !stack.isEmpty { opened.removeLast().close() }
                 continue
             }
             let child = stack[top].children[stack[top].next]
@@ -259,24 +264,24 @@ private struct Walker {
                 stoppedAt = stoppedAt ?? path
                 continue
             }
-            var fd = openat(parent.fd, child.raw, dirFlags)
-            if fd < 0 && errno == EACCES { fd = reopenUnreadable(parent.fd, child.raw, path: path) }
-            guard fd >= 0 else { continue }          // swapped for a symlink since the listing, or unreadable
+            let raw = openat(parent.fd, child.raw, dirFlags)
+            if raw >= 0 { opened.append(Descriptor(raw)) }
+            else if errno == EACCES, let again = reopenUnreadable(parent.fd, child.raw, path: path) { opened.append(again) }
+            else { continue }          // swapped for a symlink since the listing, or unreadable
+            let fd = opened.raw[opened.count - 1]
             stack.append(visit(fd: fd, path: path, name: name, parentName: parent.name,
                                depth: parent.depth + 1, inGitTree: parent.inGitTree || name == ".git",
                                rootFD: rootFD))
         }
-        for f in stack where f.fd != rootFD { close(f.fd) }
+        opened.closeAll()
         for g in linkedGitDirs {
             auditGitDir(g.fd, path: g.path, place: g.place, forced: true)
-            close(g.fd)
         }
+        linkedGitFDs.closeAll()
         for dir in input.state.hooksDirs {
             guard let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: input.project, target: dir)
             else { continue }
-            let opened = openInside(Array(comps.dropLast()), rootFD: rootFD)
-            guard opened >= 0 else { continue }
-            let parentDir = Descriptor(opened)
+            guard let parentDir = openInside(Array(comps.dropLast()), rootFD: rootFD) else { continue }
             let pfd = parentDir.raw
             guard let last = comps.last, let st = lstatAt(pfd, last) else { continue }
             if (st.st_mode & S_IFMT) != S_IFDIR {
@@ -306,23 +311,29 @@ private struct Walker {
     /// A directory the run made unreadable (mode 0100 still lets the user cd
     /// into what it holds): agentpen, its owner, adds u+rx through an O_PATH
     /// descriptor (never a path a symlink could redirect) and audits it.
-    mutating func reopenUnreadable(_ parentFD: Int32, _ raw: [CChar], path: String) -> Int32 {
+    mutating func reopenUnreadable(_ parentFD: Int32, _ raw: [CChar], path: String) -> Descriptor? {
         let opened = openat(parentFD, raw, AP_O_PATH | AP_O_NOFOLLOW | AP_O_DIRECTORY | O_CLOEXEC)
-        guard opened >= 0 else { return -1 }
+        guard opened >= 0 else { return nil }
         let pathFD = Descriptor(opened)
         let pfd = pathFD.raw
         var st = stat()
-        guard fstat(pfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, attributed(st, forced: false) else { return -1 }
+        guard fstat(pfd, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, attributed(st, forced: false) else { return nil }
         var f = PersistenceAudit.Finding(path: path, action: .report,
                                          reason: "a directory made unreadable inside the sandbox; agentpen made it readable (u+rx) to audit what it holds",
                                          isNotice: true)
-        var fd: Int32 = -1
+        var fd: Descriptor?
         if st.st_uid == getuid(), chmod("/proc/self/fd/\(pfd)", (st.st_mode & 0o7777) | 0o500) == 0 {
-            fd = openat(parentFD, raw, dirFlags)
-            var st2 = stat()
-            if fd >= 0 && (fstat(fd, &st2) != 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) { close(fd); fd = -1 }
+            let again = openat(parentFD, raw, dirFlags)
+            if again >= 0 {
+                let candidate = Descriptor(again)
+                var st2 = stat()
+                // Not the directory made readable (swapped meanwhile): dropped, so closed.
+                if fstat(candidate.raw, &st2) == 0 && st2.st_ino == st.st_ino && st2.st_dev == st.st_dev { fd = consume candidate }
+            }
         }
-        if fd < 0 {
+        let audited: Bool
+        switch fd { case .some: audited = true; case .none: audited = false }
+        if !audited {
             f.reason = "a directory made unreadable inside the sandbox; what it holds was not audited"
         }
         result.findings.append(f)
@@ -480,16 +491,16 @@ private struct Walker {
     }
 
     /// Opens a directory inside the project by its components, each O_NOFOLLOW.
-    func openInside(_ comps: [String], rootFD: Int32) -> Int32 {
+    func openInside(_ comps: [String], rootFD: Int32) -> Descriptor? {
         let copy = dup(rootFD)
-        guard copy >= 0 else { return -1 }
+        guard copy >= 0 else { return nil }
         var current = Descriptor(copy)
         for c in comps {
             let next = openat(current.raw, c, dirFlags)
-            guard next >= 0 else { return -1 }
+            guard next >= 0 else { return nil }
             current = Descriptor(next)
         }
-        return current.take()
+        return current
     }
 
     /// A `.git` file or symlink: one the run made is followed when it leads to a
@@ -507,17 +518,19 @@ private struct Walker {
             target = t
         }
         if let target, let comps = PersistenceAudit.componentsInside(project: input.project, linkDir: dirPath, target: target) {
-            let fd = openInside(comps, rootFD: rootFD)
             // Only a directory git would take for a repository is audited as one;
             // a link to anything else (the project root, a plain directory) is
             // moved aside, so that a later `git init` cannot bring it to life.
-            let names = Set(["HEAD", "objects", "refs", "commondir"].filter { fd >= 0 && lstatAt(fd, $0) != nil })
-            if fd >= 0 && !PersistenceAudit.looksLikeGitDir(names) { close(fd) }
-            else if fd >= 0 {
-                let path = comps.isEmpty ? input.project : input.project + "/" + comps.joined(separator: "/")
-                let place = PersistenceAudit.place(isProjectGit: false, parentName: comps.count >= 2 ? comps[comps.count - 2] : "")
-                linkedGitDirs.append((fd, path, place))
-                return
+            if let dir = openInside(comps, rootFD: rootFD) {
+                let fd = dir.raw
+                let names = Set(["HEAD", "objects", "refs", "commondir"].filter { lstatAt(fd, $0) != nil })
+                if PersistenceAudit.looksLikeGitDir(names) {
+                    let path = comps.isEmpty ? input.project : input.project + "/" + comps.joined(separator: "/")
+                    let place = PersistenceAudit.place(isProjectGit: false, parentName: comps.count >= 2 ? comps[comps.count - 2] : "")
+                    linkedGitDirs.append((fd, path, place))
+                    linkedGitFDs.append(dir)
+                    return
+                }
             }
         }
         let why = "a .git link created inside the sandbox pointing git at \(target ?? "a special file") (outside the project or not a plain directory)"

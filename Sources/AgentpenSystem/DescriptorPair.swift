@@ -72,6 +72,9 @@ public struct DescriptorList: ~Copyable, Sendable {
         return raw
     }
 
+    /// Hands the last on (the list no longer closes it): a list used as a stack.
+    public mutating func removeLast() -> Descriptor { Descriptor(raw.removeLast()) }
+
     /// Hands the first on (the list no longer closes it).
     public mutating func removeFirst() -> Descriptor { Descriptor(raw.removeFirst()) }
 

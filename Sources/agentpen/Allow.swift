@@ -10,11 +10,13 @@ import Glibc
 /// sandbox cannot see; the run also checks the peer's uid.
 enum AllowClient {
     static func main(_ command: ControlCommand, session: String?) -> Never {
-        let (id, dir) = SessionLookup.find(session)
-        guard let fd = SessionStore.connect(dir: dir) else {
+        let found = SessionLookup.find(session)
+        let id = found.id
+        guard let control = SessionStore.connect(dir: found.dir.raw) else {
             printError("session \(id) is not running (its control socket does not answer); nothing to decide")
             exit(2)
         }
+        let fd = control.raw
         let line = Array(command.line.utf8)
         guard line.withUnsafeBytes({ ap_send_nosignal(fd, $0.baseAddress, $0.count) }) == line.count else {
             printError("session \(id): cannot send the decision: \(String(cString: strerror(errno)))")

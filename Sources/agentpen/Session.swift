@@ -22,9 +22,12 @@ final class Session: @unchecked Sendable {
     var viewPath: String { path + "/" + SessionPolicy.viewDirName }
     /// Where the secret decoys are (each file is bound, never the directory).
     var decoyPath: String { path + "/" + DecoyFiles.dirName }
-    private let dirFD: Int32, eventsFD: Int32, viewFD: Int32, listenFD: Int32
+    /// The listening socket: owned by `acceptSource`, whose cancel handler closes it.
+    private let listenFD: Int32
     private let acceptSource: any DispatchSourceRead
-    private struct State {
+    private struct State: ~Copyable {
+        /// The session directory, its events file and view, open until `finish`.
+        var files: SessionStore.Made?
         var watchers: [Int32] = []
         /// Each connection's read source (its commands) and unfinished line.
         var readers: [Int32: Reader] = [:]
@@ -36,7 +39,7 @@ final class Session: @unchecked Sendable {
         var source: any DispatchSourceRead
         var pending: [UInt8] = []
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let commandQueue = DispatchQueue(label: "agentpen.session.commands")
     /// `--ask`: answers a control line's command with a reply line (set before
     /// the run starts; nil: commands are refused).
@@ -44,12 +47,15 @@ final class Session: @unchecked Sendable {
 
     func onCommand(_ handler: @escaping @Sendable (ControlCommand) -> String) { commands.withLock { $0 = handler } }
 
-    private init(id: String, path: String, made: (dir: Int32, events: Int32, view: Int32), listen: Int32) {
+    private init(id: String, path: String, made: consuming SessionStore.Made, listen: consuming Descriptor) {
         self.id = id
         self.path = path
-        dirFD = made.dir; eventsFD = made.events; viewFD = made.view; listenFD = listen
+        SessionStore.replaceFile(dir: made.view.raw, name: SessionPolicy.refusalsName, text: RefusalList().text)
+        state = Mutex(State(files: made))
+        // Handed to the accept source: its cancel handler is the one place it is closed.
+        let listen = listen.take()
+        listenFD = listen
         acceptSource = DispatchSource.makeReadSource(fileDescriptor: listen, queue: DispatchQueue(label: "agentpen.session"))
-        SessionStore.replaceFile(dir: viewFD, name: SessionPolicy.refusalsName, text: RefusalList().text)
         acceptSource.setEventHandler { [weak self] in self?.acceptWatchers() }
         acceptSource.setCancelHandler { close(listen) }
         acceptSource.activate()
@@ -72,21 +78,16 @@ final class Session: @unchecked Sendable {
         }
         do throws(SessionStore.Failure) {
             let base = try SessionStore.openBase(stateHome: stateHome, create: true)
-            defer { close(base.fd) }
-            if let c = exposed(Host.realPath("/proc/self/fd/\(base.fd)") ?? base.path) {
+            if let c = exposed(Host.realPath("/proc/self/fd/\(base.fd.raw)") ?? base.path) {
                 printError("no session: \(base.path) lies in \(c), which the sandbox can see; set XDG_STATE_HOME elsewhere")
                 return nil
             }
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
             let id = SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid())
-            let made = try SessionStore.create(base: base.fd, id: id)
-            let listen: Int32
-            do { listen = try SessionStore.listen(dir: made.dir) } catch {
-                close(made.dir); close(made.events); close(made.view)
-                throw error
-            }
-            SessionStore.prune(base: base.fd, now: Int64(now.tv_sec))
+            let made = try SessionStore.create(base: base.fd.raw, id: id)
+            let listen = try SessionStore.listen(dir: made.dir.raw)    // a throw closes what `made` holds
+            SessionStore.prune(base: base.fd.raw, now: Int64(now.tv_sec))
             return Session(id: id, path: base.path + "/" + id, made: made, listen: listen)
         } catch {
             printError("no session: \(error.message)")
@@ -96,14 +97,18 @@ final class Session: @unchecked Sendable {
 
     /// Creates the decoy files and their watches; nil (no decoys this run) if that fails.
     func plantDecoys(_ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
-        DecoyFiles.create(sessionDir: dirFD, decoys)
+        state.withLock { s in
+            guard let dir = s.files?.dir.raw else { return nil }
+            return DecoyFiles.create(sessionDir: dir, decoys)
+        }
     }
 
     private func acceptWatchers() {
         while let c = SessionStore.accept(listenFD) {
             // Only this user (or root) may watch; the directory is 0700 anyway.
-            guard c.uid == getuid() || c.uid == 0 else { close(c.fd); continue }
-            let fd = c.fd
+            guard c.uid == getuid() || c.uid == 0 else { continue }    // dropping `c` closes it
+            // Handed to the read source: its cancel handler is the one place it is closed.
+            let fd = c.fd.take()
             let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: commandQueue)
             source.setEventHandler { [weak self] in self?.readCommands(fd) }
             source.setCancelHandler { close(fd) }
@@ -170,13 +175,13 @@ final class Session: @unchecked Sendable {
     func record(_ e: Event, _ line: String) {
         var bytes = Array(line.utf8)
         state.withLock { s in
-            guard !s.closed else { return }
+            guard !s.closed, let eventsFD = s.files?.events.raw else { return }
             _ = bytes.withUnsafeMutableBytes { TerminalText.writeAll(eventsFD, UnsafeRawBufferPointer($0)) }
             for fd in s.watchers {
                 let n = bytes.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) }
                 if n != bytes.count { Self.drop(fd, &s) }
             }
-            if e.isRefusal && s.refusals.add(e) {
+            if e.isRefusal && s.refusals.add(e), let viewFD = s.files?.view.raw {
                 SessionStore.replaceFile(dir: viewFD, name: SessionPolicy.refusalsName, text: s.refusals.text)
             }
         }
@@ -190,7 +195,9 @@ final class Session: @unchecked Sendable {
             for fd in s.watchers { Self.drop(fd, &s) }
         }
         acceptSource.cancel()
-        _ = unlinkat(dirFD, SessionPolicy.controlName, 0)
-        close(eventsFD); close(viewFD); close(dirFD)
+        state.withLock { s in
+            if let dir = s.files?.dir.raw { _ = unlinkat(dir, SessionPolicy.controlName, 0) }
+            s.files = nil    // closes the directory, the events file and the view
+        }
     }
 }

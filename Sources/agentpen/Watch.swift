@@ -13,8 +13,19 @@ enum SessionLookup {
         exit(2)
     }
 
+    /// This user's sessions directory, open, and how to name it to the user.
+    struct Sessions: ~Copyable {
+        let fd: Descriptor
+        let shown: String
+    }
+    /// A session directory, open.
+    struct Found: ~Copyable {
+        let id: String
+        let dir: Descriptor
+    }
+
     /// This user's sessions directory, opened, and how to name it to the user.
-    static func base() -> (fd: Int32, shown: String) {
+    static func base() -> Sessions {
         let env = Host.environment
         let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? Host.passwdHome(uid: getuid()) ?? "/"
         let stateHome = XDGPaths.stateHome(env: env, home: home)
@@ -22,20 +33,20 @@ enum SessionLookup {
         guard let base = try? SessionStore.openBase(stateHome: stateHome, create: false) else {
             refuse("no session in \(shown) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
         }
-        return (base.fd, shown)
+        return Sessions(fd: base.fd, shown: shown)
     }
 
-    static func find(_ requested: String?) -> (id: String, dir: Int32) {
+    static func find(_ requested: String?) -> Found {
         if let requested, !SessionPolicy.isValidID(requested) {
             refuse("\(requested) is not a session ID (YYYYMMDD-HHMMSS-PID, as the start line and agentpen watch show it)")
         }
-        let (base, shown) = base()
-        defer { close(base) }
+        let sessions = base()
+        let base = sessions.fd.raw, shown = sessions.shown
         guard let id = requested ?? SessionPolicy.newest(SessionStore.list(base)) else {
             refuse("no session in \(shown) (each run of agentpen makes one; XDG_STATE_HOME must be the run's)")
         }
         guard let dir = SessionStore.open(base: base, id: id) else { refuse("no session \(id) in \(shown)") }
-        return (id, dir)
+        return Found(id: id, dir: dir)
     }
 
     /// Reads what was appended to `fd` since the last call.
@@ -64,14 +75,16 @@ enum Watch {
     }
 
     static func main(session: String?, json: Bool) -> Never {
-        let (id, dir) = SessionLookup.find(session)
-        guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {
+        let found = SessionLookup.find(session)
+        let id = found.id, dir = found.dir.raw
+        guard let events = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {
             printError("session \(id) has no events file")
             exit(2)
         }
         let env = Host.environment
         let tty = !json && isatty(1) == 1
         let colour = tty && (env["NO_COLOR"] ?? "").isEmpty && env["TERM"] != "dumb"
+        let file = events.raw
         var view = SessionView(id: id)
         let decoder = EventLineDecoder()
         var control = SessionStore.connect(dir: dir)
@@ -85,9 +98,9 @@ enum Watch {
                 view.add(e)
                 if json { writeLine(e.jsonLine()) }
             }
-            if view.hasEnded || control == nil { break }
+            guard !view.hasEnded, let controlFD = control?.raw else { break }
             if tty { draw(view, colour: colour, live: true, status: Keys.status) }
-            var p = [pollfd(fd: control!, events: Int16(POLLIN), revents: 0), pollfd(fd: keys ? 0 : -1, events: Int16(POLLIN), revents: 0)]
+            var p = [pollfd(fd: controlFD, events: Int16(POLLIN), revents: 0), pollfd(fd: keys ? 0 : -1, events: Int16(POLLIN), revents: 0)]
             let r = poll(&p, 2, 1000)
             if r > 0 && p[1].revents & Int16(POLLIN) != 0 {
                 var key: UInt8 = 0
@@ -95,15 +108,15 @@ enum Watch {
                    let k = SessionView.promptKeys.first(where: { $0.key.asciiValue == key }),
                    let choice = ApprovalChoice(rawValue: k.choice) {
                     let line = Array(ControlCommand(host: held.host, choice: choice).line.utf8)
-                    _ = line.withUnsafeBytes { ap_send_nosignal(control!, $0.baseAddress, $0.count) }
+                    _ = line.withUnsafeBytes { ap_send_nosignal(controlFD, $0.baseAddress, $0.count) }
                     Keys.status = "sent: \(k.words) for \(held.host)"
                 }
             }
             if r > 0 && p[0].revents != 0 {
-                let n = recv(control!, &scratch, scratch.count, 0)
+                let n = recv(controlFD, &scratch, scratch.count, 0)
                 if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) {
                     // The run ended, or dropped us for being slow: reconnect if it lives.
-                    close(control!)
+                    control = nil    // closes it
                     control = SessionStore.connect(dir: dir)
                     replyLine = []
                 } else if n > 0 {
@@ -123,7 +136,7 @@ enum Watch {
             view.add(e)
             if json { writeLine(e.jsonLine()) }
         }
-        if let control { close(control) }
+        control = nil
         if tty {
             draw(view, colour: colour, live: false)
             TerminalText("\n").write(to: 1)
@@ -189,13 +202,14 @@ enum Keys {
 /// config lines.
 enum Suggest {
     static func main(session: String?) -> Never {
-        let (id, dir) = SessionLookup.find(session)
-        guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName) else {
+        let found = SessionLookup.find(session)
+        let id = found.id
+        guard let file = SessionStore.openFile(dir: found.dir.raw, name: SessionPolicy.eventsName) else {
             printError("session \(id) has no events file")
             exit(2)
         }
         // Refusals, and what --audit let through that a normal run would refuse.
-        let events = SessionLookup.readNew(file, EventLineDecoder()).filter { $0.isRefusal || $0.kind == .wouldBlock }
+        let events = SessionLookup.readNew(file.raw, EventLineDecoder()).filter { $0.isRefusal || $0.kind == .wouldBlock }
         // A name --audit let through whose every connection was then refused with no
         // flag that permits it (it resolves to loopback, say) is not suggested: no
         // flag would make it work.

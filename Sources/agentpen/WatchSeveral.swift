@@ -15,34 +15,37 @@ import Glibc
 enum WatchSeveral {
     final class Followed {
         let id: String
-        let dir: Int32
-        let file: Int32
+        let dir: Descriptor
+        let file: Descriptor
         let decoder = EventLineDecoder()
         var view: SessionView
-        var control: Int32?
+        /// The control socket while the run answers; setting nil closes it.
+        var control: Descriptor?
         var done = false
-        init(id: String, dir: Int32, file: Int32, control: Int32?) {
+        init(id: String, dir: consuming Descriptor, file: consuming Descriptor, control: consuming Descriptor?) {
             self.id = id; self.dir = dir; self.file = file; self.control = control
             view = SessionView(id: id)
         }
+        var isLive: Bool { control?.raw != nil }
     }
 
     static func main(ids: [String], all: Bool, json: Bool) -> Never {
         for id in ids where !SessionPolicy.isValidID(id) {
             SessionLookup.refuse("\(id) is not a session ID (YYYYMMDD-HHMMSS-PID, as the start line and agentpen watch show it)")
         }
-        let (base, shown) = SessionLookup.base()
+        let sessions = SessionLookup.base()
+        let base = sessions.fd.raw, shown = sessions.shown
         var followed: [Followed] = []
         var known = Set<String>()
         /// Opens a session to follow; with `liveOnly`, only one whose run answers.
         func open(_ id: String, liveOnly: Bool) -> Followed? {
             guard let dir = SessionStore.open(base: base, id: id) else { return nil }
-            let control = SessionStore.connect(dir: dir)
-            guard let file = SessionStore.openFile(dir: dir, name: SessionPolicy.eventsName), !liveOnly || control != nil else {
-                if let control { close(control) }
-                close(dir)
-                return nil
-            }
+            let control = SessionStore.connect(dir: dir.raw)
+            let answers: Bool
+            switch control { case .some: answers = true; case .none: answers = false }
+            // A nil return drops (closes) the directory and the connection.
+            guard let file = SessionStore.openFile(dir: dir.raw, name: SessionPolicy.eventsName),
+                  !liveOnly || answers else { return nil }
             return Followed(id: id, dir: dir, file: file, control: control)
         }
         // A session not yet answering is looked at again on the next scan (its
@@ -68,7 +71,7 @@ enum WatchSeveral {
         let colour = tty && (env["NO_COLOR"] ?? "").isEmpty && env["TERM"] != "dumb"
         if tty { TerminalText("\u{1b}[H\u{1b}[2J").write(to: 1) }
         func readAll(_ f: Followed) {
-            for var e in SessionLookup.readNew(f.file, f.decoder) {
+            for var e in SessionLookup.readNew(f.file.raw, f.decoder) {
                 f.view.add(e)
                 if json {
                     e.session = f.id
@@ -77,31 +80,31 @@ enum WatchSeveral {
             }
         }
         func screen(live: Bool) -> [SessionsView.Followed] {
-            followed.map { SessionsView.Followed(view: $0.view, live: live && $0.control != nil) }
+            followed.map { SessionsView.Followed(view: $0.view, live: live && $0.isLive) }
         }
         var scratch = [UInt8](repeating: 0, count: 65536)
         while true {
             for f in followed where !f.done {
                 readAll(f)
-                if f.view.hasEnded || f.control == nil {
+                if f.view.hasEnded || !f.isLive {
                     readAll(f)
                     f.done = true
-                    if let c = f.control { close(c); f.control = nil }
+                    f.control = nil    // closes it
                 }
             }
             if all { scan() }
             let live = followed.filter { !$0.done }
             if live.isEmpty { break }
             if tty { draw(screen(live: true), colour: colour) }
-            var fds = live.map { pollfd(fd: $0.control!, events: Int16(POLLIN), revents: 0) }
+            var fds = live.map { pollfd(fd: $0.control?.raw ?? -1, events: Int16(POLLIN), revents: 0) }
             let r = poll(&fds, nfds_t(fds.count), 1000)
             guard r > 0 else { continue }
             for (f, p) in zip(live, fds) where p.revents != 0 {
                 let n = recv(p.fd, &scratch, scratch.count, 0)
                 if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) {
                     // The run ended, or dropped us for being slow: reconnect if it lives.
-                    close(p.fd)
-                    f.control = SessionStore.connect(dir: f.dir)
+                    f.control = nil    // closes it
+                    f.control = SessionStore.connect(dir: f.dir.raw)
                 }
             }
         }

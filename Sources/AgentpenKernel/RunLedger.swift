@@ -25,8 +25,12 @@ import Glibc
 /// rename, link, symlink or mkdir, or only chmod'ed, is in no ledger.
 public final class RunLedger {
     public typealias FileID = PersistenceWalk.FileID
-    public let group: Int32
-    let file: Int32
+    /// The fanotify group and the registry's ledger file, open until `close()`.
+    private var groupFD: Descriptor?
+    private var fileFD: Descriptor?
+    /// The group's number, for poll and marks (-1 after `close()`).
+    public var group: Int32 { groupFD?.raw ?? -1 }
+    var file: Int32 { fileFD?.raw ?? -1 }
     /// What the ledger holds (this run's writes); complete once `close()` returned.
     public private(set) var wrote = Set<FileID>()
     /// Events were lost (the queue overflowed, or the bound was reached):
@@ -40,7 +44,7 @@ public final class RunLedger {
     public static func openGroup() -> Int32 { ap_fanotify_init_fd() }
 
     /// `group` from `openGroup`, `file` the registry's ledger file; both owned from here on.
-    public init(group: Int32, file: Int32) { self.group = group; self.file = file }
+    public init(group: consuming Descriptor, file: consuming Descriptor) { groupFD = consume group; fileFD = consume file }
 
     /// Marks the mount `dirFD` is on; 0 or -errno.
     public func mark(_ dirFD: Int32) -> Int32 { ap_fanotify_mark_mount(group, dirFD) }
@@ -66,9 +70,10 @@ public final class RunLedger {
                     off += len
                     if mask & AP_FAN_Q_OVERFLOW != 0 { incomplete = true }
                     guard fd >= 0 else { continue }
+                    let event = Descriptor(fd)    // each event brings a descriptor of the file, ours to close
                     var st = stat()
-                    let ok = fstat(fd, &st) == 0
-                    Glibc.close(fd)
+                    let ok = fstat(event.raw, &st) == 0
+                    event.close()
                     guard ok else { continue }
                     if wrote.count >= Self.maxEntries { incomplete = true; continue }
                     let id = FileID(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
@@ -91,8 +96,8 @@ public final class RunLedger {
     }
 
     public func close() {
-        Glibc.close(group)
-        Glibc.close(file)
+        groupFD = nil
+        fileFD = nil
     }
 
     /// What the kernel says to the calls a run would make, and to those an
@@ -105,14 +110,14 @@ public final class RunLedger {
             rc >= 0 ? "ok" : rc == -EPERM ? "EPERM" : rc == -EINVAL ? "EINVAL" : String(cString: strerror(-rc))
         }
         var out = ""
-        let group = ap_fanotify_init_fd()
-        out += "fd-group=\(name(group))\n"
-        if group >= 0 {
-            let d = open(dir, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC)
-            let rc = d >= 0 ? ap_fanotify_mark_mount(group, d) : -errno
+        let rawGroup = ap_fanotify_init_fd()
+        out += "fd-group=\(name(rawGroup))\n"
+        if rawGroup >= 0 {
+            let group = Descriptor(rawGroup)
+            var rc = -EBADF
+            if let d = Descriptor.open(dir, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) { rc = ap_fanotify_mark_mount(group.raw, d.raw) }
+            else { rc = -errno }
             out += "mount-mark=\(name(rc))\n"
-            if d >= 0 { Glibc.close(d) }
-            Glibc.close(group)
             return out
         }
         let uid = getuid(), gid = getgid()
@@ -121,18 +126,23 @@ public final class RunLedger {
             for (file, text) in [("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", "0 \(uid) 1"),
                                  ("/proc/self/gid_map", "0 \(gid) 1")] {
                 let fd = open(file, O_WRONLY | O_CLOEXEC)
-                if fd >= 0 { _ = text.withCString { write(fd, $0, strlen($0)) }; Glibc.close(fd) }
+                if fd >= 0 {
+                    let f = Descriptor(fd)
+                    _ = text.withCString { write(f.raw, $0, strlen($0)) }
+                }
             }
             rc = ap_mount_private_root()
             if rc == 0 { rc = ap_mount_bind(dir, dir) }
         }
         out += "userns-bind=\(name(rc))\n"
         guard rc == 0 else { return out }
-        let fid = ap_fanotify_init_fid()
-        out += "userns-fid-group=\(name(fid))\n"
-        guard fid >= 0 else { return out }
-        let d = open(dir, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC)
-        let mark = d >= 0 ? ap_fanotify_mark_mount(fid, d) : -errno
+        let rawFid = ap_fanotify_init_fid()
+        out += "userns-fid-group=\(name(rawFid))\n"
+        guard rawFid >= 0 else { return out }
+        let fid = Descriptor(rawFid)
+        var mark = -EBADF
+        if let d = Descriptor.open(dir, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) { mark = ap_fanotify_mark_mount(fid.raw, d.raw) }
+        else { mark = -errno }
         out += "mount-mark=\(name(mark))\n"
         return out
     }

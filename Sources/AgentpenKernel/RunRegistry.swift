@@ -14,10 +14,14 @@ import Glibc
 ///   runs/DEV-INO/               flock'ed while a run audits, so audits never interleave
 public final class RunRegistry {
     public typealias Timestamp = PersistenceAudit.Timestamp
-    let dirFD: Int32
+    /// The project's registry directory, open until `leave`.
+    private var dir: Descriptor?
+    /// This run's entry, flock'ed while it is open (until `leave`).
+    private var own: Descriptor?
     let ownName: String
-    let ownFD: Int32
     let runID: String
+    /// The directory's number for the *at calls (-1 after `leave`: they then fail).
+    var dirFD: Int32 { dir?.raw ?? -1 }
 
     /// Creates the project's directory and this run's entry. Nil if it cannot
     /// (the audit then runs without knowledge of other runs).
@@ -57,7 +61,7 @@ public final class RunRegistry {
               renameat(directory.raw, tmp, directory.raw, "active-" + runID) == 0 else {
             unlinkat(directory.raw, tmp, 0); return nil
         }
-        dirFD = directory.take(); ownFD = own.take(); ownName = "active-" + runID; self.runID = runID
+        self.dir = consume directory; self.own = consume own; ownName = "active-" + runID; self.runID = runID
     }
 
     /// The registry base for this user: $XDG_RUNTIME_DIR/agentpen when it is a
@@ -109,9 +113,9 @@ public final class RunRegistry {
     }
 
     /// This run's ledger file, created empty (owner-only); nil if it cannot be.
-    public func createLedger() -> Int32? {
+    public func createLedger() -> Descriptor? {
         let fd = openat(dirFD, "written-" + runID, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | AP_O_NOFOLLOW, 0o600)
-        return fd >= 0 ? fd : nil
+        return fd >= 0 ? Descriptor(fd) : nil
     }
 
     /// The identities the ledgers of the runs `ids` hold (runs without one add nothing).
@@ -156,9 +160,9 @@ public final class RunRegistry {
     public func leave() {
         unlinkat(dirFD, "written-" + runID, 0)
         unlinkat(dirFD, ownName, 0)
-        close(ownFD)
+        own = nil       // closes it, dropping its lock
         if othersActive().isEmpty { unlinkat(dirFD, "handled", 0) }
-        close(dirFD)
+        dir = nil
     }
 
     /// The lines of a regular file of the registry, up to `limit` bytes.
@@ -181,7 +185,10 @@ public final class RunRegistry {
 
     func names() -> [String] {
         let fd = dup(dirFD)
-        guard fd >= 0, let d = fdopendir(fd) else { return [] }
+        guard fd >= 0 else { return [] }
+        let copy = Descriptor(fd)
+        guard let d = fdopendir(copy.raw) else { return [] }
+        _ = copy.take()    // the DIR stream owns it now: closedir closes it
         defer { closedir(d) }
         rewinddir(d)
         var out: [String] = []

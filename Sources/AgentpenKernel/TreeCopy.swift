@@ -24,17 +24,17 @@ public enum TreeCopy {
 
     /// Copies the tree at `source` to `destination`, which must not exist (its parent must).
     public static func copy(_ source: String, to destination: String) throws(Failure) -> Stats {
-        let src = open(source, dirFlags)
-        guard src >= 0 else { throw Failure(description: "cannot open \(source): \(String(cString: strerror(errno)))") }
-        defer { close(src) }
+        guard let srcDir = Descriptor.open(source, dirFlags) else {
+            throw Failure(description: "cannot open \(source): \(String(cString: strerror(errno)))")
+        }
+        let src = srcDir.raw
         var st = stat()
         guard fstat(src, &st) == 0 else { throw Failure(description: "cannot stat \(source)") }
         guard mkdir(destination, 0o700) == 0 else {
             throw Failure(description: "cannot create \(destination): \(String(cString: strerror(errno)))")
         }
-        let dst = open(destination, dirFlags)
-        guard dst >= 0 else { throw Failure(description: "cannot open \(destination)") }
-        defer { close(dst) }
+        guard let dstDir = Descriptor.open(destination, dirFlags) else { throw Failure(description: "cannot open \(destination)") }
+        let dst = dstDir.raw
         var stats = Stats()
         try copyDir(src, dst, path: source, depth: 0, stats: &stats)
         fchmod(dst, mode_t(st.st_mode) & 0o777 | 0o700)
@@ -43,8 +43,11 @@ public enum TreeCopy {
 
     /// The names in an open directory (the descriptor stays open).
     static func names(_ fd: Int32) -> [String] {
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else { if copy >= 0 { close(copy) }; return [] }
+        let fd = dup(fd)
+        guard fd >= 0 else { return [] }
+        let copy = Descriptor(fd)
+        guard let dir = fdopendir(copy.raw) else { return [] }
+        _ = copy.take()    // the DIR stream owns it now: closedir closes it
         defer { closedir(dir) }
         var out: [String] = []
         while let e = readdir(dir) {
@@ -65,27 +68,23 @@ public enum TreeCopy {
             let mode = mode_t(st.st_mode) & 0o777
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
-                let s = openat(src, name, dirFlags)
-                guard s >= 0 else { stats.skipped += 1; continue }
-                defer { close(s) }
+                guard let s = Descriptor.open(at: src, name, dirFlags) else { stats.skipped += 1; continue }
                 guard mkdirat(dst, name, 0o700) == 0 else { throw Failure(description: "cannot create \(name) in the copy of \(path)") }
-                let d = openat(dst, name, dirFlags)
-                guard d >= 0 else { throw Failure(description: "cannot open the copy of \(path)/\(name)") }
-                defer { close(d) }
+                guard let d = Descriptor.open(at: dst, name, dirFlags) else { throw Failure(description: "cannot open the copy of \(path)/\(name)") }
                 stats.directories += 1
-                try copyDir(s, d, path: path + "/" + name, depth: depth + 1, stats: &stats)
-                fchmod(d, mode | 0o700)
+                try copyDir(s.raw, d.raw, path: path + "/" + name, depth: depth + 1, stats: &stats)
+                fchmod(d.raw, mode | 0o700)
             case S_IFREG:
-                let s = openat(src, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-                guard s >= 0 else { stats.skipped += 1; continue }
-                defer { close(s) }
-                let d = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | AP_O_NOFOLLOW | O_CLOEXEC, mode | 0o600)
-                guard d >= 0 else { throw Failure(description: "cannot create the copy of \(path)/\(name)") }
-                defer { close(d) }
+                guard let s = Descriptor.open(at: src, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK) else {
+                    stats.skipped += 1; continue
+                }
+                guard let d = Descriptor.open(at: dst, name, O_WRONLY | O_CREAT | O_EXCL | AP_O_NOFOLLOW | O_CLOEXEC, mode: mode | 0o600) else {
+                    throw Failure(description: "cannot create the copy of \(path)/\(name)")
+                }
                 // A reflink where the filesystem can, else the bytes.
-                if ap_ficlone(d, s) == 0 { stats.reflinked += 1 }
-                else if !pump(s, d) { throw Failure(description: "cannot copy \(path)/\(name): \(String(cString: strerror(errno)))") }
-                fchmod(d, mode)
+                if ap_ficlone(d.raw, s.raw) == 0 { stats.reflinked += 1 }
+                else if !pump(s.raw, d.raw) { throw Failure(description: "cannot copy \(path)/\(name): \(String(cString: strerror(errno)))") }
+                fchmod(d.raw, mode)
                 stats.files += 1
             case S_IFLNK:
                 guard let target = readLink(src, name), symlinkat(target, dst, name) == 0 else { stats.skipped += 1; continue }
@@ -122,10 +121,9 @@ public enum TreeCopy {
 
     /// Removes the tree at `path` (never following a symlink out of it).
     public static func remove(_ path: String) {
-        let fd = open(path, dirFlags)
-        if fd < 0 { unlink(path); return }
-        removeContents(fd, depth: 0)
-        close(fd)
+        guard let fd = Descriptor.open(path, dirFlags) else { unlink(path); return }
+        removeContents(fd.raw, depth: 0)
+        fd.close()
         rmdir(path)
     }
 
@@ -135,8 +133,7 @@ public enum TreeCopy {
             var st = stat()
             guard fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             if st.st_mode & S_IFMT == S_IFDIR {
-                let d = openat(fd, name, dirFlags)
-                if d >= 0 { fchmod(d, 0o700); removeContents(d, depth: depth + 1); close(d) }
+                if let d = Descriptor.open(at: fd, name, dirFlags) { fchmod(d.raw, 0o700); removeContents(d.raw, depth: depth + 1) }
                 unlinkat(fd, name, AT_REMOVEDIR)
             } else {
                 unlinkat(fd, name, 0)
@@ -166,11 +163,11 @@ extension TreeCopy {
     /// internals in a copy, a nested repository's too, are the agent's; their
     /// hooks and config must never reach the project).
     public static func changes(project: String, copy: String) throws(Failure) -> [Change] {
-        let p = open(project, dirFlags), c = open(copy, dirFlags)
-        defer { if p >= 0 { close(p) }; if c >= 0 { close(c) } }
-        guard p >= 0, c >= 0 else { throw Failure(description: "cannot open \(project) or its copy") }
+        guard let p = Descriptor.open(project, dirFlags), let c = Descriptor.open(copy, dirFlags) else {
+            throw Failure(description: "cannot open \(project) or its copy")
+        }
         var out: [Change] = []
-        diff(p, c, prefix: "", depth: 0, into: &out)
+        diff(p.raw, c.raw, prefix: "", depth: 0, into: &out)
         return out
     }
 
@@ -180,10 +177,9 @@ extension TreeCopy {
     }
 
     static func sameBytes(_ a: Int32, _ b: Int32, _ name: String) -> Bool {
-        let x = openat(a, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-        let y = openat(b, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-        defer { if x >= 0 { close(x) }; if y >= 0 { close(y) } }
-        guard x >= 0, y >= 0 else { return false }
+        guard let fx = Descriptor.open(at: a, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK),
+              let fy = Descriptor.open(at: b, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK) else { return false }
+        let x = fx.raw, y = fy.raw
         var bx = [UInt8](repeating: 0, count: 65536), by = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = read(x, &bx, bx.count), m = read(y, &by, by.count)
@@ -203,14 +199,13 @@ extension TreeCopy {
             switch cs.st_mode & S_IFMT {
             case S_IFDIR:
                 if let ps, ps.st_mode & S_IFMT == S_IFDIR {
-                    let pd = openat(p, name, dirFlags), cd = openat(c, name, dirFlags)
-                    if pd >= 0 && cd >= 0 { diff(pd, cd, prefix: rel + "/", depth: depth + 1, into: &out) }
-                    if pd >= 0 { close(pd) }; if cd >= 0 { close(cd) }
+                    if let pd = Descriptor.open(at: p, name, dirFlags), let cd = Descriptor.open(at: c, name, dirFlags) {
+                        diff(pd.raw, cd.raw, prefix: rel + "/", depth: depth + 1, into: &out)
+                    }
                 } else {
                     if ps != nil { out.append(.remove(rel)) }
                     out.append(.makeDirectory(rel))
-                    let cd = openat(c, name, dirFlags)
-                    if cd >= 0 { addAll(cd, prefix: rel + "/", depth: depth + 1, into: &out); close(cd) }
+                    if let cd = Descriptor.open(at: c, name, dirFlags) { addAll(cd.raw, prefix: rel + "/", depth: depth + 1, into: &out) }
                 }
             case S_IFREG:
                 if let ps, ps.st_mode & S_IFMT == S_IFREG, ps.st_size == cs.st_size, sameBytes(p, c, name) { continue }
@@ -238,8 +233,7 @@ extension TreeCopy {
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 out.append(.makeDirectory(prefix + name))
-                let d = openat(c, name, dirFlags)
-                if d >= 0 { addAll(d, prefix: prefix + name + "/", depth: depth + 1, into: &out); close(d) }
+                if let d = Descriptor.open(at: c, name, dirFlags) { addAll(d.raw, prefix: prefix + name + "/", depth: depth + 1, into: &out) }
             case S_IFREG: out.append(.write(prefix + name))
             case S_IFLNK: out.append(.link(prefix + name))
             default: continue
@@ -253,53 +247,50 @@ extension TreeCopy {
     /// Returns the changes that could not be made, with why.
     public static func apply(_ changes: [Change], project: String, copy: String) -> [String] {
         var failed: [String] = []
-        func parent(_ root: String, _ rel: String) -> (Int32, String)? {
+        /// The directory holding `rel` under `root`, opened one component at a time.
+        func parent(_ root: String, _ rel: String) -> Descriptor? {
             let parts = rel.split(separator: "/").map(String.init)
-            guard let last = parts.last, !parts.contains(".."), !parts.contains(".") else { return nil }
-            var fd = open(root, dirFlags)
-            guard fd >= 0 else { return nil }
+            guard !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else { return nil }
+            guard var fd = Descriptor.open(root, dirFlags) else { return nil }
             for part in parts.dropLast() {
-                let next = openat(fd, part, dirFlags)
-                close(fd)
-                guard next >= 0 else { return nil }
-                fd = next
+                guard let next = Descriptor.open(at: fd.raw, part, dirFlags) else { return nil }
+                fd = next    // closes the one above
             }
-            return (fd, last)
+            return fd
         }
         for change in changes {
             let rel = change.path
-            guard let (pfd, name) = parent(project, rel) else { failed.append("\(change): its directory is not a plain directory in the project"); continue }
-            defer { close(pfd) }
+            let name = rel.split(separator: "/").last.map(String.init) ?? ""
+            guard let projectDir = parent(project, rel) else { failed.append("\(change): its directory is not a plain directory in the project"); continue }
+            let pfd = projectDir.raw
             switch change {
             case .remove:
                 if let st = kind(pfd, name), st.st_mode & S_IFMT == S_IFDIR {
-                    let d = openat(pfd, name, dirFlags)
-                    if d >= 0 { removeContents(d, depth: 0); close(d) }
+                    if let d = Descriptor.open(at: pfd, name, dirFlags) { removeContents(d.raw, depth: 0) }
                     if unlinkat(pfd, name, AT_REMOVEDIR) != 0 { failed.append("\(change): \(String(cString: strerror(errno)))") }
                 } else if unlinkat(pfd, name, 0) != 0 && errno != ENOENT { failed.append("\(change): \(String(cString: strerror(errno)))") }
             case .makeDirectory:
                 if mkdirat(pfd, name, 0o755) != 0 && errno != EEXIST { failed.append("\(change): \(String(cString: strerror(errno)))") }
             case .link:
-                guard let (cfd, _) = parent(copy, rel) else { failed.append("\(change): gone from the copy"); continue }
-                defer { close(cfd) }
-                guard let target = readLink(cfd, name), symlinkat(target, pfd, name) == 0 else {
+                guard let copyDir = parent(copy, rel) else { failed.append("\(change): gone from the copy"); continue }
+                guard let target = readLink(copyDir.raw, name), symlinkat(target, pfd, name) == 0 else {
                     failed.append("\(change): \(String(cString: strerror(errno)))"); continue
                 }
             case .write:
-                guard let (cfd, _) = parent(copy, rel) else { failed.append("\(change): gone from the copy"); continue }
-                defer { close(cfd) }
-                let s = openat(cfd, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK)
-                guard s >= 0 else { failed.append("\(change): not a regular file in the copy"); continue }
-                defer { close(s) }
+                guard let copyDir = parent(copy, rel) else { failed.append("\(change): gone from the copy"); continue }
+                guard let s = Descriptor.open(at: copyDir.raw, name, O_RDONLY | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK) else {
+                    failed.append("\(change): not a regular file in the copy"); continue
+                }
                 var st = stat()
-                guard fstat(s, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { failed.append("\(change): not a regular file in the copy"); continue }
-                let d = openat(pfd, name, O_WRONLY | O_CREAT | O_TRUNC | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK, mode_t(st.st_mode) & 0o777)
-                guard d >= 0 else { failed.append("\(change): \(String(cString: strerror(errno)))"); continue }
-                defer { close(d) }
+                guard fstat(s.raw, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { failed.append("\(change): not a regular file in the copy"); continue }
+                guard let d = Descriptor.open(at: pfd, name, O_WRONLY | O_CREAT | O_TRUNC | AP_O_NOFOLLOW | O_CLOEXEC | AP_O_NONBLOCK,
+                                              mode: mode_t(st.st_mode) & 0o777) else {
+                    failed.append("\(change): \(String(cString: strerror(errno)))"); continue
+                }
                 var dt = stat()
-                guard fstat(d, &dt) == 0, dt.st_mode & S_IFMT == S_IFREG else { failed.append("\(change): not a regular file in the project"); continue }
-                if !pump(s, d) { failed.append("\(change): \(String(cString: strerror(errno)))") }
-                fchmod(d, mode_t(st.st_mode) & 0o777)
+                guard fstat(d.raw, &dt) == 0, dt.st_mode & S_IFMT == S_IFREG else { failed.append("\(change): not a regular file in the project"); continue }
+                if !pump(s.raw, d.raw) { failed.append("\(change): \(String(cString: strerror(errno)))") }
+                fchmod(d.raw, mode_t(st.st_mode) & 0o777)
             }
         }
         return failed

@@ -31,3 +31,12 @@ public struct Descriptor: ~Copyable, Sendable {
         _ = Glibc.close(raw)
     }
 }
+
+extension Descriptor {
+    /// openat(2) of `path` relative to `dir` (AT_FDCWD: the working
+    /// directory), owned; nil with errno set when it fails.
+    public static func open(at dir: Int32 = AT_FDCWD, _ path: String, _ flags: Int32, mode: mode_t = 0) -> Descriptor? {
+        let fd = Glibc.openat(dir, path, flags, mode)
+        return fd >= 0 ? Descriptor(fd) : nil
+    }
+}

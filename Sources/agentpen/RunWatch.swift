@@ -13,8 +13,10 @@ import Synchronization
 /// (`markSandbox`), before the agent starts.
 final class RunWatch: Sendable {
     private let ledger: Mutex<RunLedger?>
+    /// The ledger's group, for marks (the ledger owns it).
     private let group: Int32
-    private let stop: (read: Int32, write: Int32)
+    /// Written once by `finish` to stop the thread; closed by `finish` after the thread ended.
+    private let stop: Mutex<Descriptor.Pipe?>
     private let done = DispatchGroup()
     private let marks = Mutex<[Int32]>([])
 
@@ -23,26 +25,28 @@ final class RunWatch: Sendable {
 
     /// Nil when the kernel gives no group (`reason` says why) or the registry has no ledger file.
     static func start(registry: RunRegistry?) -> (watch: RunWatch?, reason: String?) {
-        let group = RunLedger.openGroup()
-        guard group >= 0 else {
-            return (nil, "fanotify_init: \(String(cString: strerror(-group))) (a mount mark needs CAP_SYS_ADMIN over the project's filesystem)")
+        let rawGroup = RunLedger.openGroup()
+        guard rawGroup >= 0 else {
+            return (nil, "fanotify_init: \(String(cString: strerror(-rawGroup))) (a mount mark needs CAP_SYS_ADMIN over the project's filesystem)")
         }
-        guard let registry, let file = registry.createLedger() else { close(group); return (nil, "no run registry") }
-        var pipe: [Int32] = [0, 0]
-        guard ap_pipe2(&pipe, AP_O_CLOEXEC) == 0 else { close(group); close(file); return (nil, "pipe failed") }
-        let watch = RunWatch(group: group, file: file, stop: (pipe[0], pipe[1]))
+        let group = Descriptor(rawGroup)
+        // Each early return closes what was opened so far.
+        guard let registry, let file = registry.createLedger() else { return (nil, "no run registry") }
+        guard let stop = try? Descriptor.pipe() else { return (nil, "pipe failed") }
+        let watch = RunWatch(group: group, file: file, stop: stop)
         current.withLock { $0 = watch }
         return (watch, nil)
     }
 
-    private init(group: Int32, file: Int32, stop: (read: Int32, write: Int32)) {
+    private init(group: consuming Descriptor, file: consuming Descriptor, stop: consuming Descriptor.Pipe) {
+        self.group = group.raw
+        let stopRead = stop.read.raw    // open until `finish`, which waits for the thread first
         self.ledger = Mutex(RunLedger(group: group, file: file))
-        self.group = group
-        self.stop = stop
+        self.stop = Mutex(stop)
         done.enter()
         DispatchQueue.global().async { [self] in
             defer { done.leave() }
-            while self.ledger.withLock({ $0?.wait(stop: stop.read) ?? false }) {
+            while self.ledger.withLock({ $0?.wait(stop: stopRead) ?? false }) {
                 self.ledger.withLock { $0?.drain() }
             }
         }
@@ -61,10 +65,10 @@ final class RunWatch: Sendable {
     /// ledger is not complete.
     func finish() -> (wrote: Set<PersistenceWalk.FileID>, note: String?) {
         var byte: UInt8 = 1
-        _ = write(stop.write, &byte, 1)
+        stop.withLock { p in if let w = p?.write.raw { _ = write(w, &byte, 1) } }
         done.wait()
         Self.current.withLock { $0 = nil }
-        close(stop.read); close(stop.write)
+        stop.withLock { $0 = nil }    // closes both ends
         let marks = marks.withLock { $0 }
         return ledger.withLock { l -> (Set<PersistenceWalk.FileID>, String?) in
             guard let l else { return ([], nil) }

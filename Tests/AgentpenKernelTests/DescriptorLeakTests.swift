@@ -70,4 +70,28 @@ func descriptorsOpen(under dir: String) -> [String] {
         #expect(r.findings.contains { $0.reason.contains("could not open the project") })
         #expect(descriptorsOpen(under: p) == [])
     }
+
+    /// A copy that fails deep in the tree (nested past its bound of 64: 64 pairs
+    /// of directories open), onto a missing parent, and changes carried out
+    /// from a copy that lost its files.
+    @Test func treeCopyFailuresCloseEverything() throws {
+        let root = try tempDir("copyleak")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var deep = root + "/src"
+        for i in 0..<66 { deep += "/d\(i)" }
+        try mkdirs(deep)
+        FileManager.default.createFile(atPath: root + "/src/file", contents: Data("x".utf8))
+        #expect(throws: TreeCopy.Failure.self) { try TreeCopy.copy(root + "/src", to: root + "/copy") }
+        #expect(descriptorsOpen(under: root) == [])
+        #expect(throws: TreeCopy.Failure.self) { try TreeCopy.copy(root + "/src", to: root + "/missing/copy") }
+        #expect(descriptorsOpen(under: root) == [])
+        #expect(throws: TreeCopy.Failure.self) { try TreeCopy.changes(project: root + "/src", copy: root + "/none") }
+        #expect(descriptorsOpen(under: root) == [])
+        let failed = TreeCopy.apply([.write("d0/d1/gone"), .link("d0/gone"), .write("nodir/x"), .remove("d0/d1/d2")],
+                                    project: root + "/src", copy: root + "/copy")
+        #expect(failed.count == 3, "\(failed)")
+        #expect(descriptorsOpen(under: root) == [])
+        TreeCopy.remove(root + "/copy")
+        #expect(descriptorsOpen(under: root) == [])
+    }
 }

@@ -16,15 +16,14 @@ public enum ConfigFiles {
     /// followed (O_NOFOLLOW), a FIFO or device cannot block us (O_NONBLOCK,
     /// then regular files only), and a larger file is refused whole.
     public static func read(_ path: String, limit: Int) -> Read {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)
-        if fd < 0 {
+        guard let file = Descriptor.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY) else {
             switch errno {
             case ENOENT, ENOTDIR: return .missing
             case ELOOP: return .refused("it is a symbolic link (config files are read without following links)")
             case let e: return .refused(String(cString: strerror(e)))
             }
         }
-        defer { close(fd) }
+        let fd = file.raw
         var st = stat()
         guard fstat(fd, &st) == 0 else { return .refused(String(cString: strerror(errno))) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { return .refused("not a regular file") }
@@ -45,10 +44,10 @@ public enum ConfigFiles {
     /// Creates `path` with `content`, refusing to replace anything (O_EXCL,
     /// no symlink followed). Returns nil or what went wrong.
     public static func createNew(_ path: String, _ content: String, mode: mode_t = 0o644) -> String? {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
-        guard fd >= 0 else { return errno == EEXIST ? "already exists" : String(cString: strerror(errno)) }
-        defer { close(fd) }
-        return writeAll(fd, Array(content.utf8))
+        guard let file = Descriptor.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode: mode) else {
+            return errno == EEXIST ? "already exists" : String(cString: strerror(errno))
+        }
+        return writeAll(file.raw, Array(content.utf8))
     }
 
     /// Replaces `dir/name` with `content` atomically (a temporary file renamed
@@ -64,10 +63,14 @@ public enum ConfigFiles {
             if mkdir(built, 0o700) != 0 && errno != EEXIST { return "cannot create \(built): \(String(cString: strerror(errno)))" }
         }
         let tmp = "\(dir)/.\(name).\(getpid()).tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { return "cannot write in \(dir): \(String(cString: strerror(errno)))" }
-        if let e = writeAll(fd, bytes) { close(fd); unlink(tmp); return e }
-        guard fsync(fd) == 0, close(fd) == 0 else { unlink(tmp); return String(cString: strerror(errno)) }
+        guard let file = Descriptor.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode: 0o600) else {
+            return "cannot write in \(dir): \(String(cString: strerror(errno)))"
+        }
+        if let e = writeAll(file.raw, bytes) { file.close(); unlink(tmp); return e }
+        guard fsync(file.raw) == 0 else { let e = errno; file.close(); unlink(tmp); return String(cString: strerror(e)) }
+        // close(2) can report a write the disk refused: checked, like fsync.
+        let closed = file.close()
+        guard closed == 0 else { unlink(tmp); return String(cString: strerror(closed)) }
         guard rename(tmp, dir + "/" + name) == 0 else { let e = errno; unlink(tmp); return String(cString: strerror(e)) }
         return nil
     }

@@ -7,8 +7,9 @@ import Glibc
 /// sends no IN_ACCESS. Opens for writing fail on the read-only bind before any
 /// event; `stat` and `ls` make none.
 public final class DecoyFiles: Sendable {
-    /// The inotify descriptor (nonblocking, close-on-exec).
-    public let fd: Int32
+    /// The inotify descriptor (nonblocking, close-on-exec), closed with this object.
+    private let inotify: Descriptor
+    public var fd: Int32 { inotify.raw }
     /// Watch descriptor to the decoy it watches.
     public let watches: [Int32: SecretDecoys.Decoy]
     public static let dirName = "decoys"
@@ -18,29 +19,27 @@ public final class DecoyFiles: Sendable {
     /// watches. Nil when any step fails: no decoy is planted then.
     public static func create(sessionDir dir: Int32, _ decoys: [SecretDecoys.Decoy]) -> DecoyFiles? {
         guard !decoys.isEmpty, mkdirat(dir, dirName, 0o700) == 0 else { return nil }
-        let d = openat(dir, dirName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard d >= 0 else { return nil }
-        defer { close(d) }
-        let ino = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard ino >= 0 else { return nil }
+        guard let directory = Descriptor.open(at: dir, dirName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) else { return nil }
+        let d = directory.raw
+        let rawInotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard rawInotify >= 0 else { return nil }
+        let inotify = Descriptor(rawInotify)    // an early return closes it
         var watches: [Int32: SecretDecoys.Decoy] = [:]
         for decoy in decoys {
-            let f = openat(d, decoy.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard f >= 0 else { close(ino); return nil }
-            close(f)
-            let wd = inotify_add_watch(ino, "/proc/self/fd/\(d)/\(decoy.fileName)", UInt32(IN_OPEN | IN_DONT_FOLLOW))
-            guard wd >= 0 else { close(ino); return nil }
+            guard let f = Descriptor.open(at: d, decoy.fileName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode: 0o600)
+            else { return nil }
+            f.close()
+            let wd = inotify_add_watch(inotify.raw, "/proc/self/fd/\(d)/\(decoy.fileName)", UInt32(IN_OPEN | IN_DONT_FOLLOW))
+            guard wd >= 0 else { return nil }
             watches[wd] = decoy
         }
-        return DecoyFiles(fd: ino, watches: watches)
+        return DecoyFiles(inotify: inotify, watches: watches)
     }
 
-    private init(fd: Int32, watches: [Int32: SecretDecoys.Decoy]) {
-        self.fd = fd
+    private init(inotify: consuming Descriptor, watches: [Int32: SecretDecoys.Decoy]) {
+        self.inotify = inotify
         self.watches = watches
     }
-
-    deinit { close(fd) }
 
     /// What one read of the descriptor brought: the decoys opened, in order
     /// (one entry per open the kernel reported; it merges identical events that

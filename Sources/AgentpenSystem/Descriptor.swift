@@ -21,10 +21,14 @@ public struct Descriptor: ~Copyable, Sendable {
         return r
     }
 
-    /// Closes now rather than at the end of the scope.
-    public consuming func close() {
-        _ = Glibc.close(raw)
+    /// Closes now rather than at the end of the scope: 0, or the errno of
+    /// close(2) for a caller that must know the data reached the file.
+    @discardableResult
+    public consuming func close() -> Int32 {
+        let rc = Glibc.close(raw)
+        let e = rc == 0 ? 0 : errno
         discard self
+        return e
     }
 
     deinit {

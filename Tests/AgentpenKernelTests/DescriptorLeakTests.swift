@@ -94,4 +94,19 @@ func descriptorsOpen(under dir: String) -> [String] {
         TreeCopy.remove(root + "/copy")
         #expect(descriptorsOpen(under: root) == [])
     }
+
+    /// Config files refused after they were opened (a FIFO, one too large)
+    /// and one written anew: each descriptor closed.
+    @Test func configFilesRefusedAfterOpeningCloseThem() throws {
+        let root = try tempDir("configleak")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(mkfifo(root + "/fifo", 0o600) == 0)
+        try Data(count: 4096).write(to: URL(fileURLWithPath: root + "/big"))
+        guard case .refused = ConfigFiles.read(root + "/fifo", limit: 1024) else { Issue.record("a FIFO was read"); return }
+        guard case .refused = ConfigFiles.read(root + "/big", limit: 1024) else { Issue.record("a large file was read"); return }
+        #expect(ConfigFiles.replace(dir: root + "/sub", name: "c.toml", "x = 1\n") == nil)
+        #expect(ConfigFiles.createNew(root + "/sub/c.toml", "y") == "already exists")
+        #expect(ConfigFiles.createNew(root + "/new.toml", "y") == nil)
+        #expect(descriptorsOpen(under: root) == [])
+    }
 }

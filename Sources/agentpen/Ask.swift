@@ -31,9 +31,8 @@ enum Ask {
             let argv = [program, "--app-name=agentpen", "agentpen: \(host) is waiting",
                         "A sandboxed connection\(who) waits for your decision: agentpen watch, or agentpen allow \(host)"]
             var options = Spawn.Options()
-            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-            guard null >= 0 else { return }
-            defer { close(null) }
+            guard let devNull = Descriptor.open("/dev/null", O_RDWR | O_CLOEXEC) else { return }
+            let null = devNull.raw    // the child gets copies; ours is closed at the end of the scope
             options.fds = [(null, 0), (null, 1), (null, 2)]
             options.env = HostPrograms.environment + [EnvironmentVariable("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/\(uid)/bus")]
             options.ignoreInteractiveSignals = true

@@ -52,20 +52,20 @@ enum ExecHelper {
         // The directories whose mounts (this sandbox's own) agentpen marks to
         // learn which files the run writes; one it cannot open is left out
         // (the audit then only knows less, and reports more).
-        let watched = args.watch.map { open($0, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 }
+        var watched = DescriptorList(taking: args.watch.map { open($0, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 })
         do {
-            let listener = try SeccompFilter.loadNotifying()
-            defer { close(listener) }
-            try SyscallListener.send(listener, over: notifyFD, with: watched)
+            let listener = Descriptor(try SeccompFilter.loadNotifying())    // sent, then ours closed
+            try SyscallListener.send(listener.raw, over: notifyFD, with: watched.raw)
         } catch {
             fail(125, "cannot install the syscall filter: \(error); the agent was not started")
         }
-        watched.forEach { close($0) }
+        let sentDirectories = !watched.isEmpty
+        watched.closeAll()
         // With directories sent, agentpen answers once its marks are in
         // place: the agent starts after them (or without them if agentpen
         // could not place them; it then knows less and reports more).
-        if !watched.isEmpty { SyscallListener.awaitAcknowledgement(over: notifyFD) }
-        close(notifyFD)
+        if sentDirectories { SyscallListener.awaitAcknowledgement(over: notifyFD) }
+        Descriptor(notifyFD).close()    // inherited from agentpen; not passed to the agent
         let cArgs = command.map { strdup($0) } + [nil]
         execv(command[0], cArgs)
         let e = errno

@@ -23,12 +23,13 @@ enum NetHelper {
     /// Gateway hop: the run's forwarder token (a memfd), never on a command line.
     static let tokenFD: Int32 = 9
 
-    /// The sandbox's environment from its memfd.
+    /// The sandbox's environment from its memfd (inherited as `fd`, which this closes).
     static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
-        let text = Runner.readAll(fd)
-        close(fd)
+        let file = Descriptor(fd)
+        let text = Runner.readAll(file.raw)
+        file.close()
         return text.split(separator: "\u{0}").compactMap(EnvironmentVariable.init(entry:))
     }
 
@@ -53,7 +54,7 @@ enum NetHelper {
         if args.hop == .direct { direct(args, sandboxEnv: sandboxEnv, nft: nft) }
 
         // 2. Tell the parent to attach pasta, and wait until it has.
-        guard signal(readyFD), waitFor(goFD) else { exit(125) }   // the parent reports why
+        guard signal(Descriptor(readyFD)), waitFor(Descriptor(goFD)) else { exit(125) }   // the parent reports why
 
         // 3. Lock the namespace down: one /32 route to the gateway, nft output policy drop.
         let events = EventLog(fd: eventsFD)
@@ -97,8 +98,9 @@ enum NetHelper {
             // first, or its first connections are refused at once.
             guard waitForSpliceListener(timeout: 5) else { fail("pasta did not listen on port 443 inside the sandbox within 5 s") }
         case .gateway:
-            let token = Runner.readAll(tokenFD)
-            close(tokenFD)
+            let tokenFile = Descriptor(tokenFD)    // inherited, ours to close
+            let token = Runner.readAll(tokenFile.raw)
+            tokenFile.close()
             guard !token.isEmpty else { fail("internal: the forwarder token is missing") }
             let f = Forwarder(target: gateway, port: args.proxyPort, events: events,
                               config: ProxyConfig(maxConnectionsPerClient: NetworkPlan.connectionsPerSandbox),
@@ -124,7 +126,7 @@ enum NetHelper {
     /// the firewall, the listening sockets made here and sent to agentpen, which
     /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
     static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
-        close(readyFD)
+        Descriptor(readyFD).close()    // inherited; this hop signals nothing on it
         let events = EventLog(fd: eventsFD)
         do {
             let nl = try NetlinkRoute()
@@ -156,8 +158,8 @@ enum NetHelper {
         } catch { fail("cannot load the sandbox firewall: \(error)") }
         guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
         _ = consume made   // agentpen has them now
-        if !args.serveSockets { close(socketsFD) }
-        guard waitFor(goFD) else { exit(125) }   // agentpen says why
+        if !args.serveSockets { Descriptor(socketsFD).close() }
+        guard waitFor(Descriptor(goFD)) else { exit(125) }   // agentpen says why
         runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
             nflog.stop()
             reporter.finish()
@@ -217,8 +219,10 @@ enum NetHelper {
     /// socket with one fresh TCP socket made in this namespace (`--publish`).
     static func wait(_ pid: pid_t, serving sock: Int32?) -> Int32 {
         guard let sock else { return Spawn.wait(pid) }
-        let pidfd = ap_pidfd_open(pid)
-        guard pidfd >= 0 else { return Spawn.wait(pid) }
+        let opened = ap_pidfd_open(pid)
+        guard opened >= 0 else { return Spawn.wait(pid) }
+        let process = Descriptor(opened)
+        let pidfd = process.raw
         var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0), pollfd(fd: sock, events: Int16(POLLIN), revents: 0)]
         var serving = true
         while true {
@@ -229,16 +233,16 @@ enum NetHelper {
             guard fds[1].revents != 0 else { continue }
             var tag: UInt8 = 0, none: Int32 = -1, got: Int32 = 0
             let r = ap_recv_fds(sock, &tag, &none, 1, &got)
-            if got > 0 { close(none) }
+            if got > 0 { Descriptor(none).close() }    // a request brings none: one that came is ours, closed
             if r <= 0 { serving = false; continue }
             let s = ap_socket(4, 0)
             if s >= 0 {
-                var one = s
+                let socket = Descriptor(s)    // sent as a copy: ours is closed at the end of the scope
+                var one = socket.raw
                 _ = ap_send_fds(sock, tag, &one, 1)
-                close(s)
             }
         }
-        close(pidfd)
+        process.close()
         return Spawn.wait(pid)
     }
 
@@ -248,8 +252,10 @@ enum NetHelper {
         let pid: pid_t
         do { pid = try Spawn.start(args.bwrap, .supervised(fds: ([statusFD] + args.passFDs).map { ($0, $0) }, env: sandboxEnv)) }
         catch { fail("cannot start bubblewrap: \(error)") }
-        for fd in args.passFDs { close(fd) }
-        close(statusFD)
+        // bubblewrap has its copies now: the plan's files and the status pipe, inherited, are closed here.
+        var passed = DescriptorList(taking: args.passFDs)
+        passed.closeAll()
+        Descriptor(statusFD).close()
         ap_forward_termination_to(pid)
         let status = wait(pid, serving: serve)
         let logged = stop()
@@ -285,10 +291,11 @@ enum NetHelper {
         if n < 0 { throw SystemError("write", path, errno: errno) }
     }
 
-    static func signal(_ fd: Int32) -> Bool {
+    /// Writes the one byte that says "ready" and closes `fd`.
+    static func signal(_ fd: consuming Descriptor) -> Bool {
         var byte: UInt8 = 1
-        let ok = write(fd, &byte, 1) == 1
-        close(fd)
+        let ok = write(fd.raw, &byte, 1) == 1
+        fd.close()
         return ok
     }
 
@@ -304,11 +311,12 @@ enum NetHelper {
         return false
     }
 
-    static func waitFor(_ fd: Int32) -> Bool {
+    /// Waits for the one byte that says "go" and closes `fd`.
+    static func waitFor(_ fd: consuming Descriptor) -> Bool {
         var byte: UInt8 = 0
         var n: Int
-        repeat { n = read(fd, &byte, 1) } while n < 0 && errno == EINTR
-        close(fd)
+        repeat { n = read(fd.raw, &byte, 1) } while n < 0 && errno == EINTR
+        fd.close()
         return n == 1
     }
 

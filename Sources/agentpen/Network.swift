@@ -253,28 +253,26 @@ final class NetworkedRun {
             try refuse(why.description)
         }
         for spec in expected {
-            // Handed on: the proxy or the responder closes it from here.
-            let fd = fds.removeFirst().take()
+            let fd = fds.removeFirst()
             do {
                 switch spec.kind {
-                case .tcpListener: try proxy.adopt(listener: fd)
-                case .udp: try dns.adopt(fd)
+                case .tcpListener: try proxy.adopt(listener: fd.raw)
+                case .udp: try dns.adopt(fd.raw)
                 }
             } catch {
-                close(fd)
-                try refuse("\(spec): \(error)")
+                try refuse("\(spec): \(error)")    // `fd` is dropped, so closed
             }
+            _ = fd.take()    // adopted: the proxy or the responder closes it from here
         }
         // Refused TCP (the firewall's redirect), reported with the name an address
         // stands for: this process holds every name's address, pooled ones too.
         let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
         let catchAll = CatchAll(reporter: reporter)
-        let catchAllTaken = fds.take()   // the catch-all's listeners close them from here
-        do { try catchAll.adopt(catchAllTaken.enumerated().map { ($0.element, $0.offset == 1) }) }
+        do { try catchAll.adopt(fds.raw.enumerated().map { ($0.element, $0.offset == 1) }) }
         catch {
-            catchAllTaken.forEach { close($0) }
-            try refuse("the catch-all: \(error)")
+            try refuse("the catch-all: \(error)")    // `fds` is dropped, so closed
         }
+        _ = fds.take()   // adopted: the catch-all's listeners close them from here
         defer {
             catchAll.stop()
             reporter.finish()
@@ -406,6 +404,7 @@ final class NetworkedRun {
         let group = DispatchGroup()
         let events = self.events
         DispatchQueue.global().async(group: group) {
+            let owned = Descriptor(fd)    // handed to this reader: closed when the helper's stream ends
             let decoder = EventLineDecoder()
             var buf = [UInt8](repeating: 0, count: 16384)
             while true {
@@ -419,7 +418,7 @@ final class NetworkedRun {
                 events.record(Event(.failure, subject: .eventStream,
                                     reason: "\(decoder.rejected) line(s) from the namespace helper were not events; dropped"))
             }
-            close(fd)
+            owned.close()
         }
         return group
     }

@@ -97,11 +97,10 @@ enum Runner {
                     }
                 }
             case .emptyFile(let p):
-                let fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-                if fd < 0 && errno != EEXIST {
+                if let made = Descriptor.open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o644) { made.close() }
+                else if errno != EEXIST {
                     throw .internalError("cannot create \(p): \(String(cString: strerror(errno)))")
                 }
-                if fd >= 0 { close(fd) }
             case .transientMountPoint(let p):
                 transient.append(p)
             }

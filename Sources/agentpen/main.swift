@@ -41,13 +41,14 @@ func openLog(_ path: String?, writable: WritableSet) -> Int32? {
         default: refuse(String(cString: strerror(e)))
         }
     }
+    let log = Descriptor(fd)
     var st = stat()
-    guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-        close(fd)
+    guard fstat(log.raw, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+        log.close()
         refuse("not a regular file")
     }
-    _ = fcntl(fd, F_SETFL, O_APPEND)   // blocking again
-    return fd
+    _ = fcntl(log.raw, F_SETFL, O_APPEND)   // blocking again
+    return log.take()    // the run's log: open until the process ends
 }
 
 /// Prints blocks as they happen, up to a bound: a sandbox hammering denied names

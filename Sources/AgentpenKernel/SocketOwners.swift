@@ -40,9 +40,8 @@ public enum SocketOwners {
     }
 
     static func readText(_ path: String, limit: Int) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let file = Descriptor.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) else { return nil }
+        let fd = file.raw
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while out.count < limit {

@@ -101,11 +101,10 @@ public enum ProcessIdentity {
     public static func read(_ pid: Int32) -> SyscallTally.Process {
         guard pid > 0 else { return SyscallTally.Process(pid: pid, comm: "?", exe: "?") }
         var comm = "?"
-        let fd = open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC)
-        if fd >= 0 {
+        if let file = Descriptor.open("/proc/\(pid)/comm", O_RDONLY | O_CLOEXEC) {
             var buf = [UInt8](repeating: 0, count: 64)
-            let n = Glibc.read(fd, &buf, buf.count)
-            close(fd)
+            let n = Glibc.read(file.raw, &buf, buf.count)
+            file.close()
             if n > 0 {
                 var bytes = buf[..<n]
                 if bytes.last == 0x0A { bytes = bytes.dropLast() }

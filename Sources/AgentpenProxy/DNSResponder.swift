@@ -31,8 +31,7 @@ public final class DNSResponder: @unchecked Sendable {
     public func adopt(_ fd: Int32) throws {
         try Sock.check(ap_set_nonblocking(fd), "O_NONBLOCK")
         queue.sync {
-            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
-            w.source.setCancelHandler { close(fd) }
+            let w = Watch.read(fd, queue: queue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.serve(fd) }
             sockets.append((fd, w))
             w.enable()
         }
@@ -45,8 +44,7 @@ public final class DNSResponder: @unchecked Sendable {
         let address = try Sock.parseAddress(bindAddress)
         let (fd, bound) = try Sock.bindUDP(address, port: port)
         queue.sync {
-            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
-            w.source.setCancelHandler { close(fd) }
+            let w = Watch.read(fd, queue: queue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.serve(fd) }
             sockets.append((fd, w))
             w.enable()
         }

@@ -55,22 +55,11 @@ final class Dialer: @unchecked Sendable {
         self.completion = nil
         timer?.cancel()
         timer = nil
-        let fd = self.fd
-        let done: () -> Void = {
-            if case .failure = result, fd >= 0 { close(fd) }
-            completion(result)
-        }
-        if let w = watch {
-            // The descriptor must outlive the source watching it: hand it on (or
-            // close it) only after the cancellation went through.
-            watch = nil
-            let g = DispatchGroup()
-            g.enter()
-            w.source.setCancelHandler { g.leave() }
-            w.cancel()
-            g.notify(queue: queue, execute: done)
-        } else {
-            done()
-        }
+        // Out of the event loop once cancelled: the descriptor may be handed on
+        // (or closed) at once.
+        watch?.cancel()
+        watch = nil
+        if case .failure = result, fd >= 0 { close(fd) }
+        completion(result)
     }
 }

@@ -34,8 +34,7 @@ final class Listener: @unchecked Sendable {
 
     func start() {
         let fd = self.fd
-        let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.acceptSome() }
-        w.source.setCancelHandler { close(fd) }
+        let w = Watch.read(fd, queue: queue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.acceptSome() }
         watch = w
         queue.async { w.enable() }
     }

@@ -21,8 +21,7 @@ public final class NamespaceSockets: @unchecked Sendable {
     public init(_ sock: Int32) {
         self.sock = sock
         queue.sync {
-            let w = Watch.read(sock, queue: queue, group: nil) { [weak self] in self?.received() }
-            w.source.setCancelHandler { close(sock) }
+            let w = Watch.read(sock, queue: queue, group: nil, onCancel: { close(sock) }) { [weak self] in self?.received() }
             watch = w
             w.enable()
         }

@@ -154,8 +154,7 @@ public final class NFLogReader: @unchecked Sendable {
         }
         queue.sync {
             fd = s
-            let w = Watch.read(s, queue: queue, group: nil) { [weak self] in self?.readSome() }
-            w.source.setCancelHandler { close(s) }
+            let w = Watch.read(s, queue: queue, group: nil, onCancel: { close(s) }) { [weak self] in self?.readSome() }
             watch = w
             w.enable()
         }

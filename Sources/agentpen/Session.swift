@@ -1,6 +1,7 @@
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import CShim
 import Dispatch
 import Glibc
@@ -13,7 +14,7 @@ import Synchronization
 /// reads at `SessionPolicy.refusalsFile`. Nothing of it is reachable from
 /// inside but that read-only view: the session is refused where the plan binds
 /// anything above it.
-/// `@unchecked Sendable`: the descriptors are set once in `init`; the watchers,
+/// `@unchecked Sendable`: the descriptors and `acceptWatch` are set once in `init`; the watchers,
 /// the refusal list and `closed` live in `state`'s Mutex.
 final class Session: @unchecked Sendable {
     let id: String
@@ -22,9 +23,10 @@ final class Session: @unchecked Sendable {
     var viewPath: String { path + "/" + SessionPolicy.viewDirName }
     /// Where the secret decoys are (each file is bound, never the directory).
     var decoyPath: String { path + "/" + DecoyFiles.dirName }
-    /// The listening socket: owned by `acceptSource`, whose cancel handler closes it.
+    /// The listening socket: owned by `acceptWatch`, whose cancel handler closes it.
     private let listenFD: Int32
-    private let acceptSource: any DispatchSourceRead
+    /// Set once, at the end of `init`.
+    private var acceptWatch: AgentpenProxy.Watch?
     private struct State: ~Copyable {
         /// The session directory, its events file and view, open until `finish`.
         var files: SessionStore.Made?
@@ -34,9 +36,8 @@ final class Session: @unchecked Sendable {
         var refusals = RefusalList()
         var closed = false
     }
-    /// `@unchecked Sendable`: the source is only started and cancelled under `state`'s lock.
-    private struct Reader: @unchecked Sendable {
-        var source: any DispatchSourceRead
+    private struct Reader {
+        var watch: AgentpenProxy.Watch
         var pending: [UInt8] = []
     }
     private let state: Mutex<State>
@@ -52,13 +53,13 @@ final class Session: @unchecked Sendable {
         self.path = path
         SessionStore.replaceFile(dir: made.view.raw, name: SessionPolicy.refusalsName, text: RefusalList().text)
         state = Mutex(State(files: made))
-        // Handed to the accept source: its cancel handler is the one place it is closed.
+        // Handed to the accept watch: its cancel handler is the one place it is closed.
         let listen = listen.take()
         listenFD = listen
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: listen, queue: DispatchQueue(label: "agentpen.session"))
-        acceptSource.setEventHandler { [weak self] in self?.acceptWatchers() }
-        acceptSource.setCancelHandler { close(listen) }
-        acceptSource.activate()
+        let w = AgentpenProxy.Watch.read(listen, queue: DispatchQueue(label: "agentpen.session"), group: nil,
+                                         onCancel: { close(listen) }) { [weak self] in self?.acceptWatchers() }
+        acceptWatch = w
+        w.enable()
     }
 
     /// Opens this run's session, or prints why there is none and returns nil
@@ -107,28 +108,26 @@ final class Session: @unchecked Sendable {
         while let c = SessionStore.accept(listenFD) {
             // Only this user (or root) may watch; the directory is 0700 anyway.
             guard c.uid == getuid() || c.uid == 0 else { continue }    // dropping `c` closes it
-            // Handed to the read source: its cancel handler is the one place it is closed.
+            // Handed to the read watch: its cancel handler is the one place it is closed.
             let fd = c.fd.take()
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: commandQueue)
-            source.setEventHandler { [weak self] in self?.readCommands(fd) }
-            source.setCancelHandler { close(fd) }
+            let watch = AgentpenProxy.Watch.read(fd, queue: commandQueue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.readCommands(fd) }
             let kept = state.withLock { s -> Bool in
                 guard !s.closed else { return false }
                 s.watchers.append(fd)
-                s.readers[fd] = Reader(source: source)
-                source.activate()
+                s.readers[fd] = Reader(watch: watch)
+                watch.enable()
                 return true
             }
-            // A source is never released inactive (libdispatch traps on that): activated
-            // and cancelled at once, its cancel handler closes the connection.
-            if !kept { source.activate(); source.cancel() }
+            // Its cancel handler closes the connection.
+            if !kept { watch.cancel() }
         }
     }
 
-    /// Drops a connection: its source's cancel handler closes it (under the lock).
+    /// Drops a connection: its watch's cancel handler closes it, on the command
+    /// queue after any read in progress (so from any thread, under the lock).
     private static func drop(_ fd: Int32, _ s: inout State) {
         s.watchers.removeAll { $0 == fd }
-        if let r = s.readers.removeValue(forKey: fd) { r.source.cancel() }
+        if let r = s.readers.removeValue(forKey: fd) { r.watch.cancel() }
     }
 
     /// Lines from a watcher or `agentpen allow`: `allow HOST CHOICE`, each
@@ -194,7 +193,7 @@ final class Session: @unchecked Sendable {
             s.closed = true
             for fd in s.watchers { Self.drop(fd, &s) }
         }
-        acceptSource.cancel()
+        acceptWatch?.cancel()
         state.withLock { s in
             if let dir = s.files?.dir.raw { _ = unlinkat(dir, SessionPolicy.controlName, 0) }
             s.files = nil    // closes the directory, the events file and the view

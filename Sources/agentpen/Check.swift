@@ -67,9 +67,8 @@ enum Check {
         }
 
         // /dev/net/tun: pasta opens it as the calling user.
-        let tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
-        if tun >= 0 {
-            Descriptor(tun).close()
+        if let tun = Descriptor.open("/dev/net/tun", O_RDWR | O_CLOEXEC) {
+            tun.close()
             rows.append(Row(layer: "/dev/net/tun", state: .ok, detail: "usable"))
         } else {
             rows.append(Row(layer: "/dev/net/tun", state: .degraded,

@@ -92,11 +92,12 @@ enum SelftestRun {
             if rc != 0 { throw WorldFailure(message: "\(what): \(String(cString: strerror(errno)))") }
         }
         func file(_ path: String, _ text: String, mode: mode_t = 0o600) throws(WorldFailure) {
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
-            guard fd >= 0 else { throw WorldFailure(message: "create \(path): \(String(cString: strerror(errno)))") }
+            guard let f = Descriptor.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode: mode) else {
+                throw WorldFailure(message: "create \(path): \(String(cString: strerror(errno)))")
+            }
             let bytes = Array(text.utf8)
-            let n = Glibc.write(fd, bytes, bytes.count)
-            Descriptor(fd).close()
+            let n = Glibc.write(f.raw, bytes, bytes.count)
+            f.close()
             guard n == bytes.count else { throw WorldFailure(message: "write \(path)") }
         }
         for dir in [home, home + "/.ssh", home + "/.aws", project, project + "/.git", project + "/.git/objects",
@@ -199,16 +200,18 @@ enum SelftestRun {
 
     /// A non-blocking listener on every host address (loopback and the veth) at a free port; the caller closes it.
     static func listener() throws(WorldFailure) -> (fd: Int32, port: UInt16) {
-        let fd = ap_socket(4, 0)
-        guard fd >= 0 else { throw WorldFailure(message: "listener socket: \(String(cString: strerror(-fd)))") }
+        let raw = ap_socket(4, 0)
+        guard raw >= 0 else { throw WorldFailure(message: "listener socket: \(String(cString: strerror(-raw)))") }
+        let socket = Descriptor(raw)
+        let fd = socket.raw
         var port: UInt16 = 0
         var addr = [UInt8](repeating: 0, count: 16)
         guard IPAddress(0, 0, 0, 0).withUnsafeBufferPointer({ ap_bind_ip(fd, $0.baseAddress, 4, 0) }) == 0,
               ap_listen(fd, 64) == 0, ap_sockname_ip(fd, 0, &addr, &port) >= 0 else {
-            Descriptor(fd).close()
-            throw WorldFailure(message: "listener on the host: \(String(cString: strerror(errno)))")
+            let e = errno    // before the drop closes the socket
+            throw WorldFailure(message: "listener on the host: \(String(cString: strerror(e)))")
         }
-        return (fd, port)
+        return (socket.take(), port)    // the caller owns it
     }
 
     /// Connections waiting in the listener's backlog (it is non-blocking).

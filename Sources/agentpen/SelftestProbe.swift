@@ -90,12 +90,11 @@ enum SelftestProbe {
 
     static func write(_ path: String, _ text: String, create: Bool, mode: mode_t = 0o644) -> String {
         let flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_TRUNC : O_APPEND)
-        let fd = open(path, flags, mode)
-        guard fd >= 0 else { return errnoName(errno) }
+        guard let file = Descriptor.open(path, flags, mode: mode) else { return errnoName(errno) }
         let bytes = Array(text.utf8)
-        let n = Glibc.write(fd, bytes, bytes.count)
+        let n = Glibc.write(file.raw, bytes, bytes.count)
         let state = n == bytes.count ? "OK" : errnoName(errno)
-        Descriptor(fd).close()
+        file.close()
         return state
     }
 
@@ -151,11 +150,12 @@ enum SelftestProbe {
 
     /// One UDP datagram: OK when it was sent, else the errno name.
     static func udp(_ address: IPAddress, _ port: UInt16) -> String {
-        let fd = ap_socket(Int32(address.bytes.count), 1)
-        guard fd >= 0 else { return "socket: \(errnoName(-fd))" }
+        let raw = ap_socket(Int32(address.bytes.count), 1)
+        guard raw >= 0 else { return "socket: \(errnoName(-raw))" }
+        let socket = Descriptor(raw)
         var byte: UInt8 = 0
-        let n = address.withUnsafeBufferPointer { ap_sendto_ip(fd, &byte, 1, $0.baseAddress, Int32($0.count), port) }
-        Descriptor(fd).close()
+        let n = address.withUnsafeBufferPointer { ap_sendto_ip(socket.raw, &byte, 1, $0.baseAddress, Int32($0.count), port) }
+        socket.close()
         return n >= 0 ? "OK" : errnoName(Int32(-n))
     }
 
@@ -211,11 +211,10 @@ enum SelftestProbe {
         var query: [UInt8] = [0x5e, 0x1f, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
         for label in name.split(separator: ".") { query += [UInt8(label.utf8.count)] + Array(label.utf8) }
         query += [0, 0, 1, 0, 1]
-        let fd = ap_socket(4, 1)
-        guard fd >= 0 else { return "socket: \(errnoName(-fd))" }
-        let answer = exchange(fd, query)
-        Descriptor(fd).close()
-        return answer
+        let raw = ap_socket(4, 1)
+        guard raw >= 0 else { return "socket: \(errnoName(-raw))" }
+        let socket = Descriptor(raw)
+        return exchange(socket.raw, query)
     }
 
     static func exchange(_ fd: Int32, _ query: [UInt8]) -> String {

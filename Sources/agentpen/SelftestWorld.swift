@@ -48,11 +48,10 @@ enum SelftestWorld {
             .filter { !$0.hasPrefix("hosts:") }.joined(separator: "\n") + "\nhosts: files\n"
         for (name, text) in [("hosts", hosts), ("nsswitch.conf", nsswitch)] {
             let path = world + "/etc/" + name
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            try check(fd < 0 ? -errno : 0, "create \(path)")
+            guard let file = Descriptor.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o644) else { throw Failure(message: "world: create \(path): \(String(cString: strerror(errno)))") }
             let bytes = Array(text.utf8)
-            let n = Glibc.write(fd, bytes, bytes.count)
-            Descriptor(fd).close()
+            let n = Glibc.write(file.raw, bytes, bytes.count)
+            file.close()
             try check(n == bytes.count ? 0 : -EIO, "write \(path)")
             if access("/etc/" + name, F_OK) == 0 || name == "hosts" {
                 try check(ap_mount_bind(path, "/etc/" + name), "bind \(path) over /etc/\(name)")
@@ -62,15 +61,17 @@ enum SelftestWorld {
         do {
             let hostLink = try NetlinkRoute()
             try hostLink.setLinkUp(index: try hostLink.index(of: "lo"))
-            let hostNS = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
-            try check(hostNS < 0 ? -errno : 0, "open the host namespace")
-            defer { Descriptor(hostNS).close() }
+            guard let hostNamespace = Descriptor.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) else {
+                throw Failure(message: "world: open the host namespace: \(String(cString: strerror(errno)))")
+            }
+            let hostNS = hostNamespace.raw
 
             // The internet: its own namespace, entered only to open what lives there.
             try check(ap_unshare(AP_CLONE_NEWNET), "create the internet namespace")
-            let internetNS = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)
-            try check(internetNS < 0 ? -errno : 0, "open the internet namespace")
-            defer { Descriptor(internetNS).close() }
+            guard let internetNamespace = Descriptor.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) else {
+                throw Failure(message: "world: open the internet namespace: \(String(cString: strerror(errno)))")
+            }
+            let internetNS = internetNamespace.raw
             let internetLink = try NetlinkRoute()
             try internetLink.setLinkUp(index: try internetLink.index(of: "lo"))
             let server = ap_socket(4, 0)
@@ -110,9 +111,10 @@ enum SelftestWorld {
     /// Whether a connection from here to `address`:443 arrives at `listener`
     /// (accepted and closed, so it is not counted later).
     static func reaches(_ address: IPAddress, _ listener: Int32) -> Bool {
-        let fd = ap_socket(Int32(address.bytes.count), 0)
-        guard fd >= 0 else { return false }
-        defer { Descriptor(fd).close() }
+        let raw = ap_socket(Int32(address.bytes.count), 0)
+        guard raw >= 0 else { return false }
+        let socket = Descriptor(raw)
+        let fd = socket.raw
         let rc = address.withUnsafeBufferPointer { ap_connect_ip(fd, $0.baseAddress, Int32($0.count), 443) }
         guard rc == 0 || rc == -EINPROGRESS else { return false }
         var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)

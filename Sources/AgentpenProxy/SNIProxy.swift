@@ -344,7 +344,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         queue.async { [self] in
             stopRequested = true
             switch phase {
-            case .hello: endHello { self.closeClient() }
+            case .hello:
+                // Closed now, so nothing queued behind this (a hello or header
+                // read, the deadline) starts a new phase while the watches go.
+                phase = .closed
+                endHello { self.closeClient() }
             case .relaying(let r): r.stop()
             case .connecting, .closed: break   // the dial/resolve completion sees stopRequested
             }

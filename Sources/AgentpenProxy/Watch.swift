@@ -1,3 +1,4 @@
+import AgentpenSystem
 import Dispatch
 import Synchronization
 
@@ -12,7 +13,8 @@ import Synchronization
 /// `cancel` takes the descriptor out of the loop before it returns, so the
 /// owner may close it or hand it on right after; `onCancel` and the group's
 /// leave still run afterwards on `queue`, after any report already queued
-/// (which finds the watch cancelled and does nothing).
+/// (which finds the watch cancelled and does nothing). A watch made with
+/// `owning:` holds the descriptor itself and closes it then, after `onCancel`.
 /// `enable`, `disable` and `cancel` may be called from any thread; off `queue`,
 /// the handler may be running at that moment, so close the descriptor in
 /// `onCancel` then, not right after `cancel`. Sendable without `@unchecked`:
@@ -27,12 +29,16 @@ public final class Watch: Sendable {
     private let group: DispatchGroup?
     private let cancelled = Atomic<Bool>(false)
     private let loop: EventLoop
+    /// `owning:`'s descriptor, closed once the watch is cancelled.
+    private let owned: Mutex<Descriptor?>
 
     /// `group` is entered now and left once the watch is cancelled; `onCancel`
     /// runs then too (e.g. to close the descriptor), on `queue`.
     init(_ fd: Int32, _ interest: EventLoop.Interest, queue: DispatchQueue, group: DispatchGroup?,
-         loop: EventLoop = .shared, onCancel: (@Sendable () -> Void)? = nil, handler: @escaping @Sendable () -> Void) {
+         loop: EventLoop = .shared, owning: consuming Descriptor? = nil, onCancel: (@Sendable () -> Void)? = nil,
+         handler: @escaping @Sendable () -> Void) {
         self.fd = fd
+        owned = Mutex(owning)
         self.interest = interest
         self.queue = queue
         self.group = group
@@ -41,6 +47,13 @@ public final class Watch: Sendable {
         self.loop = loop
         group?.enter()
         loop.add(self)
+    }
+
+    /// Watches `socket` and owns it: it is closed once the watch is cancelled.
+    public static func read(owning socket: consuming Descriptor, queue: DispatchQueue, group: DispatchGroup?,
+                            onCancel: (@Sendable () -> Void)? = nil, handler: @escaping @Sendable () -> Void) -> Watch {
+        let fd = socket.raw
+        return Watch(fd, .read, queue: queue, group: group, owning: socket, onCancel: onCancel, handler: handler)
     }
 
     public static func read(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, onCancel: (@Sendable () -> Void)? = nil,
@@ -68,9 +81,9 @@ public final class Watch: Sendable {
     public func cancel() {
         guard !cancelled.exchange(true, ordering: .relaxed) else { return }
         loop.remove(self)
-        guard onCancel != nil || group != nil else { return }
-        queue.async { [onCancel, group] in
+        queue.async { [self] in
             onCancel?()
+            owned.withLock { $0 = nil }
             group?.leave()
         }
     }

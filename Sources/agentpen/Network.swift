@@ -253,26 +253,23 @@ final class NetworkedRun {
             try refuse(why.description)
         }
         for spec in expected {
-            let fd = fds.removeFirst()
+            // Handed on: the proxy or the responder owns it from here (closed if refused).
             do {
                 switch spec.kind {
-                case .tcpListener: try proxy.adopt(listener: fd.raw)
-                case .udp: try dns.adopt(fd.raw)
+                case .tcpListener: try proxy.adopt(listener: fds.removeFirst())
+                case .udp: try dns.adopt(fds.removeFirst())
                 }
             } catch {
-                try refuse("\(spec): \(error)")    // `fd` is dropped, so closed
+                try refuse("\(spec): \(error)")
             }
-            _ = fd.take()    // adopted: the proxy or the responder closes it from here
         }
         // Refused TCP (the firewall's redirect), reported with the name an address
         // stands for: this process holds every name's address, pooled ones too.
         let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
         let catchAll = CatchAll(reporter: reporter)
-        do { try catchAll.adopt(fds.raw.enumerated().map { ($0.element, $0.offset == 1) }) }
-        catch {
-            try refuse("the catch-all: \(error)")    // `fds` is dropped, so closed
-        }
-        _ = fds.take()   // adopted: the catch-all's listeners close them from here
+        // The catch-all's listeners own them from here (closed if refused).
+        do { try catchAll.adopt(fds.takeList()) }
+        catch { try refuse("the catch-all: \(error)") }
         defer {
             catchAll.stop()
             reporter.finish()
@@ -281,7 +278,7 @@ final class NetworkedRun {
         var publishers: [Publisher] = []
         defer { publishers.forEach { $0.stop() } }
         if !options.publish.isEmpty {
-            let inside = NamespaceSockets(sockets.take())
+            let inside = NamespaceSockets(sockets)
             defer { inside.stop() }
             for port in options.publish {
                 let p = Publisher(port: port, sockets: inside, events: events, config: config)

@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenCommandLineTests", dependencies: ["AgentpenCommandLine", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenProxyTests",
-                    dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "CShim", "AgentpenTestSupport"]),
+                    dependencies: ["AgentpenProxy", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "CShim", "AgentpenTestSupport"]),
         .testTarget(name: "AgentpenConfigTests", dependencies: ["AgentpenConfig", "AgentpenPolicy"]),
         .testTarget(name: "AgentpenEventsTests", dependencies: ["AgentpenEvents"]),
         .testTarget(name: "AgentpenKernelTests", dependencies: ["AgentpenKernel", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "CSeccomp"]),

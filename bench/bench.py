@@ -8,7 +8,7 @@ Exit status: 0 if every case ran (targets missed are reported, not fatal); 1 if 
 case FAILED (agentpen or a baseline could not run).
 """
 import argparse, datetime, json, os, platform, pwd, shlex, statistics, subprocess
-import shutil, sys, threading, time
+import re, shutil, sys, threading, time
 
 GiB = 1 << 30
 BIG = 256 << 20
@@ -586,17 +586,30 @@ print("ns=%.0f" % ((time.perf_counter() - t) * 1e9 / n))
             with open(os.path.join(state, "ssh", f)) as i, open(dst, "w") as o:
                 o.write(i.read())
             os.chown(dst, self.uid, -1); os.chmod(dst, mode)
-        ssh = ("ssh -i %s/client_ed25519 -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "
+        # Both sides run the very same command and do the very same work. What used to
+        # differ (notes.md, "gitssh: why inside was faster than direct"): with no
+        # user.email, git clone builds a reflog identity from the host name and asks the
+        # resolver for its FQDN; in netns apw-host that is 198.18.0.1:53, where nothing
+        # answers, so every direct clone waited 2 x 5 s, while inside agentpen's hosts
+        # file names its host name and the answer is immediate. So: an explicit identity
+        # (no host-name lookup on either side) and `ssh -F none` (neither HOME's nor the
+        # sandbox's ~/.ssh decides anything). The clone target is the same directory of
+        # the same file system on both sides (checked below).
+        ssh = ("ssh -F none -i %s/client_ed25519 -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "
                "-o BatchMode=yes -o IdentitiesOnly=yes" % (self.proj, self.proj))
         clone_dir = os.path.join(self.proj, "clone")
-        clone = ["/bin/sh", "-c", "rm -rf clone && GIT_SSH_COMMAND='%s' git clone -q ssh://apw-git@git.test:2222%s clone"
-                 % (ssh, repo)]
-        check = ["/bin/sh", "-c", "git -C clone rev-parse HEAD && git -C clone cat-file -s HEAD:blob"]
+        perf = os.path.join(self.proj, "gitssh-perf.txt")
+        clone = ["/bin/sh", "-c", "rm -rf clone && GIT_TRACE_PERFORMANCE=%s GIT_SSH_COMMAND='%s' "
+                 "git -c user.name=bench -c user.email=bench@apw.test clone -q ssh://apw-git@git.test:2222%s clone"
+                 % (perf, ssh, repo)]
+        check = ["/bin/sh", "-c", "git -C clone rev-parse HEAD && git -C clone cat-file -s HEAD:blob && stat -f -c %T clone"]
         hops = [h for h in HOPS if h != "splice"]
+        phases = {}   # "baseline" (no agentpen) or a hop -> [(index-pack s, whole clone s as git saw it)]
+        fstypes = {}
 
-        def timed(argv, what):
+        def timed(argv, what, where):
             """Seconds for one clone, or raises with why it is not a real clone."""
-            subprocess.run(["rm", "-rf", clone_dir], check=True)
+            subprocess.run(["rm", "-rf", clone_dir, perf], check=True)
             t0 = time.monotonic()
             rc, out, err = self.run(argv, timeout=300)
             t = time.monotonic() - t0
@@ -604,15 +617,31 @@ print("ns=%.0f" % ((time.perf_counter() - t) * 1e9 / n))
                 raise RuntimeError("%s: the clone failed (exit %d): %s" % (what, rc, " ".join((err or out).split())[-300:]))
             rc, out, err = self.run(check, timeout=60)
             got = out.split()
-            if rc != 0 or got != [head, str(size)]:
+            if rc != 0 or got[:2] != [head, str(size)] or len(got) != 3:
                 raise RuntimeError("%s: the clone is not the server's repository (HEAD and blob size %s, expected %s %d): %s"
                                    % (what, got, head, size, " ".join(err.split())[-200:]))
+            fstypes.setdefault(where, set()).add(got[2])
+            # GIT_TRACE_PERFORMANCE: index-pack (receiving and indexing the pack: the part
+            # that crosses the network) and the whole clone command.
+            ip = whole = None
+            try:
+                with open(perf) as fh:
+                    for line in fh:
+                        m = re.search(r"performance: ([0-9.]+) s: git command: (.*)", line)
+                        if m and " index-pack " in m.group(2):
+                            ip = float(m.group(1))
+                        elif m and " clone " in m.group(2):
+                            whole = float(m.group(1))
+            except OSError:
+                pass
+            if ip is not None and whole is not None:
+                phases.setdefault(where, []).append((ip, whole))
             return t
 
         res = {h: ([], []) for h in hops}
         errs = {}
         try:
-            timed(clone, "warm-up clone (direct)")   # page cache, sshd
+            timed(clone, "warm-up clone (direct)", "warm-up")   # page cache, sshd
         except RuntimeError as e:
             for h in hops:
                 self.fail("gitssh", "git clone over ssh, 50 MiB, hop %s" % h, "-", "≥ 0.80", e)
@@ -622,13 +651,25 @@ print("ns=%.0f" % ((time.perf_counter() - t) * 1e9 / n))
                 if h in errs:
                     continue
                 try:
-                    d = timed(clone, "direct clone, pair %d" % (i + 1))
-                    x = timed(self.ap(clone, allow=("git.test:2222",), hop=h), "clone inside, hop %s, pair %d" % (h, i + 1))
+                    d = timed(clone, "direct clone, pair %d" % (i + 1), "baseline")
+                    x = timed(self.ap(clone, allow=("git.test:2222",), hop=h), "clone inside, hop %s, pair %d" % (h, i + 1), h)
                 except RuntimeError as e:
                     errs[h] = str(e)
                     continue
                 res[h][0].append(size / d); res[h][1].append(size / x)
         noise = run_noise([d for v in res.values() for d in v[0]])
+        for where in ["baseline"] + hops:
+            if phases.get(where):
+                self.notes.append("gitssh %s: GIT_TRACE_PERFORMANCE medians over %d clones: index-pack (pack received "
+                                  "and indexed) %.2f s, whole git clone %.2f s; clone target file system %s"
+                                  % ("direct, no agentpen" if where == "baseline" else "inside, hop " + where, len(phases[where]), statistics.median(p[0] for p in phases[where]),
+                                     statistics.median(p[1] for p in phases[where]),
+                                     "/".join(sorted(fstypes.get(where, ())))))
+        for h in hops:
+            if h not in errs and fstypes.get(h) and fstypes.get(h) != fstypes.get("baseline"):
+                # Not the same work: a clone onto another file system type measures the disk.
+                errs[h] = ("the clone target is %s inside but %s direct: not the same work"
+                           % ("/".join(sorted(fstypes[h])), "/".join(sorted(fstypes.get("baseline", ())))))
         for h in hops:
             metric = "git clone over ssh, 50 MiB, hop %s%s" % (h, " [default]" if h == DEFAULT_HOP else "")
             if h in errs or not res[h][0]:

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -21,7 +22,8 @@ final class Acceptor: @unchecked Sendable {
     private let queue: DispatchQueue
     private var listeners: [Listener] = []
     /// Set once by the owner after its own initialisation.
-    var open: (@Sendable (_ fd: Int32, _ peer: IPAddress?, _ client: String) -> (any AcceptedConnection)?)?
+    /// It owns the descriptor it is given (dropped, it closes).
+    var open: (@Sendable (_ socket: consuming Descriptor, _ peer: IPAddress?, _ client: String) -> (any AcceptedConnection)?)?
 
     init(label: String, cap: Int, events: any EventSink) {
         table = ConnectionTable(cap: cap)
@@ -33,9 +35,8 @@ final class Acceptor: @unchecked Sendable {
     func listen(bindAddress: String, port: UInt16) throws -> UInt16 {
         ignoreSIGPIPE()
         let address = try Sock.parseAddress(bindAddress)
-        let l = try Listener(address: address, port: port, queue: queue) { [weak self] fd, peer, peerPort in
-            guard let self else { close(fd); return }
-            self.accepted(fd, peer: peer, peerPort: peerPort)
+        let l = try Listener(address: address, port: port, queue: queue) { [weak self] socket, peer, peerPort in
+            self?.accepted(socket, peer: peer, peerPort: peerPort)
         }
         queue.sync { listeners.append(l) }
         l.start()
@@ -43,11 +44,10 @@ final class Acceptor: @unchecked Sendable {
     }
 
     /// Accepts on a listening socket made elsewhere (now the acceptor's).
-    func adopt(_ fd: Int32) throws {
+    func adopt(_ socket: consuming Descriptor) throws {
         ignoreSIGPIPE()
-        let l = try Listener(adopting: fd, queue: queue) { [weak self] fd, peer, peerPort in
-            guard let self else { close(fd); return }
-            self.accepted(fd, peer: peer, peerPort: peerPort)
+        let l = try Listener(adopting: socket, queue: queue) { [weak self] socket, peer, peerPort in
+            self?.accepted(socket, peer: peer, peerPort: peerPort)
         }
         queue.sync { listeners.append(l) }
         l.start()
@@ -63,19 +63,19 @@ final class Acceptor: @unchecked Sendable {
         table.stopAll()
     }
 
-    private func accepted(_ fd: Int32, peer: IPAddress?, peerPort: UInt16) {
+    /// Dropped on every path but `open`'s: `socket` then closes.
+    private func accepted(_ socket: consuming Descriptor, peer: IPAddress?, peerPort: UInt16) {
         dispatchPrecondition(condition: .onQueue(queue))
         let client = peer.map { endpoint($0, peerPort) } ?? "?"
         guard table.admit(peer) else {
-            _ = ap_set_linger_reset(fd)
-            close(fd)
+            _ = ap_set_linger_reset(socket.raw)
             events.record(Event(.connectionBlocked, subject: .client(endpoint: client),
                                 reason: "more than \(table.cap) concurrent connections from this client",
                                 details: ["client": client]))
             return
         }
-        guard let c = open?(fd, peer, client) else {
-            close(fd)
+        guard let open else { return table.remove(nil, client: peer) }
+        guard let c = open(socket, peer, client) else {
             table.remove(nil, client: peer)
             return
         }

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -28,11 +29,15 @@ public final class DNSResponder: @unchecked Sendable {
 
     /// Serves on a bound UDP socket made elsewhere (inside the sandbox's
     /// namespace, handed over by the namespace helper); now the responder's.
-    public func adopt(_ fd: Int32) throws {
-        try Sock.check(ap_set_nonblocking(fd), "O_NONBLOCK")
+    public func adopt(_ socket: consuming Descriptor) throws {
+        try Sock.check(ap_set_nonblocking(socket.raw), "O_NONBLOCK")
+        serve(owning: socket)
+    }
+
+    private func serve(owning socket: consuming Descriptor) {
+        let fd = socket.raw
+        let w = Watch.read(owning: socket, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
         queue.sync {
-            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
-            w.source.setCancelHandler { close(fd) }
             sockets.append((fd, w))
             w.enable()
         }
@@ -43,14 +48,10 @@ public final class DNSResponder: @unchecked Sendable {
     @discardableResult
     public func start(bindAddress: String = "127.0.0.1", port: UInt16 = 53) throws -> UInt16 {
         let address = try Sock.parseAddress(bindAddress)
-        let (fd, bound) = try Sock.bindUDP(address, port: port)
-        queue.sync {
-            let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.serve(fd) }
-            w.source.setCancelHandler { close(fd) }
-            sockets.append((fd, w))
-            w.enable()
-        }
-        return bound
+        let bound = try Sock.bindUDP(address, port: port)
+        let port = bound.port
+        serve(owning: bound.take())
+        return port
     }
 
     public func stop() {

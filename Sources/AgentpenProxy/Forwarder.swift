@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -32,8 +33,9 @@ public final class Forwarder: Sendable {
         self.names = names
         self.token = token
         self.acceptor = Acceptor(label: "agentpen.forwarder.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] fd, peer, client in
-            self.map { ForwardedConnection(fd: fd, peer: peer, clientEndpoint: client, forwarder: $0) }
+        acceptor.open = { [weak self] socket, peer, client in
+            guard let self else { return nil }
+            return ForwardedConnection(socket: socket, peer: peer, clientEndpoint: client, forwarder: self)
         }
     }
 
@@ -48,11 +50,13 @@ public final class Forwarder: Sendable {
     public var connectionCount: Int { table.count }
 }
 
-/// `@unchecked Sendable`: `relay`, `stopRequested` and `closed` are owned by the
-/// serial `queue` (the dial completion, the relay's close and `stop` all run
-/// there), not by a lock.
+/// `@unchecked Sendable`: `owned`, `relay`, `stopRequested` and `closed` are
+/// owned by the serial `queue` (the dial completion, the relay's close and
+/// `stop` all run there), not by a lock.
 final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
+    /// The client's socket until the relay takes it (or `finish` closes it).
+    private var owned: Descriptor?
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let forwarder: Forwarder
@@ -61,8 +65,9 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private var stopRequested = false
     private var closed = false
 
-    init(fd: Int32, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder) {
-        self.client = fd
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder) {
+        client = socket.raw
+        owned = .some(socket)
         self.peer = peer
         self.clientEndpoint = clientEndpoint
         self.forwarder = forwarder
@@ -77,24 +82,22 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
             header = []
         }
         Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, queue: queue) { [self] result in
-            switch result {
+            // Each early return drops (closes) `upstream`.
+            switch consume result {
             case .failure(let e):
                 f.events.record(Event(.failure, subject: endpoint(f.target, f.targetPort),
                                       reason: "forwarder could not connect: \(e)", details: ["client": clientEndpoint]))
                 finish()
             case .success(let upstream):
-                if stopRequested {
-                    close(upstream)
-                    return finish()
-                }
+                if stopRequested { return finish() }
                 // A fresh connection's send buffer takes the whole line at once.
-                if !header.isEmpty, header.withUnsafeBytes({ ap_send_nosignal(upstream, $0.baseAddress, $0.count) }) != header.count {
-                    close(upstream)
+                if !header.isEmpty, header.withUnsafeBytes({ ap_send_nosignal(upstream.raw, $0.baseAddress, $0.count) }) != header.count {
                     f.events.record(Event(.failure, subject: endpoint(f.target, f.targetPort),
                                           reason: "forwarder could not send its header", details: ["client": clientEndpoint]))
                     return finish()
                 }
-                let r = Relay(client, upstream, queue: queue, config: f.config.relay) { [self] _, _ in
+                guard let socket = owned.take() else { return }
+                let r = Relay(socket, upstream, queue: queue, config: f.config.relay) { [self] _, _ in
                     closed = true
                     f.table.remove(self, client: peer)
                 }
@@ -108,7 +111,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         closed = true
-        close(client)
+        owned = nil
         forwarder.table.remove(self, client: peer)
     }
 

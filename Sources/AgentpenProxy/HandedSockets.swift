@@ -14,8 +14,8 @@ public enum HandedSockets {
         var made = DescriptorList()
         for spec in plan {
             switch spec.kind {
-            case .tcpListener: made.append(Descriptor(try Sock.listenTCP(spec.address, port: spec.port, backlog: 4096).fd))
-            case .udp: made.append(Descriptor(try Sock.bindUDP(spec.address, port: spec.port).fd))
+            case .tcpListener: made.append(try Sock.listenTCP(spec.address, port: spec.port, backlog: 4096).take())
+            case .udp: made.append(try Sock.bindUDP(spec.address, port: spec.port).take())
             }
         }
         return made
@@ -25,9 +25,10 @@ public enum HandedSockets {
     /// the kernel picks, and the same port on ::1 when the namespace has IPv6
     /// loopback, appended to `made`. Returns the port.
     public static func makeCatchAll(into made: inout DescriptorList) throws -> UInt16 {
-        let (v4, port) = try Sock.listenTCP(.loopbackV4, port: 0)
-        made.append(Descriptor(v4))
-        if let v6 = try? Sock.listenTCP(.loopbackV6, port: port) { made.append(Descriptor(v6.fd)) }
+        let v4 = try Sock.listenTCP(.loopbackV4, port: 0)
+        let port = v4.port
+        made.append(v4.take())
+        if let v6 = try? Sock.listenTCP(.loopbackV6, port: port) { made.append(v6.take()) }
         return port
     }
 

@@ -1,41 +1,48 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
 
 /// Accepts connections on a listening socket and hands each one (nonblocking,
-/// close-on-exec) to `onAccept` on the listener's queue.
-/// `@unchecked Sendable`: `watch` is set once in `start` before the source is
-/// enabled (on `queue`, via `queue.async`), then only used on `queue`.
+/// close-on-exec, owned by the callee) to `onAccept` on the listener's queue.
+/// `@unchecked Sendable`: `watch` is set once in `start` before it is
+/// enabled (on `queue`, via `queue.async`), then only used on `queue`; the
+/// listening socket is the watch's from `start` (closed once it is cancelled),
+/// the listener's before (closed at deinit if it never started).
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
+    private var socket: Descriptor?
     private let queue: DispatchQueue
     private var watch: Watch?
-    private let onAccept: (Int32, IPAddress?, UInt16) -> Void
+    private let onAccept: (consuming Descriptor, IPAddress?, UInt16) -> Void
 
     init(address: IPAddress, port: UInt16, queue: DispatchQueue,
-         onAccept: @escaping (Int32, IPAddress?, UInt16) -> Void) throws(SocketError) {
-        (fd, self.port) = try Sock.listenTCP(address, port: port)
+         onAccept: @escaping (consuming Descriptor, IPAddress?, UInt16) -> Void) throws(SocketError) {
+        let bound = try Sock.listenTCP(address, port: port)
+        fd = bound.socket.raw
+        self.port = bound.port
+        socket = bound.take()
         self.queue = queue
         self.onAccept = onAccept
     }
 
     /// Takes over a listening socket made elsewhere (inside the sandbox's
     /// namespace, handed over by the namespace helper); it is made nonblocking.
-    init(adopting fd: Int32, queue: DispatchQueue,
-         onAccept: @escaping (Int32, IPAddress?, UInt16) -> Void) throws(SocketError) {
-        try Sock.check(ap_set_nonblocking(fd), "O_NONBLOCK")
-        self.fd = fd
-        self.port = (try? Sock.localPort(fd)) ?? 0
+    init(adopting socket: consuming Descriptor, queue: DispatchQueue,
+         onAccept: @escaping (consuming Descriptor, IPAddress?, UInt16) -> Void) throws(SocketError) {
+        try Sock.check(ap_set_nonblocking(socket.raw), "O_NONBLOCK")
+        fd = socket.raw
+        port = (try? Sock.localPort(socket.raw)) ?? 0
+        self.socket = .some(socket)
         self.queue = queue
         self.onAccept = onAccept
     }
 
     func start() {
-        let fd = self.fd
-        let w = Watch.read(fd, queue: queue, group: nil) { [weak self] in self?.acceptSome() }
-        w.source.setCancelHandler { close(fd) }
+        guard let socket = socket.take() else { return }
+        let w = Watch.read(owning: socket, queue: queue, group: nil) { [weak self] in self?.acceptSome() }
         watch = w
         queue.async { w.enable() }
     }
@@ -53,7 +60,7 @@ final class Listener: @unchecked Sendable {
                 // write at once instead of holding small ones back (Nagle) until
                 // the peer's delayed ACK, which costs ~40 ms per TLS flight.
                 _ = ap_set_nodelay(c)
-                onAccept(c, IPAddress(bytes: Array(addr[0..<Int(len)])), port)
+                onAccept(Descriptor(c), IPAddress(bytes: Array(addr[0..<Int(len)])), port)
                 continue
             }
             if c == -EMFILE || c == -ENFILE || c == -ENOBUFS || c == -ENOMEM {

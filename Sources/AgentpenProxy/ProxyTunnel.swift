@@ -130,15 +130,19 @@ public func tryUpstreamProxy(_ up: UpstreamProxy, timeout: TimeInterval = 3) -> 
     var failures: [String] = []
     for a in addresses {
         let done = DispatchSemaphore(value: 0)
-        let outcome = Locked<Result<Int32, SocketError>?>(nil)
+        // nil: connected (the socket closed at once: nothing is sent).
+        let outcome = Locked<String??>(.some("no answer"))
         Dialer.connect(to: a, port: up.port, timeout: timeout, queue: queue) { r in
-            outcome.withLock { $0 = r }
+            switch consume r {
+            case .success: outcome.withLock { $0 = .some(nil) }
+            case .failure(let e): outcome.withLock { $0 = .some(e.description) }
+            }
             done.signal()
         }
         done.wait()
         switch outcome.withLock({ $0 }) {
-        case .success(let fd): close(fd); return nil
-        case .failure(let e): failures.append(e.description)
+        case .some(nil): return nil
+        case .some(.some(let why)): failures.append(why)
         case nil: failures.append("no answer")
         }
     }

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -17,19 +18,19 @@ public final class NamespaceSockets: @unchecked Sendable {
     private var watch: Watch?
     private var ended = false
 
-    /// Takes `sock` (the agentpen end of the pair).
-    public init(_ sock: Int32) {
-        self.sock = sock
+    /// Takes `socket` (the agentpen end of the pair): closed once stopped.
+    public init(_ socket: consuming Descriptor) {
+        sock = socket.raw
+        let w = Watch.read(owning: socket, queue: queue, group: nil) { [weak self] in self?.received() }
         queue.sync {
-            let w = Watch.read(sock, queue: queue, group: nil) { [weak self] in self?.received() }
-            w.source.setCancelHandler { close(sock) }
             watch = w
             w.enable()
         }
     }
 
-    /// Asks for one socket; `then` runs on an internal queue with it (nonblocking)
-    /// or nil once the helper is gone.
+    /// Asks for one socket; `then` runs on an internal queue with it (nonblocking,
+    /// now `then`'s to own: the one raw hand-over, as it crosses to the
+    /// connection's queue) or nil once the helper is gone.
     func request(_ then: @escaping @Sendable (Int32?) -> Void) {
         queue.async { [self] in
             guard !ended, ap_send_fds(sock, Self.requestTag, nil, 0) == 1 else { return then(nil) }
@@ -43,14 +44,14 @@ public final class NamespaceSockets: @unchecked Sendable {
         var tag: UInt8 = 0
         let r = ap_recv_fds(sock, &tag, &fd, 1, &n)
         if r == -Int(EAGAIN) || r == -Int(EINTR) { return }
+        let received = n == 1 ? Descriptor(fd) : nil
         guard r == 1, n == 1, tag == Self.requestTag else {
-            if n == 1 { close(fd) }
             if r <= 0 { end() }
             return
         }
-        guard !waiting.isEmpty else { close(fd); return }
-        _ = ap_set_nonblocking(fd)
-        waiting.removeFirst()(fd)
+        guard !waiting.isEmpty, let socket = received else { return }
+        _ = ap_set_nonblocking(socket.raw)
+        waiting.removeFirst()(socket.take())
     }
 
     private func end() {
@@ -83,8 +84,9 @@ public final class Publisher: Sendable {
         self.events = events
         self.config = config
         acceptor = Acceptor(label: "agentpen.publish.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] fd, peer, client in
-            self.map { PublishedConnection(fd: fd, peer: peer, clientEndpoint: client, publisher: $0) }
+        acceptor.open = { [weak self] socket, peer, client in
+            guard let self else { return nil }
+            return PublishedConnection(socket: socket, peer: peer, clientEndpoint: client, publisher: self)
         }
     }
 
@@ -94,10 +96,12 @@ public final class Publisher: Sendable {
     public func stop() { acceptor.stop() }
 }
 
-/// `@unchecked Sendable`: `relay`, `stopRequested` and `closed` are owned by the
-/// serial `queue`.
+/// `@unchecked Sendable`: `owned`, `relay`, `stopRequested` and `closed` are
+/// owned by the serial `queue`.
 final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
+    /// The client's socket until the relay takes it (or `finish` closes it).
+    private var owned: Descriptor?
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let publisher: Publisher
@@ -106,8 +110,9 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     private var stopRequested = false
     private var closed = false
 
-    init(fd: Int32, peer: IPAddress?, clientEndpoint: String, publisher: Publisher) {
-        self.client = fd
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, publisher: Publisher) {
+        client = socket.raw
+        owned = .some(socket)
         self.peer = peer
         self.clientEndpoint = clientEndpoint
         self.publisher = publisher
@@ -117,17 +122,16 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
         let p = publisher
         p.sockets.request { [self] fd in
             queue.async { [self] in
-                guard let fd, !stopRequested else {
-                    if let fd { close(fd) }
-                    return finish("the sandbox is gone")
-                }
+                let socket = fd.map { Descriptor($0) }   // ours from here (closed on every early return)
+                guard let socket, !stopRequested else { return finish("the sandbox is gone") }
                 Dialer.connect(to: .loopbackV4, port: p.port, timeout: p.config.connectTimeout, queue: queue,
-                               socket: fd) { [self] result in
-                    switch result {
+                               socket: socket) { [self] result in
+                    switch consume result {
                     case .failure(let e):
                         finish("nothing answers on 127.0.0.1:\(p.port) inside the sandbox (\(e))")
                     case .success(let inside):
-                        if stopRequested { close(inside); return finish(nil) }
+                        if stopRequested { return finish(nil) }
+                        guard let client = owned.take() else { return }
                         p.events.record(Event(.connectionAllowed, subject: .publishedPort(p.port),
                                               reason: "allowed by --publish \(p.port)",
                                               details: ["client": clientEndpoint, "protocol": "tcp", "port": String(p.port)]))
@@ -151,7 +155,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
             publisher.events.record(Event(.failure, subject: .publishedPort(publisher.port), reason: failure,
                                           details: ["client": clientEndpoint]))
         }
-        close(client)
+        owned = nil
         publisher.table.remove(self, client: peer)
     }
 

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -71,12 +72,12 @@ public final class CatchAll: @unchecked Sendable {
     /// IPv6 loopback); returns the port.
     public func start() throws -> UInt16 {
         ignoreSIGPIPE()
-        let v4 = try Listener(address: .loopbackV4, port: 0, queue: queue) { [weak self] fd, _, _ in
-            self?.refuse(fd, ipv6: false)
+        let v4 = try Listener(address: .loopbackV4, port: 0, queue: queue) { [weak self] c, _, _ in
+            self?.refuse(c, ipv6: false)
         }
         var started = [v4]
-        if let v6 = try? Listener(address: .loopbackV6, port: v4.port, queue: queue, onAccept: { [weak self] fd, _, _ in
-            self?.refuse(fd, ipv6: true)
+        if let v6 = try? Listener(address: .loopbackV6, port: v4.port, queue: queue, onAccept: { [weak self] c, _, _ in
+            self?.refuse(c, ipv6: true)
         }) { started.append(v6) }
         queue.sync { listeners = started }
         for l in started { l.start() }
@@ -85,12 +86,17 @@ public final class CatchAll: @unchecked Sendable {
 
     /// Takes over listeners made inside the namespace (the direct hop: the
     /// namespace helper made them, `HandedSockets.makeCatchAll`); `ipv6` says which
-    /// is which, for reading where each connection was meant to go.
-    public func adopt(_ fds: [(fd: Int32, ipv6: Bool)]) throws(SocketError) {
+    /// is which, for reading where each connection was meant to go: the first is
+    /// 127.0.0.1's, the second (when there is one) ::1's. Each is the catch-all's
+    /// from here; those not adopted when one fails are closed.
+    public func adopt(_ sockets: consuming DescriptorList) throws(SocketError) {
         ignoreSIGPIPE()
         var started: [Listener] = []
-        for (fd, ipv6) in fds {
-            started.append(try Listener(adopting: fd, queue: queue) { [weak self] c, _, _ in self?.refuse(c, ipv6: ipv6) })
+        var ipv6 = false
+        while !sockets.isEmpty {
+            let v6 = ipv6
+            started.append(try Listener(adopting: sockets.removeFirst(), queue: queue) { [weak self] c, _, _ in self?.refuse(c, ipv6: v6) })
+            ipv6 = true
         }
         queue.sync { listeners += started }
         for l in started { l.start() }
@@ -105,12 +111,12 @@ public final class CatchAll: @unchecked Sendable {
         queue.sync {}   // the accepts already queued have run
     }
 
-    private func refuse(_ fd: Int32, ipv6: Bool) {
+    private func refuse(_ connection: consuming Descriptor, ipv6: Bool) {
         var buf = [UInt8](repeating: 0, count: 16)
         var port: UInt16 = 0
-        let len = ap_original_dst(fd, ipv6 ? 1 : 0, &buf, &port)
-        _ = ap_set_linger_reset(fd)
-        close(fd)
+        let len = ap_original_dst(connection.raw, ipv6 ? 1 : 0, &buf, &port)
+        _ = ap_set_linger_reset(connection.raw)
+        connection.close()
         guard len > 0, let address = IPAddress(bytes: Array(buf[0..<Int(len)])) else { return }
         reporter.record(RefusedFlow(proto: .tcp, address: address, port: port, protocolNumber: 6))
     }
@@ -136,26 +142,22 @@ public final class NFLogReader: @unchecked Sendable {
 
     /// Opens the netlink socket and binds the group; throws when the kernel refuses.
     public func start() throws(SocketError) {
-        let s = try Sock.check(ap_netlink_socket(12 /* NETLINK_NETFILTER */), "netlink socket")
-        do throws(SocketError) {
-            try Sock.check(ap_netlink_bind(s), "netlink bind")
-            let msg = NFLog.bindMessage(group: group, sequence: 1)
-            let sent = msg.withUnsafeBytes { ap_netlink_send(s, $0.baseAddress, $0.count) }
-            if sent < 0 { throw SocketError("NFLOG bind group \(group)", Int32(-sent)) }
-            // The kernel acks before send returns.
-            var ack = [UInt8](repeating: 0, count: 512)
-            var sender: UInt32 = 0
-            let n = ack.withUnsafeMutableBytes { ap_netlink_recv(s, $0.baseAddress, $0.count, &sender) }
-            if n < 0 { throw SocketError("NFLOG bind group \(group): no answer", Int32(-n)) }
-            if let e = NFLog.parse(Array(ack[0..<n])).errors.first { throw SocketError("NFLOG bind group \(group)", e) }
-        } catch {
-            close(s)
-            throw error
-        }
+        let socket = Descriptor(try Sock.check(ap_netlink_socket(12 /* NETLINK_NETFILTER */), "netlink socket"))
+        let s = socket.raw
+        // The socket closes if any step fails.
+        try Sock.check(ap_netlink_bind(s), "netlink bind")
+        let msg = NFLog.bindMessage(group: group, sequence: 1)
+        let sent = msg.withUnsafeBytes { ap_netlink_send(s, $0.baseAddress, $0.count) }
+        if sent < 0 { throw SocketError("NFLOG bind group \(group)", Int32(-sent)) }
+        // The kernel acks before send returns.
+        var ack = [UInt8](repeating: 0, count: 512)
+        var sender: UInt32 = 0
+        let n = ack.withUnsafeMutableBytes { ap_netlink_recv(s, $0.baseAddress, $0.count, &sender) }
+        if n < 0 { throw SocketError("NFLOG bind group \(group): no answer", Int32(-n)) }
+        if let e = NFLog.parse(Array(ack[0..<n])).errors.first { throw SocketError("NFLOG bind group \(group)", e) }
+        let w = Watch.read(owning: socket, queue: queue, group: nil) { [weak self] in self?.readSome() }
         queue.sync {
             fd = s
-            let w = Watch.read(s, queue: queue, group: nil) { [weak self] in self?.readSome() }
-            w.source.setCancelHandler { close(s) }
             watch = w
             w.enable()
         }

@@ -123,6 +123,9 @@ final class Relay: @unchecked Sendable {
     let queue: DispatchQueue
     private let a: Int32
     private let b: Int32
+    /// The two sockets' owners: dropped (closed) once no watch is left on them.
+    private var ownedA: Descriptor?
+    private var ownedB: Descriptor?
     private let config: RelayConfig
     private var dirs: [Direction] = []
     private var timer: DispatchSourceTimer?
@@ -131,10 +134,13 @@ final class Relay: @unchecked Sendable {
     private let group = DispatchGroup()
     private var onClose: ((End, Stats) -> Void)?
 
-    /// Takes ownership of both descriptors; they are closed when the relay ends.
-    init(_ a: Int32, _ b: Int32, queue: DispatchQueue, config: RelayConfig, onClose: @escaping (End, Stats) -> Void) {
-        self.a = a
-        self.b = b
+    /// Takes ownership of both sockets; they are closed when the relay ends.
+    init(_ a: consuming Descriptor, _ b: consuming Descriptor, queue: DispatchQueue, config: RelayConfig,
+         onClose: @escaping (End, Stats) -> Void) {
+        self.a = a.raw
+        self.b = b.raw
+        ownedA = .some(a)
+        ownedB = .some(b)
         self.queue = queue
         self.config = config
         self.onClose = onClose
@@ -275,19 +281,17 @@ final class Relay: @unchecked Sendable {
             d.writeWatch?.cancel()
         }
         let stats = Stats(forward: dirs.first?.bytes ?? 0, backward: dirs.last?.bytes ?? 0)
-        let dirs = self.dirs
-        let (a, b) = (self.a, self.b)
         let onClose = self.onClose
         self.onClose = nil
-        // Descriptors are closed only after every source watching them is gone.
-        group.notify(queue: queue) {
+        // Descriptors are closed only after every watch on them is gone.
+        group.notify(queue: queue) { [self] in
             for d in dirs {
                 d.readWatch = nil
                 d.writeWatch = nil
                 d.release()
             }
-            close(a)
-            close(b)
+            ownedA = nil
+            ownedB = nil
             onClose?(end, stats)
         }
     }

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
 import Foundation
@@ -151,8 +152,9 @@ public final class SNIProxy: Sendable {
         self.names = names
         self.resolver = resolver
         self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] fd, peer, client in
-            self.map { ProxyConnection(fd: fd, peer: peer, clientEndpoint: client, proxy: $0) }
+        acceptor.open = { [weak self] socket, peer, client in
+            guard let self else { return nil }
+            return ProxyConnection(socket: socket, peer: peer, clientEndpoint: client, proxy: self)
         }
     }
 
@@ -165,7 +167,7 @@ public final class SNIProxy: Sendable {
 
     /// Accepts on a listening socket made elsewhere: on the direct hop, one the
     /// namespace helper made inside the sandbox's namespace. The socket is now the proxy's.
-    public func adopt(listener fd: Int32) throws { try acceptor.adopt(fd) }
+    public func adopt(listener socket: consuming Descriptor) throws { try acceptor.adopt(socket) }
 
     /// Stops listening and closes every connection, pending or relaying.
     public func stop() { acceptor.stop() }
@@ -188,6 +190,10 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private enum Phase { case hello, connecting, relaying(Relay), closed }
 
     private let client: Int32
+    /// The client's socket, and the upstream's once dialled, until the relay
+    /// takes both (or `closeClient` closes them).
+    private var owned: Descriptor?
+    private var upstream: Descriptor?
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let proxy: SNIProxy
@@ -204,8 +210,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var peekOffset = false
     private var stopRequested = false
 
-    init(fd: Int32, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
-        self.client = fd
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
+        client = socket.raw
+        owned = .some(socket)
         self.peer = peer
         self.clientEndpoint = clientEndpoint
         self.proxy = proxy
@@ -337,7 +344,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         queue.async { [self] in
             stopRequested = true
             switch phase {
-            case .hello: endHello { self.closeClient() }
+            case .hello:
+                // Closed now, so nothing queued behind this (a hello or header
+                // read, the deadline) starts a new phase while the watches go.
+                phase = .closed
+                endHello { self.closeClient() }
             case .relaying(let r): r.stop()
             case .connecting, .closed: break   // the dial/resolve completion sees stopRequested
             }
@@ -490,7 +501,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func closeClient() {
         dispatchPrecondition(condition: .onQueue(queue))
         phase = .closed
-        close(client)
+        owned = nil
+        upstream = nil
         proxy.table.remove(self, client: peer)
     }
 
@@ -577,42 +589,36 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         let address = vetted[i]
         // Dial exactly the address that was vetted: no second lookup.
         Dialer.connect(to: address, port: up?.port ?? port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
-            switch result {
+            switch consume result {
             case .failure(let e):
                 dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port, via: up)
-            case .success(let upstream):
-                if stopRequested {
-                    close(upstream)
-                    return closeClient()
-                }
-                guard let up else { return relay(name, pattern, upstream, endpoint(address, port), extra, port: port) }
+            case .success(let dialledSocket):
+                // The connection's from here: `closeClient` closes it, `relay` hands it on.
+                let fd = dialledSocket.raw
+                upstream = .some(dialledSocket)
+                if stopRequested { return closeClient() }
+                guard let up else { return relay(name, pattern, endpoint(address, port), extra, port: port) }
                 let dialled = endpoint(address, up.port)
                 guard let request = up.connectRequest(name: name, port: port) else {
-                    close(upstream)
                     record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
                     return closeClient()
                 }
-                ProxyTunnel.open(upstream, request: request,
+                ProxyTunnel.open(fd, request: request,
                                  timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
-                    if stopRequested {
-                        close(upstream)
-                        return closeClient()
-                    }
+                    if stopRequested { return closeClient() }
                     var details = extra
                     details["upstream"] = dialled
                     details["via-proxy"] = "CONNECT \(name):\(port)"
                     switch outcome {
                     case .open:
-                        relay(name, pattern, upstream, dialled, details, port: port,
+                        relay(name, pattern, dialled, details, port: port,
                               note: " (through the upstream proxy \(up.endpoint), which chose the address)")
                     case .refused(let reply):
                         details["proxy-status"] = reply.statusLine
-                        close(upstream)
                         record(.connectionBlocked, .name(name),
                                "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
                         closeClient()
                     case .failed(let why):
-                        close(upstream)
                         record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
                         closeClient()
                     }
@@ -622,7 +628,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     /// The upstream is connected (`dialled` names what agentpen dialled): the event, then bytes both ways.
-    private func relay(_ name: String, _ pattern: HostPattern, _ upstream: Int32, _ dialled: String,
+    private func relay(_ name: String, _ pattern: HostPattern, _ dialled: String,
                        _ extra: [String: String], port: UInt16, note: String = "") {
         dispatchPrecondition(condition: .onQueue(queue))
         var details = extra
@@ -636,7 +642,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
         record(.connectionAllowed, .name(name), why, details)
         let opened = DispatchTime.now()
-        let relay = Relay(client, upstream, queue: queue, config: proxy.config.relay) { [self] end, stats in
+        guard let clientSocket = owned.take(), let upstreamSocket = upstream.take() else { return closeClient() }
+        let relay = Relay(clientSocket, upstreamSocket, queue: queue, config: proxy.config.relay) { [self] end, stats in
             let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
             record(.tunnelClosed, .name(name), "closed: \(end)",
                    ["upstream": dialled, "bytes-up": String(stats.forward),

@@ -12,6 +12,13 @@ func endpoint(_ a: IPAddress, _ port: UInt16) -> String {
     a.isIPv4 ? "\(a):\(port)" : "[\(a)]:\(port)"
 }
 
+/// A socket just bound (and listening, for TCP), with the port it got.
+struct BoundSocket: ~Copyable {
+    let socket: Descriptor
+    let port: UInt16
+    consuming func take() -> Descriptor { socket }
+}
+
 enum Sock {
     /// Turns a shim result (-errno on failure) into a throw.
     @discardableResult
@@ -26,34 +33,28 @@ enum Sock {
     }
 
     /// A nonblocking listening TCP socket; returns it and the bound port.
-    static func listenTCP(_ address: IPAddress, port: UInt16, backlog: Int32 = 1024) throws(SocketError) -> (fd: Int32, port: UInt16) {
-        let fd = try check(ap_socket(Int32(address.bytes.count), 0), "socket")
-        do {
-            try check(ap_set_reuseaddr(fd), "SO_REUSEADDR")
-            if !address.isIPv4 { try check(ap_set_v6only(fd), "IPV6_V6ONLY") }
-            _ = try address.bytes.withUnsafeBufferPointer { b throws(SocketError) in
-                try check(ap_bind_ip(fd, b.baseAddress, Int32(b.count), port), "bind \(endpoint(address, port))")
-            }
-            try check(ap_listen(fd, backlog), "listen")
-            return (fd, try localPort(fd))
-        } catch {
-            close(fd)
-            throw error
+    /// Closed again if any step fails.
+    static func listenTCP(_ address: IPAddress, port: UInt16, backlog: Int32 = 1024) throws(SocketError) -> BoundSocket {
+        let s = Descriptor(try check(ap_socket(Int32(address.bytes.count), 0), "socket"))
+        try check(ap_set_reuseaddr(s.raw), "SO_REUSEADDR")
+        if !address.isIPv4 { try check(ap_set_v6only(s.raw), "IPV6_V6ONLY") }
+        _ = try address.bytes.withUnsafeBufferPointer { b throws(SocketError) in
+            try check(ap_bind_ip(s.raw, b.baseAddress, Int32(b.count), port), "bind \(endpoint(address, port))")
         }
+        try check(ap_listen(s.raw, backlog), "listen")
+        let bound = try localPort(s.raw)
+        return BoundSocket(socket: s, port: bound)
     }
 
-    static func bindUDP(_ address: IPAddress, port: UInt16) throws(SocketError) -> (fd: Int32, port: UInt16) {
-        let fd = try check(ap_socket(Int32(address.bytes.count), 1), "socket")
-        do {
-            if !address.isIPv4 { try check(ap_set_v6only(fd), "IPV6_V6ONLY") }
-            _ = try address.bytes.withUnsafeBufferPointer { b throws(SocketError) in
-                try check(ap_bind_ip(fd, b.baseAddress, Int32(b.count), port), "bind udp \(endpoint(address, port))")
-            }
-            return (fd, try localPort(fd))
-        } catch {
-            close(fd)
-            throw error
+    /// Closed again if any step fails.
+    static func bindUDP(_ address: IPAddress, port: UInt16) throws(SocketError) -> BoundSocket {
+        let s = Descriptor(try check(ap_socket(Int32(address.bytes.count), 1), "socket"))
+        if !address.isIPv4 { try check(ap_set_v6only(s.raw), "IPV6_V6ONLY") }
+        _ = try address.bytes.withUnsafeBufferPointer { b throws(SocketError) in
+            try check(ap_bind_ip(s.raw, b.baseAddress, Int32(b.count), port), "bind udp \(endpoint(address, port))")
         }
+        let bound = try localPort(s.raw)
+        return BoundSocket(socket: s, port: bound)
     }
 
     static func localPort(_ fd: Int32) throws(SocketError) -> UInt16 {

@@ -1,62 +1,98 @@
+import AgentpenSystem
 import Dispatch
+import Synchronization
 
-/// An inactive-at-birth Dispatch source that can be switched on and off any
-/// number of times and cancelled in any state. Dispatch crashes when a suspended
-/// or never-activated source is released, so the bookkeeping lives here.
-/// Use only from the queue the source targets.
-/// `@unchecked Sendable`: `started`/`active`/`cancelled` mirror the source's
-/// Dispatch state and are owned by `queue`; every change asserts it runs there.
-/// Invariant: resume/suspend calls stay balanced (Dispatch traps otherwise).
-final class Watch: @unchecked Sendable {
-    let source: any DispatchSourceProtocol
-    private let queue: DispatchQueue
-    private var started = false
-    private(set) var active = false
-    private var cancelled = false
+/// Readiness of one descriptor for reading or for writing, reported by
+/// `EventLoop` to a handler on `queue`. Born disabled; enabled and disabled any
+/// number of times; cancelled once. While enabled the handler runs each time
+/// the descriptor is ready (level-triggered: again after it returned, as long
+/// as it stays ready), never twice at once, and never after `cancel`. A
+/// hang-up or an error counts as ready both ways, so the handler meets it on
+/// its next read or write.
+///
+/// `cancel` takes the descriptor out of the loop before it returns, so the
+/// owner may close it or hand it on right after; `onCancel` and the group's
+/// leave still run afterwards on `queue`, after any report already queued
+/// (which finds the watch cancelled and does nothing). A watch made with
+/// `owning:` holds the descriptor itself and closes it then, after `onCancel`.
+/// `enable`, `disable` and `cancel` may be called from any thread; off `queue`,
+/// the handler may be running at that moment, so close the descriptor in
+/// `onCancel` then, not right after `cancel`. Sendable without `@unchecked`:
+/// the switchable state lives in the loop's Mutex, `cancelled` is atomic, the
+/// rest is immutable.
+public final class Watch: Sendable {
+    let fd: Int32
+    let interest: EventLoop.Interest
+    let queue: DispatchQueue
+    private let handler: @Sendable () -> Void
+    private let onCancel: (@Sendable () -> Void)?
+    private let group: DispatchGroup?
+    private let cancelled = Atomic<Bool>(false)
+    private let loop: EventLoop
+    /// `owning:`'s descriptor, closed once the watch is cancelled.
+    private let owned: Mutex<Descriptor?>
 
-    init(_ source: any DispatchSourceProtocol, queue: DispatchQueue, group: DispatchGroup?,
+    /// `group` is entered now and left once the watch is cancelled; `onCancel`
+    /// runs then too (e.g. to close the descriptor), on `queue`.
+    init(_ fd: Int32, _ interest: EventLoop.Interest, queue: DispatchQueue, group: DispatchGroup?,
+         loop: EventLoop = .shared, owning: consuming Descriptor? = nil, onCancel: (@Sendable () -> Void)? = nil,
          handler: @escaping @Sendable () -> Void) {
-        self.source = source
+        self.fd = fd
+        owned = Mutex(owning)
+        self.interest = interest
         self.queue = queue
-        source.setEventHandler(handler: handler)
-        if let group {
-            group.enter()
-            source.setCancelHandler { group.leave() }
+        self.group = group
+        self.onCancel = onCancel
+        self.handler = handler
+        self.loop = loop
+        group?.enter()
+        loop.add(self)
+    }
+
+    /// Watches `socket` and owns it: it is closed once the watch is cancelled.
+    public static func read(owning socket: consuming Descriptor, queue: DispatchQueue, group: DispatchGroup?,
+                            onCancel: (@Sendable () -> Void)? = nil, handler: @escaping @Sendable () -> Void) -> Watch {
+        let fd = socket.raw
+        return Watch(fd, .read, queue: queue, group: group, owning: socket, onCancel: onCancel, handler: handler)
+    }
+
+    public static func read(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, onCancel: (@Sendable () -> Void)? = nil,
+                     handler: @escaping @Sendable () -> Void) -> Watch {
+        Watch(fd, .read, queue: queue, group: group, onCancel: onCancel, handler: handler)
+    }
+
+    public static func write(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, onCancel: (@Sendable () -> Void)? = nil,
+                      handler: @escaping @Sendable () -> Void) -> Watch {
+        Watch(fd, .write, queue: queue, group: group, onCancel: onCancel, handler: handler)
+    }
+
+    public func set(_ on: Bool) { on ? enable() : disable() }
+
+    public func enable() {
+        guard !cancelled.load(ordering: .relaxed) else { return }
+        loop.setEnabled(self, true)
+    }
+
+    public func disable() {
+        guard !cancelled.load(ordering: .relaxed) else { return }
+        loop.setEnabled(self, false)
+    }
+
+    public func cancel() {
+        guard !cancelled.exchange(true, ordering: .relaxed) else { return }
+        loop.remove(self)
+        queue.async { [self] in
+            onCancel?()
+            owned.withLock { $0 = nil }
+            group?.leave()
         }
     }
 
-    static func read(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, handler: @escaping @Sendable () -> Void) -> Watch {
-        Watch(DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue), queue: queue, group: group, handler: handler)
-    }
-
-    static func write(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, handler: @escaping @Sendable () -> Void) -> Watch {
-        Watch(DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue), queue: queue, group: group, handler: handler)
-    }
-
-    func set(_ on: Bool) { on ? enable() : disable() }
-
-    func enable() {
+    /// A report from the loop, on `queue`.
+    func fire() {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard !active, !cancelled else { return }
-        active = true
-        if started { source.resume() } else { started = true; source.activate() }
-    }
-
-    func disable() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard active, !cancelled else { return }
-        active = false
-        source.suspend()
-    }
-
-    func cancel() {
-        dispatchPrecondition(condition: .onQueue(queue))
-        guard !cancelled else { return }
-        cancelled = true
-        source.cancel()
-        // A cancelled source still needs to run (to call its cancel handler and be freed).
-        if !active {
-            if started { source.resume() } else { started = true; source.activate() }
-        }
+        guard !cancelled.load(ordering: .relaxed), loop.mayRun(self) else { return }
+        handler()
+        loop.ran(self)
     }
 }

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -208,5 +209,28 @@ ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender) {
     ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&a, &alen);
     if (n < 0) return -errno;
     *sender = a.nl_pid;
+    return n;
+}
+
+int ap_epoll_create(void) { RET(epoll_create1(EPOLL_CLOEXEC)); }
+int ap_epoll_arm(int ep, int fd, int add, uint32_t want, uint64_t token) {
+    struct epoll_event e = { .events = EPOLLONESHOT, .data.u64 = token };
+    if (want & AP_READY_READ) e.events |= EPOLLIN | EPOLLRDHUP;
+    if (want & AP_READY_WRITE) e.events |= EPOLLOUT;
+    RET(epoll_ctl(ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e));
+}
+int ap_epoll_remove(int ep, int fd) { RET(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL)); }
+int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max) {
+    struct epoll_event evs[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(ep, evs, max, -1);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) {
+        uint32_t r = 0, e = evs[i].events;
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) r |= AP_READY_READ;
+        if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) r |= AP_READY_WRITE;
+        ready[i] = r;
+        tokens[i] = evs[i].data.u64;
+    }
     return n;
 }

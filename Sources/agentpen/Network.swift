@@ -254,15 +254,13 @@ final class NetworkedRun {
             try refuse(why.description)
         }
         for spec in expected {
-            // Handed on: the proxy or the responder closes it from here.
-            let fd = fds.removeFirst().take()
+            // Handed on: the proxy or the responder owns it from here (closed if refused).
             do {
                 switch spec.kind {
-                case .tcpListener: try proxy.adopt(listener: fd)
-                case .udp: try dns.adopt(fd)
+                case .tcpListener: try proxy.adopt(listener: fds.removeFirst())
+                case .udp: try dns.adopt(fds.removeFirst())
                 }
             } catch {
-                close(fd)
                 try refuse("\(spec): \(error)")
             }
         }
@@ -270,12 +268,9 @@ final class NetworkedRun {
         // stands for: this process holds every name's address, pooled ones too.
         let reporter = RefusalReporter(events: events, names: { names.name(at: $0) })
         let catchAll = CatchAll(reporter: reporter)
-        let catchAllTaken = fds.take()   // the catch-all's listeners close them from here
-        do { try catchAll.adopt(catchAllTaken.enumerated().map { ($0.element, $0.offset == 1) }) }
-        catch {
-            catchAllTaken.forEach { close($0) }
-            try refuse("the catch-all: \(error)")
-        }
+        // The catch-all's listeners own them from here (closed if refused).
+        do { try catchAll.adopt(fds.takeList()) }
+        catch { try refuse("the catch-all: \(error)") }
         defer {
             catchAll.stop()
             reporter.finish()
@@ -284,7 +279,7 @@ final class NetworkedRun {
         var publishers: [Publisher] = []
         defer { publishers.forEach { $0.stop() } }
         if !options.publish.isEmpty {
-            let inside = NamespaceSockets(sockets.take())
+            let inside = NamespaceSockets(sockets)
             defer { inside.stop() }
             for port in options.publish {
                 let p = Publisher(port: port, sockets: inside, events: events, config: config)

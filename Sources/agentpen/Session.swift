@@ -1,6 +1,7 @@
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
+import AgentpenProxy
 import CShim
 import Dispatch
 import Glibc
@@ -13,7 +14,7 @@ import Synchronization
 /// reads at `SessionPolicy.refusalsFile`. Nothing of it is reachable from
 /// inside but that read-only view: the session is refused where the plan binds
 /// anything above it.
-/// `@unchecked Sendable`: the descriptors are set once in `init`; the watchers,
+/// `@unchecked Sendable`: the descriptors and `acceptWatch` are set once in `init`; the watchers,
 /// the refusal list and `closed` live in `state`'s Mutex.
 final class Session: @unchecked Sendable {
     let id: String
@@ -23,7 +24,8 @@ final class Session: @unchecked Sendable {
     /// Where the secret decoys are (each file is bound, never the directory).
     var decoyPath: String { path + "/" + DecoyFiles.dirName }
     private let dirFD: Int32, eventsFD: Int32, viewFD: Int32, listenFD: Int32
-    private let acceptSource: any DispatchSourceRead
+    /// Set once, at the end of `init`.
+    private var acceptWatch: AgentpenProxy.Watch?
     private struct State {
         var watchers: [Int32] = []
         /// Each connection's read source (its commands) and unfinished line.
@@ -31,9 +33,8 @@ final class Session: @unchecked Sendable {
         var refusals = RefusalList()
         var closed = false
     }
-    /// `@unchecked Sendable`: the source is only started and cancelled under `state`'s lock.
-    private struct Reader: @unchecked Sendable {
-        var source: any DispatchSourceRead
+    private struct Reader {
+        var watch: AgentpenProxy.Watch
         var pending: [UInt8] = []
     }
     private let state = Mutex(State())
@@ -48,11 +49,11 @@ final class Session: @unchecked Sendable {
         self.id = id
         self.path = path
         dirFD = made.dir; eventsFD = made.events; viewFD = made.view; listenFD = listen
-        acceptSource = DispatchSource.makeReadSource(fileDescriptor: listen, queue: DispatchQueue(label: "agentpen.session"))
         SessionStore.replaceFile(dir: viewFD, name: SessionPolicy.refusalsName, text: RefusalList().text)
-        acceptSource.setEventHandler { [weak self] in self?.acceptWatchers() }
-        acceptSource.setCancelHandler { close(listen) }
-        acceptSource.activate()
+        let w = AgentpenProxy.Watch.read(listen, queue: DispatchQueue(label: "agentpen.session"), group: nil,
+                                         onCancel: { close(listen) }) { [weak self] in self?.acceptWatchers() }
+        acceptWatch = w
+        w.enable()
     }
 
     /// Opens this run's session, or prints why there is none and returns nil
@@ -104,26 +105,24 @@ final class Session: @unchecked Sendable {
             // Only this user (or root) may watch; the directory is 0700 anyway.
             guard c.uid == getuid() || c.uid == 0 else { close(c.fd); continue }
             let fd = c.fd
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: commandQueue)
-            source.setEventHandler { [weak self] in self?.readCommands(fd) }
-            source.setCancelHandler { close(fd) }
+            let watch = AgentpenProxy.Watch.read(fd, queue: commandQueue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.readCommands(fd) }
             let kept = state.withLock { s -> Bool in
                 guard !s.closed else { return false }
                 s.watchers.append(fd)
-                s.readers[fd] = Reader(source: source)
-                source.activate()
+                s.readers[fd] = Reader(watch: watch)
+                watch.enable()
                 return true
             }
-            // A source is never released inactive (libdispatch traps on that): activated
-            // and cancelled at once, its cancel handler closes the connection.
-            if !kept { source.activate(); source.cancel() }
+            // Its cancel handler closes the connection.
+            if !kept { watch.cancel() }
         }
     }
 
-    /// Drops a connection: its source's cancel handler closes it (under the lock).
+    /// Drops a connection: its watch's cancel handler closes it, on the command
+    /// queue after any read in progress (so from any thread, under the lock).
     private static func drop(_ fd: Int32, _ s: inout State) {
         s.watchers.removeAll { $0 == fd }
-        if let r = s.readers.removeValue(forKey: fd) { r.source.cancel() }
+        if let r = s.readers.removeValue(forKey: fd) { r.watch.cancel() }
     }
 
     /// Lines from a watcher or `agentpen allow`: `allow HOST CHOICE`, each
@@ -189,7 +188,7 @@ final class Session: @unchecked Sendable {
             s.closed = true
             for fd in s.watchers { Self.drop(fd, &s) }
         }
-        acceptSource.cancel()
+        acceptWatch?.cancel()
         _ = unlinkat(dirFD, SessionPolicy.controlName, 0)
         close(eventsFD); close(viewFD); close(dirFD)
     }

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import AgentpenTestSupport
 import Foundation
 import Glibc
@@ -37,8 +38,8 @@ import Testing
             resolved.bump()
             return [.loopbackV4]
         }
-        try proxy.adopt(listener: l)
-        try proxy.adopt(listener: l2)
+        try proxy.adopt(listener: Descriptor(l))
+        try proxy.adopt(listener: Descriptor(l2))
         return Rig(proxy: proxy, port: port, events: events, names: names, resolved: resolved, holds: holds)
     }
 

@@ -1,5 +1,6 @@
 import AgentpenEvents
 import AgentpenPolicy
+import AgentpenSystem
 import AgentpenTestSupport
 import Foundation
 import Glibc
@@ -38,7 +39,7 @@ import Testing
             resolved.bump()
             return [resolveTo]
         }
-        for l in listeners { try proxy.adopt(listener: l) }
+        for l in listeners { try proxy.adopt(listener: Descriptor(l)) }
         return Rig(proxy: proxy, port: port, events: events, names: names, resolved: resolved)
     }
 

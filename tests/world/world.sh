@@ -88,6 +88,10 @@ fd0c::10	v6only.test
 198.18.0.12	reset.test
 198.18.0.13	bench.test
 198.18.0.10	git.test
+# This machine's own name, as Debian's /etc/hosts has it: git (an identity for
+# a reflog) and others look it up, and 198.18.0.1:53 answers nothing, so each
+# such lookup otherwise waits out two 5 s resolver timeouts.
+127.0.1.1	$(hostname)
 # Names the SNI proxy must never dial (never reachable; for refusal tests):
 127.0.0.1	loopback-name.test
 ::1	loopback6-name.test

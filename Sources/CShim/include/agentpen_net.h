@@ -68,4 +68,22 @@ ssize_t ap_netlink_send(int fd, const void *buf, size_t len);
 /// recvfrom(MSG_DONTWAIT); the sender's port id (0: the kernel) into *sender.
 ssize_t ap_netlink_recv(int fd, void *buf, size_t len, uint32_t *sender);
 
+// ---- readiness (the proxy's own event loop; see EventLoop.swift) ------------
+
+enum {
+    AP_READY_READ = 1 << 0,   // readable, at end of stream, hung up or in error
+    AP_READY_WRITE = 1 << 1,  // writable, hung up or in error
+};
+/// epoll_create1(EPOLL_CLOEXEC).
+int ap_epoll_create(void);
+/// Adds (add = 1) or changes (add = 0) fd's one-shot interest in `want`
+/// (AP_READY_* bits), tagged with `token`: after one report the descriptor
+/// is silent, hang-up included, until it is changed again.
+int ap_epoll_arm(int ep, int fd, int add, uint32_t want, uint64_t token);
+/// Removes fd from the set.
+int ap_epoll_remove(int ep, int fd);
+/// epoll_wait without a timeout: up to `max` reports into ready[] (AP_READY_*
+/// bits; a hang-up or error sets both) and tokens[]; the count or -errno.
+int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max);
+
 #endif

@@ -125,7 +125,8 @@ enum NetHelper {
 
     /// The direct hop, once the namespace exists: loopback up and nothing else,
     /// the firewall, the listening sockets made here and sent to agentpen, which
-    /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
+    /// serves them (DNS, proxy); bubblewrap meanwhile, its agent held at the start
+    /// gate until the firewall is in force and agentpen has checked them.
     static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
         close(readyFD)
         let events = EventLog(fd: eventsFD)
@@ -160,7 +161,7 @@ enum NetHelper {
         let reporter = RefusalReporter(events: events)
         let nflog = startNFLog(events, reporter)
         let allowlist = Allowlist(args.hosts)
-        // The plan's sockets, then the catch-all's (nothing connects before bubblewrap starts).
+        // The plan's sockets, then the catch-all's (nothing inside connects before the gate opens).
         var made: DescriptorList
         let catchAllPort: UInt16
         do {

@@ -195,7 +195,8 @@ final class NetworkedRun {
 
     /// The direct hop: the helper makes the listening sockets inside the namespace
     /// and hands them over; agentpen checks each (kind, address, port) against the
-    /// plan, serves DNS and the proxy on them, and only then lets bubblewrap start.
+    /// plan, serves DNS and the proxy on them, and only then lets the agent start
+    /// (bubblewrap builds the sandbox meanwhile; its agent waits at the helper's gate).
     private func runDirect(bwrap: String, nft: String) throws(Failure) -> Int32 {
         let plan = prepared.plan
         let options = prepared.options

@@ -20,11 +20,15 @@ public struct ExecArguments: Sendable, Equatable {
     /// files the run writes (the persistence audit's attribution): opened
     /// here and sent with the listener.
     public var watch: [String] = []
+    /// The direct hop's start gate: the agent starts only once one byte arrives
+    /// here (the namespace helper writes it when the firewall is loaded and read
+    /// back); end of file means it never starts.
+    public var gateFD: Int32?
     public var command: [String] = []
     public init(writable: [String] = [], cgroupFD: Int32? = nil, notifyFD: Int32? = nil, watch: [String] = [],
-                command: [String] = []) {
+                gateFD: Int32? = nil, command: [String] = []) {
         self.writable = writable; self.cgroupFD = cgroupFD; self.notifyFD = notifyFD; self.watch = watch
-        self.command = command
+        self.gateFD = gateFD; self.command = command
     }
 }
 
@@ -49,10 +53,11 @@ struct ExecCommand: ParsableCommand {
     @Option(parsing: .unconditional) var cgroup: Int32?
     @Option(name: .customLong("syscall-notify"), parsing: .unconditional) var syscallNotify: Int32?
     @Option(parsing: .unconditionalSingleValue) var watch: [String] = []
+    @Option(parsing: .unconditional) var gate: Int32?
     @Argument(parsing: .postTerminator) var command: [String] = []
 
     var value: ExecArguments {
-        ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, watch: watch, command: command)
+        ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, watch: watch, gateFD: gate, command: command)
     }
 }
 

@@ -23,6 +23,11 @@ public struct SandboxPlan: Sendable, Equatable {
     public var notes: [String] = []
     /// The command line run inside, after bubblewrap (the exec helper, then the agent).
     public var innerCommand: [String] = []
+    /// `innerCommand` with `--gate FD` (the exec helper's start gate, read there):
+    /// the agent starts only once one byte arrives on FD.
+    public func innerCommand(gate fd: Int32) -> [String] {
+        Array(innerCommand.prefix(2)) + ["--gate", String(fd)] + innerCommand.dropFirst(2)
+    }
     /// The agent's command as it will be executed.
     public var command: [String] = []
     /// Git dirs the plan guards or binds, the one git uses for the project

@@ -4,7 +4,7 @@ import AgentpenKernel
 import CShim
 import Glibc
 
-/// `agentpen __exec [--cgroup FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
+/// `agentpen __exec [--cgroup FD] [--gate FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
 /// bubblewrap inside the sandbox as the last step before the agent: still single-threaded, it sets
 /// rlimits and Landlock on itself, restores Ctrl-C for the agent, loads the notifying seccomp filter
 /// and hands its listener to agentpen, and execs the agent.
@@ -21,6 +21,18 @@ enum ExecHelper {
         }
         let command = args.command
         guard !command.isEmpty else { fail(125, "internal: no command") }
+        // The direct hop starts bubblewrap while the firewall loads: the agent waits
+        // here for the namespace helper's one byte (the firewall loaded and read back,
+        // the sockets checked by agentpen). End of file (the helper failed or died):
+        // the agent never starts. Silently: the helper said why, or agentpen reports
+        // how it ended; a second message here would only repeat it.
+        if let fd = args.gateFD {
+            var byte: UInt8 = 0
+            var n: Int
+            repeat { n = read(fd, &byte, 1) } while n < 0 && errno == EINTR
+            close(fd)
+            if n != 1 { exit(125) }
+        }
 
         // No core dumps (they would carry secrets out of memory); bounded processes and files.
         // A limit that cannot be set stops the run: the agent must not start without it.

@@ -22,6 +22,9 @@ enum NetHelper {
     static let socketsFD: Int32 = 8
     /// Gateway hop: the run's forwarder token (a memfd), never on a command line.
     static let tokenFD: Int32 = 9
+    /// Direct hop: the start gate's read end, at this number in bubblewrap and the
+    /// sandbox (`__exec --gate`); one byte once the firewall is in force.
+    static let gateFD: Int32 = 4
 
     /// The sandbox's environment from its memfd (inherited as `fd`, which this closes).
     static func readEnvironment(_ fd: Int32) -> [EnvironmentVariable]? {
@@ -124,7 +127,8 @@ enum NetHelper {
 
     /// The direct hop, once the namespace exists: loopback up and nothing else,
     /// the firewall, the listening sockets made here and sent to agentpen, which
-    /// serves them (DNS, proxy); bubblewrap once agentpen has checked them.
+    /// serves them (DNS, proxy); bubblewrap meanwhile, its agent held at the start
+    /// gate until the firewall is in force and agentpen has checked them.
     static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
         Descriptor(readyFD).close()    // inherited; this hop signals nothing on it
         let events = EventLog(fd: eventsFD)
@@ -140,12 +144,21 @@ enum NetHelper {
                 fail("the sandbox's namespace is not loopback-only: \(verdict)")
             }
         } catch { fail("cannot set up the sandbox's loopback: \(error)") }
+        // bubblewrap builds the sandbox's filesystem while the firewall loads (the two
+        // do not depend on each other); the exec helper inside holds the agent at the
+        // gate until the byte written below. If this helper fails or dies first, the
+        // gate reads end of file and the agent never starts (and bubblewrap dies
+        // with its parent).
+        var gate: Descriptor.Pipe
+        do { gate = try Descriptor.pipe() } catch { fail("cannot prepare the sandbox's start gate: \(error)") }
+        let sandbox = startSandbox(args, sandboxEnv: sandboxEnv, gate: gate.read.raw)
+        gate.read.close()    // bubblewrap has its copy; the write end opens the gate below
         // Refused TCP goes to a catch-all made here and served by agentpen (which
         // knows every name's address, pooled ones included); the rest is read here.
         let reporter = RefusalReporter(events: events)
         let nflog = startNFLog(events, reporter)
         let allowlist = Allowlist(args.hosts)
-        // The plan's sockets, then the catch-all's (nothing connects before bubblewrap starts).
+        // The plan's sockets, then the catch-all's (nothing inside connects before the gate opens).
         var made: DescriptorList
         let catchAllPort: UInt16
         do {
@@ -160,7 +173,8 @@ enum NetHelper {
         _ = consume made   // agentpen has them now
         if !args.serveSockets { Descriptor(socketsFD).close() }
         guard waitFor(Descriptor(goFD)) else { exit(125) }   // agentpen says why
-        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
+        guard signal(gate.write) else { fail("cannot open the sandbox's start gate") }
+        superviseSandbox(sandbox, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
             nflog.stop()
             reporter.finish()
             return nflog.recordsByCounter
@@ -249,14 +263,27 @@ enum NetHelper {
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
     static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
                            serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
+        superviseSandbox(startSandbox(args, sandboxEnv: sandboxEnv), events: events, nft: nft, serve: serve, stop: stop)
+    }
+
+    /// Starts bubblewrap in the namespace (with `gate`: its read end at `gateFD` there).
+    static func startSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], gate: Int32? = nil) -> pid_t {
         let pid: pid_t
-        do { pid = try Spawn.start(args.bwrap, .supervised(fds: ([statusFD] + args.passFDs).map { ($0, $0) }, env: sandboxEnv)) }
+        var fds = ([statusFD] + args.passFDs).map { ($0, $0) }
+        if let gate { fds.append((gate, gateFD)) }
+        do { pid = try Spawn.start(args.bwrap, .supervised(fds: fds, env: sandboxEnv)) }
         catch { fail("cannot start bubblewrap: \(error)") }
         // bubblewrap has its copies now: the plan's files and the status pipe, inherited, are closed here.
         var passed = DescriptorList(taking: args.passFDs)
         passed.closeAll()
         Descriptor(statusFD).close()
         ap_forward_termination_to(pid)
+        return pid
+    }
+
+    /// Waits for bubblewrap, reports the firewall's counts.
+    static func superviseSandbox(_ pid: pid_t, events: EventLog, nft: NftLoader, serve: Int32? = nil,
+                                 stop: () -> [String: Int]) -> Never {
         let status = wait(pid, serving: serve)
         let logged = stop()
         reportFirewall(events, nft, logged: logged)

@@ -195,7 +195,8 @@ final class NetworkedRun {
 
     /// The direct hop: the helper makes the listening sockets inside the namespace
     /// and hands them over; agentpen checks each (kind, address, port) against the
-    /// plan, serves DNS and the proxy on them, and only then lets bubblewrap start.
+    /// plan, serves DNS and the proxy on them, and only then lets the agent start
+    /// (bubblewrap builds the sandbox meanwhile; its agent waits at the helper's gate).
     private func runDirect(bwrap: String, nft: String) throws(Failure) -> Int32 {
         let plan = prepared.plan
         let options = prepared.options
@@ -226,7 +227,8 @@ final class NetworkedRun {
         for n in link.planNumbers { argv += ["--fd", String(n)] }
         for port in options.hostPorts { argv += ["--host-port", String(port)] }
         if !options.publish.isEmpty { argv.append("--serve-sockets") }
-        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand
+        // bubblewrap starts while the firewall loads; its agent waits at the gate.
+        argv += ["--", bwrap, "--json-status-fd", "3"] + plan.bwrapArgs + ["--"] + plan.innerCommand(gate: NetHelper.gateFD)
         let helper = try startHelper(argv, &link, syscalls: syscalls)
         defer { syscalls.finish() }
         let relay = relayEvents(from: link.events.take())
@@ -239,7 +241,7 @@ final class NetworkedRun {
         guard var fds = HandedSockets.receive(sockets.raw, max: expected.count + 3) else {
             // A helper still waiting for the go byte gets the end of its pipe instead.
             link.go.close()
-            return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay)
+            return try finish(helper: helper, pasta: nil, statusFD: link.status.raw, relay: relay, gateOpened: false)
         }
         // Those not yet served are closed when this returns or throws.
         func refuse(_ why: String) throws(Failure) -> Never {
@@ -357,8 +359,10 @@ final class NetworkedRun {
     }
 
     /// Waits for the helper (the sandbox) to end; pasta ending first is a failure.
+    /// `gateOpened` false: the helper failed before the direct hop's gate let the
+    /// agent start (bubblewrap may have run, the agent never did).
     private func finish(helper: pid_t, pasta: (pid: pid_t, log: Int32)?, statusFD: Int32,
-                        relay: DispatchGroup) throws(Failure) -> Int32 {
+                        relay: DispatchGroup, gateOpened: Bool = true) throws(Failure) -> Int32 {
         var helperStatus: Int32?
         var pastaFailure: String?
         while helperStatus == nil {
@@ -381,8 +385,9 @@ final class NetworkedRun {
         if let pastaFailure {
             throw .internalError(pastaFailure + "; run agentpen --check")
         }
-        // The helper exits 125 after printing why, before bubblewrap ever ran.
-        if helperStatus == 125 && !report.contains("\"child-pid\"") && ap_received_signal() == 0 {
+        // The helper exits 125 after printing why, before bubblewrap ever ran (or,
+        // on the direct hop, before its gate let the agent start).
+        if helperStatus == 125 && (!gateOpened || !report.contains("\"child-pid\"")) && ap_received_signal() == 0 {
             throw .alreadyReported
         }
         return try Runner.interpret(status: helperStatus ?? 125, bwrapReport: report)

@@ -233,14 +233,22 @@ private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file
 /// Starts `argv` in its own process group with stdin from /dev/null and stdout and
 /// stderr to files (stderr to `stderr`, or to `stdout` when nil), and no other
 /// descriptor of the test process: a daemon it leaves (a tmux server) must not
-/// hold another test's pipes or Foundation's exit-watch sockets open.
+/// hold another test's pipes or Foundation's exit-watch sockets open. Every
+/// signal default and none blocked, as from a shell: the test runner's threads
+/// block most signals, and a tmux pane that inherited a blocked SIGHUP outlived
+/// `kill-server` (its server waiting on it), one leaked server per test.
 func spawn(_ argv: [String], env: [String: String]? = nil, cwd: String? = nil, stdout: String,
            stderr: String? = nil) throws -> pid_t {
     var attr = posix_spawnattr_t()
     posix_spawnattr_init(&attr)
     defer { posix_spawnattr_destroy(&attr) }
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     posix_spawnattr_setpgroup(&attr, 0)
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setsigdefault(&attr, &all)
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }

@@ -27,10 +27,11 @@ enum ExecHelper {
         // the agent never starts. Silently: the helper said why, or agentpen reports
         // how it ended; a second message here would only repeat it.
         if let fd = args.gateFD {
+            let gate = Descriptor(fd)
             var byte: UInt8 = 0
             var n: Int
-            repeat { n = read(fd, &byte, 1) } while n < 0 && errno == EINTR
-            close(fd)
+            repeat { n = read(gate.raw, &byte, 1) } while n < 0 && errno == EINTR
+            gate.close()
             if n != 1 { exit(125) }
         }
 

@@ -53,11 +53,11 @@ final class Session: @unchecked Sendable {
         self.path = path
         SessionStore.replaceFile(dir: made.view.raw, name: SessionPolicy.refusalsName, text: RefusalList().text)
         state = Mutex(State(files: made))
-        // Handed to the accept watch: its cancel handler is the one place it is closed.
-        let listen = listen.take()
-        listenFD = listen
-        let w = AgentpenProxy.Watch.read(listen, queue: DispatchQueue(label: "agentpen.session"), group: nil,
-                                         onCancel: { close(listen) }) { [weak self] in self?.acceptWatchers() }
+        // The accept watch owns it from here: closed once the watch is cancelled.
+        listenFD = listen.raw
+        let w = AgentpenProxy.Watch.read(owning: listen, queue: DispatchQueue(label: "agentpen.session"), group: nil) {
+            [weak self] in self?.acceptWatchers()
+        }
         acceptWatch = w
         w.enable()
     }
@@ -108,9 +108,9 @@ final class Session: @unchecked Sendable {
         while let c = SessionStore.accept(listenFD) {
             // Only this user (or root) may watch; the directory is 0700 anyway.
             guard c.uid == getuid() || c.uid == 0 else { continue }    // dropping `c` closes it
-            // Handed to the read watch: its cancel handler is the one place it is closed.
-            let fd = c.fd.take()
-            let watch = AgentpenProxy.Watch.read(fd, queue: commandQueue, group: nil, onCancel: { close(fd) }) { [weak self] in self?.readCommands(fd) }
+            // The read watch owns it from here: closed once the watch is cancelled.
+            let fd = c.fd.raw
+            let watch = AgentpenProxy.Watch.read(owning: c.fd, queue: commandQueue, group: nil) { [weak self] in self?.readCommands(fd) }
             let kept = state.withLock { s -> Bool in
                 guard !s.closed else { return false }
                 s.watchers.append(fd)

@@ -9,7 +9,7 @@ import PackageDescription
 //   AgentpenEvents  the one event type every allow/deny decision passes through
 //   AgentpenSystem  the one errno error type and the owning descriptor (pairs, lists); Glibc and the C shim only
 //   AgentpenKernel  thin edge to the kernel (spawn, namespaces, seccomp, Landlock, netlink)
-//   AgentpenProxy   the Dispatch-based SNI proxy and the in-namespace DNS responder
+//   AgentpenProxy   the SNI proxy, forwarder and DNS responder, on their own epoll loop (Watch)
 //   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
 //                   plain values (Options, the helpers' arguments); no kernel access
 //   agentpen        the executable: dispatches the mode, wires the plan to the kernel edge

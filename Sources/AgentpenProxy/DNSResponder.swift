@@ -65,7 +65,7 @@ public final class DNSResponder: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         var packet = [UInt8](repeating: 0, count: 1500)
         var from = [UInt8](repeating: 0, count: 16)
-        // Bounded per wake-up; the source fires again if more is queued.
+        // Bounded per wake-up; the watch runs again if more is queued.
         for _ in 0..<64 {
             var fromLen: Int32 = 0
             var fromPort: UInt16 = 0

@@ -113,7 +113,7 @@ final class ProxyTunnel: @unchecked Sendable {
         timer?.cancel()
         timer = nil
         _ = ap_set_rcvlowat(fd, 1)
-        // The socket must outlive the sources watching it: hand it back only
+        // The socket must outlive the watches on it: hand it back only
         // after their cancellation went through.
         watch?.cancel()
         watch = nil

@@ -165,7 +165,7 @@ public final class NFLogReader: @unchecked Sendable {
 
     private func readSome() {
         dispatchPrecondition(condition: .onQueue(queue))
-        // Bounded per wake-up; the source fires again if more is queued.
+        // Bounded per wake-up; the watch runs again if more is queued.
         for _ in 0..<64 {
             var sender: UInt32 = 0
             let n = buffer.withUnsafeMutableBytes { ap_netlink_recv(fd, $0.baseAddress, $0.count, &sender) }

@@ -12,11 +12,11 @@ struct RelayConfig: Sendable {
 /// directions have ended, either side fails, or nothing moved for the idle
 /// timeout. Each direction splices through its own pipe (falling back to a small
 /// user-space buffer if no pipe can be had), so bytes stay in the kernel. One
-/// serial queue owns all state; Dispatch sources wake it, so there is no thread
+/// serial queue owns all state; watches (the proxy's epoll loop) wake it, so there is no thread
 /// per connection and a slow peer only ever stalls its own direction.
 /// `@unchecked Sendable`: all mutable state (`dirs`, `timer`, `closed`,
 /// `onClose`) is owned by `queue`; `start` and `stop` only hop onto it and every
-/// other method asserts it runs there. Invariant: once `closed`, no source fires
+/// other method asserts it runs there. Invariant: once `closed`, no watch runs
 /// a pump again and both descriptors are closed after every watch is gone.
 final class Relay: @unchecked Sendable {
     enum End: Equatable, Sendable {

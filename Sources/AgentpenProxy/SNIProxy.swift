@@ -468,7 +468,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         }
     }
 
-    /// Cancels the hello watcher and deadline; `then` runs once the source is gone
+    /// Cancels the hello watcher and deadline; `then` runs once the watches are gone
     /// and the descriptor may be closed or handed on.
     private func endHello(then: @escaping () -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))

@@ -215,7 +215,10 @@ class Bench:
                     if rc or x is None:
                         # agentpen's download failed (seen: an HTTP/2 stream through the splice
                         # hop stalled ~1 MB before its end): FAILED, but the other pairs still count
-                        msg = " ".join((e.strip() or out.strip() or "exit %d" % rc).split())[-200:]
+                        # curl's own line first: agentpen's exit summary follows it on stderr
+                        # and would push it out of the 200 characters kept.
+                        why = [l for l in e.splitlines() if l.startswith("curl:")]
+                        msg = " ".join((why[0] if why else e.strip() or out.strip() or "exit %d" % rc).split())[-200:]
                         r["bad"] = r.get("bad", []) + [msg]
                         self.failed.append("bulk/%s hop %s, pair %d: %s" % (PROTO_LABEL[p], h, i + 1, msg))
                         continue

@@ -26,14 +26,7 @@ enum ExecHelper {
         // the sockets checked by agentpen). End of file (the helper failed or died):
         // the agent never starts. Silently: the helper said why, or agentpen reports
         // how it ended; a second message here would only repeat it.
-        if let fd = args.gateFD {
-            let gate = Descriptor(fd)
-            var byte: UInt8 = 0
-            var n: Int
-            repeat { n = read(gate.raw, &byte, 1) } while n < 0 && errno == EINTR
-            gate.close()
-            if n != 1 { exit(125) }
-        }
+        if let fd = args.gateFD, !NetHelper.waitFor(Descriptor(fd)) { exit(125) }
 
         // No core dumps (they would carry secrets out of memory); bounded processes and files.
         // A limit that cannot be set stops the run: the agent must not start without it.

@@ -338,7 +338,8 @@ enum NetHelper {
         return false
     }
 
-    /// Waits for the one byte that says "go" and closes `fd`.
+    /// Waits for the one byte that says "go" and closes `fd` (also the exec
+    /// helper's start gate, inside the sandbox).
     static func waitFor(_ fd: consuming Descriptor) -> Bool {
         var byte: UInt8 = 0
         var n: Int

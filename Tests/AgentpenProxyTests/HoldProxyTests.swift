@@ -20,27 +20,12 @@ import Testing
         let holds: HoldQueue
     }
 
+    /// UnlistedProxyTests' rig under the hold policy, with a HoldQueue as its approver.
     func rig(upstream: TestServer, timeout: Int = 60) throws -> Rig {
-        let base = UnlistedProxyTests()
-        _ = Net.ignorePipe
-        var config = ProxyConfig(upstreamPort: upstream.port, permitLoopbackUpstreamForTests: true)
-        config.unlisted = .hold
-        let l = try base.listener(IPAddress(127, 0, 16, 1), 0)
-        let port = try #require(Sock.address(l, peer: false)?.1)
-        let l2 = try base.listener(IPAddress(127, 0, 16, 2), port)
-        config.tlsPort = port
         let events = EventCapture()
-        let names = NameTable(NameAddresses(UnlistedProxyTests.allow, unlisted: .hold))
-        let resolved = Counter()
         let holds = HoldQueue(events: events, timeout: timeout, agent: "test-agent")
-        let proxy = SNIProxy(allowlist: UnlistedProxyTests.allow, events: events, config: config, names: names,
-                             approver: holds) { _ in
-            resolved.bump()
-            return [.loopbackV4]
-        }
-        try proxy.adopt(listener: Descriptor(l))
-        try proxy.adopt(listener: Descriptor(l2))
-        return Rig(proxy: proxy, port: port, events: events, names: names, resolved: resolved, holds: holds)
+        let r = try UnlistedProxyTests().rig(.hold, upstream: upstream, events: events, approver: holds)
+        return Rig(proxy: r.proxy, port: r.port, events: events, names: r.names, resolved: r.resolved, holds: holds)
     }
 
     /// Connects to the host's per-name address, sends its hello, waits until it is held.

@@ -22,7 +22,8 @@ import Testing
     }
 
     func rig(_ policy: UnlistedNames, upstream: TestServer?, permitLoopback: Bool = true,
-             resolveTo: IPAddress = .loopbackV4, upstreamProxy: UpstreamProxy? = nil) throws -> Rig {
+             resolveTo: IPAddress = .loopbackV4, upstreamProxy: UpstreamProxy? = nil,
+             events: EventCapture = EventCapture(), approver: (any Approver)? = nil) throws -> Rig {
         _ = Net.ignorePipe
         var config = ProxyConfig(upstreamPort: upstream?.port ?? 9, permitLoopbackUpstreamForTests: permitLoopback)
         config.unlisted = policy
@@ -32,10 +33,9 @@ import Testing
         let port = try #require(Sock.address(first, peer: false)?.1)
         let listeners = try [first] + [IPAddress(127, 0, 16, 2), IPAddress(127, 0, 16, 3), .loopbackV4].map { try listener($0, port) }
         config.tlsPort = port
-        let events = EventCapture()
         let names = NameTable(NameAddresses(Self.allow, unlisted: policy))
         let resolved = Counter()
-        let proxy = SNIProxy(allowlist: Self.allow, events: events, config: config, names: names) { _ in
+        let proxy = SNIProxy(allowlist: Self.allow, events: events, config: config, names: names, approver: approver) { _ in
             resolved.bump()
             return [resolveTo]
         }

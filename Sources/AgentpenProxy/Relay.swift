@@ -148,6 +148,14 @@ final class Relay: @unchecked Sendable {
 
     func start() { queue.async { self.setUp() } }
 
+    /// `start` for a caller already on `queue`: the relay is set up, and what
+    /// both sockets already hold is moved, before this returns (no hop, so the
+    /// ClientHello goes upstream at once).
+    func startHere() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        setUp()
+    }
+
     /// Ends the relay from outside (proxy shutdown). Safe to call more than once.
     func stop() { queue.async { self.teardown(.stopped, reset: false) } }
 

@@ -139,11 +139,12 @@ extension SandboxPlan {
                             network: NetworkMode, fs: any FileSystemView) throws(PlanError) -> SandboxPlan {
         let home = Paths.normalize(facts.home)
         try checkProject(project, home: home, fs: fs)
-        let user = try UserMounts.plan(options: options, preset: preset, callerEnv: facts.callerEnv,
+        var user = try UserMounts.plan(options: options, preset: preset, callerEnv: facts.callerEnv,
                                        project: project, home: home, fs: fs)
         let command = try agentCommand(options.command, facts: facts)
         let bounds = try RunBounds.plan(options: options, facts: facts)
         let system = SystemView.plan(facts: facts, network: network, tmpfs: bounds.tmpfs, fs: fs)
+        user.dropCABundleBinds(within: system.wholeDirectories)
         let visible = Visibility(roots: system.visibleRoots + user.readOnly + user.readWrite + [project], fs: fs)
         let callerPath = facts.callerEnv["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         let agent = try InstallTree.forAgent(command[0], callerPath: callerPath, project: project, home: home,

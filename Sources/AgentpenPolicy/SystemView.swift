@@ -7,6 +7,8 @@ struct SystemView: Equatable {
     var visibleRoots: [String]
     /// The /etc entries left out, and why (for --dry-run).
     var notes: [String] = []
+    /// Real directories bound whole: `visibleRoots` and the bound /etc directories.
+    var wholeDirectories: [String] = []
 
     /// Top-level entries of a merged-/usr or classic layout bound read-only.
     static let systemDirs = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt"]
@@ -49,7 +51,12 @@ struct SystemView: Equatable {
         // /etc: only what programs need (the identity and name files come from IdentityFiles).
         a.append(.dir("/etc", mode: 0o755))
         let etc = etcView(visibleRoots: visibleRoots, fs: fs)
-        return SystemView(arguments: a + etc.arguments, visibleRoots: visibleRoots, notes: etc.notes)
+        let etcDirs = etc.arguments.compactMap { arg -> String? in
+            if case .bind(let s, let d, _) = arg, s == d, fs.kind(s) == .directory { return s }
+            return nil
+        }
+        return SystemView(arguments: a + etc.arguments, visibleRoots: visibleRoots, notes: etc.notes,
+                          wholeDirectories: visibleRoots.filter { fs.kind($0) == .directory } + etcDirs)
     }
 
     /// Each listed /etc entry the host has, as the fewest mounts that show it

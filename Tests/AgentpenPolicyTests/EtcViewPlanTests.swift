@@ -115,6 +115,25 @@ import Testing
         #expect(Array(argv[(i - 4)...i]) == ["--perms", "0644", "--file", String(copy.fd), "/etc/protocols"])
     }
 
+    /// A CA bundle named by several variables is bound once; one beneath a
+    /// directory the system view binds whole is not bound at all; --mount still binds.
+    @Test func caBundlesAreBoundOnceAndNeverOverTheSystemView() throws {
+        let nodes = debianLike.merging(["/srv/ca.pem": .file("", exec: false), "/usr/share/ca.pem": .file("", exec: false)]) { $1 }
+        let f = facts(["SSL_CERT_FILE": "/etc/ssl/certs/x", "REQUESTS_CA_BUNDLE": "/srv/ca.pem", "NODE_EXTRA_CA_CERTS": "/srv/ca.pem"])
+        let plan = try SandboxPlan.make(options: try Options.parse(["--", "/bin/sh"]), facts: f, project: "/home/u/src/p",
+                                        preset: nil, network: .none, fs: FakeFS(nodes))
+        func binds(_ p: String) -> Int { plan.bwrap.filter { $0 == .bind(source: p, destination: p, readOnly: true) }.count }
+        #expect(binds("/srv/ca.pem") == 1)
+        #expect(binds("/etc/ssl/certs/x") == 0 && binds("/etc/ssl") == 1)
+        #expect(plan.env.contains(EnvironmentVariable("SSL_CERT_FILE", "/etc/ssl/certs/x")))
+        #expect(plan.env.contains(EnvironmentVariable("NODE_EXTRA_CA_CERTS", "/srv/ca.pem")))
+        let usr = try SandboxPlan.make(options: try Options.parse(["--mount", "/usr/share/ca.pem", "--", "/bin/sh"]),
+                                       facts: facts(["SSL_CERT_FILE": "/usr/share/ca.pem"]), project: "/home/u/src/p",
+                                       preset: nil, network: .none, fs: FakeFS(nodes))
+        #expect(usr.bwrap.filter { $0 == .bind(source: "/usr/share/ca.pem", destination: "/usr/share/ca.pem", readOnly: true) }.count == 1,
+                "an explicit --mount is kept")
+    }
+
     /// The session's binds, added after the plan, still come before the seal.
     @Test func bindsAddedLaterPrecedeTheSeal() throws {
         var plan = try SandboxPlan.make(options: try Options.parse(["--", "/bin/sh"]), facts: facts(), project: "/home/u/src/p",

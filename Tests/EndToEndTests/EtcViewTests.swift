@@ -206,6 +206,25 @@ import Testing
         #expect(parts[4] == "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
     }
 
+    /// A CA bundle the system view shows already (beneath /etc/ssl, bound
+    /// whole) is not bound again, however many variables name it; one elsewhere
+    /// is bound once, read-only, and visible.
+    @Test func caBundlesAreBoundOnceAndNotOverTheSystemView() throws {
+        let f = try Fixture()
+        let system = "/etc/ssl/certs/ca-certificates.crt"
+        #expect(access(system, R_OK) == 0, "this host has no \(system)")
+        let own = f.root + "/ca/corp.pem"
+        try f.write(own, "CORP-CA\n")
+        let script = "for p in \"$SSL_CERT_FILE\" \"$NODE_EXTRA_CA_CERTS\"; do echo \"mounts=$(awk -v p=\"$p\" '$5 == p' /proc/self/mountinfo | wc -l) $p\"; done; "
+            + "head -c 7 \"$NODE_EXTRA_CA_CERTS\"; echo; test -s \"$SSL_CERT_FILE\" && echo system-readable; echo x >> \"$NODE_EXTRA_CA_CERTS\"; echo append=$?"
+        let r = try f.sh(script, env: ["SSL_CERT_FILE": system, "REQUESTS_CA_BUNDLE": system, "NODE_EXTRA_CA_CERTS": own])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("mounts=0 \(system)"), "the system's CA bundle is bound again: \(r.stdout)")
+        #expect(r.stdout.contains("mounts=1 \(own)"), "the CA bundle outside the system view is not bound once: \(r.stdout)")
+        #expect(r.stdout.contains("CORP-CA") && r.stdout.contains("system-readable"), "\(r.stdout)")
+        #expect(!r.stdout.contains("append=0"), "the CA bundle was writable: \(r.stdout)")
+    }
+
     /// --dry-run prints the argv the run passes to bubblewrap, the session's
     /// view and decoy binds included (only the session's ID differs).
     @Test func dryRunPrintsTheWholeArgv() throws {

@@ -25,6 +25,8 @@ final class SecretWatch: @unchecked Sendable {
         var opens: [String: Int] = [:]
         var overflowed = false
         var stopped = false
+        /// `sandboxEnded()` ran: the source is cancelled, the watches removed.
+        var ended = false
     }
     private let state = Mutex(State())
 
@@ -54,12 +56,29 @@ final class SecretWatch: @unchecked Sendable {
         report.forEach { events.record($0) }
     }
 
-    /// After the sandbox ended, before the run-end event: the opens still
-    /// queued, then the counts beyond the first events. Nothing is read after.
-    func finish() {
+    /// As soon as the sandbox ended (nothing inside can open a decoy any more):
+    /// the opens still queued are read and reported, the read source stops,
+    /// the watches are removed (the kernel frees them in the background while
+    /// the run's end goes on, `DecoyFiles.removeWatches`), and what the queue
+    /// holds after that is read once more: the IN_IGNORED of each removed
+    /// watch, which is no open, and any open that came in between. Once only.
+    func sandboxEnded() {
+        let first = state.withLock { s -> Bool in
+            defer { s.ended = true }
+            return !s.ended
+        }
+        guard first else { return }
         queue.sync { drain() }
         source.cancel()
         cancelled.wait()
+        files.removeWatches()
+        queue.sync { drain() }
+    }
+
+    /// Before the run-end event (after `sandboxEnded()`, which it runs if
+    /// nothing did): the counts beyond the first events. Nothing is read after.
+    func finish() {
+        sandboxEnded()
         let (opens, overflowed) = state.withLock { s -> ([String: Int], Bool) in
             s.stopped = true
             return (s.opens, s.overflowed)

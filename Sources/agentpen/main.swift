@@ -259,6 +259,8 @@ case .dryRun, .run:
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer {
+                // First: the decoys' last opens, then their watches go while the rest of the end runs.
+                secretWatch?.sandboxEnded()
                 let findings = Runner.finishAudit(audit, events: events)
                 if !quiet { printFindings(findings) }
                 for line in Paranoid.finish(prepared) { printError("\(line)") }

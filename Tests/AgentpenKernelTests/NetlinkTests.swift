@@ -405,9 +405,8 @@ struct NetlinkInsideNamespace {
         #expect(tcpConnect("10.9.0.1", 443) == ENETUNREACH)
         #expect(tcpConnect("198.18.5.1", 5432, wait: 30) == ECONNREFUSED)
 
-        // The firewall: loaded twice (idempotent), then read back.
+        // The firewall: loaded, then read back.
         let script = Firewall.ruleset(gateway: uplink.gateway, proxyPort: 40000)
-        try nftLoader().load(script)
         try nftLoader().load(script)
         let listed = try nftLoader().list()
         #expect(listed.components("table inet agentpen") == 1, "\(listed)")
@@ -432,6 +431,17 @@ struct NetlinkInsideNamespace {
         #expect(counters["blocked_icmp"]?.packets == 1)
         #expect(counters["blocked_other"]?.packets == 0)
         #expect((counters["blocked_tcp"]?.bytes ?? 0) > 0)
+
+        // A namespace that held an agentpen table already: the script has no preamble that
+        // would replace it (deleting costs an RCU wait per start), so the second load
+        // merges into the first and the read-back must refuse what it finds.
+        try nftLoader().load(script)
+        let twiceJSON = try nftLoader().listJSON()
+        guard case .differs(let why) = Firewall.verifyLoaded(twiceJSON, gateway: IPAddress(198, 18, 5, 1), proxyPort: 40000) else {
+            Issue.record("a table loaded twice verified as built: \(twiceJSON)")
+            return
+        }
+        #expect(why.contains("rule(s) other than"), "\(why)")
     }
 }
 

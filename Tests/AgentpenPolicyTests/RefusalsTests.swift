@@ -2,10 +2,10 @@ import AgentpenPolicy
 import Testing
 
 /// `Firewall.ruleset` with the catch-all port 41000 and NFLOG group 11 (gateway
-/// 198.18.5.1, proxy port 40000), as nft 1.0.6 was fed it when `fullJSON` was recorded.
+/// 198.18.5.1, proxy port 40000). `fullJSON` was recorded when the script still began with a
+/// `table …; delete table …` preamble; without it only the handles differ, which
+/// `verifyLoaded` ignores.
 let fullScript = """
-table inet agentpen
-delete table inet agentpen
 table inet agentpen {
 \tcounter blocked_tcp {
 \t}

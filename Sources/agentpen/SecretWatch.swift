@@ -25,10 +25,10 @@ final class SecretWatch: @unchecked Sendable {
         var opens: [String: Int] = [:]
         var overflowed = false
         var stopped = false
-        /// `sandboxEnded()` ran: the source is cancelled, the watches removed.
-        var ended = false
     }
     private let state = Mutex(State())
+    /// `sandboxEnded()` has run (held while it runs).
+    private let ended = Mutex(false)
 
     init(_ files: DecoyFiles, events: any EventSink) {
         self.files = files
@@ -61,18 +61,20 @@ final class SecretWatch: @unchecked Sendable {
     /// the watches are removed (the kernel frees them in the background while
     /// the run's end goes on, `DecoyFiles.removeWatches`), and what the queue
     /// holds after that is read once more: the IN_IGNORED of each removed
-    /// watch, which is no open, and any open that came in between. Once only.
+    /// watch, which is no open, and any open that came in between. Once only;
+    /// from any thread but `queue` (the refused-syscall thread calls it when
+    /// the agent's last process has exited, the run's end again): a second
+    /// caller returns once the first has done all of it.
     func sandboxEnded() {
-        let first = state.withLock { s -> Bool in
-            defer { s.ended = true }
-            return !s.ended
+        ended.withLock { done in
+            guard !done else { return }
+            done = true
+            queue.sync { drain() }
+            source.cancel()
+            cancelled.wait()
+            files.removeWatches()
+            queue.sync { drain() }
         }
-        guard first else { return }
-        queue.sync { drain() }
-        source.cancel()
-        cancelled.wait()
-        files.removeWatches()
-        queue.sync { drain() }
     }
 
     /// Before the run-end event (after `sandboxEnded()`, which it runs if

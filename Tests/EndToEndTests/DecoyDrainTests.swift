@@ -52,6 +52,27 @@ import Testing
         #expect(Self.endedLine(r.stderr).contains("\(paths.count) secret reads"), "\(r.stderr)")
     }
 
+    /// The watches go when the agent's last process has exited (the syscall
+    /// filter's hang-up), not when some process does: short-lived children
+    /// exit before the reads, one read comes from an orphan whose parent has
+    /// exited, the last from the agent's final exec.
+    @Test func processesEndingBeforeTheLastReadsDoNotEndTheWatch() throws {
+        let f = try Fixture()
+        let state = f.root + "/state"
+        let script = """
+            /bin/true; /bin/sh -c 'exit 0'; (/bin/true)
+            d=$(mktemp -d); mkfifo "$d/go" "$d/done"
+            /bin/sh -c '( read x < "$1/go"; cat ~/.pypirc; : > "$1/done" ) &' sh "$d"
+            echo go > "$d/go"; read y < "$d/done"
+            exec cat ~/.ssh/id_ecdsa
+            """
+        let r = try f.sh(script, env: ["XDG_STATE_HOME": state])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        let reads = try Self.events(state).filter { $0["kind"] as? String == "secret-read" }.compactMap { $0["subject"] as? String }
+        #expect(reads == [f.home + "/.pypirc", f.home + "/.ssh/id_ecdsa"], "\(reads)")
+        #expect(Self.endedLine(r.stderr).contains("2 secret reads"), "\(r.stderr)")
+    }
+
     /// No read at all: removing the watches at the end reports nothing.
     @Test func removingTheWatchesIsNoRead() throws {
         let f = try Fixture()
@@ -65,4 +86,27 @@ import Testing
         #expect(e.last?["kind"] as? String == "run-end", "\(e)")
         #expect(!r.stderr.contains("secret"), "\(r.stderr)")
     }
+}
+
+/// The same on a networked run (the default direct hop and the pasta hop):
+/// the namespace helper still reads the firewall's counters after the agent's
+/// end, and the read in the agent's last instant is reported all the same.
+extension NetworkTests {
+@Suite struct DecoyDrainNetworkTests {
+    @Test(arguments: [[String](), ["--hop", "pasta"]])
+    func aReadAsTheAgentsLastActIsReportedOnANetworkedRun(hop: [String]) throws {
+        let f = try NetFixture()
+        let state = f.root + "/state"
+        let r = try f.sh(World.baseAllow + hop, """
+            curl -sS --max-time 10 --cacert ca.pem https://allowed.test/hello > /dev/null; echo "curl=$?"
+            exec cat ~/.ssh/id_rsa ~/.netrc
+            """, env: ["XDG_STATE_HOME": state])
+        #expect(r.status == 0 && r.stdout.contains("curl=0"), "\(r.stdout) \(r.stderr)")
+        let e = try DecoyDrainTests.events(state)
+        let reads = e.filter { $0["kind"] as? String == "secret-read" }.compactMap { $0["subject"] as? String }
+        #expect(reads.sorted() == [f.f.home + "/.netrc", f.f.home + "/.ssh/id_rsa"], "\(reads)")
+        #expect(e.last?["kind"] as? String == "run-end", "\(e)")
+        #expect(DecoyDrainTests.endedLine(r.stderr).contains("2 secret reads"), "\(r.stderr)")
+    }
+}
 }

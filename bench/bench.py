@@ -153,6 +153,40 @@ class Bench:
                          "%.0fx" % (ag[q] / base[q]), "≤ %.0f ms" % tgt, yes(ag[q] <= tgt))
                 self.row("startup", "%s %s (vs bare bwrap)" % (label, q), "%.1f ms" % bw[q], "%.1f ms" % ag[q],
                          "%.1fx" % (ag[q] / bw[q]), "-", "-")
+            if hop in (None, DEFAULT_HOP):
+                self.startup_stages("networked" if allow else "no network", allow, hop, min(runs, 20))
+
+    STAGE_EVENTS = "sched:sched_process_exec,sched:sched_process_exit,sched:sched_process_fork"
+
+    def startup_stages(self, label, allow, hop, runs):
+        """Where one start-up's time goes: `runs` runs of `agentpen ... -- true` one after
+        the other under perf's scheduler tracepoints (exec, exit, fork: a few events per
+        process, nothing that slows the runs), each run's process tree followed from its
+        agentpen exec, and the boundaries between its processes. Rows: p50 (min) per stage."""
+        perf = shutil.which("perf")
+        if not perf:
+            self.notes.append("startup stages not measured: no perf")
+            return
+        data = os.path.join(self.proj, "stages.perf")
+        one = " ".join(shlex.quote(x) for x in self.user_cmd(self.ap(["true"], allow, hop=hop)))
+        # The /bin/true after the loop: the loop's shell forks once more after the last run
+        # is reaped, which marks that run's end (see startup_stages_from_perf).
+        loop = "for i in $(seq %d); do %s >/dev/null 2>&1 || exit 1; done; /bin/true; /bin/true" % (runs, one)
+        p = subprocess.run([perf, "record", "-q", "-a", "-o", data, "-e", self.STAGE_EVENTS, "--", "bash", "-c", loop],
+                           capture_output=True, text=True, timeout=runs * 10 + 60)
+        if p.returncode != 0:
+            self.notes.append("startup stages (%s) not measured: perf record: %s" % (label, (p.stderr or p.stdout)[-200:]))
+            return
+        q = subprocess.run([perf, "script", "-i", data, "-F", "pid,tid,time,event,trace"],
+                           capture_output=True, text=True, timeout=120)
+        os.unlink(data)
+        stages = startup_stages_from_perf(q.stdout, self.a.agentpen)
+        if not stages:
+            self.notes.append("startup stages (%s): no run found in perf's record" % label)
+            return
+        for name, vals in stages:
+            self.row("startup", "stage (%s): %s, p50 (min) of %d" % (label, name, len(vals)), "-",
+                     "%.1f ms (%.1f)" % (statistics.median(vals), min(vals)), "-", "info", "-")
 
     def ruleset_file(self):
         """agentpen's ruleset for the direct hop as --dry-run shows it (the catch-all
@@ -759,6 +793,81 @@ class ProcMon:
                 continue
             tot += rss; names[comm] = names.get(comm, 0) + rss
         return tot, ", ".join("%s %.1f MiB" % (c, r / 2**20) for c, r in sorted(names.items()))
+
+
+def startup_stages_from_perf(text, agentpen):
+    """Stage boundaries per run from `perf script -F pid,tid,time,event,trace` of the scheduler
+    tracepoints (see Bench.startup_stages). A run starts where the bench user's `env` execs
+    `agentpen`; its tree is every task forked from it. Marks (ms after that exec): the namespace
+    helper's exec (agentpen again, networked runs only), bubblewrap's, the exec helper's
+    (/run/agentpen/agentpen: the sandbox is built), the agent's (`true`), the nft runs' exits, and
+    agentpen's last exit (the tracepoint fires before the kernel closes the process's descriptors)
+    and its reaping (the loop's shell forks again). Returns [(stage, [ms per run])]."""
+    ev = []
+    for line in text.splitlines():
+        m = re.match(r"\s*(\d+)/(\d+)\s+([\d.]+):\s+sched:(\w+):\s+(.*)", line)
+        if m:
+            ev.append((float(m.group(3)) * 1000.0, int(m.group(1)), int(m.group(2)), m.group(4), m.group(5)))
+    kids, parent, forks, last_exec, roots = {}, {}, [], {}, []
+    for t, pid, tid, e, tr in ev:
+        if e == "sched_process_fork":
+            f = re.search(r"pid=(\d+) child_comm=.* child_pid=(\d+)", tr)
+            if f:
+                kids.setdefault(int(f.group(1)), []).append(int(f.group(2)))
+                parent[int(f.group(2))] = int(f.group(1))
+                forks.append((t, int(f.group(1))))
+        elif e == "sched_process_exec":
+            f = re.search(r"filename=(\S+)", tr).group(1)
+            if f == agentpen and last_exec.get(tid, "").endswith("/env"):
+                roots.append((t, tid))
+            last_exec[tid] = f
+    out = {}
+    for t0, root in roots:
+        tree, todo = {root}, [root]
+        while todo:
+            for c in kids.get(todo.pop(), []):
+                if c not in tree:
+                    tree.add(c)
+                    todo.append(c)
+        execs, nft_exits, end = [], [], None
+        for t, pid, tid, e, tr in ev:
+            if t < t0 or tid not in tree:
+                continue
+            if e == "sched_process_exec":
+                execs.append((t - t0, re.search(r"filename=(\S+)", tr).group(1), pid))
+            elif e == "sched_process_exit" and "group_dead=true" in tr:
+                comm = re.search(r"comm=(\S+)", tr).group(1)
+                if comm == "nft":
+                    nft_exits.append(t - t0)
+                if pid == root:
+                    end = t - t0
+        def first(pred):
+            return next((x for x in execs if pred(x)), None)
+        helper = first(lambda x: x[1] == agentpen and x[2] != root)
+        bwrap = first(lambda x: x[1].endswith("/bwrap"))
+        inner = first(lambda x: x[1] == "/run/agentpen/agentpen")
+        agent = first(lambda x: x[1].endswith("/true") and inner is not None and x[0] >= inner[0])
+        # Reaped: the loop's shell (the parent of the run's first task) forks again only
+        # once wait() has returned, after the kernel has closed every descriptor of the run.
+        reaped = next((t - t0 for t, ptid in forks if ptid == parent.get(root) and t > t0 + (end or 0)), None)
+        if not (bwrap and inner and agent and end is not None and reaped is not None):
+            continue
+        marks = []
+        if helper:
+            marks += [("agentpen start → namespace helper exec", helper[0]),
+                      ("namespace helper → bubblewrap exec", bwrap[0] - helper[0])]
+        else:
+            marks.append(("agentpen start → bubblewrap exec", bwrap[0]))
+        marks += [("bubblewrap set-up (→ exec helper exec)", inner[0] - bwrap[0]),
+                  ("exec helper → the agent's exec", agent[0] - inner[0]),
+                  ("the agent's exec → agentpen's last exit", end - agent[0]),
+                  ("agentpen's last exit → reaped (descriptors closed)", reaped - end)]
+        if helper and len(nft_exits) >= 2:
+            marks.append(("firewall loaded and read back (→ 2nd nft exit; parallel to bubblewrap)", nft_exits[1]))
+        marks += [("the agent's exec (total to the agent)", agent[0]), ("total (to reaped)", reaped)]
+        for name, v in marks:
+            out.setdefault(name, []).append(v)
+    return list(out.items())
 
 
 def loadavg():

@@ -47,10 +47,12 @@ final class Listener: @unchecked Sendable {
         queue.async { w.enable() }
     }
 
-    private func acceptSome() {
+    /// Accepts up to `acceptBatch` queued connections; returns how many it took.
+    @discardableResult
+    private func acceptSome() -> Int {
         dispatchPrecondition(condition: .onQueue(queue))
         // Bounded, so one busy listener cannot hold the queue.
-        for _ in 0..<64 {
+        for taken in 0..<Self.acceptBatch {
             var addr = [UInt8](repeating: 0, count: 16)
             var len: Int32 = 0
             var port: UInt16 = 0
@@ -66,16 +68,26 @@ final class Listener: @unchecked Sendable {
             if c == -EMFILE || c == -ENFILE || c == -ENOBUFS || c == -ENOMEM {
                 // Out of descriptors: the pending connection stays queued and the
                 // source would fire in a tight loop; pause instead.
-                guard let w = watch else { return }
+                guard let w = watch else { return taken }
                 w.disable()
                 queue.asyncAfter(deadline: .now() + 0.1) { w.enable() }
             }
-            return
+            return taken
         }
+        return Self.acceptBatch
     }
 
-    func stop() {
+    private static let acceptBatch = 64
+
+    /// Stops listening; `draining`: first accepts every connection already queued
+    /// in the kernel (bounded: 64 batches), so that none is closed unseen. The
+    /// catch-all needs this: a connection the agent made just before it ended is
+    /// a refused flow still to be reported.
+    func stop(draining: Bool = false) {
         queue.async { [self] in
+            if draining {
+                for _ in 0..<64 { if acceptSome() < Self.acceptBatch { break } }
+            }
             watch?.cancel()
             watch = nil
         }

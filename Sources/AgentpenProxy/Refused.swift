@@ -107,8 +107,11 @@ public final class CatchAll: @unchecked Sendable {
             defer { listeners = [] }
             return listeners
         }
-        for l in ls { l.stop() }
-        queue.sync {}   // the accepts already queued have run
+        // Draining: a connection the agent made just before it ended may still wait in
+        // the kernel's queue, unaccepted (the queue's thread had no CPU yet); it is a
+        // refused flow and is reported like the others.
+        for l in ls { l.stop(draining: true) }
+        queue.sync {}   // the accepts already queued, and the drains, have run
     }
 
     private func refuse(_ connection: consuming Descriptor, ipv6: Bool) {

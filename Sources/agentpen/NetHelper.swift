@@ -132,6 +132,15 @@ enum NetHelper {
     static func direct(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], nft: NftLoader) -> Never {
         Descriptor(readyFD).close()    // inherited; this hop signals nothing on it
         let events = EventLog(fd: eventsFD)
+        // bubblewrap builds the sandbox's filesystem while loopback, the sockets and the
+        // firewall are set up here (none of them depends on the others); the exec
+        // helper inside holds the agent at the gate until the byte written below. If
+        // this helper fails or dies first, the gate reads end of file and the agent
+        // never starts (and bubblewrap dies with its parent).
+        var gate: Descriptor.Pipe
+        do { gate = try Descriptor.pipe() } catch { fail("cannot prepare the sandbox's start gate: \(error)") }
+        let sandbox = startSandbox(args, sandboxEnv: sandboxEnv, gate: gate.read.raw)
+        gate.read.close()    // bubblewrap has its copy; the write end opens the gate below
         do {
             let nl = try NetlinkRoute()
             guard let lo = try nl.links().first(where: \.isLoopback) else { fail("the new namespace has no loopback") }
@@ -144,15 +153,6 @@ enum NetHelper {
                 fail("the sandbox's namespace is not loopback-only: \(verdict)")
             }
         } catch { fail("cannot set up the sandbox's loopback: \(error)") }
-        // bubblewrap builds the sandbox's filesystem while the firewall loads (the two
-        // do not depend on each other); the exec helper inside holds the agent at the
-        // gate until the byte written below. If this helper fails or dies first, the
-        // gate reads end of file and the agent never starts (and bubblewrap dies
-        // with its parent).
-        var gate: Descriptor.Pipe
-        do { gate = try Descriptor.pipe() } catch { fail("cannot prepare the sandbox's start gate: \(error)") }
-        let sandbox = startSandbox(args, sandboxEnv: sandboxEnv, gate: gate.read.raw)
-        gate.read.close()    // bubblewrap has its copy; the write end opens the gate below
         // Refused TCP goes to a catch-all made here and served by agentpen (which
         // knows every name's address, pooled ones included); the rest is read here.
         let reporter = RefusalReporter(events: events)

@@ -7,6 +7,8 @@ public protocol FileSystemView: Sendable {
     /// The first bytes of a file (enough for a `#!` line).
     func head(_ path: String, bytes: Int) -> [UInt8]
     func isExecutable(_ path: String) -> Bool
+    /// Whether agentpen may open the file for reading (its permissions, not its kind).
+    func isReadable(_ path: String) -> Bool
     /// The names in a directory (empty when it cannot be read).
     func list(_ directory: String) -> [String]
 }

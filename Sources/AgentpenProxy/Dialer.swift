@@ -57,9 +57,7 @@ final class Dialer: @unchecked Sendable {
         let r = address.bytes.withUnsafeBufferPointer { ap_connect_ip(s, $0.baseAddress, Int32($0.count), port) }
         if r == 0 { return finish(nil) }
         guard r == -EINPROGRESS else { return finish(SocketError("connect \(endpoint(address, port))", -r)) }
-        // Inline: the completion runs on the loop's thread (the proxy's sets the
-        // relay up there and splices the waiting hello upstream).
-        watch = Watch.inline(s, .write, queue: queue, group: nil) { [self] in
+        watch = Watch.write(s, queue: queue, group: nil) { [self] in
             let e = ap_so_error(s)
             if e == 0 { finish(nil) }
             else { finish(SocketError("connect \(endpoint(address, port))", e < 0 ? -e : e)) }

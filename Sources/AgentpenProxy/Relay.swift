@@ -169,16 +169,8 @@ final class Relay: @unchecked Sendable {
                 d.capacity = Int(max(ap_get_pipe_size(p.write.raw), 4096))
                 d.pipe = consume p
             }
-            // Inline: a pump is a few non-blocking splices, run on the loop's thread
-            // without waking a worker (one wake-up less per TLS flight); a stream
-            // still moving after `inlineRounds` goes on on a worker, so a bulk
-            // transfer does not hold the loop.
-            d.readWatch = Watch.inline(d.src, .read, queue: queue, group: group) { [weak self] in
-                self?.pump(i, rounds: Self.inlineRounds)
-            }
-            d.writeWatch = Watch.inline(d.dst, .write, queue: queue, group: group) { [weak self] in
-                self?.pump(i, rounds: Self.inlineRounds)
-            }
+            d.readWatch = Watch.read(d.src, queue: queue, group: group) { [weak self] in self?.pump(i) }
+            d.writeWatch = Watch.write(d.dst, queue: queue, group: group) { [weak self] in self?.pump(i) }
         }
         let t = DispatchSource.makeTimerSource(queue: queue)
         t.setEventHandler { [weak self] in self?.idleCheck() }
@@ -206,10 +198,7 @@ final class Relay: @unchecked Sendable {
         }
     }
 
-    /// Rounds a pump makes on the loop's thread before handing a busy stream to a worker.
-    static let inlineRounds = 4
-
-    private func pump(_ i: Int, rounds limit: Int = 32) {
+    private func pump(_ i: Int) {
         dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         let d = dirs[i]
@@ -217,7 +206,7 @@ final class Relay: @unchecked Sendable {
         var progressed = true
         var rounds = 0
         // Bounded so one fast stream yields its thread to others now and then.
-        while progressed && rounds < limit {
+        while progressed && rounds < 32 {
             rounds += 1
             progressed = false
             if d.inFlight > 0 {

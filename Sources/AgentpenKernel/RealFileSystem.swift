@@ -35,6 +35,8 @@ public struct RealFileSystem: FileSystemView {
 
     public func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
 
+    public func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
     public func list(_ directory: String) -> [String] {
         guard let dir = opendir(directory) else { return [] }
         defer { closedir(dir) }
@@ -55,6 +57,21 @@ public enum Host {
         guard let p = realpath(path, nil) else { return nil }
         defer { free(p) }
         return String(cString: p)
+    }
+
+    /// Opens the regular file `path` for reading, for bubblewrap to copy
+    /// (`--file`): never following a link at its last component, and without
+    /// blocking (a fifo put there since the plan would wait for a writer);
+    /// anything but a regular file is refused with -EINVAL. Returns the
+    /// descriptor (close-on-exec) or -errno.
+    public static func openRegularFile(_ path: String) -> Int32 {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { return -errno }
+        let file = Descriptor(fd)
+        var st = stat()
+        guard fstat(file.raw, &st) == 0 else { return -errno }
+        guard st.st_mode & S_IFMT == S_IFREG else { return -EINVAL }
+        return file.take()
     }
 
     /// Opens `path` (absolute, normalized) as an O_PATH descriptor one component

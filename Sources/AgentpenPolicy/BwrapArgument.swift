@@ -2,7 +2,7 @@
 /// The plan is an ordered list of these (bubblewrap applies mounts in order);
 /// `BwrapArgument.render` turns the list into argv, here and nowhere else.
 ///
-/// Arguments that read a descriptor (`data`, `bindOpened`, `seccomp`) carry no
+/// Arguments that read a descriptor (`data`, `file`, `copy`, `bindOpened`, `seccomp`) carry no
 /// number: the n-th of them in the list reads descriptor `firstDescriptor + n`,
 /// so the argv, the runner's descriptors (`SandboxPlan.dataFiles`, `pathFDs`,
 /// `seccompFD`) and the mounts cannot disagree.
@@ -29,8 +29,16 @@ public enum BwrapArgument: Sendable, Equatable {
     /// `path`, opened by the runner without following any symlink, bound onto
     /// itself from that descriptor (`--bind-fd`/`--ro-bind-fd`).
     case bindOpened(String, readOnly: Bool)
-    /// A file agentpen generates, read-only at `path` (`--ro-bind-data`).
+    /// A file agentpen generates, read-only at `path` (`--ro-bind-data`: a mount).
     case data(path: String, content: String)
+    /// A file agentpen generates, written into the sandbox's root tmpfs at `path`
+    /// (`--file`: no mount). Only where the root is beneath: the root is made
+    /// read-only after every mount (`SandboxPlan.bwrapArguments`).
+    case file(path: String, content: String)
+    /// The content of the host's regular file `source`, copied into the root
+    /// tmpfs at `path` (`--file`: no mount); the runner opens `source` and
+    /// bubblewrap reads it. Read-only as `file` is.
+    case copy(source: String, path: String)
     case symlink(target: String, path: String)
     /// A directory; `mode` nil leaves bubblewrap's default.
     case dir(String, mode: UInt16?)
@@ -52,7 +60,7 @@ public enum BwrapArgument: Sendable, Equatable {
     /// Whether this argument reads a descriptor the runner passes.
     public var readsDescriptor: Bool {
         switch self {
-        case .data, .bindOpened, .seccomp: true
+        case .data, .file, .copy, .bindOpened, .seccomp: true
         default: false
         }
     }
@@ -61,9 +69,10 @@ public enum BwrapArgument: Sendable, Equatable {
     public var paths: [String] {
         switch self {
         case .bind(let source, let destination, _): [source, destination]
-        case .bindOpened(let p, _), .data(let p, _), .dir(let p, _), .tmpfs(let p, _, _), .remountReadOnly(let p),
+        case .bindOpened(let p, _), .data(let p, _), .file(let p, _), .dir(let p, _), .tmpfs(let p, _, _), .remountReadOnly(let p),
              .proc(let p), .dev(let p), .chdir(let p): [p]
         case .symlink(let target, let path): [target, path]
+        case .copy(let source, let path): [source, path]
         default: []
         }
     }
@@ -119,6 +128,8 @@ public enum BwrapArgument: Sendable, Equatable {
         case .bind(let source, let destination, let readOnly): [[readOnly ? "--ro-bind" : "--bind", source, destination]]
         case .bindOpened(let p, let readOnly): [[readOnly ? "--ro-bind-fd" : "--bind-fd", fd, p]]
         case .data(let p, _): [["--ro-bind-data", fd, p]]
+        // bubblewrap's --file would make 0666; these are read like the host's /etc files.
+        case .file(let p, _), .copy(_, let p): [["--perms", "0644"], ["--file", fd, p]]
         case .symlink(let target, let path): [["--symlink", target, path]]
         case .dir(let p, let mode): (mode.map { [["--perms", Self.octal($0)]] } ?? []) + [["--dir", p]]
         case .tmpfs(let p, let size, let mode):
@@ -133,8 +144,20 @@ public enum BwrapArgument: Sendable, Equatable {
 }
 
 extension SandboxPlan {
+    /// What bubblewrap is given, in order: the plan's arguments, then the root
+    /// tmpfs made read-only (`--remount-ro /`, not recursive: the tmpfs and
+    /// binds on it keep their own flags). Last, so that every mount point, file
+    /// and link the plan makes on the root, the session view and decoys added
+    /// later too, is made before; and outside `bwrap`, so that no stage reading
+    /// the plan (the decoys' planner) takes it for a mount over everything.
+    /// With it the root's files (/etc's copies, the identity files), which
+    /// bubblewrap creates owned by the sandbox's user, cannot be written,
+    /// chmod-ed, renamed or removed, nor anything created beside them; Landlock
+    /// refuses all of that but chmod as well.
+    public var bwrapArguments: [BwrapArgument] { bwrap + [.remountReadOnly("/")] }
+
     /// bubblewrap's argv (after `bwrap --json-status-fd 3`, before `--`).
-    public var bwrapArgs: [String] { BwrapArgument.render(bwrap) }
+    public var bwrapArgs: [String] { BwrapArgument.render(bwrapArguments) }
 
     /// The descriptor bubblewrap reports on (`--json-status-fd`): whether the command started.
     public static let bwrapStatusFD: Int32 = 3
@@ -148,7 +171,19 @@ extension SandboxPlan {
     /// The generated files, with the descriptor each is read from.
     public var dataFiles: [DataFile] {
         zip(bwrap, BwrapArgument.descriptors(bwrap)).compactMap { a, fd in
-            if case .data(let path, let content) = a, let fd { return DataFile(fd: fd, path: path, content: content) }
+            switch a {
+            case .data(let path, let content), .file(let path, let content):
+                fd.map { DataFile(fd: $0, path: path, content: content) }
+            default: nil
+            }
+        }
+    }
+
+    /// The host files copied into the sandbox (`BwrapArgument.copy`), with the
+    /// descriptor the runner opens each at.
+    public var fileCopies: [FileCopy] {
+        zip(bwrap, BwrapArgument.descriptors(bwrap)).compactMap { a, fd in
+            if case .copy(let source, let path) = a, let fd { return FileCopy(fd: fd, source: source, path: path) }
             return nil
         }
     }

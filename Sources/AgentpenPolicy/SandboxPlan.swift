@@ -46,6 +46,15 @@ public struct PathFD: Sendable, Equatable {
     public var path: String
 }
 
+/// A host file the runner opens for reading (a regular file only, never
+/// following a link at its last component) as descriptor `fd`, for bubblewrap
+/// to copy to `path` inside.
+public struct FileCopy: Sendable, Equatable {
+    public var fd: Int32
+    public var source: String
+    public var path: String
+}
+
 /// A change on the host made before the run so a mount has something to bind.
 public enum HostPrep: Sendable, Equatable {
     /// A directory (mode 0700) that stays: a preset's config dir, an empty `.git/hooks`.
@@ -130,11 +139,12 @@ extension SandboxPlan {
                             network: NetworkMode, fs: any FileSystemView) throws(PlanError) -> SandboxPlan {
         let home = Paths.normalize(facts.home)
         try checkProject(project, home: home, fs: fs)
-        let user = try UserMounts.plan(options: options, preset: preset, callerEnv: facts.callerEnv,
+        var user = try UserMounts.plan(options: options, preset: preset, callerEnv: facts.callerEnv,
                                        project: project, home: home, fs: fs)
         let command = try agentCommand(options.command, facts: facts)
         let bounds = try RunBounds.plan(options: options, facts: facts)
         let system = SystemView.plan(facts: facts, network: network, tmpfs: bounds.tmpfs, fs: fs)
+        user.dropCABundleBinds(within: system.wholeDirectories)
         let visible = Visibility(roots: system.visibleRoots + user.readOnly + user.readWrite + [project], fs: fs)
         let callerPath = facts.callerEnv["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         let agent = try InstallTree.forAgent(command[0], callerPath: callerPath, project: project, home: home,
@@ -164,7 +174,7 @@ extension SandboxPlan {
         plan.bwrap += ExecHelperPlan.arguments(facts: facts, visible: visible, bound: plan.bwrap, project: project)
         try checkOwnDirectories(plan.bwrap, project: project, facts: facts, fs: fs, copies: options.throwaway?.base)
         plan.env = env
-        plan.notes = user.notes + bounds.notes + user.mountNotes + agent.tree.bindNotes
+        plan.notes = system.notes + user.notes + bounds.notes + user.mountNotes + agent.tree.bindNotes
             + [options.throwaway.map { "project \(project): a throwaway copy (\($0.project)) read-write; the project itself is not visible (agentpen review, agentpen apply)" }
                ?? "project \(project) read-write"]
             + (options.throwaway?.config.sorted { $0.key < $1.key }.map { "\($0.key): a throwaway copy (\($0.value))" } ?? [])

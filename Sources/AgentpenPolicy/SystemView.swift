@@ -5,6 +5,10 @@ struct SystemView: Equatable {
     var arguments: [BwrapArgument]
     /// Host directories bound whole: anything beneath them is visible already.
     var visibleRoots: [String]
+    /// The /etc entries left out, and why (for --dry-run).
+    var notes: [String] = []
+    /// Real directories bound whole: `visibleRoots` and the bound /etc directories.
+    var wholeDirectories: [String] = []
 
     /// Top-level entries of a merged-/usr or classic layout bound read-only.
     static let systemDirs = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt"]
@@ -46,11 +50,95 @@ struct SystemView: Equatable {
         }
         // /etc: only what programs need (the identity and name files come from IdentityFiles).
         a.append(.dir("/etc", mode: 0o755))
+        let etc = etcView(visibleRoots: visibleRoots, fs: fs)
+        let etcDirs = etc.arguments.compactMap { arg -> String? in
+            if case .bind(let s, let d, _) = arg, s == d, fs.kind(s) == .directory { return s }
+            return nil
+        }
+        return SystemView(arguments: a + etc.arguments, visibleRoots: visibleRoots, notes: etc.notes,
+                          wholeDirectories: visibleRoots.filter { fs.kind($0) == .directory } + etcDirs)
+    }
+
+    /// Each listed /etc entry the host has, as the fewest mounts that show it
+    /// as the host has it. bubblewrap 0.8 re-reads /proc/self/mountinfo after
+    /// every bind, so each mount costs more than the last; files need none:
+    /// - a regular file: a copy in the root tmpfs (`--file`), which is
+    ///   read-only once every mount is made (`SandboxPlan.bwrapArguments`);
+    /// - a symlink whose every hop lies in what is visible anyway (the system
+    ///   directories, /etc's bound directories): the same link (`--symlink`);
+    ///   one that leaves them: a copy of the regular file it ends at, or a bind
+    ///   of the directory (as before);
+    /// - a directory: a read-only bind, as before.
+    /// Nothing else is opened: a fifo or device could block the reader, a file
+    /// agentpen cannot read could not be copied, a dangling link shows nothing.
+    /// Each is left out (as a missing entry is) with a note, so /etc is never
+    /// half made: bubblewrap copies whole files or fails the run.
+    static func etcView(visibleRoots: [String], fs: any FileSystemView) -> (arguments: [BwrapArgument], notes: [String]) {
+        var a: [BwrapArgument] = [], notes: [String] = []
+        // Bound /etc directories (real ones only) count as visible for the links' hops.
+        let boundDirs = etcEntries.map { "/etc/" + $0 }.filter { fs.kind($0) == .directory }
+        let visible = Visibility(roots: visibleRoots + boundDirs, fs: fs)
+        func skip(_ p: String, _ why: String) { notes.append("\(p): not in the sandbox (\(why))") }
+        func copy(_ p: String, from source: String) {
+            if fs.isReadable(source) { a.append(.copy(source: source, path: p)) }
+            else { skip(p, source == p ? "agentpen cannot read it" : "agentpen cannot read \(source), where its link leads") }
+        }
         for name in etcEntries {
             let p = "/etc/" + name
-            if fs.kind(p) != .missing { a.append(.bind(source: p, destination: p, readOnly: true)) }
+            switch fs.kind(p) {
+            case .missing: continue
+            case .directory: a.append(.bind(source: p, destination: p, readOnly: true))
+            case .file: copy(p, from: p)
+            case .other: skip(p, "not a regular file, directory or symlink")
+            case .symlink:
+                guard let final = Paths.resolve(p, in: fs) else { skip(p, "a dangling or looping symlink"); continue }
+                if let target = fs.readLink(p), linkResolvesInside(p, visible: visible, fs: fs) {
+                    a.append(.symlink(target: target, path: p))
+                    continue
+                }
+                switch fs.kind(final) {
+                case .file: copy(p, from: final)
+                case .directory: a.append(.bind(source: p, destination: p, readOnly: true))
+                default: skip(p, "its link leads to \(final), not a regular file or directory")
+                }
+            }
         }
-        return SystemView(arguments: a, visibleRoots: visibleRoots)
+        return (a, notes)
+    }
+
+    /// Whether the symlink at `link` (in /etc, a real directory inside as on the
+    /// host) leads inside to the same file as on the host: resolved component by
+    /// component, every path met on the way (each hop, each link's target)
+    /// lies beneath a directory visible whole (a system directory, a bound /etc
+    /// directory, or a merged-/usr link to one), and the chain ends at
+    /// something that exists. A ".." is followed only where it leads a target
+    /// (from a directory already resolved, so as the kernel would); one after
+    /// another component could mean something else through a link, and such a
+    /// target is not trusted to.
+    static func linkResolvesInside(_ link: String, visible: Visibility, fs: any FileSystemView) -> Bool {
+        func parts(_ target: String) -> [Substring]? {
+            let p = target.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+            return p.drop(while: { $0 == ".." }).contains("..") ? nil : p
+        }
+        guard let first = fs.readLink(link), var pending = parts(first) else { return false }
+        var done = first.hasPrefix("/") ? "/" : Paths.parent(link)
+        var hops = 0
+        while !pending.isEmpty {
+            let part = pending.removeFirst()
+            if part == ".." { done = Paths.parent(done); continue }
+            let candidate = Paths.join(done, String(part))
+            guard candidate == "/etc" || visible.contains(candidate) else { return false }
+            switch fs.kind(candidate) {
+            case .missing: return false
+            case .symlink:
+                hops += 1
+                guard hops < 40, let target = fs.readLink(candidate), let more = parts(target) else { return false }
+                if target.hasPrefix("/") { done = "/" }
+                pending = more + pending
+            default: done = candidate
+            }
+        }
+        return true
     }
 
     /// The real uid/gid, no capabilities, no nested user namespaces.
@@ -88,9 +176,10 @@ enum IdentityFiles {
         case .proxied(let h, let r):
             hosts = h; resolv = r
         }
-        return [.data(path: "/etc/passwd", content: passwd), .data(path: "/etc/group", content: group),
-                .data(path: "/etc/hostname", content: "agentpen\n"), .data(path: "/etc/hosts", content: hosts),
-                .data(path: "/etc/resolv.conf", content: resolv)]
+        // Files in the root tmpfs (no mount each), read-only with it.
+        return [.file(path: "/etc/passwd", content: passwd), .file(path: "/etc/group", content: group),
+                .file(path: "/etc/hostname", content: "agentpen\n"), .file(path: "/etc/hosts", content: hosts),
+                .file(path: "/etc/resolv.conf", content: resolv)]
     }
 }
 

@@ -11,6 +11,8 @@ struct UserMounts: Equatable {
     var readWriteAsGiven: [String] = []
     /// CA bundle variables set inside to the real path of the bundle.
     var caBundles: [EnvironmentVariable] = []
+    /// The binds in `readOnly` made for a CA bundle alone (not also named by --mount or a preset).
+    var caBundleBinds: [String] = []
     var create: [HostPrep] = []
     /// Why the preset's paths and the CA bundles are visible.
     var notes: [String] = []
@@ -77,10 +79,23 @@ struct UserMounts: Equatable {
             guard let real = Paths.resolve(abs, in: fs), fs.kind(real) == .file else {
                 throw PlanError(.usage, "\(name)=\(v): no such file (it names a CA bundle)")
             }
-            if !Paths.isWithin(real, project) { readOnly.append(real) }
+            // Once per file: several variables often name the same bundle.
+            if !Paths.isWithin(real, project) && !readOnly.contains(real) {
+                readOnly.append(real)
+                caBundleBinds.append(real)
+            }
             caBundles.append(EnvironmentVariable(name, real))
             notes.append("\(name): CA bundle \(real) read-only")
         }
+    }
+
+    /// Drops the binds of CA bundles that lie beneath `shown`, directories the
+    /// system view binds whole before the home (/usr, /etc/ssl …): the same
+    /// file is visible at the same path already, and each bind is a mount.
+    mutating func dropCABundleBinds(within shown: [String]) {
+        let redundant = caBundleBinds.filter { b in shown.contains { Paths.isWithin(b, $0) } }
+        readOnly.removeAll { redundant.contains($0) }
+        caBundleBinds.removeAll { redundant.contains($0) }
     }
 
     /// The home, an empty bounded tmpfs, with these paths bound in it (or anywhere else).

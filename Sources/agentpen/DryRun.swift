@@ -13,7 +13,16 @@ enum DryRun {
     /// paths, the command, variables and generated files are escaped, so none
     /// can carry a control sequence or a line of its own to the terminal.
     static func print(_ p: Prepared) {
-        let plan = p.plan
+        var plan = p.plan
+        // The session's binds, as a run adds them once its session exists
+        // (main.swift): its view, then the decoys at the secret paths left free.
+        let session = Session.plannedPath(p)
+        var decoys: [SecretDecoys.Decoy] = []
+        if let session {
+            plan.addSessionView(hostDir: Session.viewPath(session))
+            decoys = SecretDecoys.plan(plan.bwrap, home: p.facts.home)
+            plan.addSecretDecoys(decoys, hostDir: Session.decoyPath(session))
+        }
         var out: TerminalText = "# agentpen dry run: nothing was started\n"
         out += "project: \(p.project)\n"
         out += "command: \(plan.command.map(quote).joined(separator: " "))\n"
@@ -23,7 +32,7 @@ enum DryRun {
         out += "\n## what is visible\n"
         for n in plan.notes { out += "  \(n)\n" }
         for prep in plan.createBeforeRun { out += "  created before the run: \(prep)\n" }
-        let decoys = SecretDecoys.plan(plan.bwrap, home: p.facts.home)
+        if let session { out += "  session: \(session) (a run's ID is its own; none where the sandbox could see it)\n" }
         if !decoys.isEmpty {
             out += "  empty read-only decoys (files of the session; each open is a secret-read event): "
                 + "\(decoys.map(\.path).joined(separator: " "))\n"
@@ -41,6 +50,9 @@ enum DryRun {
             out += "  \(f.path) (fd \(f.fd)):\n"
             for line in f.content.split(separator: "\n") { out += "    \(line)\n" }
         }
+        for c in plan.fileCopies {
+            out += "  \(c.path) (fd \(c.fd)): a copy of the host's \(c.source), read-only\n"
+        }
         out += "\n## seccomp (fd \(plan.seccompFD)); every other syscall allowed, foreign architectures killed\n"
         out += "## (bubblewrap loads the first rules; the exec helper the rest, each call answered and reported by agentpen, fd \(plan.syscallNotifyFD))\n"
         for r in SyscallPolicy.rules {
@@ -53,7 +65,7 @@ enum DryRun {
         for w in plan.writable { out += "  \(w)\n" }
         out += "\n## bubblewrap\n"
         out += "  \(quote(p.programs.path(.bwrap) ?? "bwrap")) --json-status-fd \(SandboxPlan.bwrapStatusFD) \\\n"
-        for option in BwrapArgument.options(plan.bwrap) {
+        for option in BwrapArgument.options(plan.bwrapArguments) {
             out += "    \(option.map(quote).joined(separator: " ")) \\\n"
         }
         out += "    -- \(plan.innerCommand.map(quote).joined(separator: " "))\n"

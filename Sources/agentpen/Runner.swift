@@ -114,7 +114,7 @@ enum Runner {
         return transient
     }
 
-    /// Descriptors for the generated files, the seccomp program and the bind
+    /// Descriptors for the generated files, /etc's copies, the seccomp program and the bind
     /// sources, at the numbers the plan gave bubblewrap; owned until the child has them.
     static func planDescriptors(_ plan: SandboxPlan) throws(Failure) -> ChildDescriptors {
         var fds = ChildDescriptors()
@@ -126,6 +126,16 @@ enum Runner {
             if case .apply(let dir, _, _) = plan.cgroup { fds.add(Descriptor(try Cgroup.openProcs(dir)), at: plan.cgroupFD) }
         } catch {
             throw .internalError("cannot prepare the sandbox: \(error)")
+        }
+        // /etc's copies: the plan saw regular files it could read; one that is
+        // not that any more fails the run (never an /etc with a file left out
+        // unsaid or a half-read one).
+        for c in plan.fileCopies {
+            let fd = Host.openRegularFile(c.source)
+            guard fd >= 0 else {
+                throw .internalError("cannot copy \(c.source) into the sandbox: \(String(cString: strerror(-fd))); it changed after agentpen checked it")
+            }
+            fds.add(Descriptor(fd), at: c.fd)
         }
         // Bind sources, opened without following symlinks (the plan checked them;
         // the project may have changed since).

@@ -20,9 +20,11 @@ final class Session: @unchecked Sendable {
     let id: String
     /// Real path of the session directory.
     let path: String
-    var viewPath: String { path + "/" + SessionPolicy.viewDirName }
+    var viewPath: String { Self.viewPath(path) }
     /// Where the secret decoys are (each file is bound, never the directory).
-    var decoyPath: String { path + "/" + DecoyFiles.dirName }
+    var decoyPath: String { Self.decoyPath(path) }
+    static func viewPath(_ dir: String) -> String { dir + "/" + SessionPolicy.viewDirName }
+    static func decoyPath(_ dir: String) -> String { dir + "/" + DecoyFiles.dirName }
     /// The listening socket: owned by `acceptWatch`, whose cancel handler closes it.
     private let listenFD: Int32
     /// Set once, at the end of `init`.
@@ -62,6 +64,20 @@ final class Session: @unchecked Sendable {
         }
         acceptWatch = w
         w.enable()
+    }
+
+    /// Where a session of `p` would be, for --dry-run, which creates nothing:
+    /// nil where `open` would refuse the state home as visible inside. The ID
+    /// is made as a run makes its own (the run's will differ).
+    static func plannedPath(_ p: Prepared) -> String? {
+        let stateHome = XDGPaths.stateHome(env: p.facts.callerEnv, home: p.facts.home)
+        let given = stateHome + "/agentpen/sessions"
+        let visible = WritableSet(p.plan.hostVisible + [p.project], fs: RealFileSystem())
+        let real = SessionStore.realPathOfPrefix(given)
+        if visible.container(of: given) != nil || visible.container(of: real) != nil { return nil }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return real + "/" + SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid())
     }
 
     /// Opens this run's session, or prints why there is none and returns nil

@@ -430,6 +430,7 @@ struct TreeFS: FileSystemView {
     func readLink(_ path: String) -> String? { paths.contains(path + "@") ? "/etc" : nil }
     func head(_ path: String, bytes: Int) -> [UInt8] { [] }
     func isExecutable(_ path: String) -> Bool { false }
+    func isReadable(_ path: String) -> Bool { true }
     func list(_ directory: String) -> [String] {
         paths.compactMap { p in
             let bare = p.hasSuffix("/") || p.hasSuffix("@") ? String(p.dropLast()) : p

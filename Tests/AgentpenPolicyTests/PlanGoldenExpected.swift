@@ -1,5 +1,7 @@
 /// Expected plans for PlanGoldenTests, recorded from the planner before it was
 /// split into stages (commit 8c598a1). One line per bubblewrap flag and its values.
+/// Changed on purpose since: /etc's files are copies (`--file`) and its links
+/// links, the identity files `--file`, and the root read-only last (etcfiles).
 enum PlanGoldenExpected {
     static let plans: [String: String] = [
         "plain": #"""
@@ -32,39 +34,46 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
         bwrap --bind /home/u/src/p /home/u/src/p
-        bwrap --bind-fd 15 /home/u/src/p/.git
-        bwrap --ro-bind-fd 16 /home/u/src/p/.git/hooks
-        bwrap --ro-bind-fd 17 /home/u/src/p/.git/config
+        bwrap --bind-fd 16 /home/u/src/p/.git
+        bwrap --ro-bind-fd 17 /home/u/src/p/.git/hooks
+        bwrap --ro-bind-fd 18 /home/u/src/p/.git/config
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh -c true
+        bwrap --seccomp 19
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 21 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh -c true
         command /bin/sh -c true
         env HOME=/home/u
         env PATH=/usr/bin:/bin
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        pathfd 15 /home/u/src/p/.git
-        pathfd 16 /home/u/src/p/.git/hooks
-        pathfd 17 /home/u/src/p/.git/config
-        seccomp 18 cgroupfd 19 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        pathfd 16 /home/u/src/p/.git
+        pathfd 17 /home/u/src/p/.git/hooks
+        pathfd 18 /home/u/src/p/.git/config
+        seccomp 19 cgroupfd 20 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -111,43 +120,50 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
         bwrap --bind /home/u/src/p /home/u/src/p
-        bwrap --ro-bind-fd 15 /home/u/src/p/.git
-        bwrap --ro-bind-fd 16 /home/u/src/main/.git
-        bwrap --bind-fd 17 /home/u/src/main/.git/worktrees/p
-        bwrap --ro-bind-fd 18 /home/u/src/main/.git/worktrees/p/commondir
-        bwrap --ro-bind-fd 19 /home/u/src/main/.git/worktrees/p/config.worktree
+        bwrap --ro-bind-fd 16 /home/u/src/p/.git
+        bwrap --ro-bind-fd 17 /home/u/src/main/.git
+        bwrap --bind-fd 18 /home/u/src/main/.git/worktrees/p
+        bwrap --ro-bind-fd 19 /home/u/src/main/.git/worktrees/p/commondir
+        bwrap --ro-bind-fd 20 /home/u/src/main/.git/worktrees/p/config.worktree
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 20
-        inner /run/agentpen/agentpen __exec --syscall-notify 22 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --watch /home/u/src/p -- /bin/sh
+        bwrap --seccomp 21
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 23 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --watch /home/u/src/p -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        pathfd 15 /home/u/src/p/.git
-        pathfd 16 /home/u/src/main/.git
-        pathfd 17 /home/u/src/main/.git/worktrees/p
-        pathfd 18 /home/u/src/main/.git/worktrees/p/commondir
-        pathfd 19 /home/u/src/main/.git/worktrees/p/config.worktree
-        seccomp 20 cgroupfd 21 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        pathfd 16 /home/u/src/p/.git
+        pathfd 17 /home/u/src/main/.git
+        pathfd 18 /home/u/src/main/.git/worktrees/p
+        pathfd 19 /home/u/src/main/.git/worktrees/p/commondir
+        pathfd 20 /home/u/src/main/.git/worktrees/p/config.worktree
+        seccomp 21 cgroupfd 22 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -199,49 +215,56 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
         bwrap --bind /home/u/src/p /home/u/src/p
-        bwrap --ro-bind-fd 15 /home/u/src/p/.git
-        bwrap --bind-fd 16 /home/u/src/main/.git
-        bwrap --ro-bind-fd 17 /home/u/src/main/.git/hooks
-        bwrap --ro-bind-fd 18 /home/u/src/main/.git/config
-        bwrap --bind-fd 19 /home/u/src/main/.git/worktrees
-        bwrap --bind-fd 20 /home/u/src/main/.git/worktrees/p
-        bwrap --ro-bind-fd 21 /home/u/src/main/.git/worktrees/p/commondir
-        bwrap --ro-bind-fd 22 /home/u/src/main/.git/worktrees/p/config.worktree
+        bwrap --ro-bind-fd 16 /home/u/src/p/.git
+        bwrap --bind-fd 17 /home/u/src/main/.git
+        bwrap --ro-bind-fd 18 /home/u/src/main/.git/hooks
+        bwrap --ro-bind-fd 19 /home/u/src/main/.git/config
+        bwrap --bind-fd 20 /home/u/src/main/.git/worktrees
+        bwrap --bind-fd 21 /home/u/src/main/.git/worktrees/p
+        bwrap --ro-bind-fd 22 /home/u/src/main/.git/worktrees/p/commondir
+        bwrap --ro-bind-fd 23 /home/u/src/main/.git/worktrees/p/config.worktree
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 23
-        inner /run/agentpen/agentpen __exec --syscall-notify 25 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --rw /home/u/src/main/.git --watch /home/u/src/p -- /bin/sh
+        bwrap --seccomp 24
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 26 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/main/.git/worktrees/p --rw /home/u/src/main/.git --watch /home/u/src/p -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        pathfd 15 /home/u/src/p/.git
-        pathfd 16 /home/u/src/main/.git
-        pathfd 17 /home/u/src/main/.git/hooks
-        pathfd 18 /home/u/src/main/.git/config
-        pathfd 19 /home/u/src/main/.git/worktrees
-        pathfd 20 /home/u/src/main/.git/worktrees/p
-        pathfd 21 /home/u/src/main/.git/worktrees/p/commondir
-        pathfd 22 /home/u/src/main/.git/worktrees/p/config.worktree
-        seccomp 23 cgroupfd 24 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        pathfd 16 /home/u/src/p/.git
+        pathfd 17 /home/u/src/main/.git
+        pathfd 18 /home/u/src/main/.git/hooks
+        pathfd 19 /home/u/src/main/.git/config
+        pathfd 20 /home/u/src/main/.git/worktrees
+        pathfd 21 /home/u/src/main/.git/worktrees/p
+        pathfd 22 /home/u/src/main/.git/worktrees/p/commondir
+        pathfd 23 /home/u/src/main/.git/worktrees/p/config.worktree
+        seccomp 24 cgroupfd 25 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -299,41 +322,48 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
         bwrap --bind /home/u/src/sup/lib /home/u/src/sup/lib
-        bwrap --ro-bind-fd 15 /home/u/src/sup/lib/.git
-        bwrap --bind-fd 16 /home/u/src/sup/.git/modules/lib
-        bwrap --ro-bind-fd 17 /home/u/src/sup/.git/modules/lib/hooks
-        bwrap --ro-bind-fd 18 /home/u/src/sup/.git/modules/lib/config
+        bwrap --ro-bind-fd 16 /home/u/src/sup/lib/.git
+        bwrap --bind-fd 17 /home/u/src/sup/.git/modules/lib
+        bwrap --ro-bind-fd 18 /home/u/src/sup/.git/modules/lib/hooks
+        bwrap --ro-bind-fd 19 /home/u/src/sup/.git/modules/lib/config
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/sup/lib
-        bwrap --seccomp 19
-        inner /run/agentpen/agentpen __exec --syscall-notify 21 --rw /home/u/src/sup/lib --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/sup/.git/modules/lib --watch /home/u/src/sup/lib -- /bin/sh
+        bwrap --seccomp 20
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 22 --rw /home/u/src/sup/lib --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /home/u/src/sup/.git/modules/lib --watch /home/u/src/sup/lib -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        pathfd 15 /home/u/src/sup/lib/.git
-        pathfd 16 /home/u/src/sup/.git/modules/lib
-        pathfd 17 /home/u/src/sup/.git/modules/lib/hooks
-        pathfd 18 /home/u/src/sup/.git/modules/lib/config
-        seccomp 19 cgroupfd 20 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        pathfd 16 /home/u/src/sup/lib/.git
+        pathfd 17 /home/u/src/sup/.git/modules/lib
+        pathfd 18 /home/u/src/sup/.git/modules/lib/hooks
+        pathfd 19 /home/u/src/sup/.git/modules/lib/config
+        seccomp 20 cgroupfd 21 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/sup/lib
         landlock /home/u
         landlock /tmp
@@ -383,13 +413,19 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
@@ -399,20 +435,21 @@ enum PlanGoldenExpected {
         bwrap --remount-ro /home/u/src/p/.git
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 15
-        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /usr/bin/sh
+        bwrap --seccomp 16
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 18 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /usr/bin/sh
         command /usr/bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
         env SHELL=/usr/bin/sh
         env USER=root
         env LOGNAME=root
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        seccomp 15 cgroupfd 16 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        seccomp 16 cgroupfd 17 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -455,13 +492,19 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 429494272
         bwrap --tmpfs /home/u
@@ -474,14 +517,15 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /home/u/.local/share/tool/venv /home/u/.local/share/tool/venv
         bwrap --symlink ../share/tool/venv/bin/tool /home/u/.local/bin/tool
         bwrap --bind /home/u/src/p /home/u/src/p
-        bwrap --bind-fd 15 /home/u/src/p/.git
-        bwrap --ro-bind-fd 16 /home/u/src/p/.git/hooks
-        bwrap --ro-bind-fd 17 /home/u/src/p/.git/config
+        bwrap --bind-fd 16 /home/u/src/p/.git
+        bwrap --ro-bind-fd 17 /home/u/src/p/.git/hooks
+        bwrap --ro-bind-fd 18 /home/u/src/p/.git/config
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --ro-bind /opt/swift/lib /opt/swift/lib
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --cgroup 19 --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /srv/rw --rw /home/u/.tool --rw /home/u/.tool-new --watch /home/u/src/p --watch /home/u/src/p/.git -- /home/u/.local/bin/tool --yes --flag
+        bwrap --seccomp 19
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --cgroup 20 --syscall-notify 21 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --rw /srv/rw --rw /home/u/.tool --rw /home/u/.tool-new --watch /home/u/src/p --watch /home/u/src/p/.git -- /home/u/.local/bin/tool --yes --flag
         command /home/u/.local/bin/tool --yes --flag
         env EXTRA=e
         env HOME=/home/u
@@ -494,15 +538,15 @@ enum PlanGoldenExpected {
         env TOOL_KEY=k
         env USER=u
         env LOGNAME=u
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "10.0.0.1 api.example\n"
-        file 14 /etc/resolv.conf "nameserver 10.0.0.1\n"
-        pathfd 15 /home/u/src/p/.git
-        pathfd 16 /home/u/src/p/.git/hooks
-        pathfd 17 /home/u/src/p/.git/config
-        seccomp 18 cgroupfd 19 cgroup apply(directory: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/agentpen-4242", writes: [AgentpenPolicy.CgroupPlan.Write(file: "memory.max", value: "12884901825"), AgentpenPolicy.CgroupPlan.Write(file: "pids.max", value: "4096"), AgentpenPolicy.CgroupPlan.Write(file: "cpu.weight", value: "50")], skipped: [])
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "10.0.0.1 api.example\n"
+        file 15 /etc/resolv.conf "nameserver 10.0.0.1\n"
+        pathfd 16 /home/u/src/p/.git
+        pathfd 17 /home/u/src/p/.git/hooks
+        pathfd 18 /home/u/src/p/.git/config
+        seccomp 19 cgroupfd 20 cgroup apply(directory: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/agentpen-4242", writes: [AgentpenPolicy.CgroupPlan.Write(file: "memory.max", value: "12884901825"), AgentpenPolicy.CgroupPlan.Write(file: "pids.max", value: "4096"), AgentpenPolicy.CgroupPlan.Write(file: "cpu.weight", value: "50")], skipped: [])
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -565,26 +609,33 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /sys /sys
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
         bwrap --ro-bind /etc/ssl /etc/ssl
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
         bwrap --ro-bind /home/u/.tool /home/u/.tool
         bwrap --ro-bind /home/u/.toolrc /home/u/.toolrc
         bwrap --bind /home/u/src/p /home/u/src/p
-        bwrap --bind-fd 15 /home/u/src/p/.git
-        bwrap --ro-bind-fd 16 /home/u/src/p/.git/hooks
-        bwrap --ro-bind-fd 17 /home/u/src/p/.git/config
+        bwrap --bind-fd 16 /home/u/src/p/.git
+        bwrap --ro-bind-fd 17 /home/u/src/p/.git/hooks
+        bwrap --ro-bind-fd 18 /home/u/src/p/.git/config
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 18
-        inner /run/agentpen/agentpen __exec --syscall-notify 20 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh
+        bwrap --seccomp 19
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 21 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p --watch /home/u/src/p/.git -- /bin/sh
         command /bin/sh
         env HOME=/home/u
         env PATH=/usr/bin:/bin
@@ -592,15 +643,15 @@ enum PlanGoldenExpected {
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        pathfd 15 /home/u/src/p/.git
-        pathfd 16 /home/u/src/p/.git/hooks
-        pathfd 17 /home/u/src/p/.git/config
-        seccomp 18 cgroupfd 19 cgroup notApplied("no limits asked for (all set to none)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        pathfd 16 /home/u/src/p/.git
+        pathfd 17 /home/u/src/p/.git/hooks
+        pathfd 18 /home/u/src/p/.git/config
+        seccomp 19 cgroupfd 20 cgroup notApplied("no limits asked for (all set to none)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -651,13 +702,18 @@ enum PlanGoldenExpected {
         bwrap --symlink /nix/store/sys-0 /run/booted-system
         bwrap --perms 0755
         bwrap --dir /etc
-        bwrap --ro-bind /etc/nsswitch.conf /etc/nsswitch.conf
-        bwrap --ro-bind /etc/static /etc/static
-        bwrap --ro-bind-data 10 /etc/passwd
-        bwrap --ro-bind-data 11 /etc/group
-        bwrap --ro-bind-data 12 /etc/hostname
-        bwrap --ro-bind-data 13 /etc/hosts
-        bwrap --ro-bind-data 14 /etc/resolv.conf
+        bwrap --perms 0644
+        bwrap --file 10 /etc/nsswitch.conf
+        bwrap --perms 0644
+        bwrap --file 11 /etc/passwd
+        bwrap --perms 0644
+        bwrap --file 12 /etc/group
+        bwrap --perms 0644
+        bwrap --file 13 /etc/hostname
+        bwrap --perms 0644
+        bwrap --file 14 /etc/hosts
+        bwrap --perms 0644
+        bwrap --file 15 /etc/resolv.conf
         bwrap --perms 0700
         bwrap --size 858992640
         bwrap --tmpfs /home/u
@@ -668,20 +724,21 @@ enum PlanGoldenExpected {
         bwrap --ro-bind /self/agentpen /run/agentpen/agentpen
         bwrap --ro-bind /opt/x /opt/x
         bwrap --chdir /home/u/src/p
-        bwrap --seccomp 15
-        inner /run/agentpen/agentpen __exec --syscall-notify 17 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /run/current-system/sw/bin/sh
+        bwrap --seccomp 16
+        bwrap --remount-ro /
+        inner /run/agentpen/agentpen __exec --syscall-notify 18 --rw /home/u/src/p --rw /home/u --rw /tmp --rw /var/tmp --rw /run --rw /dev --watch /home/u/src/p -- /run/current-system/sw/bin/sh
         command /run/current-system/sw/bin/sh
         env HOME=/home/u
         env PATH=/run/current-system/sw/bin:/bin
         env USER=u
         env LOGNAME=u
         env SHELL=/bin/sh
-        file 10 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-        file 11 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
-        file 12 /etc/hostname "agentpen\n"
-        file 13 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
-        file 14 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
-        seccomp 15 cgroupfd 16 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
+        file 11 /etc/passwd "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        file 12 /etc/group "root:x:0:\nu:x:1000:\nnogroup:x:65534:\n"
+        file 13 /etc/hostname "agentpen\n"
+        file 14 /etc/hosts "127.0.0.1 localhost agentpen\n::1 localhost\n"
+        file 15 /etc/resolv.conf "# agentpen: no network in this sandbox\nnameserver 127.0.0.1\noptions attempts:1 timeout:1\n"
+        seccomp 16 cgroupfd 17 cgroup notApplied("no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)")
         landlock /home/u/src/p
         landlock /home/u
         landlock /tmp
@@ -690,6 +747,7 @@ enum PlanGoldenExpected {
         landlock /dev
         hostWritable /home/u/src/p
         create transientMountPoint("/home/u/src/p/.git")
+        note /etc/static: not in the sandbox (a dangling or looping symlink)
         note cgroup limits not applied: no unified cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1 or a hybrid layout)
         note tmpfs bounds, 2G in all: $HOME 819.1M, /tmp 614.3M, /var/tmp 204.7M, /dev/shm 307.1M, /run 102.3M; /dev read-only
         note project /home/u/src/p read-write

@@ -4,8 +4,11 @@ import Testing
 
 /// A filesystem made of a dictionary: path → kind, link target or content.
 struct FakeFS: FileSystemView {
-    enum Node { case dir, file(String, exec: Bool), link(String) }
+    /// `special`: a fifo, socket or device (FileKind.other).
+    enum Node { case dir, file(String, exec: Bool), link(String), special }
     var nodes: [String: Node]
+    /// Paths agentpen may not open for reading.
+    var unreadable: Set<String> = []
 
     init(_ nodes: [String: Node]) {
         var all = nodes
@@ -23,6 +26,7 @@ struct FakeFS: FileSystemView {
         case .dir: return .directory
         case .file: return .file
         case .link: return .symlink
+        case .special: return .other
         case nil: return .missing
         }
     }
@@ -37,6 +41,10 @@ struct FakeFS: FileSystemView {
     func list(_ directory: String) -> [String] {
         let d = Paths.normalize(directory)
         return nodes.keys.filter { $0 != "/" && Paths.parent($0) == d }.map { Paths.basename($0) }
+    }
+    func isReadable(_ path: String) -> Bool {
+        guard let real = Paths.resolve(path, in: self) else { return false }
+        return !unreadable.contains(real)
     }
     func isExecutable(_ path: String) -> Bool {
         guard let real = Paths.resolve(path, in: self) else { return false }
@@ -140,7 +148,7 @@ extension SandboxPlan {
     @Test func etcIsSelectiveAndIdentityIsGenerated() throws {
         let p = try plan(["--", "/bin/sh"])
         #expect(p.bwrap.contains(ro("/etc/ssl")))
-        #expect(p.bwrap.contains(ro("/etc/nsswitch.conf")))
+        #expect(p.bwrap.contains(.copy(source: "/etc/nsswitch.conf", path: "/etc/nsswitch.conf")))
         #expect(!p.bwrap.contains { $0.paths.contains("/etc/shadow") })
         #expect(!p.bwrap.contains(ro("/etc")))
         #expect(p.bwrap.contains(.dir("/etc", mode: 0o755)))

@@ -91,7 +91,7 @@ import Testing
         #expect(Self.secretReads(state, ids[0]) == [f.home + "/.netrc"], "\(Self.secretReads(state, ids[0]))")
         // --dry-run names the decoys the plan makes: the mounted stores have none.
         let dry = try f.agentpen(["--dry-run", "--mount", f.home + "/.aws", "--", "/bin/true"], env: ["XDG_STATE_HOME": state])
-        let line = dry.stdout.split(separator: "\n").first { $0.contains("empty read-only decoys") }.map(String.init) ?? ""
+        let line = dry.stdout.split(separator: "\n").first { $0.contains("empty read-only decoys (files") }.map(String.init) ?? ""
         #expect(line.contains(f.home + "/.netrc") && line.contains(f.home + "/.kube/config"), "\(dry.stdout)")
         #expect(!line.contains("/.aws/") && !line.contains("/.ssh/"), "mounted, yet a decoy: \(line)")
     }

@@ -3,10 +3,9 @@ import ArgumentParser
 
 // agentpen's internal entry points: run by agentpen itself (never by a user),
 // named with a leading "__" so no program name or subcommand can collide, and
-// left out of --help and the completions. Each parses to a plain value. None
-// answers the library's built-in flags (`_superCommandName` turns off
-// --generate-completion-script, `helpNames: []` --help): the agent's argv
-// follows their `--`.
+// left out of --help and the completions. Each parses to a plain value:
+// `__exec` and `__netns` by hand (HelperArgv: no built-in flags, the agent's
+// argv follows their `--`); `__probe` checks its own words.
 
 /// `agentpen __exec [--cgroup FD] --syscall-notify FD [--rw PATH]... [--watch PATH]... -- COMMAND...`:
 /// the last step inside the sandbox before the agent.
@@ -45,48 +44,10 @@ public struct NetArguments: Sendable, Equatable {
     public var hostPorts: [UInt16] = []
     /// Direct hop: make sockets inside on agentpen's request (`--publish`).
     public var serveSockets = false
-}
-
-struct ExecCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__exec", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
-    @Option(name: .customLong("rw"), parsing: .unconditionalSingleValue) var rw: [String] = []
-    @Option(parsing: .unconditional) var cgroup: Int32?
-    @Option(name: .customLong("syscall-notify"), parsing: .unconditional) var syscallNotify: Int32?
-    @Option(parsing: .unconditionalSingleValue) var watch: [String] = []
-    @Option(parsing: .unconditional) var gate: Int32?
-    @Argument(parsing: .postTerminator) var command: [String] = []
-
-    var value: ExecArguments {
-        ExecArguments(writable: rw, cgroupFD: cgroup, notifyFD: syscallNotify, watch: watch, gateFD: gate, command: command)
-    }
-}
-
-struct NetCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__netns", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
-    @Option(name: .customLong("proxy-port"), parsing: .unconditional) var proxyPort: UInt16 = 0
-    @Option(parsing: .unconditional) var hop = NetworkPlan.Hop.splice.rawValue
-    @Option(parsing: .unconditional) var nft = ""
-    @Option(parsing: .unconditionalSingleValue) var host: [String] = []
-    @Option(parsing: .unconditionalSingleValue) var fd: [Int32] = []
-    @Option(name: .customLong("host-port"), parsing: .unconditionalSingleValue) var hostPort: [UInt16] = []
-    @Flag(name: .customLong("serve-sockets")) var serveSockets = false
-    @Argument(parsing: .postTerminator) var bwrap: [String] = []
-
-    /// nil when anything is missing or malformed (agentpen wrote these arguments:
-    /// a mistake is an internal error, not a usage one).
-    var value: NetArguments? {
-        guard let hop = NetworkPlan.Hop(rawValue: hop), nft.hasPrefix("/"), !bwrap.isEmpty else { return nil }
-        var hosts: [HostPattern] = []
-        var list = Allowlist()
-        for h in host {
-            guard let p = try? HostPattern(h) else { return nil }
-            list.add(p)
-        }
-        hosts = list.patterns
-        var a = NetArguments(proxyPort: proxyPort, hop: hop, nft: nft, hosts: hosts, passFDs: fd, bwrap: bwrap)
-        a.hostPorts = hostPort
-        a.serveSockets = serveSockets
-        return a
+    public init(proxyPort: UInt16 = 0, hop: NetworkPlan.Hop = .splice, nft: String = "", hosts: [HostPattern] = [],
+                passFDs: [Int32] = [], bwrap: [String] = [], hostPorts: [UInt16] = [], serveSockets: Bool = false) {
+        self.proxyPort = proxyPort; self.hop = hop; self.nft = nft; self.hosts = hosts; self.passFDs = passFDs
+        self.bwrap = bwrap; self.hostPorts = hostPorts; self.serveSockets = serveSockets
     }
 }
 

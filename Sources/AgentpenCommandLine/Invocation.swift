@@ -63,15 +63,12 @@ public enum Invocation: Sendable, Equatable {
         }
         switch args.first {
         case "__exec"?:
-            let rest = Array(args.dropFirst())
-            do { return .exec(try ExecCommand.parse(rest).value) }
-            catch { throw Failure(kind: .helper, message: "internal: bad helper arguments") }
+            // Hand-parsed (HelperArgv): agentpen wrote these; anything else is 125.
+            do throws(HelperArgv.Failure) { return .exec(try ExecArguments.parse(Array(args.dropFirst()))) }
+            catch { throw Failure(kind: .helper, message: "internal: bad helper arguments: \(error.message)") }
         case "__netns"?:
-            let rest = Array(args.dropFirst())
-            guard let a = try? NetCommand.parse(rest).value else {
-                throw Failure(kind: .helper, message: "internal: bad network helper arguments")
-            }
-            return .netns(a)
+            do throws(HelperArgv.Failure) { return .netns(try NetArguments.parse(Array(args.dropFirst()))) }
+            catch { throw Failure(kind: .helper, message: "internal: bad network helper arguments: \(error.message)") }
         case "__manual"?:
             return .manual
         case "__probe"?:

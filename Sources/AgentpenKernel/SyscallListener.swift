@@ -75,8 +75,22 @@ public struct SyscallListener: ~Copyable {
         while read(socket, &byte, 1) < 0 && errno == EINTR {}
     }
 
-    /// Blocks until a call waits (true) or no process uses the filter any more (false).
-    public func waitForCall() -> Bool { ap_notif_wait(fd, -1) == 1 }
+    public enum Wait: Sendable, Equatable {
+        case call
+        /// The kernel's hang-up: no process uses the filter any more (each one
+        /// it was loaded into, and every descendant, has exited).
+        case noProcessLeft
+        case failed
+    }
+
+    /// Blocks until a call waits, no process uses the filter any more, or the wait fails.
+    public func waitForCall() -> Wait {
+        switch ap_notif_wait(fd, -1) {
+        case 1: .call
+        case 0: .noProcessLeft
+        default: .failed
+        }
+    }
 
     /// The waiting call; nil if it went away meanwhile (its process was killed).
     public func receive() -> Notification? {

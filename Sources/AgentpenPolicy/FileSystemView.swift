@@ -35,8 +35,14 @@ public enum Paths {
     /// Whether `normalize` would return `path` unchanged: absolute, and no empty,
     /// `.` or `..` component (so no doubled or trailing slash but in "/" itself).
     static func isNormalized(_ path: String) -> Bool {
+        // A native String's bytes in place (its UTF-8 iterator cost ~1 000 instructions
+        // a path, 1.6 M per start); a bridged one, were there any, is walked as before.
+        path.utf8.withContiguousStorageIfAvailable(isNormalized) ?? isNormalized(path.utf8)
+    }
+
+    private static func isNormalized<Bytes: Sequence<UInt8>>(_ path: Bytes) -> Bool {
         let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
-        var bytes = path.utf8.makeIterator()
+        var bytes = path.makeIterator()
         guard bytes.next() == slash else { return false }
         var length = 0, onlyDots = true, components = 0
         func ok() -> Bool { length > 0 && !(onlyDots && length <= 2) }

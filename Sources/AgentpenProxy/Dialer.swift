@@ -25,15 +25,28 @@ final class Dialer: @unchecked Sendable {
 
     /// `socket`: connect this (nonblocking, unconnected) TCP socket instead of a new
     /// one, e.g. one made in the sandbox's namespace; it is the dialer's from here on.
+    /// The dialer returned may be cancelled (on `queue`).
+    @discardableResult
     static func connect(to address: IPAddress, port: UInt16, timeout: TimeInterval, queue: DispatchQueue,
-                        socket: consuming Descriptor? = nil, completion: @escaping Completion) {
+                        socket: consuming Descriptor? = nil, completion: @escaping Completion) -> Dialer {
         let d = Dialer(queue: queue, socket: socket)
         d.completion = completion
         queue.async { d.begin(address, port, timeout) }
+        return d
+    }
+
+    /// Gives up (on `queue`): the socket is closed before this returns, whether
+    /// the connection was made or not, and the completion sees ECANCELED. Nothing
+    /// after a completion.
+    func cancel() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        finish(SocketError("connect", ECANCELED))
     }
 
     private func begin(_ address: IPAddress, _ port: UInt16, _ timeout: TimeInterval) {
         dispatchPrecondition(condition: .onQueue(queue))
+        // Cancelled before it began: no socket, no packet.
+        guard completion != nil else { return }
         if socket == nil {
             let made = ap_socket(Int32(address.bytes.count), 0)
             guard made >= 0 else { return finish(SocketError("socket", -made)) }
@@ -44,7 +57,9 @@ final class Dialer: @unchecked Sendable {
         let r = address.bytes.withUnsafeBufferPointer { ap_connect_ip(s, $0.baseAddress, Int32($0.count), port) }
         if r == 0 { return finish(nil) }
         guard r == -EINPROGRESS else { return finish(SocketError("connect \(endpoint(address, port))", -r)) }
-        watch = Watch.write(s, queue: queue, group: nil) { [self] in
+        // Inline: the completion runs on the loop's thread (the proxy's sets the
+        // relay up there and splices the waiting hello upstream).
+        watch = Watch.inline(s, .write, queue: queue, group: nil) { [self] in
             let e = ap_so_error(s)
             if e == 0 { finish(nil) }
             else { finish(SocketError("connect \(endpoint(address, port))", e < 0 ? -e : e)) }
@@ -69,6 +84,7 @@ final class Dialer: @unchecked Sendable {
         watch?.cancel()
         watch = nil
         if let error {
+            if let s = socket?.raw { _ = ap_set_linger_reset(s) }
             socket = nil
             completion(.failure(error))
         } else if let s = socket.take() {

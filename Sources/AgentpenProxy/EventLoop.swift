@@ -168,8 +168,18 @@ final class EventLoop: Sendable {
         return tell
     }
 
+    /// Off the loop's thread (a watch being enabled or re-armed, from its own
+    /// queue): always handed over, never run here.
     private func deliver(_ watches: [Watch]) {
         for w in watches { w.queue.async { w.fire() } }
+    }
+
+    /// On the loop's thread, holding no lock: an inline watch's handler runs here
+    /// (inside its queue, so beside no other block of it), the others are handed over.
+    private func deliverFromLoop(_ watches: [Watch]) {
+        for w in watches {
+            if w.inline { w.queue.sync { w.fire() } } else { w.queue.async { w.fire() } }
+        }
     }
 
     // MARK: - The loop's thread
@@ -206,7 +216,7 @@ final class EventLoop: Sendable {
                 }
                 return tell
             }
-            deliver(tell)
+            deliverFromLoop(tell)
         }
     }
 }

@@ -148,6 +148,14 @@ final class Relay: @unchecked Sendable {
 
     func start() { queue.async { self.setUp() } }
 
+    /// `start` for a caller already on `queue`: the relay is set up, and what
+    /// both sockets already hold is moved, before this returns (no hop, so the
+    /// ClientHello goes upstream at once).
+    func startHere() {
+        dispatchPrecondition(condition: .onQueue(queue))
+        setUp()
+    }
+
     /// Ends the relay from outside (proxy shutdown). Safe to call more than once.
     func stop() { queue.async { self.teardown(.stopped, reset: false) } }
 
@@ -161,8 +169,16 @@ final class Relay: @unchecked Sendable {
                 d.capacity = Int(max(ap_get_pipe_size(p.write.raw), 4096))
                 d.pipe = consume p
             }
-            d.readWatch = Watch.read(d.src, queue: queue, group: group) { [weak self] in self?.pump(i) }
-            d.writeWatch = Watch.write(d.dst, queue: queue, group: group) { [weak self] in self?.pump(i) }
+            // Inline: a pump is a few non-blocking splices, run on the loop's thread
+            // without waking a worker (one wake-up less per TLS flight); a stream
+            // still moving after `inlineRounds` goes on on a worker, so a bulk
+            // transfer does not hold the loop.
+            d.readWatch = Watch.inline(d.src, .read, queue: queue, group: group) { [weak self] in
+                self?.pump(i, rounds: Self.inlineRounds)
+            }
+            d.writeWatch = Watch.inline(d.dst, .write, queue: queue, group: group) { [weak self] in
+                self?.pump(i, rounds: Self.inlineRounds)
+            }
         }
         let t = DispatchSource.makeTimerSource(queue: queue)
         t.setEventHandler { [weak self] in self?.idleCheck() }
@@ -190,7 +206,10 @@ final class Relay: @unchecked Sendable {
         }
     }
 
-    private func pump(_ i: Int) {
+    /// Rounds a pump makes on the loop's thread before handing a busy stream to a worker.
+    static let inlineRounds = 4
+
+    private func pump(_ i: Int, rounds limit: Int = 32) {
         dispatchPrecondition(condition: .onQueue(queue))
         guard !closed else { return }
         let d = dirs[i]
@@ -198,7 +217,7 @@ final class Relay: @unchecked Sendable {
         var progressed = true
         var rounds = 0
         // Bounded so one fast stream yields its thread to others now and then.
-        while progressed && rounds < 32 {
+        while progressed && rounds < limit {
             rounds += 1
             progressed = false
             if d.inFlight > 0 {

@@ -320,7 +320,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         switch route {
         case .sni: break
-        case .tls(let name): requiredName = name
+        case .tls(let name):
+            requiredName = name
+            dialEarly(name)
         case .plain(let name, let port, let pattern):
             phase = .connecting
             return endHello { self.resolve(name, pattern, ["port": String(port), "protocol": "tcp"], port: port) }
@@ -329,9 +331,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             deadline?.cancel()
             deadline = nil
             let pattern = try! HostPattern("host-port.invalid:\(port)")
-            return dial("127.0.0.1:\(port)", pattern, [.loopbackV4], 0, [],
-                        ["port": String(port), "protocol": "tcp", "host-port": "allowed by --allow-host-port \(port)"],
-                        port: port)
+            let extra = ["port": String(port), "protocol": "tcp", "host-port": "allowed by --allow-host-port \(port)"]
+            return connectFirst([.loopbackV4], port: port) { [self] address, failures in
+                conclude(address.map { .connected(dialled: endpoint($0, port)) }
+                         ?? .failed(.failure, reason: "could not connect: " + failures.joined(separator: "; "), permit: nil),
+                         "127.0.0.1:\(port)", pattern, extra, port: port)
+            }
         case .refused(let subject, let reason, let details):
             return block(subject, reason, details)
         }
@@ -411,7 +416,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
             guard let pattern = proxy.allowlist.matchTLS(name) else { return unlisted(name, extra) }
             phase = .connecting
-            endHello { self.resolve(name, pattern, extra, port: self.proxy.config.upstreamPort) }
+            endHello { self.helloPassed(name, pattern, extra) }
         }
     }
 
@@ -501,9 +506,73 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func closeClient() {
         dispatchPrecondition(condition: .onQueue(queue))
         phase = .closed
+        guard !removed else { return }
+        removed = true
+        // A dial still under way (an early one whose hello was refused, or a stop):
+        // its socket is closed now, before the connection leaves the table.
+        if let d = dialer {
+            dialer = nil
+            d.cancel()
+        }
+        // An early dial's upstream that was never used: nothing was sent on it;
+        // a reset ends it at once on both ends (no TIME_WAIT left per refused hello).
+        if early != nil, let fd = upstream?.raw { _ = ap_set_linger_reset(fd) }
         owned = nil
         upstream = nil
         proxy.table.remove(self, client: peer)
+    }
+
+    /// How resolving and dialling a name ended. Only `conclude` records it, so an
+    /// early dial whose hello is refused leaves no trace but the refusal.
+    private enum DialOutcome {
+        /// The socket is `upstream`; `dialled` names the address and port.
+        case connected(dialled: String)
+        case failed(Event.Kind, reason: String, permit: String?)
+    }
+
+    /// The direct hop's early dial: the connection's address already names the
+    /// TLS name it is for, so when that name is allowed, resolving, vetting and
+    /// connecting run while the ClientHello is on its way. Nothing is sent on
+    /// the upstream socket and nothing about the dial is recorded until the
+    /// hello has passed (SNI equal to the name, allowed); a refused hello closes
+    /// the socket unsent and is reported exactly as without the early dial.
+    private struct EarlyDial {
+        let name: String
+        let pattern: HostPattern
+        /// How the dial ended; nil while it runs.
+        var outcome: DialOutcome?
+        /// The hello passed with these details: act on the outcome once it is there.
+        var helloExtra: [String: String]?
+    }
+    private var early: EarlyDial?
+    /// The dial under way, cancelled by `closeClient`.
+    private var dialer: Dialer?
+    /// Out of the table (once only: the early dial and the hello may both end the connection).
+    private var removed = false
+
+    private func dialEarly(_ name: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        // Through an upstream proxy the dial is a CONNECT request: bytes. Only direct dials start early.
+        guard let pattern = proxy.allowlist.matchTLS(name), proxy.config.upstreamProxy.map({ $0.bypasses(name) }) ?? true
+        else { return }
+        early = EarlyDial(name: name, pattern: pattern)
+        let port = proxy.config.upstreamPort
+        resolveAndConnect(name, pattern, port: port) { [self] outcome in
+            early?.outcome = outcome
+            if let extra = early?.helloExtra { conclude(outcome, name, pattern, extra, port: port) }
+        }
+    }
+
+    /// The ClientHello passed (its SNI `name` allowed and, on a per-name address,
+    /// that address's name): the early dial's outcome if there is one, else the dial now.
+    private func helloPassed(_ name: String, _ pattern: HostPattern, _ extra: [String: String]) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let port = proxy.config.upstreamPort
+        guard var e = early, e.name == name else { return resolve(name, pattern, extra, port: port) }
+        if stopRequested { return closeClient() }
+        if let outcome = e.outcome { return conclude(outcome, name, pattern, extra, port: port) }
+        e.helloExtra = extra
+        early = e
     }
 
     private func resolve(_ name: String, _ pattern: HostPattern, _ extra: [String: String], port: UInt16) {
@@ -526,21 +595,27 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
             return
         }
+        resolveAndConnect(name, pattern, port: port) { [self] outcome in conclude(outcome, name, pattern, extra, port: port) }
+    }
+
+    /// Resolves `name` (here, never trusting the sandbox's lookup), vets every
+    /// address and connects to the first vetted one that answers: exactly a vetted
+    /// address, no second lookup. Records nothing; `then` gets how it ended.
+    private func resolveAndConnect(_ name: String, _ pattern: HostPattern, port: UInt16,
+                                   then: @escaping @Sendable (DialOutcome) -> Void) {
+        let resolver = proxy.resolver
         // getaddrinfo blocks; keep it off the connection queue and its worker.
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
-            self.queue.async { self.vetAndDial(name, pattern, addresses, extra, port: port) }
+            self.queue.async { self.vetAndConnect(name, pattern, addresses, port: port, then: then) }
         }
     }
 
-    private func vetAndDial(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], _ extra: [String: String],
-                            port: UInt16) {
+    private func vetAndConnect(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], port: UInt16,
+                               then: @escaping @Sendable (DialOutcome) -> Void) {
         dispatchPrecondition(condition: .onQueue(queue))
-        if stopRequested { return closeClient() }
-        guard !addresses.isEmpty else {
-            record(.failure, .name(name), "could not resolve \(name)", extra)
-            return closeClient()
-        }
+        if stopRequested || removed { return closeClient() }
+        guard !addresses.isEmpty else { return then(.failed(.failure, reason: "could not resolve \(name)", permit: nil)) }
         var vetted: [IPAddress] = []
         var refusals: [String] = []
         for a in addresses {
@@ -550,17 +625,33 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             }
         }
         guard !vetted.isEmpty else {
-            var extra = extra
             // Only private answers: --allow-private would have permitted it.
             // Also for a name --audit let through: `agentpen suggest` shows the user
             // that it needs a private upstream, which only they can judge.
-            if !pattern.allowsPrivateUpstream, addresses.allSatisfy({ if case .privateUse = AddressPolicy.classify($0) { true } else { false } }) {
-                extra["permit"] = Permit.allowPrivate(name)
-            }
-            record(.connectionBlocked, .name(name), "every address refused: " + refusals.joined(separator: "; "), extra)
-            return closeClient()
+            let onlyPrivate = addresses.allSatisfy { if case .privateUse = AddressPolicy.classify($0) { true } else { false } }
+            return then(.failed(.connectionBlocked, reason: "every address refused: " + refusals.joined(separator: "; "),
+                                permit: !pattern.allowsPrivateUpstream && onlyPrivate ? Permit.allowPrivate(name) : nil))
         }
-        dial(name, pattern, vetted, 0, [], extra, port: port)
+        connectFirst(vetted, port: port) { address, failures in
+            then(address.map { .connected(dialled: endpoint($0, port)) }
+                 ?? .failed(.failure, reason: "could not connect: " + failures.joined(separator: "; "), permit: nil))
+        }
+    }
+
+    /// Acts on how the dial ended: the relay, or the event and the close.
+    private func conclude(_ outcome: DialOutcome, _ name: String, _ pattern: HostPattern, _ extra: [String: String],
+                          port: UInt16) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested { return closeClient() }
+        switch outcome {
+        case .connected(let dialled):
+            relay(name, pattern, dialled, extra, port: port)
+        case .failed(let kind, let reason, let permit):
+            var details = extra
+            if let permit { details["permit"] = permit }
+            record(kind, .name(name), reason, details)
+            closeClient()
+        }
     }
 
     private func dialProxy(_ up: UpstreamProxy, _ name: String, _ pattern: HostPattern, _ addresses: [IPAddress],
@@ -573,61 +664,65 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             record(.failure, .name(name), "could not resolve the upstream proxy \(up.host) (proxy.url in the global config)", extra)
             return closeClient()
         }
-        dial(name, pattern, addresses, 0, [], extra, port: port, via: up)
-    }
-
-    /// `via`: the addresses are the upstream proxy's; once connected, agentpen
-    /// asks it for `name`:`port` with CONNECT.
-    private func dial(_ name: String, _ pattern: HostPattern, _ vetted: [IPAddress], _ i: Int,
-                      _ failures: [String], _ extra: [String: String], port: UInt16, via up: UpstreamProxy? = nil) {
-        if stopRequested { return closeClient() }
-        guard i < vetted.count else {
-            record(.failure, .name(name), (up == nil ? "could not connect: " : "could not connect to the upstream proxy: ")
-                   + failures.joined(separator: "; "), extra)
-            return closeClient()
-        }
-        let address = vetted[i]
-        // Dial exactly the address that was vetted: no second lookup.
-        Dialer.connect(to: address, port: up?.port ?? port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
-            switch consume result {
-            case .failure(let e):
-                dial(name, pattern, vetted, i + 1, failures + [e.description], extra, port: port, via: up)
-            case .success(let dialledSocket):
-                // The connection's from here: `closeClient` closes it, `relay` hands it on.
-                let fd = dialledSocket.raw
-                upstream = .some(dialledSocket)
+        // The addresses are the upstream proxy's; once connected, agentpen asks it
+        // for `name`:`port` with CONNECT.
+        connectFirst(addresses, port: up.port) { [self] address, failures in
+            guard let address, let fd = upstream?.raw else {
+                record(.failure, .name(name), "could not connect to the upstream proxy: " + failures.joined(separator: "; "), extra)
+                return closeClient()
+            }
+            let dialled = endpoint(address, up.port)
+            guard let request = up.connectRequest(name: name, port: port) else {
+                record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
+                return closeClient()
+            }
+            ProxyTunnel.open(fd, request: request,
+                             timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
                 if stopRequested { return closeClient() }
-                guard let up else { return relay(name, pattern, endpoint(address, port), extra, port: port) }
-                let dialled = endpoint(address, up.port)
-                guard let request = up.connectRequest(name: name, port: port) else {
-                    record(.failure, .name(name), "not a name to send to the upstream proxy", extra)
-                    return closeClient()
-                }
-                ProxyTunnel.open(fd, request: request,
-                                 timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
-                    if stopRequested { return closeClient() }
-                    var details = extra
-                    details["upstream"] = dialled
-                    details["via-proxy"] = "CONNECT \(name):\(port)"
-                    switch outcome {
-                    case .open:
-                        relay(name, pattern, dialled, details, port: port,
-                              note: " (through the upstream proxy \(up.endpoint), which chose the address)")
-                    case .refused(let reply):
-                        details["proxy-status"] = reply.statusLine
-                        record(.connectionBlocked, .name(name),
-                               "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
-                        closeClient()
-                    case .failed(let why):
-                        record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
-                        closeClient()
-                    }
+                var details = extra
+                details["upstream"] = dialled
+                details["via-proxy"] = "CONNECT \(name):\(port)"
+                switch outcome {
+                case .open:
+                    relay(name, pattern, dialled, details, port: port,
+                          note: " (through the upstream proxy \(up.endpoint), which chose the address)")
+                case .refused(let reply):
+                    details["proxy-status"] = reply.statusLine
+                    record(.connectionBlocked, .name(name),
+                           "the upstream proxy \(up.endpoint) refused CONNECT \(name):\(port): \(reply.statusLine)", details)
+                    closeClient()
+                case .failed(let why):
+                    record(.failure, .name(name), "upstream proxy \(up.endpoint), CONNECT \(name):\(port): \(why)", details)
+                    closeClient()
                 }
             }
         }
     }
 
-    /// The upstream is connected (`dialled` names what agentpen dialled): the event, then bytes both ways.
+    /// Connects to the first of `addresses` that answers, in order; the socket is
+    /// then `upstream` and `then` gets its address. nil: none did (each one's error).
+    private func connectFirst(_ addresses: [IPAddress], port: UInt16, _ i: Int = 0, _ failures: [String] = [],
+                              then: @escaping (IPAddress?, [String]) -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if stopRequested || removed { return closeClient() }
+        guard i < addresses.count else { return then(nil, failures) }
+        let address = addresses[i]
+        dialer = Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+            dialer = nil
+            switch consume result {
+            case .failure(let e):
+                connectFirst(addresses, port: port, i + 1, failures + [e.description], then: then)
+            case .success(let dialledSocket):
+                // The connection's from here: `closeClient` closes it, `relay` hands it on.
+                upstream = .some(dialledSocket)
+                if stopRequested || removed { return closeClient() }
+                then(address, failures)
+            }
+        }
+    }
+
+    /// The upstream is connected (`dialled` names what agentpen dialled): bytes
+    /// both ways, and the event.
     private func relay(_ name: String, _ pattern: HostPattern, _ dialled: String,
                        _ extra: [String: String], port: UInt16, note: String = "") {
         dispatchPrecondition(condition: .onQueue(queue))
@@ -640,7 +735,6 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             : extra["host-port"] ?? "allowed by \(extra["protocol"] == "tcp" ? "\(pattern):\(port)" : pattern.description)") + note
         details["host-port"] = nil
         if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
-        record(.connectionAllowed, .name(name), why, details)
         let opened = DispatchTime.now()
         guard let clientSocket = owned.take(), let upstreamSocket = upstream.take() else { return closeClient() }
         let relay = Relay(clientSocket, upstreamSocket, queue: queue, config: proxy.config.relay) { [self] end, stats in
@@ -649,9 +743,16 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                    ["upstream": dialled, "bytes-up": String(stats.forward),
                     "bytes-down": String(stats.backward), "duration-ms": String(ms)])
             phase = .closed
+            removed = true
             proxy.table.remove(self, client: peer)
         }
         phase = .relaying(relay)
-        relay.start()
+        // The relay starts here, so the ClientHello (queued on the client socket)
+        // goes upstream before the event is encoded and written; the event is
+        // still recorded before anything comes back (the relay runs on this
+        // queue), and always before the tunnel-closed event (its close handler
+        // runs on this queue later).
+        relay.startHere()
+        record(.connectionAllowed, .name(name), why, details)
     }
 }

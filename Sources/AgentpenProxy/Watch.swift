@@ -17,13 +17,20 @@ import Synchronization
 /// `owning:` holds the descriptor itself and closes it then, after `onCancel`.
 /// `enable`, `disable` and `cancel` may be called from any thread; off `queue`,
 /// the handler may be running at that moment, so close the descriptor in
-/// `onCancel` then, not right after `cancel`. Sendable without `@unchecked`:
+/// `onCancel` then, not right after `cancel`. An `inline` watch's reports run
+/// on the loop's own thread, inside `queue.sync` (so still on `queue`, and never
+/// beside another block of it): no hand-over to a worker thread, which costs a
+/// thread wake-up per report. Only for short handlers that never block or wait
+/// for another queue (the relay's pumps, a dial's completion): while one runs,
+/// the loop reports nothing else. Sendable without `@unchecked`:
 /// the switchable state lives in the loop's Mutex, `cancelled` is atomic, the
 /// rest is immutable.
 public final class Watch: Sendable {
     let fd: Int32
     let interest: EventLoop.Interest
     let queue: DispatchQueue
+    /// Reports run on the loop's thread (see above).
+    let inline: Bool
     private let handler: @Sendable () -> Void
     private let onCancel: (@Sendable () -> Void)?
     private let group: DispatchGroup?
@@ -35,9 +42,10 @@ public final class Watch: Sendable {
     /// `group` is entered now and left once the watch is cancelled; `onCancel`
     /// runs then too (e.g. to close the descriptor), on `queue`.
     init(_ fd: Int32, _ interest: EventLoop.Interest, queue: DispatchQueue, group: DispatchGroup?,
-         loop: EventLoop = .shared, owning: consuming Descriptor? = nil, onCancel: (@Sendable () -> Void)? = nil,
-         handler: @escaping @Sendable () -> Void) {
+         loop: EventLoop = .shared, owning: consuming Descriptor? = nil, inline: Bool = false,
+         onCancel: (@Sendable () -> Void)? = nil, handler: @escaping @Sendable () -> Void) {
         self.fd = fd
+        self.inline = inline
         owned = Mutex(owning)
         self.interest = interest
         self.queue = queue
@@ -64,6 +72,12 @@ public final class Watch: Sendable {
     public static func write(_ fd: Int32, queue: DispatchQueue, group: DispatchGroup?, onCancel: (@Sendable () -> Void)? = nil,
                       handler: @escaping @Sendable () -> Void) -> Watch {
         Watch(fd, .write, queue: queue, group: group, onCancel: onCancel, handler: handler)
+    }
+
+    /// A watch whose reports run on the loop's thread (short, non-blocking handlers only).
+    static func inline(_ fd: Int32, _ interest: EventLoop.Interest, queue: DispatchQueue, group: DispatchGroup?,
+                       handler: @escaping @Sendable () -> Void) -> Watch {
+        Watch(fd, interest, queue: queue, group: group, inline: true, handler: handler)
     }
 
     public func set(_ on: Bool) { on ? enable() : disable() }

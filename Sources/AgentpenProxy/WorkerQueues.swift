@@ -8,8 +8,13 @@ import Synchronization
 /// cannot starve the relays, and the thread count stays bounded however many
 /// connections there are.
 enum WorkerQueues {
-    /// Round-robin position over `relays` and `resolvers`; only ever incremented.
-    private static let counter = Mutex(0)
+    /// Round-robin positions over `relays` and over `resolvers`; only ever
+    /// incremented. Two counters: with one shared, each connection took one
+    /// step for its queue and one for its lookup, so with two relay queues every
+    /// connection landed on the same one (the other idle, and a new
+    /// connection's set-up waited behind the last one's teardown).
+    private static let relayCounter = Mutex(0)
+    private static let resolverCounter = Mutex(0)
 
     /// Serial queues made with a label only are "overcommit": Dispatch gives them
     /// a thread even when its global pool looks busy.
@@ -21,12 +26,12 @@ enum WorkerQueues {
     /// many lookups run at once, on threads of their own.
     static let resolvers: [DispatchQueue] = (0..<4).map { DispatchQueue(label: "agentpen.resolve.\($0)") }
 
-    private static func next() -> Int { counter.withLock { $0 &+= 1; return $0 } }
+    private static func next(_ counter: borrowing Mutex<Int>) -> Int { counter.withLock { $0 &+= 1; return $0 & Int.max } }
 
     /// A new serial queue for one connection's state.
     static func connectionQueue(_ label: String) -> DispatchQueue {
-        DispatchQueue(label: label, target: relays[next() % relays.count])
+        DispatchQueue(label: label, target: relays[next(relayCounter) % relays.count])
     }
 
-    static func resolver() -> DispatchQueue { resolvers[next() % resolvers.count] }
+    static func resolver() -> DispatchQueue { resolvers[next(resolverCounter) % resolvers.count] }
 }

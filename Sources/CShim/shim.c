@@ -252,7 +252,9 @@ int ap_notif_wait(int listener, int stop_fd) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return -errno;
         if (p[0].revents & POLLIN) return 1;
-        return 0;   // hung up, an error on the listener, or told to stop
+        if (p[0].revents & (POLLERR | POLLNVAL)) return -EIO;
+        if (p[0].revents & POLLHUP) return 0;
+        return 2;   // told to stop
     }
 }
 

@@ -94,9 +94,13 @@ enum Network {
         Spawn.run([pasta, "--help"], env: HostPrograms.environment).output
     }
 
-    static func run(_ p: Prepared, events: EventLog, holds: HoldQueue? = nil) throws(Failure) -> Int32 {
-        if !needed(p.allowlist, p.options) { return try Runner.runOffline(p, events: events) }
-        return try NetworkedRun(prepared: p, events: events, holds: holds).run()
+    /// `sandboxGone` is called as soon as no process of the agent's is left (the
+    /// refused-syscall filter's hang-up), before bubblewrap and the helpers have
+    /// ended; never if the agent did not start.
+    static func run(_ p: Prepared, events: EventLog, holds: HoldQueue? = nil,
+                    sandboxGone: (@Sendable () -> Void)? = nil) throws(Failure) -> Int32 {
+        if !needed(p.allowlist, p.options) { return try Runner.runOffline(p, events: events, sandboxGone: sandboxGone) }
+        return try NetworkedRun(prepared: p, events: events, holds: holds, sandboxGone: sandboxGone).run()
     }
 }
 
@@ -106,11 +110,14 @@ final class NetworkedRun {
     let events: EventLog
     /// `--ask`: decides about held connections.
     let holds: HoldQueue?
+    /// See `Network.run`.
+    let sandboxGone: (@Sendable () -> Void)?
 
-    init(prepared: Prepared, events: EventLog, holds: HoldQueue?) {
+    init(prepared: Prepared, events: EventLog, holds: HoldQueue?, sandboxGone: (@Sendable () -> Void)? = nil) {
         self.prepared = prepared
         self.events = events
         self.holds = holds
+        self.sandboxGone = sandboxGone
     }
 
     func run() throws(Failure) -> Int32 {
@@ -152,7 +159,7 @@ final class NetworkedRun {
 
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
-        let syscalls = try SyscallReporter(events: events)
+        let syscalls = try SyscallReporter(events: events, onSandboxGone: sandboxGone)
         var link = try helperLink(syscalls: syscalls)
         // The forwarder's token, like the environment, in a memfd.
         do { link.child.add(Descriptor(try memoryFile("agentpen-token", hop == .gateway ? Array(token.utf8) : [])),
@@ -213,7 +220,7 @@ final class NetworkedRun {
 
         let transient = try Runner.prepareHost(plan)
         defer { Runner.removeTransient(transient) }
-        let syscalls = try SyscallReporter(events: events)
+        let syscalls = try SyscallReporter(events: events, onSandboxGone: sandboxGone)
         var link = try helperLink(syscalls: syscalls)
         // The helper sends the sockets it makes inside over this pair (and, with
         // --publish, makes more on request).

@@ -163,7 +163,9 @@ enum Runner {
 
     /// Runs the plan without a network (no hosts allowed): bubblewrap in its own
     /// empty network namespace.
-    static func runOffline(_ prepared: Prepared, events: any EventSink) throws(Failure) -> Int32 {
+    /// `sandboxGone`: as in `Network.run`.
+    static func runOffline(_ prepared: Prepared, events: any EventSink,
+                           sandboxGone: (@Sendable () -> Void)? = nil) throws(Failure) -> Int32 {
         let plan = prepared.plan
         let bwrap = try program(.bwrap, prepared)
         let transient = try prepareHost(plan)
@@ -175,7 +177,7 @@ enum Runner {
         let statusRead = statusPipe.read
         fds.add(statusPipe.write, at: SandboxPlan.bwrapStatusFD)
         let argv = plan.bwrapCommand(bwrap)
-        let syscalls = try SyscallReporter(events: events)
+        let syscalls = try SyscallReporter(events: events, onSandboxGone: sandboxGone)
         fds.add(borrowing: syscalls.sandboxEnd, at: plan.syscallNotifyFD)
         let pid: pid_t
         do { pid = try Spawn.start(argv, .supervised(fds: fds.mapping, env: plan.env)) } catch {

@@ -27,6 +27,8 @@ final class SecretWatch: @unchecked Sendable {
         var stopped = false
     }
     private let state = Mutex(State())
+    /// `sandboxEnded()` has run (held while it runs).
+    private let ended = Mutex(false)
 
     init(_ files: DecoyFiles, events: any EventSink) {
         self.files = files
@@ -54,12 +56,31 @@ final class SecretWatch: @unchecked Sendable {
         report.forEach { events.record($0) }
     }
 
-    /// After the sandbox ended, before the run-end event: the opens still
-    /// queued, then the counts beyond the first events. Nothing is read after.
+    /// As soon as the sandbox ended (nothing inside can open a decoy any more):
+    /// the opens still queued are read and reported, the read source stops,
+    /// the watches are removed (the kernel frees them in the background while
+    /// the run's end goes on, `DecoyFiles.removeWatches`), and what the queue
+    /// holds after that is read once more: the IN_IGNORED of each removed
+    /// watch, which is no open, and any open that came in between. Once only;
+    /// from any thread but `queue` (the refused-syscall thread calls it when
+    /// the agent's last process has exited, the run's end again): a second
+    /// caller returns once the first has done all of it.
+    func sandboxEnded() {
+        ended.withLock { done in
+            guard !done else { return }
+            done = true
+            queue.sync { drain() }
+            source.cancel()
+            cancelled.wait()
+            files.removeWatches()
+            queue.sync { drain() }
+        }
+    }
+
+    /// Before the run-end event (after `sandboxEnded()`, which it runs if
+    /// nothing did): the counts beyond the first events. Nothing is read after.
     func finish() {
-        queue.sync { drain() }
-        source.cancel()
-        cancelled.wait()
+        sandboxEnded()
         let (opens, overflowed) = state.withLock { s -> ([String: Int], Bool) in
             s.stopped = true
             return (s.opens, s.overflowed)

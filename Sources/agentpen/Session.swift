@@ -44,6 +44,8 @@ final class Session: @unchecked Sendable {
     }
     private let state: Mutex<State>
     private let commandQueue = DispatchQueue(label: "agentpen.session.commands")
+    /// The pruning of old sessions (`prune(base:now:)`), waited for in `finish`.
+    private let pruning = DispatchGroup()
     /// `--ask`: answers a control line's command with a reply line (set before
     /// the run starts; nil: commands are refused).
     private let commands = Mutex<(@Sendable (ControlCommand) -> String)?>(nil)
@@ -104,11 +106,26 @@ final class Session: @unchecked Sendable {
             let id = SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid())
             let made = try SessionStore.create(base: base.fd.raw, id: id)
             let listen = try SessionStore.listen(dir: made.dir.raw)    // a throw closes what `made` holds
-            SessionStore.prune(base: base.fd.raw, now: Int64(now.tv_sec))
-            return Session(id: id, path: base.path + "/" + id, made: made, listen: listen)
+            let session = Session(id: id, path: base.path + "/" + id, made: made, listen: listen)
+            session.prune(base: base.fd.raw, now: Int64(now.tv_sec))
+            return session
         } catch {
             printError("no session: \(error.message)")
             return nil
+        }
+    }
+
+    /// Old sessions are removed (`SessionStore.prune`) on another thread while
+    /// the run starts: unlinking is file-system work (on this machine's ext4
+    /// with online discard 0.3-50 ms, once 1.5 s) that nothing of the run
+    /// waits for; `finish` waits for it. This session is the newest, never
+    /// pruned; `base` is duplicated, so the caller may close its own.
+    private func prune(base: Int32, now: Int64) {
+        let dup = fcntl(base, F_DUPFD_CLOEXEC, 0)
+        guard dup >= 0 else { SessionStore.prune(base: base, now: now); return }
+        DispatchQueue.global().async(group: pruning) {
+            let dir = Descriptor(dup)    // closed when this ends
+            SessionStore.prune(base: dir.raw, now: now)
         }
     }
 
@@ -205,6 +222,7 @@ final class Session: @unchecked Sendable {
     /// After the run-end event: watchers see the end of their stream, the
     /// control socket goes away, the files stay for `watch` and `suggest`.
     func finish() {
+        pruning.wait()
         state.withLock { s in
             s.closed = true
             for fd in s.watchers { Self.drop(fd, &s) }

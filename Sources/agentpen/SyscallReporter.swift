@@ -26,8 +26,13 @@ final class SyscallReporter: Sendable {
     private let tally = Mutex(SyscallTally())
     private let done = DispatchGroup()
     private let events: any EventSink
+    /// Called (on the answering thread) once no process uses the filter any
+    /// more: the agent and everything it started have exited, so nothing
+    /// inside can act again (only bubblewrap's own init may still be ending).
+    private let onSandboxGone: (@Sendable () -> Void)?
 
-    init(events: any EventSink) throws(Failure) {
+    init(events: any EventSink, onSandboxGone: (@Sendable () -> Void)? = nil) throws(Failure) {
+        self.onSandboxGone = onSandboxGone
         let pair: Descriptor.SocketPair
         do { pair = try Descriptor.socketPair() } catch { throw .internalError("cannot create the syscall report socket") }
         sandboxEnd = pair.second.raw
@@ -61,7 +66,12 @@ final class SyscallReporter: Sendable {
                 watched.closeAll()
                 SyscallListener.acknowledge(over: hostEnd)
             }
-            while listener.waitForCall() {
+            answering: while true {
+                switch listener.waitForCall() {
+                case .call: break
+                case .noProcessLeft: onSandboxGone?(); break answering
+                case .failed: break answering
+                }
                 guard let call = listener.receive() else { continue }
                 let name = call.arch == native ? table[call.number] : nil
                 let errno = name.map { SyscallPolicy.answer($0, args: call.args, rules: rules[call.number] ?? []) }

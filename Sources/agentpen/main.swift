@@ -259,11 +259,14 @@ case .dryRun, .run:
         let audit = Runner.beginAudit(prepared)
         func runAndAudit() throws(Failure) -> Int32 {
             defer {
+                // If the agent never started (or its end was not seen): now, before the rest of the end.
+                secretWatch?.sandboxEnded()
                 let findings = Runner.finishAudit(audit, events: events)
                 if !quiet { printFindings(findings) }
                 for line in Paranoid.finish(prepared) { printError("\(line)") }
             }
-            return try Network.run(prepared, events: events, holds: holds)
+            // The decoys' watches go as soon as the agent's last process has exited.
+            return try Network.run(prepared, events: events, holds: holds, sandboxGone: { secretWatch?.sandboxEnded() })
         }
         let status: Int32
         do throws(Failure) { status = try runAndAudit() } catch {

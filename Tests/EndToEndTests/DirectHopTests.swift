@@ -77,9 +77,14 @@ extension NetworkTests {
                 && $0["subject"] as? String == "other.test" }, "\(blocked)")
             #expect(r.stderr.contains("agentpen: blocked a.wild.test"), "not told on stderr: \(r.stderr)")
             let arrived = try mark.since()
-            // Two upstream connections: the control and the 127.0.0.1 one.
+            // Two upstream connections, the control and the 127.0.0.1 one, and at most
+            // one more for each refused hello on 127.0.1.1: an allowed name's address
+            // is dialled (its vetted address only) while the hello is on its way, and
+            // the dial is abandoned, or its connection closed unsent, when the hello
+            // is refused (whichever comes first; EarlyDialTests counts the bytes: none).
+            // 127.0.16.200 stands for no name: nothing is dialled for it.
             #expect(Arrivals.unexpected(arrived, allowing: ["198.18.0.10:443"]).isEmpty, "\(arrived)")
-            #expect(arrived.filter { $0.ev == "arrive" && $0["dport"] == "443" }.count == 2, "\(arrived)")
+            #expect((2...4).contains(arrived.filter { $0.ev == "arrive" && $0["dport"] == "443" }.count), "\(arrived)")
         }
 
         @Test(arguments: ["direct", "pasta"])

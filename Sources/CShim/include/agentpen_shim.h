@@ -114,7 +114,8 @@ struct ap_notification {
 int ap_notif_recv(int listener, struct ap_notification *out);
 /// SECCOMP_IOCTL_NOTIF_SEND: the call fails with `error` (never continues).
 int ap_notif_refuse(int listener, uint64_t id, int error);
-/// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter), -errno.
+/// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter),
+/// 2 `stop_fd` readable, -errno (-EIO: the listener is in error).
 int ap_notif_wait(int listener, int stop_fd);
 
 // ---- fanotify (which run wrote a file: the persistence audit's attribution) ----

@@ -61,14 +61,8 @@ final class SilentUpstream {
 @Suite struct EarlyDialTests {
     static let allow = Allowlist([try! HostPattern("ok.test.example"), try! HostPattern("*.wild.test.example")])
 
-    struct Rig {
-        let proxy: SNIProxy
-        let port: UInt16
-        let events: EventCapture
-        let names: NameTable
-        let resolved: Counter
-        var address: IPAddress { names.address(for: "ok.test.example")! }
-    }
+    /// UnlistedProxyTests' rig (the proxy, its port, events, names, resolutions counted).
+    typealias Rig = UnlistedProxyTests.Rig
 
     /// Per-name addresses as on the direct hop: listeners on one port of the
     /// first exact names' addresses (ok.test.example's is 127.0.1.1), the first
@@ -232,4 +226,9 @@ final class SilentUpstream {
             }
         }
     }
+}
+
+private extension UnlistedProxyTests.Rig {
+    /// ok.test.example's own address (the connection's name before its first byte).
+    var address: IPAddress { names.address(for: "ok.test.example")! }
 }

@@ -70,27 +70,33 @@ final class Session: @unchecked Sendable {
     /// nil where `open` would refuse the state home as visible inside. The ID
     /// is made as a run makes its own (the run's will differ).
     static func plannedPath(_ p: Prepared) -> String? {
+        let place = placement(p)
+        guard place.exposed(place.sessions) == nil else { return nil }
+        return SessionStore.realPathOfPrefix(place.sessions) + "/" + newID().id
+    }
+
+    /// The state home, its sessions directory, and the directory the sandbox can
+    /// see that holds a path, if one does: never a session there. The plan's
+    /// bind sources count, read-only ones too (a socket on a read-only mount
+    /// still accepts connections).
+    private static func placement(_ p: Prepared) -> (stateHome: String, sessions: String, exposed: (String) -> String?) {
         let stateHome = XDGPaths.stateHome(env: p.facts.callerEnv, home: p.facts.home)
-        let given = stateHome + "/agentpen/sessions"
         let visible = WritableSet(p.plan.hostVisible + [p.project], fs: RealFileSystem())
-        let real = SessionStore.realPathOfPrefix(given)
-        if visible.container(of: given) != nil || visible.container(of: real) != nil { return nil }
+        return (stateHome, stateHome + "/agentpen/sessions",
+                { visible.container(of: $0) ?? visible.container(of: SessionStore.realPathOfPrefix($0)) })
+    }
+
+    /// A new session's ID, and the time (seconds since the epoch) it was made at.
+    private static func newID() -> (id: String, now: Int64) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return real + "/" + SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid())
+        return (SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid()), Int64(now.tv_sec))
     }
 
     /// Opens this run's session, or prints why there is none and returns nil
     /// (the run goes on: a session is for watching, not for confinement).
     static func open(_ p: Prepared) -> Session? {
-        let stateHome = XDGPaths.stateHome(env: p.facts.callerEnv, home: p.facts.home)
-        let given = stateHome + "/agentpen/sessions"
-        // Never where the sandbox can see or write: the plan's bind sources, read-only too
-        // (a socket on a read-only mount still accepts connections).
-        let visible = WritableSet(p.plan.hostVisible + [p.project], fs: RealFileSystem())
-        func exposed(_ path: String) -> String? {
-            visible.container(of: path) ?? visible.container(of: SessionStore.realPathOfPrefix(path))
-        }
+        let (stateHome, given, exposed) = placement(p)
         if let c = exposed(given) {
             printError("no session: \(stateHome) lies in \(c), which the sandbox can see; set XDG_STATE_HOME elsewhere (this run goes on without agentpen watch and suggest)")
             return nil
@@ -101,13 +107,11 @@ final class Session: @unchecked Sendable {
                 printError("no session: \(base.path) lies in \(c), which the sandbox can see; set XDG_STATE_HOME elsewhere")
                 return nil
             }
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            let id = SessionPolicy.makeID(epochSeconds: Int64(now.tv_sec), pid: getpid())
+            let (id, now) = newID()
             let made = try SessionStore.create(base: base.fd.raw, id: id)
             let listen = try SessionStore.listen(dir: made.dir.raw)    // a throw closes what `made` holds
             let session = Session(id: id, path: base.path + "/" + id, made: made, listen: listen)
-            session.prune(base: base.fd.raw, now: Int64(now.tv_sec))
+            session.prune(base: base.fd.raw, now: now)
             return session
         } catch {
             printError("no session: \(error.message)")

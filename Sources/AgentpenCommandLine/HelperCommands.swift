@@ -1,5 +1,4 @@
 import AgentpenPolicy
-import ArgumentParser
 
 // agentpen's internal entry points: run by agentpen itself (never by a user),
 // named with a leading "__" so no program name or subcommand can collide, and
@@ -51,8 +50,3 @@ public struct NetArguments: Sendable, Equatable {
     }
 }
 
-/// `agentpen __probe userns` and `agentpen __probe inside [network]` (--check's probes).
-struct ProbeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "__probe", _superCommandName: "agentpen", shouldDisplay: false, helpNames: [])
-    @Argument(parsing: .captureForPassthrough) var words: [String] = []
-}

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One allow/deny decision or notable happening. Every layer that decides
 /// something (proxy, DNS responder, sandbox set-up) reports through `EventSink`,

@@ -35,7 +35,7 @@ sources() {
         hello)  echo "$P/ByteCursor.swift $P/ClientHello.swift $P/HostPattern.swift $P/AddressPolicy.swift" ;;
         dns)    echo "$P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift $P/UnlistedNames.swift" ;;
         events) echo "$E"/*.swift ;;   # the whole module: it has no generated sources
-        nflog)  echo "$P/Refusals.swift $P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift $P/UnlistedNames.swift" ;;
+        nflog)  echo "$P/Refusals.swift $P/NetlinkFraming.swift $P/NftCounterDump.swift $P/ByteCursor.swift $P/DNSMessage.swift $P/HostPattern.swift $P/AddressPolicy.swift $P/UnlistedNames.swift" ;;
         *) echo "fuzz: unknown target $1" >&2; return 1 ;;
     esac
 }

@@ -1,6 +1,8 @@
 // libFuzzer target: the NFLOG records the namespace helper reads from the
 // firewall's refusing rules (each carries the start of a packet the sandbox
-// sent). Built with Refusals.swift, ByteCursor.swift, DNSMessage.swift, HostPattern.swift and
+// sent), and the firewall counters' nfnetlink dump read the same way
+// (NftCounterDump, on NetlinkFraming). Built with Refusals.swift, NetlinkFraming.swift,
+// NftCounterDump.swift, ByteCursor.swift, DNSMessage.swift, HostPattern.swift and
 // AddressPolicy.swift; see fuzz/run.sh.
 //
 // Checks beyond "no crash": at most one flow per netlink message (a message
@@ -18,5 +20,8 @@ public func fuzzNFLog(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // The packet parser alone, on the raw bytes.
     _ = NFLog.flow(fromPacket: bytes)
+    // The counter dump: at most one counter per message, each of the table asked for.
+    let dump = NftCounterDump.parse(bytes, table: "agentpen")
+    if dump.counters.count > bytes.count / 16 { fatalError("\(dump.counters.count) counters from \(bytes.count) bytes") }
     return 0
 }

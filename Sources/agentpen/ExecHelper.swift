@@ -7,7 +7,7 @@ import Glibc
 /// `agentpen __exec [--cgroup FD] [--gate FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
 /// bubblewrap inside the sandbox as the last step before the agent: still single-threaded, it sets
 /// rlimits and Landlock on itself, restores Ctrl-C for the agent, loads the notifying seccomp filter
-/// and hands its listener to agentpen, and execs the agent.
+/// agentpen compiled and sent (a sealed memfd), hands its listener to agentpen, and execs the agent.
 enum ExecHelper {
     static func main(_ args: ExecArguments) -> Never {
         let writable = args.writable
@@ -60,7 +60,11 @@ enum ExecHelper {
         // (the audit then only knows less, and reports more).
         var watched = DescriptorList(taking: args.watch.map { open($0, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 })
         do {
-            let listener = Descriptor(try SeccompFilter.loadNotifying())    // sent, then ours closed
+            // agentpen compiled the program while bubblewrap worked, and sealed
+            // it: loaded as it is (a program that cannot be loaded stops here).
+            let program = try SyscallListener.receiveProgram(over: notifyFD)
+            let listener = Descriptor(try SeccompFilter.loadNotifying(program: program.raw))    // sent, then ours closed
+            program.close()
             try SyscallListener.send(listener.raw, over: notifyFD, with: watched.raw)
         } catch {
             fail(125, "cannot install the syscall filter: \(error); the agent was not started")

@@ -1,6 +1,6 @@
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -65,9 +65,17 @@ final class EventLoop: Sendable {
         // could do would be confined traffic, so this is fatal, loudly.
         precondition(ep >= 0, "agentpen: epoll_create1 failed: \(String(cString: strerror(-ep)))")
         epoll = ep
-        let thread = Thread { [self] in run() }
-        thread.name = "agentpen.eventloop"
-        thread.start()
+        // Its own detached thread for the process's life (a pthread: Foundation's
+        // Thread would link Foundation and its calendar data into every process).
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box)
+        precondition(rc == 0, "agentpen: cannot start the event loop's thread: \(String(cString: strerror(rc)))")
+        pthread_detach(thread)
     }
 
     // MARK: - Called by Watch, on the watch's queue

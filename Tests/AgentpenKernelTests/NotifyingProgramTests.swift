@@ -209,4 +209,46 @@ private func seccompMode() -> String {
             #expect(out.contains(line), "\(out)")
         }
     }
+
+    /// The direct hop's gate (moved here from StartupGateTests, which could not
+    /// send a program): the helper does all its own work (Landlock, the filter,
+    /// the listener to agentpen) while the firewall loads, and waits at the gate
+    /// last, just before the agent's exec. A gate at end of file, or none open,
+    /// never starts the command (125, silently); one byte starts it.
+    @Test(arguments: ["eof", "closed", "open"])
+    func theGateIsTheLastStepBeforeTheAgent(_ gate: String) async {
+        let result = await #expect(processExitsWith: .success, observing: [\.standardOutputContent]) { [gate = gate as String] in
+            guard ap_set_no_new_privs() == 0, let pair = try? Descriptor.socketPair(), let pipe = try? Descriptor.pipe() else { exit(3) }
+            let ours = pair.first, theirs = pair.second, gateRead = pipe.read, gateWrite = pipe.write
+            guard let program = try? SeccompFilter.exportNotifying(),
+                  (try? SyscallListener.sendProgram(program, over: ours.raw)) != nil else { exit(4) }
+            var options = Spawn.Options()
+            options.fds = [(theirs.raw, 5)] + (gate == "closed" ? [] : [(gateRead.raw, Int32(6))])
+            guard let pid = try? Spawn.start([agentpenBinary, "__exec", "--gate", "6", "--syscall-notify", "5", "--rw", "/tmp", "--",
+                                              "/bin/echo", "agent-started"], options) else { exit(5) }
+            theirs.close()
+            gateRead.close()
+            let say = { (line: String) in _ = line.withCString { write(1, $0, strlen($0)) } }
+            // Shut (at end of file or never open): the listener still comes, the
+            // helper did its work before it stopped at the gate.
+            if gate == "open" {
+                var byte: UInt8 = 0x67
+                _ = write(gateWrite.raw, &byte, 1)
+            }
+            gateWrite.close()
+            var listened = false
+            if let listener = SyscallListener.receive(over: ours.raw) { listened = listener.fd >= 0 }
+            say("listener=\(listened)\n")
+            say("status=\(Spawn.wait(pid))\n")
+            exit(0)
+        }
+        let out = String(decoding: result?.standardOutputContent ?? [], as: UTF8.self)
+        #expect(out.contains("listener=true"), "\(out)")
+        if gate == "open" {
+            #expect(out.contains("agent-started") && out.contains("status=0"), "\(out)")
+        } else {
+            #expect(!out.contains("agent-started") && out.contains("status=125"), "\(out)")
+            #expect(!out.contains("syscall filter"), "\(out)")
+        }
+    }
 }

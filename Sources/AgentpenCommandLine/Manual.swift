@@ -48,7 +48,7 @@ public enum Manual {
               ".TP", ".I $XDG_RUNTIME_DIR/agentpen/runs/",
               roff("The registry of live runs (else under $XDG_STATE_HOME/agentpen). No mount may show any of these directories inside the sandbox."),
               ".TP", ".I $XDG_STATE_HOME/agentpen/sessions/ID/",
-              roff("A run's session: events.jsonl, the control socket while it runs, and decoys/, the empty files bound read-only at the well-known secret paths of the empty home (~/.ssh/id_rsa, ~/.aws/credentials, ~/.netrc, ...), never over a path you mounted; each open is a secret-read event."),
+              roff("A run's session: events.jsonl, the control socket while it runs, and decoys/, empty files bound read-only at /run/agentpen/decoys, to which the well-known secret paths of the empty home (~/.ssh/id_rsa, ~/.aws/credentials, ~/.netrc, ...) are links, never over a path you mounted; each open is a secret-read event."),
               ".SH ENVIRONMENT",
               roff("AGENTPEN_PROXY_PORT fixes the proxy's host port; AGENTPEN_HOP=gateway routes through pasta's tap. bwrap, pasta and nft come from system directories, never PATH; AGENTPEN_BWRAP, AGENTPEN_PASTA, AGENTPEN_NFT name other absolute paths."),
               ".SH EXIT STATUS",

@@ -1,5 +1,7 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CSeccomp
+import CShim
 import Glibc
 
 /// Turns `SyscallPolicy` into a BPF program with libseccomp, by syscall name
@@ -18,17 +20,54 @@ public enum SeccompFilter {
         return program.take()
     }
 
-    /// Loads the reported set on the calling thread (the exec helper, single-
-    /// threaded) as a filter whose every rule notifies, and returns its listener
-    /// (SECCOMP_FILTER_FLAG_NEW_LISTENER, which libseccomp sets for a filter
-    /// with SCMP_ACT_NOTIFY). Every other call is allowed by this filter.
-    public static func loadNotifying(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.reportedRules) throws(SystemError) -> Int32 {
+    /// The reported set compiled (by agentpen, while bubblewrap sets the sandbox
+    /// up) as a filter whose every rule notifies, in a memfd sealed against every
+    /// change before anyone else holds it: the exec helper loads it as it is
+    /// (`loadNotifying(program:)`) instead of compiling it on the agent's path.
+    public static func exportNotifying(_ rules: [SyscallPolicy.Rule] = SyscallPolicy.reportedRules) throws(SystemError) -> Int32 {
         let ctx = try context(rules, notify: true)
         defer { seccomp_release(ctx) }
-        let rc = seccomp_load(ctx)
-        if rc < 0 { throw SystemError("seccomp_load", "the notifying filter", result: Int(rc)) }
-        let fd = seccomp_notify_fd(ctx)
-        if fd < 0 { throw SystemError("seccomp_notify_fd", result: Int(fd)) }
+        let created = ap_memfd_create("agentpen-notify-filter", UInt32(AP_MFD_CLOEXEC) | AP_MFD_ALLOW_SEALING)
+        guard created >= 0 else { throw SystemError("memfd_create", "the notifying filter", result: Int(created)) }
+        let program = Descriptor(created)
+        let rc = seccomp_export_bpf(ctx, program.raw)
+        if rc < 0 { throw SystemError("seccomp_export_bpf", result: Int(rc)) }
+        let sealed = ap_memfd_seal_all(program.raw)
+        if sealed < 0 { throw SystemError("F_ADD_SEALS", "the notifying filter", result: Int(sealed)) }
+        return program.take()
+    }
+
+    /// The most a program may hold: BPF_MAXINSNS instructions of 8 bytes.
+    static let maxProgramBytes = 4096 * 8
+
+    /// Loads the program in `program` (`exportNotifying`'s memfd, received from
+    /// agentpen) on the calling thread (the exec helper, single-threaded) and
+    /// returns its listener (SECCOMP_FILTER_FLAG_NEW_LISTENER). Refused, and
+    /// nothing loaded: a descriptor that is not sealed against every change, an
+    /// empty or oversized program, one the kernel refuses.
+    public static func loadNotifying(program: Int32) throws(SystemError) -> Int32 {
+        let sealed = ap_memfd_sealed(program)
+        if sealed < 0 { throw SystemError("F_GET_SEALS", "the notifying filter", result: Int(sealed)) }
+        if sealed == 0 { throw SystemError("the notifying filter", "its descriptor is not sealed", errno: EPERM) }
+        var st = stat()
+        guard fstat(program, &st) == 0 else { throw SystemError("fstat", "the notifying filter", errno: errno) }
+        let size = Int(st.st_size)
+        guard size > 0, size <= maxProgramBytes, size % 8 == 0 else {
+            throw SystemError("the notifying filter", "\(size) bytes is no program", errno: EINVAL)
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var got = 0
+        while got < size {
+            let n = bytes[got...].withUnsafeMutableBytes { pread(program, $0.baseAddress, $0.count, off_t(got)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SystemError("pread", "the notifying filter", errno: errno) }
+            if n == 0 { throw SystemError("the notifying filter", "shorter than its size", errno: EIO) }
+            got += n
+        }
+        let nnp = ap_set_no_new_privs()
+        if nnp < 0 { throw SystemError("prctl(PR_SET_NO_NEW_PRIVS)", result: Int(nnp)) }
+        let fd = bytes.withUnsafeBytes { ap_seccomp_load_listener($0.baseAddress, UInt32($0.count)) }
+        if fd < 0 { throw SystemError("seccomp", "the notifying filter", result: Int(fd)) }
         return fd
     }
 

@@ -63,6 +63,38 @@ public struct SyscallListener: ~Copyable {
         if rc == 0 { throw SystemError("sendmsg", "the syscall listener", errno: EPIPE) }
     }
 
+    /// The tag the notifying filter's program travels with, agentpen to helper.
+    static let programTag: UInt8 = 0x50   // "P"
+
+    /// Sends the sealed program (`SeccompFilter.exportNotifying`) to the exec
+    /// helper over `socket` (agentpen's side, right after the spawn).
+    public static func sendProgram(_ program: Int32, over socket: Int32) throws(SystemError) {
+        var fds = [program]
+        var rc: Int
+        repeat { rc = ap_send_fds(socket, programTag, &fds, 1) } while rc == -Int(EINTR)
+        if rc < 0 { throw SystemError("sendmsg", "the syscall filter", result: rc) }
+        if rc == 0 { throw SystemError("sendmsg", "the syscall filter", errno: EPIPE) }
+    }
+
+    /// Receives that program (the exec helper's side; close-on-exec, to be
+    /// closed before the agent starts). Anything but one descriptor with the
+    /// program's tag, or agentpen's end closed, is an error.
+    public static func receiveProgram(over socket: Int32) throws(SystemError) -> Descriptor {
+        var tag: UInt8 = 0
+        var fds: [Int32] = [-1, -1]
+        var n: Int32 = 0
+        var got: Int
+        repeat { got = ap_recv_fds(socket, &tag, &fds, Int32(fds.count), &n) } while got == -Int(EINTR)
+        if got < 0 { throw SystemError("recvmsg", "the syscall filter", result: got) }
+        var received = DescriptorList(taking: Array(fds[0..<Int(n)]))
+        guard got > 0 else { throw SystemError("recvmsg", "agentpen sent no syscall filter", errno: EPIPE) }
+        guard tag == programTag, received.count == 1 else {
+            received.closeAll()
+            throw SystemError("recvmsg", "not the syscall filter", errno: EPROTO)
+        }
+        return received.removeFirst()
+    }
+
     /// agentpen's answer once it has placed its marks: one byte.
     public static func acknowledge(over socket: Int32) {
         var byte: UInt8 = 0x41

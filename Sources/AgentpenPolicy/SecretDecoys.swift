@@ -1,7 +1,8 @@
 /// Empty decoys at the well-known secret paths of the sandbox's private home
 /// (issue 13, "secrets"): the home is a tmpfs, so a read there cannot be seen
-/// from outside; an empty file of the session's, bound read-only at the path,
-/// can (agentpen watches it with inotify for the whole run). Each open is one
+/// from outside; an empty file of the session's, reached through a link at the
+/// path into the read-only bind of the session's decoy directory, can (agentpen
+/// watches it with inotify for the whole run). Each open is one
 /// `secret-read` event with the path as the agent saw it.
 ///
 /// The decoys are a pure function of the plan: never at a path that a later
@@ -10,13 +11,12 @@
 /// install tree), so a decoy never hides what the user or agentpen mounted.
 public enum SecretDecoys {
     /// Paths relative to the home: private keys and the files tools keep
-    /// logins and tokens in. Files only (a decoy is a file bind), and only
+    /// logins and tokens in. Files only (a decoy is a link to a file), and only
     /// files whose absence a tool does not need (an empty one reads as "no
     /// login"). Some tools read some of these on every run (npm ~/.npmrc,
     /// Python's requests ~/.netrc): an event is a signal to look at, not proof.
-    /// Each decoy is one more read-only bind for bubblewrap (a mount, a remount
-    /// and a read of mountinfo, ~0.4 ms each on this loaded 2-core machine): the
-    /// list stays short, the most used stores only.
+    /// The decoys share one read-only bind; each is one more link and one more
+    /// inotify watch: the list stays short, the most used stores only.
     public static let relativePaths: [String] = [
         ".ssh/id_rsa", ".ssh/id_ed25519", ".ssh/id_ecdsa",
         ".aws/credentials", ".config/gcloud/application_default_credentials.json",
@@ -63,18 +63,29 @@ public enum SecretDecoys {
         return out
     }
 
+    /// Where the session's decoy directory is bound inside (read-only): the
+    /// decoy paths are links to its files.
+    public static let insideDir = "/run/agentpen/decoys"
+
     /// What the exit summary, `watch` and the refusals file say of a read.
     public static let reason = "opened a well-known secret path: an empty decoy of agentpen's (the real file is not in the sandbox)"
 }
 
 extension SandboxPlan {
-    /// Binds each decoy (a file in `hostDir`, never the directory) read-only at its path.
+    /// Binds the decoy directory `hostDir` (it holds the decoy files alone)
+    /// read-only once at `SecretDecoys.insideDir`, and links each decoy's path
+    /// to its file there. One bind instead of one per decoy: bubblewrap pays a
+    /// mount, a remount and a read of the whole mountinfo per bind (~0.25 ms each
+    /// here, more the more mounts there are). The file is as before (empty,
+    /// read-only, the host's inode agentpen watches: an open through the link or
+    /// through its target is one event for the path); the link itself is in the
+    /// sandbox's own home, like everything else there.
     public mutating func addSecretDecoys(_ decoys: [SecretDecoys.Decoy], hostDir: String) {
+        guard !decoys.isEmpty else { return }
+        bwrap.append(.bind(source: hostDir, destination: SecretDecoys.insideDir, readOnly: true))
         for d in decoys {
-            bwrap.append(.bind(source: hostDir + "/" + d.fileName, destination: d.path, readOnly: true))
+            bwrap.append(.symlink(target: SecretDecoys.insideDir + "/" + d.fileName, path: d.path))
         }
-        if !decoys.isEmpty {
-            notes.append("\(decoys.count) secret paths in the home are empty read-only decoys, each open reported (secret-read)")
-        }
+        notes.append("\(decoys.count) secret paths in the home are empty read-only decoys, each open reported (secret-read)")
     }
 }

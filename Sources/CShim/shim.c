@@ -245,6 +245,27 @@ int ap_notif_refuse(int listener, uint64_t id, int error) {
     RET(ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp));
 }
 
+#include <linux/filter.h>
+
+int ap_seccomp_load_listener(const void *program, unsigned int bytes) {
+    if (bytes == 0 || bytes % sizeof(struct sock_filter) != 0 || bytes / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        return -EINVAL;
+    struct sock_fprog prog = { .len = (unsigned short)(bytes / sizeof(struct sock_filter)),
+                               .filter = (struct sock_filter *)program };
+    RET(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+}
+
+int ap_set_no_new_privs(void) { RET(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)); }
+
+#define AP_ALL_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+const unsigned int AP_MFD_ALLOW_SEALING = MFD_ALLOW_SEALING;
+int ap_memfd_seal_all(int fd) { RET(fcntl(fd, F_ADD_SEALS, AP_ALL_SEALS)); }
+int ap_memfd_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0) return -errno;
+    return (seals & AP_ALL_SEALS) == AP_ALL_SEALS;
+}
+
 int ap_notif_wait(int listener, int stop_fd) {
     struct pollfd p[2] = { { .fd = listener, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
     for (;;) {

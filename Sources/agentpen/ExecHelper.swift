@@ -7,7 +7,8 @@ import Glibc
 /// `agentpen __exec [--cgroup FD] [--gate FD] --syscall-notify FD --rw PATH... -- COMMAND...` (ExecArguments), run by
 /// bubblewrap inside the sandbox as the last step before the agent: still single-threaded, it sets
 /// rlimits and Landlock on itself, restores Ctrl-C for the agent, loads the notifying seccomp filter
-/// and hands its listener to agentpen, and execs the agent.
+/// agentpen compiled and sent (a sealed memfd), hands its listener to agentpen, waits at the direct
+/// hop's gate (last, so that all of this overlaps the firewall's load), and execs the agent.
 enum ExecHelper {
     static func main(_ args: ExecArguments) -> Never {
         let writable = args.writable
@@ -21,13 +22,6 @@ enum ExecHelper {
         }
         let command = args.command
         guard !command.isEmpty else { fail(125, "internal: no command") }
-        // The direct hop starts bubblewrap while the firewall loads: the agent waits
-        // here for the namespace helper's one byte (the firewall loaded and read back,
-        // the sockets checked by agentpen). End of file (the helper failed or died):
-        // the agent never starts. Silently: the helper said why, or agentpen reports
-        // how it ended; a second message here would only repeat it.
-        if let fd = args.gateFD, !NetHelper.waitFor(Descriptor(fd)) { exit(125) }
-
         // No core dumps (they would carry secrets out of memory); bounded processes and files.
         // A limit that cannot be set stops the run: the agent must not start without it.
         setLimit(Int32(RLIMIT_CORE.rawValue), "RLIMIT_CORE", 0)
@@ -60,7 +54,11 @@ enum ExecHelper {
         // (the audit then only knows less, and reports more).
         var watched = DescriptorList(taking: args.watch.map { open($0, O_RDONLY | AP_O_DIRECTORY | O_CLOEXEC) }.filter { $0 >= 0 })
         do {
-            let listener = Descriptor(try SeccompFilter.loadNotifying())    // sent, then ours closed
+            // agentpen compiled the program while bubblewrap worked, and sealed
+            // it: loaded as it is (a program that cannot be loaded stops here).
+            let program = try SyscallListener.receiveProgram(over: notifyFD)
+            let listener = Descriptor(try SeccompFilter.loadNotifying(program: program.raw))    // sent, then ours closed
+            program.close()
             try SyscallListener.send(listener.raw, over: notifyFD, with: watched.raw)
         } catch {
             fail(125, "cannot install the syscall filter: \(error); the agent was not started")
@@ -72,6 +70,14 @@ enum ExecHelper {
         // could not place them; it then knows less and reports more).
         if sentDirectories { SyscallListener.awaitAcknowledgement(over: notifyFD) }
         Descriptor(notifyFD).close()    // inherited from agentpen; not passed to the agent
+        // The direct hop starts bubblewrap while the firewall loads: the agent waits
+        // here, last, for the namespace helper's one byte (the firewall loaded and
+        // read back, the sockets checked by agentpen), so that everything above
+        // (none of it the agent's, none of it touching the network) overlaps the
+        // firewall's load. End of file (the helper failed or died): the agent never
+        // starts. Silently: the helper said why, or agentpen reports how it ended;
+        // a second message here would only repeat it.
+        if let fd = args.gateFD, !NetHelper.waitFor(Descriptor(fd)) { exit(125) }
         let cArgs = command.map { strdup($0) } + [nil]
         execv(command[0], cArgs)
         let e = errno

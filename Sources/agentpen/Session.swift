@@ -21,7 +21,7 @@ final class Session: @unchecked Sendable {
     /// Real path of the session directory.
     let path: String
     var viewPath: String { Self.viewPath(path) }
-    /// Where the secret decoys are (each file is bound, never the directory).
+    /// Where the secret decoys are (a directory of the decoy files alone, bound read-only inside).
     var decoyPath: String { Self.decoyPath(path) }
     static func viewPath(_ dir: String) -> String { dir + "/" + SessionPolicy.viewDirName }
     static func decoyPath(_ dir: String) -> String { dir + "/" + DecoyFiles.dirName }

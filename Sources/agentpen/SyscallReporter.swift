@@ -45,6 +45,17 @@ final class SyscallReporter: Sendable {
     /// socket ends when the sandbox has it no more) and starts answering.
     func start() throws(Failure) {
         sandboxSide.withLock { $0 = nil }
+        // The exec helper's program, compiled here while bubblewrap sets the
+        // sandbox up (not on the agent's path), sealed, and queued on the socket
+        // for the helper to load. Without it the helper stops the run (125).
+        do {
+            let program = Descriptor(try SeccompFilter.exportNotifying())
+            guard let hostEnd = hostSide.withLock({ $0?.raw }) else { throw SystemError("the syscall report socket", errno: EBADF) }
+            try SyscallListener.sendProgram(program.raw, over: hostEnd)
+            program.close()
+        } catch {
+            throw .internalError("cannot hand the syscall filter to the sandbox: \(error)")
+        }
         let table: [Int32: String]
         do { table = try SeccompFilter.numberTable() } catch { throw .internalError("\(error)") }
         // Per number: the name and only its rules, so an answer is a short scan.

@@ -61,16 +61,23 @@ import Testing
         #expect(SecretDecoys.plan(before, home: "/home/u").isEmpty, "no private home, no decoys")
     }
 
-    @Test func theBindsNameFilesOfTheDecoyDirectoryReadOnly() throws {
+    @Test func oneReadOnlyBindOfTheDecoyDirectoryAndALinkPerDecoy() throws {
         var p = try plan(["--", "/bin/sh"])
         let decoys = SecretDecoys.plan(p.bwrap, home: "/home/u")
+        try #require(decoys.count == SecretDecoys.relativePaths.count)
         let count = p.bwrap.count
         p.addSecretDecoys(decoys, hostDir: "/state/agentpen/sessions/ID/decoys")
         let added = Array(p.bwrap[count...])
-        #expect(added.count == decoys.count)
-        for (a, d) in zip(added, decoys) {
-            #expect(a == .bind(source: "/state/agentpen/sessions/ID/decoys/" + d.fileName, destination: d.path, readOnly: true))
+        #expect(added.count == decoys.count + 1)
+        #expect(added.first == .bind(source: "/state/agentpen/sessions/ID/decoys", destination: SecretDecoys.insideDir, readOnly: true))
+        for (a, d) in zip(added.dropFirst(), decoys) {
+            #expect(a == .symlink(target: SecretDecoys.insideDir + "/" + d.fileName, path: d.path))
         }
-        #expect(!p.hostVisible.contains("/state/agentpen/sessions/ID/decoys") && !p.hostVisible.contains("/state/agentpen/sessions/ID"))
+        // The decoys' directory alone: never the session's.
+        #expect(!p.hostVisible.contains("/state/agentpen/sessions/ID") && !p.hostVisible.contains("/state/agentpen/sessions"))
+        var none = try plan(["--", "/bin/sh"])
+        let before = none.bwrap
+        none.addSecretDecoys([], hostDir: "/state/agentpen/sessions/ID/decoys")
+        #expect(none.bwrap == before, "no decoys, no bind")
     }
 }

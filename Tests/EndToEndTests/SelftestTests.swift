@@ -65,12 +65,13 @@ import Testing
         let f = try Fixture()
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap"))
         // After the tmpfs over selftest's throwaway home, bind its .ssh back in
-        // (and drop the secret decoys' binds, which would lie over the leak).
+        // (and drop the secret decoys' bind and links, which would lie over the leak).
         let bwrap = try Self.wrapper(f, "bwrap-leak", #"""
             if [ "$1" = --tmpfs ] && [ -e "$2/.ssh/id_ed25519" ]; then
                 out+=(--tmpfs "$2" --ro-bind "$2/.ssh" "$2/.ssh"); shift 2; continue
             fi
-            if [ "$1" = --ro-bind ] && [[ "$2" == */decoys/decoy-* ]]; then shift 3; continue; fi
+            if [ "$1" = --ro-bind ] && [ "$3" = /run/agentpen/decoys ]; then shift 3; continue; fi
+            if [ "$1" = --symlink ] && [[ "$2" == /run/agentpen/decoys/decoy-* ]]; then shift 3; continue; fi
             out+=("$1"); shift
         """#)
         let r = try f.agentpen(["selftest"], env: ["AGENTPEN_BWRAP": bwrap])

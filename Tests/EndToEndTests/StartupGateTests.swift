@@ -3,34 +3,9 @@ import Testing
 
 // MARK: - Start-up: bubblewrap builds the sandbox while the firewall loads (issue 11)
 
-/// The direct hop starts bubblewrap before the firewall is loaded, so that the
-/// two overlap; the exec helper inside holds the agent at a gate that only the
-/// namespace helper's byte opens. Without that byte the agent never starts.
-@Suite struct StartupGateTests {
-    /// A gate that reads end of file (the namespace helper failed or died before
-    /// the firewall was in force): the command is never started, status 125, and
-    /// the helper stops there (before its syscall filter). One byte lets it go on
-    /// (here to the syscall filter, which fails on /dev/null: the gate was passed).
-    @Test func aGateThatNeverOpensNeverStartsTheAgent() throws {
-        let f = try Fixture()
-        let marker = f.root + "/ran"
-        // no_new_privs, as bubblewrap sets it before the helper runs (Landlock needs it).
-        func exec(_ gate: String) throws -> Agentpen.Result {
-            try runProgram("/bin/sh", ["-c", "exec /usr/bin/setpriv --no-new-privs \"$0\" __exec --gate 3 --syscall-notify 4 --rw /tmp -- /bin/sh -c 'touch \"$1\"' sh \"$1\" 4</dev/null \(gate)",
-                                       Agentpen.binary, marker], env: f.environment(), cwd: f.project)
-        }
-        // fd 3: end of file at once, or not open at all.
-        for gate in ["3</dev/null", "3<&-"] {
-            let r = try exec(gate)
-            #expect(r.status == 125, "\(gate): \(r.status) \(r.stderr)")
-            #expect(!r.stderr.contains("syscall filter"), "\(gate): went past the gate: \(r.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: marker), "\(gate): the command ran without its gate")
-        }
-        let opened = try exec("3<<'EOF'\nx\nEOF\n")
-        #expect(opened.stderr.contains("syscall filter"), "one byte did not open the gate: \(opened.status) \(opened.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: marker), "the command ran without its syscall filter")
-    }
-}
+// The exec helper's gate itself (end of file or no gate: 125, never the command; the
+// helper's own work done before it): AgentpenKernelTests.NotifyingProgramTests
+// (the helper run directly needs the sealed program agentpen sends first).
 
 extension NetworkTests {
     @Suite struct StartupGate {

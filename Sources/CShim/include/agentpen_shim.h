@@ -117,6 +117,18 @@ int ap_notif_refuse(int listener, uint64_t id, int error);
 /// poll(2) on the listener: 1 readable (a notification), 0 hung up (no process uses the filter),
 /// 2 `stop_fd` readable, -errno (-EIO: the listener is in error).
 int ap_notif_wait(int listener, int stop_fd);
+/// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER) of the classic BPF
+/// program `program` (`bytes` long: whole instructions, at most BPF_MAXINSNS, else -EINVAL)
+/// on the calling thread: the listener's descriptor, or -errno.
+int ap_seccomp_load_listener(const void *program, unsigned int bytes);
+/// prctl(PR_SET_NO_NEW_PRIVS, 1): what an unprivileged seccomp filter needs.
+int ap_set_no_new_privs(void);
+/// fcntl(F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE) of a memfd made
+/// with AP_MFD_ALLOW_SEALING: its content cannot change any more, through any descriptor.
+int ap_memfd_seal_all(int fd);
+/// fcntl(F_GET_SEALS): 1 when all four seals above are on, 0 when one is missing, -errno.
+int ap_memfd_sealed(int fd);
+extern const unsigned int AP_MFD_ALLOW_SEALING;
 
 // ---- fanotify (which run wrote a file: the persistence audit's attribution) ----
 /// fanotify_init(FAN_CLASS_NOTIF|FAN_CLOEXEC|FAN_NONBLOCK, O_RDONLY|O_NONBLOCK|O_LARGEFILE|O_CLOEXEC):

@@ -165,13 +165,16 @@ enum NetHelper {
             made = try HandedSockets.make(NetworkPlan.directSockets(allowlist, hostPorts: args.hostPorts))
             catchAllPort = try HandedSockets.makeCatchAll(into: &made)
         } catch { fail("cannot listen inside the sandbox: \(error)") }
+        // The sockets go to agentpen first: it checks them and starts serving while
+        // the firewall loads (nothing inside can connect before the gate opens, and
+        // the gate opens only once both are done: the firewall read back, agentpen's go).
+        guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
+        _ = consume made   // agentpen has them now
+        if !args.serveSockets { Descriptor(socketsFD).close() }
         do {
             try loadFirewall(nft, gateway: nil, proxyPort: nil, catchAllPort: catchAllPort,
                              names: Firewall.NamePorts(allowlist))
         } catch { fail("cannot load the sandbox firewall: \(error)") }
-        guard HandedSockets.send(socketsFD, made) else { fail("cannot hand the sandbox's sockets to agentpen") }
-        _ = consume made   // agentpen has them now
-        if !args.serveSockets { Descriptor(socketsFD).close() }
         guard waitFor(Descriptor(goFD)) else { exit(125) }   // agentpen says why
         guard signal(gate.write) else { fail("cannot open the sandbox's start gate") }
         superviseSandbox(sandbox, events: events, serve: args.serveSockets ? socketsFD : nil) {

@@ -51,7 +51,7 @@ public final class Forwarder: Sendable {
 }
 
 /// `@unchecked Sendable`: `owned`, `relay`, `stopRequested` and `closed` are
-/// owned by the serial `queue` (the dial completion, the relay's close and
+/// owned by `loop`'s thread (the dial completion, the relay's close and
 /// `stop` all run there), not by a lock.
 final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
@@ -60,7 +60,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let forwarder: Forwarder
-    private let queue = WorkerQueues.connectionQueue("agentpen.forwarder.conn")
+    private let loop = EventLoop.next()
     private var relay: Relay?
     private var stopRequested = false
     private var closed = false
@@ -81,7 +81,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
         } else {
             header = []
         }
-        Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, queue: queue) { [self] result in
+        Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, loop: loop) { [self] result in
             // Each early return drops (closes) `upstream`.
             switch consume result {
             case .failure(let e):
@@ -97,7 +97,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
                     return finish()
                 }
                 guard let socket = owned.take() else { return }
-                let r = Relay(socket, upstream, queue: queue, config: f.config.relay) { [self] _, _ in
+                let r = Relay(socket, upstream, loop: loop, config: f.config.relay) { [self] _, _ in
                     closed = true
                     f.table.remove(self, client: peer)
                 }
@@ -108,7 +108,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func finish() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         closed = true
         owned = nil
@@ -116,7 +116,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     func stop() {
-        queue.async { [self] in
+        loop.async { [self] in
             stopRequested = true
             relay?.stop()
         }

@@ -32,10 +32,10 @@ public final class Forwarder: Sendable {
         self.config = config
         self.names = names
         self.token = token
-        self.acceptor = Acceptor(label: "agentpen.forwarder.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        self.acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return ForwardedConnection(socket: socket, peer: peer, clientEndpoint: client, forwarder: self)
+            return ForwardedConnection(socket: socket, peer: peer, clientEndpoint: client, forwarder: self, loop: loop)
         }
     }
 
@@ -60,12 +60,14 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let forwarder: Forwarder
-    private let loop = EventLoop.next()
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var relay: Relay?
     private var stopRequested = false
     private var closed = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer

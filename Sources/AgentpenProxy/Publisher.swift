@@ -83,10 +83,10 @@ public final class Publisher: Sendable {
         self.sockets = sockets
         self.events = events
         self.config = config
-        acceptor = Acceptor(label: "agentpen.publish.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return PublishedConnection(socket: socket, peer: peer, clientEndpoint: client, publisher: self)
+            return PublishedConnection(socket: socket, peer: peer, clientEndpoint: client, publisher: self, loop: loop)
         }
     }
 
@@ -105,12 +105,14 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let publisher: Publisher
-    private let loop = EventLoop.next()
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var relay: Relay?
     private var stopRequested = false
     private var closed = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, publisher: Publisher) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, publisher: Publisher, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer

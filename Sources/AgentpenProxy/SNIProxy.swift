@@ -151,10 +151,10 @@ public final class SNIProxy: Sendable {
         self.config = config
         self.names = names
         self.resolver = resolver
-        self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        self.acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return ProxyConnection(socket: socket, peer: peer, clientEndpoint: client, proxy: self)
+            return ProxyConnection(socket: socket, peer: peer, clientEndpoint: client, proxy: self, loop: loop)
         }
     }
 
@@ -198,7 +198,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let proxy: SNIProxy
-    private let loop = EventLoop.next()
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var phase = Phase.hello
     private var helloWatch: Watch?
     /// The hello deadline (handshakeTimeout from the start).
@@ -211,7 +212,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var peekOffset = false
     private var stopRequested = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer

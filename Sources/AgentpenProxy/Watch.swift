@@ -70,6 +70,13 @@ public final class Watch: Sendable {
         Watch(fd, .write, queue: queue, group: group, onCancel: onCancel, handler: handler)
     }
 
+    /// Watches `socket` on `loop`'s thread and owns it: closed once the watch is cancelled.
+    static func read(owning socket: consuming Descriptor, on loop: EventLoop, handler: @escaping @Sendable () -> Void) -> Watch {
+        loop.preconditionOnThread()
+        let fd = socket.raw
+        return Watch(fd, .read, queue: nil, group: nil, loop: loop, owning: socket, handler: handler)
+    }
+
     /// A watch whose handler runs on `loop`'s thread (where its owner lives).
     static func read(_ fd: Int32, on loop: EventLoop, handler: @escaping @Sendable () -> Void) -> Watch {
         loop.preconditionOnThread()

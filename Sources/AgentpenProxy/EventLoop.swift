@@ -4,9 +4,9 @@ import Foundation
 import Glibc
 import Synchronization
 
-/// The proxy's readiness loop: one epoll set and one thread for every watched
-/// descriptor of the process, handing each readiness report to the watch's own
-/// queue. It replaces Dispatch's read and write sources, which have a race on
+/// A readiness loop: one epoll set and one thread. A watch on a queue gets each
+/// readiness report handed to its queue (all such watches of the process are on
+/// `shared`); a watch on a loop is run by the loop's thread. It replaces Dispatch's read and write sources, which have a race on
 /// Linux (notes.md, "a libdispatch race under load"): on EPOLLIN|EPOLLHUP the
 /// manager thread and a worker can both finalize one source ("Source finalized
 /// twice", a trap, or a use after free). Here nothing is finalized
@@ -27,7 +27,8 @@ import Synchronization
 /// handler on the loop's thread itself, with no hand-over to a worker: the
 /// proxy's connections (SNIProxy's, the forwarder's, --publish's, their
 /// dialers and relays) live on a loop, so a readiness report costs one
-/// thread's wake-up instead of two, and a deadline none. Nothing on a loop's
+/// thread's wake-up instead of two, and a deadline none; the listeners accept
+/// on a loop too, and the connection stays on its listener's loop. Nothing on a loop's
 /// thread may block (no getaddrinfo, no blocking connect, no `sync` onto a
 /// queue): it would stall every connection of that loop.
 ///
@@ -38,7 +39,8 @@ final class EventLoop: Sendable {
     static let shared = EventLoop()
 
     /// The loops connections run on: `shared` and as many more as make one per
-    /// core (at least two), so relays use both cores as the worker queues did.
+    /// core (at least two). Each listener takes the next one, and the
+    /// connections it accepts live there.
     static let pool: [EventLoop] = [shared] + (1..<max(2, ProcessInfo.processInfo.activeProcessorCount)).map { _ in EventLoop() }
     private static let poolCounter = Mutex(0)
 

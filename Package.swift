@@ -13,6 +13,12 @@ import PackageDescription
 //   AgentpenCommandLine  the command line's grammar (swift-argument-parser): argv to
 //                   plain values (Options, the helpers' arguments); no kernel access
 //   agentpen        the executable: dispatches the mode, wires the plan to the kernel edge
+
+// Extension members are visible only from modules a file imports itself
+// (otherwise Foundation's, loaded through a dependency, would be picked
+// silently and link all of Foundation into every process start).
+let strictImports: [SwiftSetting] = [.enableUpcomingFeature("MemberImportVisibility")]
+
 let package = Package(
     name: "agentpen",
     products: [
@@ -31,19 +37,19 @@ let package = Package(
         .executableTarget(name: "EmbedAllowlistsTool"),
         .plugin(name: "EmbedAllowlists", capability: .buildTool(),
                 dependencies: ["EmbedAllowlistsTool"]),
-        .target(name: "AgentpenPolicy", plugins: ["EmbedAllowlists"]),
-        .target(name: "AgentpenEvents"),
+        .target(name: "AgentpenPolicy", swiftSettings: strictImports, plugins: ["EmbedAllowlists"]),
+        .target(name: "AgentpenEvents", swiftSettings: strictImports),
         .target(name: "AgentpenConfig",
-                dependencies: ["AgentpenPolicy", .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "AgentpenSystem", dependencies: ["CShim"]),
+                dependencies: ["AgentpenPolicy", .product(name: "TOMLKit", package: "TOMLKit")], swiftSettings: strictImports),
+        .target(name: "AgentpenSystem", dependencies: ["CShim"], swiftSettings: strictImports),
         .target(name: "AgentpenCommandLine",
-                dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                dependencies: ["AgentpenPolicy", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strictImports),
         .target(name: "AgentpenKernel",
-                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
+                dependencies: ["CShim", "CSeccomp", "CNetlink", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"], swiftSettings: strictImports),
         .target(name: "AgentpenProxy",
-                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"]),
+                dependencies: ["CShim", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem"], swiftSettings: strictImports),
         .executableTarget(name: "agentpen",
-                          dependencies: ["AgentpenCommandLine", "AgentpenConfig", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"]),
+                          dependencies: ["AgentpenCommandLine", "AgentpenConfig", "AgentpenPolicy", "AgentpenEvents", "AgentpenSystem", "AgentpenKernel", "AgentpenProxy"], swiftSettings: strictImports),
         // Test helpers shared by several test targets; not part of the product.
         .target(name: "AgentpenTestSupport", dependencies: ["AgentpenPolicy"]),
         .testTarget(name: "AgentpenPolicyTests", dependencies: ["AgentpenPolicy", "AgentpenCommandLine", "AgentpenTestSupport"]),

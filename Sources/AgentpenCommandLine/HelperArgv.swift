@@ -20,13 +20,18 @@ enum HelperArgv {
         case flag
     }
 
+    /// Arrays, not dictionaries or sets: the first Dictionary<String, …> or
+    /// Set<String> a process makes has the Swift runtime scan every protocol
+    /// conformance record of the binary (Hashable), ~0.25 M instructions each,
+    /// and these parsers run at every start. A handful of words needs no hashing.
     struct Parsed {
-        var values: [String: [String]] = [:]
-        var flags: Set<String> = []
+        /// Each option given, with its values in order.
+        var values: [(name: String, words: [String])] = []
+        var flags: [String] = []
         var command: [String] = []
 
-        func one(_ name: String) -> String? { values[name]?.first }
-        func all(_ name: String) -> [String] { values[name] ?? [] }
+        func one(_ name: String) -> String? { all(name).first }
+        func all(_ name: String) -> [String] { values.first { $0.name == name }?.words ?? [] }
     }
 
     struct Failure: Error {
@@ -34,7 +39,7 @@ enum HelperArgv {
     }
 
     /// `args` without the entry point's name.
-    static func parse(_ args: [String], _ options: [String: Kind]) throws(Failure) -> Parsed {
+    static func parse(_ args: [String], _ options: [(name: String, kind: Kind)]) throws(Failure) -> Parsed {
         var p = Parsed()
         var i = 0
         while i < args.count {
@@ -45,17 +50,22 @@ enum HelperArgv {
                 guard !p.command.isEmpty else { throw Failure(message: "no command after --") }
                 return p
             }
-            guard let kind = options[word] else {
+            guard let kind = options.first(where: { $0.name == word })?.kind else {
                 throw Failure(message: word.hasPrefix("-") ? "unknown option \(word.debugDescription)"
                                                            : "unexpected \(word.debugDescription) before --")
             }
             switch kind {
             case .flag:
-                guard p.flags.insert(word).inserted else { throw Failure(message: "\(word) given twice") }
+                guard !p.flags.contains(word) else { throw Failure(message: "\(word) given twice") }
+                p.flags.append(word)
             case .value(let repeats):
                 guard i < args.count else { throw Failure(message: "\(word) without its value") }
-                if !repeats && p.values[word] != nil { throw Failure(message: "\(word) given twice") }
-                p.values[word, default: []].append(args[i])
+                if let at = p.values.firstIndex(where: { $0.name == word }) {
+                    guard repeats else { throw Failure(message: "\(word) given twice") }
+                    p.values[at].words.append(args[i])
+                } else {
+                    p.values.append((word, [args[i]]))
+                }
                 i += 1
             }
         }
@@ -73,9 +83,9 @@ enum HelperArgv {
 }
 
 extension ExecArguments {
-    static let options: [String: HelperArgv.Kind] = [
-        "--rw": .value(repeats: true), "--watch": .value(repeats: true),
-        "--cgroup": .value(repeats: false), "--syscall-notify": .value(repeats: false), "--gate": .value(repeats: false),
+    static let options: [(name: String, kind: HelperArgv.Kind)] = [
+        ("--rw", .value(repeats: true)), ("--watch", .value(repeats: true)),
+        ("--cgroup", .value(repeats: false)), ("--syscall-notify", .value(repeats: false)), ("--gate", .value(repeats: false)),
     ]
 
     /// `__exec`'s argv without its name (see `HelperArgv`).
@@ -91,10 +101,10 @@ extension ExecArguments {
 }
 
 extension NetArguments {
-    static let options: [String: HelperArgv.Kind] = [
-        "--proxy-port": .value(repeats: false), "--hop": .value(repeats: false), "--nft": .value(repeats: false),
-        "--host": .value(repeats: true), "--fd": .value(repeats: true), "--host-port": .value(repeats: true),
-        "--serve-sockets": .flag,
+    static let options: [(name: String, kind: HelperArgv.Kind)] = [
+        ("--proxy-port", .value(repeats: false)), ("--hop", .value(repeats: false)), ("--nft", .value(repeats: false)),
+        ("--host", .value(repeats: true)), ("--fd", .value(repeats: true)), ("--host-port", .value(repeats: true)),
+        ("--serve-sockets", .flag),
     ]
 
     /// `__netns`'s argv without its name (see `HelperArgv`); the hop must be

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// One allow/deny decision or notable happening. Every layer that decides
 /// something (proxy, DNS responder, sandbox set-up) reports through `EventSink`,
@@ -100,35 +101,83 @@ public struct Event: Sendable, Equatable, Codable {
         session = try c.decodeIfPresent(String.self, forKey: .session)
     }
 
-    /// One JSON object, one line. JSONEncoder escapes only C0 controls, the
-    /// quote and the backslash; DEL, C1 controls, bidi and other invisible
-    /// characters (`TerminalText.isDangerous`) are escaped here as `\uXXXX`
-    /// too, so `cat`, `tail -f` or `less` of the log cannot be turned against
-    /// the user. They occur only inside JSON strings, so the line decodes to
-    /// the same event.
+    /// One JSON object, one line: the keys sorted, the time in ISO 8601 (UTC,
+    /// whole seconds), absent optionals left out, exactly what JSONEncoder
+    /// (`.sortedKeys`, `.withoutEscapingSlashes`, `.iso8601`) writes, which
+    /// reads it back (EventLineDecoder; EventJSONTests compares the two byte for
+    /// byte). Written by hand because every process that records an event paid
+    /// for JSONEncoder's first use (~2 M instructions at start-up) and every
+    /// connection for each later one.
+    /// Strings escape the quote, the backslash and C0 controls as JSON does, and
+    /// also DEL, C1 controls, bidi and other invisible characters
+    /// (`TerminalText.isDangerous`) as `\uXXXX`, so `cat`, `tail -f` or `less` of
+    /// the log cannot be turned against the user; the line decodes to the same event.
     public func jsonLine() -> String {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
-        return Self.escapeForLog(String(decoding: data, as: UTF8.self))
+        var out = "{"
+        out.reserveCapacity(160 + subject.utf8.count + reason.utf8.count + details.count * 32)
+        out += "\"details\":{"
+        var first = true
+        for key in details.keys.sorted() {
+            if !first { out += "," }
+            first = false
+            Self.appendJSON(key, to: &out)
+            out += ":"
+            Self.appendJSON(details[key]!, to: &out)
+        }
+        out += "},\"kind\":"
+        Self.appendJSON(kind.rawValue, to: &out)
+        out += ",\"reason\":"
+        Self.appendJSON(reason, to: &out)
+        if let seq { out += ",\"seq\":\(seq)" }
+        if let session {
+            out += ",\"session\":"
+            Self.appendJSON(session, to: &out)
+        }
+        out += ",\"subject\":"
+        Self.appendJSON(subject, to: &out)
+        out += ",\"time\":\"" + Self.iso8601(time) + "\",\"v\":\(v)}"
+        return out
     }
 
-    static func escapeForLog(_ json: String) -> String {
-        guard json.unicodeScalars.contains(where: { $0.value >= 0x7f && TerminalText.isDangerous($0) }) else { return json }
-        var out = ""
-        out.reserveCapacity(json.utf8.count + 32)
-        for s in json.unicodeScalars {
-            if s.value >= 0x7f && TerminalText.isDangerous(s) {
-                for unit in String(s).utf16 {
-                    let h = String(unit, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+    /// `s` as a JSON string literal, quotes included (see `jsonLine`).
+    static func appendJSON(_ s: String, to out: inout String) {
+        out += "\""
+        for scalar in s.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out += "\\\""
+            case 0x5c: out += "\\\\"
+            case 0x08: out += "\\b"
+            case 0x0c: out += "\\f"
+            case 0x0a: out += "\\n"
+            case 0x0d: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0..<0x20: appendUnicodeEscape(UInt16(scalar.value), to: &out)
+            case 0x7f...:
+                if TerminalText.isDangerous(scalar) {
+                    for unit in String(scalar).utf16 { appendUnicodeEscape(unit, to: &out) }
+                } else {
+                    out.unicodeScalars.append(scalar)
                 }
-            } else {
-                out.unicodeScalars.append(s)
+            default: out.unicodeScalars.append(scalar)
             }
         }
-        return out
+        out += "\""
+    }
+
+    private static func appendUnicodeEscape(_ unit: UInt16, to out: inout String) {
+        let h = String(unit, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+    }
+
+    /// `2026-12-01T23:49:37Z`: the UTC time, seconds rounded down.
+    static func iso8601(_ d: Date) -> String {
+        var t = time_t(d.timeIntervalSince1970.rounded(.down))
+        var c = tm()
+        guard gmtime_r(&t, &c) != nil else { return "1970-01-01T00:00:00Z" }
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = Int(c.tm_year) + 1900
+        let y = year < 10 ? "000\(year)" : year < 100 ? "00\(year)" : year < 1000 ? "0\(year)" : "\(year)"
+        return "\(y)-\(two(c.tm_mon + 1))-\(two(c.tm_mday))T\(two(c.tm_hour)):\(two(c.tm_min)):\(two(c.tm_sec))Z"
     }
 }
 

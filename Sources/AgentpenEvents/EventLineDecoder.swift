@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads the event lines the namespace helper sends (one JSON `Event` a line).
 /// The names in them came from the sandbox: a line that is not a valid event is

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 extension Event {
     /// What an event is about, as the code that records it knows it: a name seen

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What `agentpen watch` shows of one session, built from its events: the run's
 /// project, agent and uptime, blocks ranked by count, traffic per allowed host
@@ -207,9 +208,13 @@ public struct SessionView: Sendable {
     }
 
     static func clock(_ d: Date) -> TerminalText {
-        let c = Calendar(identifier: .gregorian).dateComponents(in: TimeZone.current, from: d)
-        func two(_ v: Int?) -> String { let s = String(v ?? 0); return s.count < 2 ? "0" + s : s }
-        return "\(two(c.hour)):\(two(c.minute)):\(two(c.second))"
+        // The local time of day through the C library (the zone from TZ or
+        // /etc/localtime), so that no calendar database is linked in.
+        var t = time_t(d.timeIntervalSince1970.rounded(.down))
+        var c = tm()
+        guard localtime_r(&t, &c) != nil else { return "--:--:--" }
+        func two(_ v: Int32) -> String { let s = String(v); return s.count < 2 ? "0" + s : s }
+        return "\(two(c.tm_hour)):\(two(c.tm_min)):\(two(c.tm_sec))"
     }
 
     static func duration(_ t: TimeInterval) -> String {
@@ -225,7 +230,9 @@ public struct SessionView: Sendable {
         var v = Double(n) / 1024
         var i = 0
         while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return String(format: "%.1f %@", v, units[i])
+        // One decimal, rounded half up (what "%.1f" printed; no formatter linked in).
+        let tenths = Int((v * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[i])"
     }
 }
 

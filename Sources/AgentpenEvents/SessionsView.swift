@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What `agentpen watch` shows when it follows several sessions (`--all`, or
 /// several IDs): one line per session (state, uptime, project, agent, counts),

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Counts refused syscalls so that a loop of them cannot flood the log, the
 /// live lines or agentpen's memory: the first call of each (syscall, pid) is

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Text on its way to the user's terminal. The only way agentpen prints: its
 /// string literals are agentpen's own words (trusted, newlines included), and
@@ -214,7 +215,7 @@ public struct TerminalText: Sendable, Equatable, CustomStringConvertible, Expres
     public static func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> Bool {
         var done = 0
         while done < buf.count {
-            let n = Foundation.write(fd, buf.baseAddress! + done, buf.count - done)
+            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 return false

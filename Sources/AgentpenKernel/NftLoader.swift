@@ -1,4 +1,6 @@
 import AgentpenPolicy
+import AgentpenSystem
+import CShim
 import Glibc
 
 /// Runs `nft` inside the network namespace (the helper is uid 0 with
@@ -54,5 +56,41 @@ private extension String {
         var s = Substring(self)
         while let last = s.last, last.isWhitespace { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// The firewall's named counters, read from the kernel over nfnetlink
+/// (NftCounterDump) in this network namespace: no `nft` process at the end of
+/// a run. Bounded: at most 64 datagrams, each wait for the kernel at most 1 s.
+public enum NftCounters {
+    public static func read(table: String = Firewall.table) throws(SystemError) -> [String: NftCounterDump.Counter] {
+        let opened = ap_netlink_socket(12 /* NETLINK_NETFILTER */)
+        guard opened >= 0 else { throw SystemError("netlink socket", errno: -opened) }
+        let socket = Descriptor(opened)
+        let s = socket.raw
+        let bound = ap_netlink_bind(s)
+        guard bound >= 0 else { throw SystemError("netlink bind", errno: -bound) }
+        let request = NftCounterDump.request(table: table, sequence: 1)
+        let sent = request.withUnsafeBytes { ap_netlink_send(s, $0.baseAddress, $0.count) }
+        guard sent == request.count else { throw SystemError("netlink send", errno: sent < 0 ? Int32(-sent) : EIO) }
+        var counters: [String: NftCounterDump.Counter] = [:]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        for _ in 0..<64 {
+            var sender: UInt32 = 0
+            let n = buffer.withUnsafeMutableBytes { ap_netlink_recv(s, $0.baseAddress, $0.count, &sender) }
+            if n == -Int(EAGAIN) || n == -Int(EINTR) {
+                var p = pollfd(fd: s, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&p, 1, 1000)
+                if ready == 0 { throw SystemError("reading the firewall's counters", errno: ETIMEDOUT) }
+                continue
+            }
+            guard n > 0 else { throw SystemError("reading the firewall's counters", errno: n < 0 ? Int32(-n) : EIO) }
+            guard sender == 0 else { continue }   // only the kernel answers
+            let batch = NftCounterDump.parse(Array(buffer[0..<n]), table: table)
+            if let e = batch.errors.first { throw SystemError("reading the firewall's counters", errno: e) }
+            counters.merge(batch.counters) { _, new in new }
+            if batch.done { return counters }
+        }
+        throw SystemError("reading the firewall's counters", errno: EMSGSIZE)
     }
 }

@@ -100,18 +100,19 @@ public struct InstallTree: Sendable, Equatable {
     static func withoutCredentials(_ roots: [String], program: String, home: String, fs: any FileSystemView,
                                    notes: inout [String]) throws(LookupError) -> [String] {
         var out: [String] = []
+        let credentials = CredentialStores.Resolved(home: home, fs: fs)
         for root in roots {
-            if let store = CredentialStores.enclosing(root, home: home, fs: fs) {
+            if let store = credentials.enclosing(root) {
                 throw .insideCredentialStore(bind: root, store: store)
             }
-            let stores = CredentialStores.contained(in: root, home: home, fs: fs)
+            let stores = credentials.contained(in: root)
             if stores.isEmpty { out.append(root); continue }
             var kept = [program]
             for part in narrowedParts {
                 let p = root + "/" + part
                 guard fs.kind(p) != .missing, !Paths.isWithin(program, p),
-                      CredentialStores.contained(in: p, home: home, fs: fs).isEmpty,
-                      CredentialStores.enclosing(p, home: home, fs: fs) == nil else { continue }
+                      credentials.contained(in: p).isEmpty,
+                      credentials.enclosing(p) == nil else { continue }
                 kept.append(p)
             }
             notes.append("agent install tree \(root) narrowed to \(kept.joined(separator: ", ")): it holds the credential store \(stores.joined(separator: ", "))")

@@ -70,10 +70,12 @@ struct UserMounts: Equatable {
     /// where it is, unless it lies in a credential store (as any other bind).
     mutating func addCABundles(callerEnv: [String: String], cwd: String, project: String, home: String,
                                fs: any FileSystemView) throws(PlanError) {
+        var stores: CredentialStores.Resolved?
         for name in EnvPolicy.caBundles {
             guard let v = callerEnv[name], !v.isEmpty else { continue }
             let abs = Paths.join(cwd, expandTilde(v, home: home))
-            if let store = CredentialStores.enclosing(abs, home: home, fs: fs) {
+            if stores == nil { stores = CredentialStores.Resolved(home: home, fs: fs) }
+            if let store = stores?.enclosing(abs) {
                 throw PlanError(.usage, "\(name)=\(v): refusing to expose \(store), a credential store; keep the CA bundle elsewhere")
             }
             guard let real = Paths.resolve(abs, in: fs), fs.kind(real) == .file else {

@@ -3,7 +3,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Answers DNS over UDP inside the sandbox's namespace: allowed names get the
 /// forwarder's address, everything else NXDOMAIN. It never sends a packet

@@ -2,7 +2,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Connects a nonblocking TCP socket to one address with a deadline. The
 /// completion runs once on `loop`'s thread with the connected socket (now the

@@ -1,6 +1,6 @@
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -94,7 +94,7 @@ final class EventLoop: Sendable {
     /// below 2^31, generations start at 1).
     private static let wakeToken: UInt64 = 0
     /// The loop's thread, once it runs (pthread_self).
-    private let thread = Atomic<UInt>(0)
+    private let loopThread = Atomic<UInt>(0)
     /// Only ever touched on the loop's thread.
     private let own = ThreadOwned()
 
@@ -114,15 +114,23 @@ final class EventLoop: Sendable {
         precondition(wake >= 0, "agentpen: eventfd failed: \(String(cString: strerror(-wake)))")
         wakeFD = wake
         precondition(ap_epoll_arm(ep, wake, 1, UInt32(AP_READY_READ), Self.wakeToken) == 0, "agentpen: cannot watch the loop's eventfd")
-        let thread = Thread { [self] in run() }
-        thread.name = "agentpen.eventloop"
-        thread.start()
+        // Its own detached thread for the process's life (a pthread: Foundation's
+        // Thread would link Foundation and its calendar data into every process).
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box)
+        precondition(rc == 0, "agentpen: cannot start the event loop's thread: \(String(cString: strerror(rc)))")
+        pthread_detach(thread)
     }
 
     // MARK: - The executor
 
     /// True on this loop's thread.
-    var isCurrent: Bool { thread.load(ordering: .relaxed) == UInt(pthread_self()) }
+    var isCurrent: Bool { loopThread.load(ordering: .relaxed) == UInt(pthread_self()) }
 
     /// Traps off the loop's thread (the state of what lives on the loop is
     /// unguarded anywhere else).
@@ -333,7 +341,7 @@ final class EventLoop: Sendable {
         var all = sigset_t()
         sigfillset(&all)
         pthread_sigmask(SIG_BLOCK, &all, nil)
-        thread.store(UInt(pthread_self()), ordering: .relaxed)
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         let max = 64
         var ready = [UInt32](repeating: 0, count: max)
         var tokens = [UInt64](repeating: 0, count: max)

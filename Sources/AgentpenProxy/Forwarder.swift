@@ -3,7 +3,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Accepts on a local address and splices every connection to one fixed target
 /// (inside the namespace, for the gateway hop: loopback:443 → gateway:<proxy

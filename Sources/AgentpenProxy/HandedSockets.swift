@@ -1,7 +1,8 @@
 import AgentpenPolicy
 import AgentpenSystem
 import CShim
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The sockets the namespace helper makes inside the sandbox's namespace for the
 /// direct hop and hands to agentpen (SCM_RIGHTS over a unix socket pair), and the

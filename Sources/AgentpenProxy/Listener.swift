@@ -2,7 +2,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Accepts connections on a listening socket and hands each one (nonblocking,
 /// close-on-exec, owned by the callee) to `onAccept` on `loop`'s thread, where

@@ -1,7 +1,9 @@
 import AgentpenPolicy
+import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Opens a tunnel through an HTTP CONNECT proxy on a socket already connected
 /// to it: sends the request, then reads the reply header, peeked and then
@@ -95,7 +97,7 @@ final class ProxyTunnel: @unchecked Sendable {
         }
         // Consume exactly the header: what follows is the upstream's.
         var header = [UInt8](repeating: 0, count: end)
-        guard Foundation.read(fd, &header, end) == end else { return finish(.failed("short read of the proxy's reply")) }
+        guard Glibc.read(fd, &header, end) == end else { return finish(.failed("short read of the proxy's reply")) }
         _ = ap_set_rcvlowat(fd, 1)
         let reply = UpstreamProxy.parseReply(header)
         if reply.status == nil { return finish(.failed("the proxy's reply is not HTTP: \(reply.statusLine)")) }

@@ -3,7 +3,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Fresh TCP sockets made inside the sandbox's namespace, one per request, by the
 /// namespace helper (it answers each request byte on the unix socket pair with one

@@ -1,7 +1,8 @@
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 struct RelayConfig: Sendable {
     var idleTimeout: TimeInterval
@@ -69,7 +70,7 @@ final class Relay: @unchecked Sendable {
                 n = Int(ap_splice(src, pipeW, capacity - inFlight, AP_SPLICE_F_MOVE | AP_SPLICE_F_NONBLOCK))
             } else {
                 if buffer == nil { buffer = .allocate(byteCount: Self.bufferSize, alignment: 16) }
-                let r = Foundation.read(src, buffer! + bufEnd, Self.bufferSize - bufEnd)
+                let r = Glibc.read(src, buffer! + bufEnd, Self.bufferSize - bufEnd)
                 if r < 0 { return -Int(errno) }
                 bufEnd += r
                 n = r

@@ -3,7 +3,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 public struct ProxyConfig: Sendable {
@@ -302,7 +303,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         }
         // Consume exactly the header; the stream after it is the sandbox's.
         var line = [UInt8](repeating: 0, count: nl + 1)
-        guard Foundation.read(client, &line, nl + 1) == nl + 1 else { return refuse("short header read") }
+        guard Glibc.read(client, &line, nl + 1) == nl + 1 else { return refuse("short header read") }
         _ = ap_set_rcvlowat(client, 1)
         guard let h = ForwarderHeader.parse(Array(line.dropLast()), token: proxy.config.forwarderToken ?? "") else {
             return refuse("missing or wrong forwarder header")

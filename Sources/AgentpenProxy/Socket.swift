@@ -2,7 +2,8 @@ import AgentpenPolicy
 import AgentpenSystem
 import CShim
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A failed socket call: the one errno error type, under the proxy's old name.
 public typealias SocketError = SystemError

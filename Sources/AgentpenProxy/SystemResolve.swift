@@ -1,5 +1,6 @@
 import AgentpenPolicy
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Resolves a host name the way every other program on the host does
 /// (getaddrinfo: /etc/hosts, nsswitch, the host's resolv.conf). Blocking.

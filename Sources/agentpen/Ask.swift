@@ -2,7 +2,7 @@ import AgentpenConfig
 import AgentpenKernel
 import AgentpenPolicy
 import CShim
-import Foundation
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -47,10 +47,8 @@ enum Ask {
         let path = p.config.locations.allowedFile
         let hasPreset = p.preset != nil
         let project = p.project
-        let lock = NSLock()
-        return { host, choice in
-            lock.lock()
-            defer { lock.unlock() }
+        let lock = Mutex(())
+        return { host, choice in lock.withLock { _ in
             guard let pattern = try? HostPattern(host) else { return "not saved: \(host) is not a host name" }
             var saved = SavedHosts(path: path)
             switch ConfigFiles.read(path, limit: ConfigFile.globalSizeLimit) {
@@ -70,6 +68,6 @@ enum Ask {
             }
             if let why = ConfigFiles.replace(dir: dir, name: SavedHosts.fileName, saved.text) { return "not saved: \(path): \(why)" }
             return "saved in \(path)" + (choice == .saveAgent ? " for agent \(agent)" : " for project \(project)")
-        }
+        } }
     }
 }

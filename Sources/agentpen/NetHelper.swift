@@ -118,7 +118,7 @@ enum NetHelper {
             fail("internal: the direct hop has its own set-up")
         }
 
-        runSandbox(args, sandboxEnv: sandboxEnv, events: events, nft: nft) {
+        runSandbox(args, sandboxEnv: sandboxEnv, events: events) {
             dns.stop()
             forwarder?.stop()
             return refusals.stop()
@@ -174,7 +174,7 @@ enum NetHelper {
         if !args.serveSockets { Descriptor(socketsFD).close() }
         guard waitFor(Descriptor(goFD)) else { exit(125) }   // agentpen says why
         guard signal(gate.write) else { fail("cannot open the sandbox's start gate") }
-        superviseSandbox(sandbox, events: events, nft: nft, serve: args.serveSockets ? socketsFD : nil) {
+        superviseSandbox(sandbox, events: events, serve: args.serveSockets ? socketsFD : nil) {
             nflog.stop()
             reporter.finish()
             return nflog.recordsByCounter
@@ -261,9 +261,9 @@ enum NetHelper {
     }
 
     /// Starts bubblewrap in the namespace, waits for it, reports the firewall's counts.
-    static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog, nft: NftLoader,
+    static func runSandbox(_ args: NetArguments, sandboxEnv: [EnvironmentVariable], events: EventLog,
                            serve: Int32? = nil, stop: () -> [String: Int]) -> Never {
-        superviseSandbox(startSandbox(args, sandboxEnv: sandboxEnv), events: events, nft: nft, serve: serve, stop: stop)
+        superviseSandbox(startSandbox(args, sandboxEnv: sandboxEnv), events: events, serve: serve, stop: stop)
     }
 
     /// Starts bubblewrap in the namespace (with `gate`: its read end at `gateFD` there).
@@ -282,20 +282,26 @@ enum NetHelper {
     }
 
     /// Waits for bubblewrap, reports the firewall's counts.
-    static func superviseSandbox(_ pid: pid_t, events: EventLog, nft: NftLoader, serve: Int32? = nil,
+    static func superviseSandbox(_ pid: pid_t, events: EventLog, serve: Int32? = nil,
                                  stop: () -> [String: Int]) -> Never {
         let status = wait(pid, serving: serve)
         let logged = stop()
-        reportFirewall(events, nft, logged: logged)
+        reportFirewall(events, logged: logged)
         exit(status)
     }
 
     /// What the firewall dropped, as one event per protocol (every packet, itemised
     /// or not). Its `attempts` are the packets no NFLOG record reported (over the
     /// log rate, or lost), so the exit summary counts every refused packet once.
-    static func reportFirewall(_ events: EventLog, _ nft: NftLoader, logged: [String: Int]) {
-        guard let text = try? nft.counters() else { return }
-        for (name, c) in Firewall.parseCounters(text).sorted(by: { $0.key < $1.key }) where c.packets > 0 {
+    static func reportFirewall(_ events: EventLog, logged: [String: Int]) {
+        // From the kernel over nfnetlink (no nft process on the way out); a
+        // failure is said, not passed over: the counts would be missing.
+        let counters: [String: NftCounterDump.Counter]
+        do { counters = try NftCounters.read() } catch {
+            events.record(Event(.setup, subject: .firewall, reason: "the firewall's counters could not be read: \(error)"))
+            return
+        }
+        for (name, c) in counters.sorted(by: { $0.key < $1.key }) where c.packets > 0 {
             let proto = name.replacingPrefix("blocked_")
             let unlogged = c.packets > UInt64(logged[name] ?? 0) ? c.packets - UInt64(logged[name] ?? 0) : 0
             var details = ["protocol": proto, "packets": String(c.packets)]

@@ -3,8 +3,10 @@ import AgentpenKernel
 import AgentpenPolicy
 import AgentpenProxy
 import CShim
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Network confinement. No allowed hosts: bubblewrap's own empty network
 /// namespace. Otherwise agentpen's namespace with pasta, a /32 route, an nft

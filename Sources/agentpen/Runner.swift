@@ -1,3 +1,4 @@
+import AgentpenConfig
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy

@@ -3,7 +3,7 @@ import AgentpenKernel
 import AgentpenPolicy
 import AgentpenSystem
 import CShim
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// `agentpen selftest`: the project's escape cases against this host's sandbox,
@@ -174,22 +174,26 @@ enum SelftestRun {
     /// quarantined copy left in the nested git dir.
     static func nestedHookState(_ gitDir: String) -> String {
         if access(gitDir + "/hooks/post-checkout", F_OK) == 0 { return "still armed" }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: gitDir)) ?? [])
-            + ((try? FileManager.default.contentsOfDirectory(atPath: gitDir + "/hooks")) ?? [])
+        let fs = RealFileSystem()
+        let names = fs.list(gitDir) + fs.list(gitDir + "/hooks")
         return names.contains { $0.contains("agentpen-quarantine") } ? "quarantined" : "not planted"
     }
 
     /// Every path under `root` with what it holds (file content, link target, or "dir").
     static func snapshot(_ root: String) -> [String: String] {
         var out: [String: String] = [:]
-        guard let walk = FileManager.default.enumerator(atPath: root) else { return out }
         let fs = RealFileSystem()
-        while let rel = walk.nextObject() as? String {
+        // Depth first, links not followed; bounded (a selftest's fixture is small).
+        var pending = fs.list(root).sorted()
+        while let rel = pending.first, out.count < 100_000 {
+            pending.removeFirst()
             let path = root + "/" + rel
             var st = stat()
             guard lstat(path, &st) == 0 else { out[rel] = "vanished"; continue }
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: out[rel] = "dir \(st.st_mode & 0o7777)"
+            case S_IFDIR:
+                out[rel] = "dir \(st.st_mode & 0o7777)"
+                pending.insert(contentsOf: fs.list(path).sorted().map { rel + "/" + $0 }, at: 0)
             case S_IFLNK: out[rel] = "link " + (fs.readLink(path) ?? "")
             case S_IFREG: out[rel] = "file \(st.st_mode & 0o7777) " + (Host.readFile(path) ?? "unreadable")
             default: out[rel] = "other"

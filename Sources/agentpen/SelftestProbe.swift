@@ -2,7 +2,7 @@ import AgentpenKernel
 import AgentpenPolicy
 import AgentpenSystem
 import CShim
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// `agentpen __probe selftest offline|network PROJECT HOME PORT`, run inside the
@@ -120,7 +120,7 @@ enum SelftestProbe {
         // The host's `agentpen selftest` is running right now: a /proc that shows
         // the host's processes shows it (its argv[1] is "selftest").
         var seen = 0, visible = 0
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(name) != nil {
+        for name in RealFileSystem().list("/proc") where Int(name) != nil {
             seen += 1
             let argv = (Host.readFile("/proc/\(name)/cmdline") ?? "").split(separator: "\0", omittingEmptySubsequences: false)
             if argv.count > 1, argv[1] == "selftest" { visible += 1 }

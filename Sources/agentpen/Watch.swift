@@ -2,7 +2,7 @@ import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import CShim
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// Finding a session for `watch` and `suggest`: the one named (an ID, never a

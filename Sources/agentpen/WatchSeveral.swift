@@ -2,7 +2,7 @@ import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import CShim
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// `agentpen watch [--json] --all` and `agentpen watch [--json] ID ID...`:

@@ -1,9 +1,10 @@
 import AgentpenCommandLine
+import AgentpenConfig
 import AgentpenEvents
 import AgentpenKernel
 import AgentpenPolicy
 import AgentpenProxy
-import Foundation
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -88,7 +89,7 @@ do {
 } catch {
     // 2 for the user's command line (with --help after it), 125 for a helper's.
     printError("\(error.message)")
-    if let usage = error.usage { FileHandle.standardError.write(Data((usage + "\n").utf8)) }
+    if let usage = error.usage { _ = Array((usage + "\n").utf8).withUnsafeBytes { TerminalText.writeAll(2, $0) } }
     exit(error.exitStatus)
 }
 

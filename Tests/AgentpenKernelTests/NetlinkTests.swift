@@ -426,6 +426,10 @@ struct NetlinkInsideNamespace {
 
         let counters = Firewall.parseCounters(try nftLoader().counters())
         #expect(Set(counters.keys) == Set(Firewall.counterNames), "\(counters)")
+        // The run reads them over nfnetlink: the same names and values as nft's own listing.
+        let dumped = try NftCounters.read()
+        #expect(dumped.mapValues { [$0.packets, $0.bytes] } == counters.mapValues { [$0.packets, $0.bytes] })
+        #expect(try NftCounters.read(table: "no-such-table").isEmpty)
         #expect(counters["blocked_tcp"]?.packets == 2)
         #expect(counters["blocked_udp"]?.packets == 1)
         #expect(counters["blocked_icmp"]?.packets == 1)

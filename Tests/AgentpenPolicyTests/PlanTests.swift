@@ -404,5 +404,15 @@ extension SandboxPlan {
         let fs = FakeFS(["/a": .link("b"), "/b": .link("/c/d"), "/c/d/f": .file("", exec: false), "/l1": .link("l2"), "/l2": .link("l1")])
         #expect(Paths.resolve("/a/f", in: fs) == "/c/d/f")
         #expect(Paths.resolve("/l1", in: fs) == nil)
+        // Relative targets with "..", links in the middle, links to the root, missing parts.
+        let more = FakeFS(["/p/q": .link("../r/s"), "/r/s/t": .link("u"), "/r/s/u/v": .file("", exec: false),
+                           "/top": .link("/"), "/r/s/w": .link("../../p/q/u")])
+        #expect(Paths.resolve("/p/q/t/v", in: more) == "/r/s/u/v")
+        #expect(Paths.resolve("/top/p/q/t", in: more) == "/r/s/u")
+        #expect(Paths.resolve("/r/s/w/v", in: more) == "/r/s/u/v")
+        #expect(Paths.resolve("/", in: more) == "/")
+        #expect(Paths.resolve("/top", in: more) == "/")
+        #expect(Paths.resolve("/p/q/missing", in: more) == nil)
+        #expect(Paths.resolve("/p/./q/../q/t", in: more) == "/r/s/u")
     }
 }

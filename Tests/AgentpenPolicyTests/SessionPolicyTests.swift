@@ -15,6 +15,12 @@ import Testing
             #expect(SessionPolicy.startTime(ofID: bad) == nil, "\(bad)")
         }
         #expect(!SessionPolicy.isValidID("20261201-123456-12345678901"))
+        // Digits are ASCII digits: a digit with a combining mark is one Character
+        // (eight of them looked like a date) but not a digit.
+        for bad in ["2026120\u{31}\u{301}-123456-1", "20261201-123456-\u{661}", "20261201\u{2011}123456-1"] {
+            #expect(!SessionPolicy.isValidID(bad), "\(bad)")
+        }
+        #expect(SessionPolicy.isValidID("20261201-123456-1234567890"))
     }
 
     @Test func pruneKeepsTheNewestAndDropsTheOld() {

@@ -342,6 +342,15 @@ final class EventLoop: Sendable {
         sigfillset(&all)
         pthread_sigmask(SIG_BLOCK, &all, nil)
         loopThread.store(UInt(pthread_self()), ordering: .relaxed)
+        // A short slice: this thread runs briefly on each wake-up, for every
+        // connection of the loop, and a connection waits while it waits for a
+        // CPU. Without it, on a busy machine the fair scheduler counts all the
+        // loop's work against one thread and lets it wait behind a compiler's
+        // slice (~130 µs per wake-up measured, against ~45 µs for the threads
+        // of the old hand-over design). At the same nice: nothing privileged.
+        errno = 0
+        let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        if errno == 0 { _ = ap_sched_slice(nice, 100_000) }
         let max = 64
         var ready = [UInt32](repeating: 0, count: max)
         var tokens = [UInt64](repeating: 0, count: max)

@@ -86,6 +86,11 @@ int ap_epoll_remove(int ep, int fd);
 /// or error sets both) and tokens[], waiting at most timeout_ns (< 0: no
 /// limit); the count (0: the time ran out) or -errno.
 int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max, int64_t timeout_ns);
+/// sched_setattr(0, SCHED_OTHER at `nice`, sched_runtime = ns) for the calling
+/// thread: asks the fair scheduler (EEVDF, Linux 6.12+) for a slice of `ns`
+/// (clamped to 0.1-100 ms), so that the thread preempts on wake-up; older
+/// kernels ignore sched_runtime for SCHED_OTHER. 0 or -errno.
+int ap_sched_slice(int nice, uint64_t ns);
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): the descriptor or -errno.
 int ap_eventfd(void);
 /// Adds 1 to the eventfd's counter (makes it readable); 0 or -errno.

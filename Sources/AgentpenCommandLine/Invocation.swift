@@ -179,6 +179,7 @@ extension Options {
     /// Parses the arguments of a run (argv without the program name) into the
     /// plain value the planner consumes. Options end at COMMAND.
     public static func parse(_ args: [String]) throws(Options.UsageError) -> Options {
+        if let quick = RunValues.quickParse(args) { return try quick.values.options(command: quick.command) }
         let parsed: RunCommand
         do { parsed = try RunCommand.parse(args) }
         catch { throw UsageError(message: RunCommand.message(for: error)) }

@@ -68,6 +68,48 @@ struct RunArguments: ParsableArguments {
     /// Our own flag, not the library's: a `--help` after COMMAND is COMMAND's.
     @Flag(name: [.short, .long], help: ArgumentHelp(Help.help.argumentHelp))
     var help = false
+    /// What was given, as plain values.
+    var values: RunValues {
+        RunValues(agent: agent, project: project, env: env, mount: mount, mountRW: mountRW, allow: allow,
+                  allowPrivate: allowPrivate, allowHostPort: allowHostPort, publish: publish, hop: hop, ask: ask,
+                  audit: audit, allowParentGit: allowParentGit, readOnlyConfig: readOnlyConfig, profile: profile,
+                  quiet: quiet, log: log, tmpfsSize: tmpfsSize, memoryMax: memoryMax, cpus: cpus, tasksMax: tasksMax,
+                  noCgroup: noCgroup, check: check, dryRun: dryRun, version: version, help: help)
+    }
+
+    func options(command: [String]) throws(Options.UsageError) -> Options { try values.options(command: command) }
+}
+
+/// RunArguments' values as plain fields (no property wrappers): what
+/// `options(command:)` checks, and what `quickParse` fills without the library.
+struct RunValues: Equatable {
+    var agent: String?
+    var project: String?
+    var env: [String] = []
+    var mount: [String] = []
+    var mountRW: [String] = []
+    var allow: [String] = []
+    var allowPrivate: [String] = []
+    var allowHostPort: [String] = []
+    var publish: [String] = []
+    var hop: String?
+    var ask = false
+    var audit = false
+    var allowParentGit = false
+    var readOnlyConfig = false
+    var profile: String?
+    var quiet = false
+    var log: String?
+    var tmpfsSize: String?
+    var memoryMax: String?
+    var cpus: String?
+    var tasksMax: String?
+    var noCgroup = false
+    var check = false
+    var dryRun = false
+    var version = false
+    var help = false
+
     /// The plain value the planner consumes, or what was wrong, naming the flag.
     /// `command` is everything from the first word that was not one of ours.
     func options(command: [String]) throws(Options.UsageError) -> Options {

@@ -1,6 +1,7 @@
 import AgentpenPolicy
 import CShim
 import Glibc
+import Synchronization
 
 /// Answers the planner's questions from the real filesystem (lstat, readlink, access).
 public struct RealFileSystem: FileSystemView {
@@ -168,4 +169,36 @@ public enum Host {
         }
         return env
     }
+}
+
+/// The real filesystem as one planning step sees it: each path's kind and link
+/// target read once (a networked run's plan asked lstat 616 times, 427 of them
+/// again for a path already asked). Only for a plan made in one go, before
+/// anything is created: a step that creates or changes files starts a new one.
+/// The plan it makes is still only a plan: what bubblewrap and agentpen open
+/// later is checked again as it is opened.
+public final class SnapshotFileSystem: FileSystemView, @unchecked Sendable {
+    private let real = RealFileSystem()
+    private let lock = Mutex<(kinds: [String: FileKind], links: [String: String?])>(([:], [:]))
+
+    public init() {}
+
+    public func kind(_ path: String) -> FileKind {
+        if let k = lock.withLock({ $0.kinds[path] }) { return k }
+        let k = real.kind(path)
+        lock.withLock { $0.kinds[path] = k }
+        return k
+    }
+
+    public func readLink(_ path: String) -> String? {
+        if let l = lock.withLock({ $0.links[path] }) { return l }
+        let l = real.readLink(path)
+        lock.withLock { $0.links[path] = .some(l) }
+        return l
+    }
+
+    public func head(_ path: String, bytes: Int) -> [UInt8] { real.head(path, bytes: bytes) }
+    public func isExecutable(_ path: String) -> Bool { real.isExecutable(path) }
+    public func isReadable(_ path: String) -> Bool { real.isReadable(path) }
+    public func list(_ directory: String) -> [String] { real.list(directory) }
 }

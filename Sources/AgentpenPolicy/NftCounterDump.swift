@@ -51,46 +51,36 @@ public enum NftCounterDump {
     /// objects of `table` whose type is counter are kept.
     public static func parse(_ b: [UInt8], table: String, maxMessages: Int = 256) -> Batch {
         var out = Batch()
-        var pos = 0
-        var count = 0
-        func le16(_ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
-        func le32(_ i: Int) -> Int { le16(i) | le16(i + 2) << 16 }
-        while pos + 16 <= b.count, count < maxMessages {
-            count += 1
-            let length = le32(pos)
-            let type = UInt16(le16(pos + 4))
-            guard length >= 16, length <= b.count - pos else { out.unreadable += 1; break }
-            let end = pos + length
-            switch type {
+        let (messages, cut) = NetlinkFraming.messages(b, max: maxMessages)
+        for m in messages {
+            switch m.type {
             case nlmsgDone:
                 out.done = true
             case nlmsgError:
-                if length >= 20 {
-                    let e = Int32(truncatingIfNeeded: UInt32(le32(pos + 16)))
-                    if e != 0 { out.errors.append(e == .min ? .max : -e) }
-                }
+                if let e = NetlinkFraming.errno(b, m) { out.errors.append(e) }
             case subsysNFTables << 8 | msgNewObject:
-                if let (name, counter) = object(b, from: pos + 16, to: end, table: table) { out.counters[name] = counter }
+                if let (name, counter) = object(b, m.body, table: table) { out.counters[name] = counter }
                 else { out.unreadable += 1 }
             default:
                 out.unreadable += 1
             }
-            pos += (length + 3) & ~3
         }
+        if cut { out.unreadable += 1 }
         return out
     }
 
     /// One NFT_MSG_NEWOBJ body: nil unless it is a counter of `table` with both values.
-    static func object(_ b: [UInt8], from start: Int, to end: Int, table: String) -> (String, Counter)? {
+    static func object(_ b: [UInt8], _ body: Range<Int>, table: String) -> (String, Counter)? {
+        guard body.count >= 4 else { return nil }
         var t: String?, name: String?, kind: UInt32?, counter: Counter?
-        for (type, range) in attributes(b, from: start + 4, to: end) {
+        for (type, range) in NetlinkFraming.attributes(b, in: (body.lowerBound + 4)..<body.upperBound).list {
             switch type {
             case objTable: t = string(b, range)
             case objName: name = string(b, range)
             case objType: kind = range.count == 4 ? UInt32(bigEndian: b, range.lowerBound) : nil
             case objData:
                 var packets: UInt64?, bytes: UInt64?
-                for (inner, r) in attributes(b, from: range.lowerBound, to: range.upperBound) where r.count == 8 {
+                for (inner, r) in NetlinkFraming.attributes(b, in: range).list where r.count == 8 {
                     if inner == counterPackets { packets = UInt64(bigEndian: b, r.lowerBound) }
                     if inner == counterBytes { bytes = UInt64(bigEndian: b, r.lowerBound) }
                 }
@@ -100,21 +90,6 @@ public enum NftCounterDump {
         }
         guard t == table, kind == objectCounter, let name, let counter else { return nil }
         return (name, counter)
-    }
-
-    /// The attributes between `start` and `end`: type (flags masked off) and payload
-    /// range; at most 64, stopping at the first that does not fit.
-    static func attributes(_ b: [UInt8], from start: Int, to end: Int) -> [(UInt16, Range<Int>)] {
-        var out: [(UInt16, Range<Int>)] = []
-        var pos = start
-        while pos + 4 <= end, out.count < 64 {
-            let length = Int(b[pos]) | Int(b[pos + 1]) << 8
-            let type = (UInt16(b[pos + 2]) | UInt16(b[pos + 3]) << 8) & 0x3fff
-            guard length >= 4, length <= end - pos else { break }
-            out.append((type, (pos + 4)..<(pos + length)))
-            pos += (length + 3) & ~3
-        }
-        return out
     }
 
     /// A NUL-terminated attribute string (nil without its NUL or when not UTF-8).

@@ -169,44 +169,24 @@ public enum NFLog {
     /// first message that does not fit.
     public static func parse(_ buffer: [UInt8], maxMessages: Int = 256) -> Batch {
         var out = Batch()
-        var pos = 0
-        var count = 0
-        func le16(_ i: Int) -> Int { Int(buffer[i]) | Int(buffer[i + 1]) << 8 }
-        func le32(_ i: Int) -> Int { le16(i) | le16(i + 2) << 16 }
-        while pos + 16 <= buffer.count, count < maxMessages {
-            count += 1
-            let length = le32(pos)
-            let type = UInt16(le16(pos + 4))
-            guard length >= 16, length <= buffer.count - pos else { out.unreadable += 1; break }
-            let end = pos + length
-            if type == nlmsgError {
-                if length >= 20 {
-                    let e = Int32(truncatingIfNeeded: UInt32(le32(pos + 16)))
-                    // Negated with a check: a hostile -2^31 must not trap (found by the fuzzer).
-                    if e != 0 { out.errors.append(e == .min ? .max : -e) }
-                }
-            } else if type == subsysULOG << 8 | msgPacket {
-                if let flow = record(buffer, from: pos + 16, to: end) { out.flows.append(flow) }
+        let (messages, cut) = NetlinkFraming.messages(buffer, max: maxMessages)
+        for m in messages {
+            if m.type == nlmsgError {
+                if let e = NetlinkFraming.errno(buffer, m) { out.errors.append(e) }
+            } else if m.type == subsysULOG << 8 | msgPacket {
+                if let flow = record(buffer, m.body) { out.flows.append(flow) }
                 else { out.unreadable += 1 }
             }
-            pos += (length + 3) & ~3
         }
+        if cut { out.unreadable += 1 }
         return out
     }
 
     /// One NFULNL_MSG_PACKET body (nfgenmsg, then attributes): the flow of its payload.
-    static func record(_ b: [UInt8], from start: Int, to end: Int) -> RefusedFlow? {
-        var pos = start + 4   // nfgenmsg
-        var attributes = 0
-        while pos + 4 <= end, attributes < 64 {
-            attributes += 1
-            let length = Int(b[pos]) | Int(b[pos + 1]) << 8
-            let type = (UInt16(b[pos + 2]) | UInt16(b[pos + 3]) << 8) & 0x3fff
-            guard length >= 4, length <= end - pos else { return nil }
-            if type == attrPayload { return flow(fromPacket: Array(b[(pos + 4)..<(pos + length)])) }
-            pos += (length + 3) & ~3
-        }
-        return nil
+    static func record(_ b: [UInt8], _ body: Range<Int>) -> RefusedFlow? {
+        guard body.count >= 4 else { return nil }
+        let payload = NetlinkFraming.attributes(b, in: (body.lowerBound + 4)..<body.upperBound).list.first { $0.type == attrPayload }
+        return payload.flatMap { flow(fromPacket: Array(b[$0.payload])) }
     }
 
     /// The destination of an IPv4 or IPv6 packet (the first bytes of it suffice).

@@ -55,7 +55,6 @@ enum Runner {
     /// decides from the merged options (a config file's keys count, not only flags).
     static func prepare(_ flags: Options, network: (Allowlist, Options) -> NetworkMode) throws(Failure) -> Prepared {
         let facts = gatherFacts()
-        let fs = RealFileSystem()
         let config = try Configure.load(flags, facts: facts)
         for w in config.warnings { printError("\(w)") }
         var options = config.resolution.options
@@ -69,6 +68,9 @@ enum Runner {
         do { for h in try preset?.endpointHosts(caller: facts.callerEnv) ?? [] { allowlist.add(h) } }
         catch { throw .usage("\(error.message); unset it or fix it") }
         for h in options.allow { allowlist.add(h) }
+        // One view of the filesystem for the whole plan (nothing is created
+        // until prepareHost, after it): each path asked of the kernel once.
+        let fs = SnapshotFileSystem()
         let plan: SandboxPlan
         do {
             plan = try SandboxPlan.make(options: options, facts: facts, project: project, preset: preset,

@@ -6,46 +6,48 @@ import FoundationEssentials
 import Glibc
 
 /// Connects a nonblocking TCP socket to one address with a deadline. The
-/// completion runs once on `queue` with the connected socket (now the
+/// completion runs once on `loop`'s thread with the connected socket (now the
 /// caller's) or the error (the socket closed).
 /// `@unchecked Sendable`: `socket`, `watch`, `timer` and `completion` are owned by
-/// `queue` (set in `begin`, cleared in `finish`, both asserted to run there).
+/// `loop`'s thread (set in `begin`, cleared in `finish`, both asserted to run there).
 /// Invariant: the completion runs at most once.
 final class Dialer: @unchecked Sendable {
     typealias Completion = (consuming Result<Descriptor, SocketError>) -> Void
-    private let queue: DispatchQueue
+    private let loop: EventLoop
     private var socket: Descriptor?
     private var watch: Watch?
-    private var timer: DispatchSourceTimer?
+    private var timer: LoopTimer?
     private var completion: Completion?
 
-    private init(queue: DispatchQueue, socket: consuming Descriptor?) {
-        self.queue = queue
+    private init(loop: EventLoop, socket: consuming Descriptor?) {
+        self.loop = loop
         self.socket = socket
     }
 
     /// `socket`: connect this (nonblocking, unconnected) TCP socket instead of a new
     /// one, e.g. one made in the sandbox's namespace; it is the dialer's from here on.
-    /// The dialer returned may be cancelled (on `queue`).
+    /// The dialer returned may be cancelled (on `loop`'s thread). The connect
+    /// starts after this returns (posted, so the completion never runs before
+    /// the caller holds the dialer).
     @discardableResult
-    static func connect(to address: IPAddress, port: UInt16, timeout: TimeInterval, queue: DispatchQueue,
+    static func connect(to address: IPAddress, port: UInt16, timeout: TimeInterval, loop: EventLoop,
                         socket: consuming Descriptor? = nil, completion: @escaping Completion) -> Dialer {
-        let d = Dialer(queue: queue, socket: socket)
+        let d = Dialer(loop: loop, socket: socket)
         d.completion = completion
-        queue.async { d.begin(address, port, timeout) }
+        loop.async { d.begin(address, port, timeout) }
         return d
     }
 
-    /// Gives up (on `queue`): the socket is closed before this returns, whether
+    /// Gives up (on `loop`'s thread): the socket is closed before this returns, whether
     /// the connection was made or not, and the completion sees ECANCELED. Nothing
     /// after a completion.
     func cancel() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         finish(SocketError("connect", ECANCELED))
     }
 
     private func begin(_ address: IPAddress, _ port: UInt16, _ timeout: TimeInterval) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         // Cancelled before it began: no socket, no packet.
         guard completion != nil else { return }
         if socket == nil {
@@ -58,22 +60,20 @@ final class Dialer: @unchecked Sendable {
         let r = address.bytes.withUnsafeBufferPointer { ap_connect_ip(s, $0.baseAddress, Int32($0.count), port) }
         if r == 0 { return finish(nil) }
         guard r == -EINPROGRESS else { return finish(SocketError("connect \(endpoint(address, port))", -r)) }
-        watch = Watch.write(s, queue: queue, group: nil) { [self] in
+        watch = Watch.write(s, on: loop) { [self] in
             let e = ap_so_error(s)
             if e == 0 { finish(nil) }
             else { finish(SocketError("connect \(endpoint(address, port))", e < 0 ? -e : e)) }
         }
         watch?.enable()
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + timeout)
-        t.setEventHandler { [self] in finish(SocketError("connect \(endpoint(address, port))", ETIMEDOUT)) }
-        t.activate()
+        let t = LoopTimer(on: loop) { [self] in finish(SocketError("connect \(endpoint(address, port))", ETIMEDOUT)) }
+        t.schedule(after: timeout)
         timer = t
     }
 
     /// nil: connected.
     private func finish(_ error: SocketError?) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard let completion else { return }
         self.completion = nil
         timer?.cancel()

@@ -33,10 +33,10 @@ public final class Forwarder: Sendable {
         self.config = config
         self.names = names
         self.token = token
-        self.acceptor = Acceptor(label: "agentpen.forwarder.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        self.acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return ForwardedConnection(socket: socket, peer: peer, clientEndpoint: client, forwarder: self)
+            return ForwardedConnection(socket: socket, peer: peer, clientEndpoint: client, forwarder: self, loop: loop)
         }
     }
 
@@ -52,7 +52,7 @@ public final class Forwarder: Sendable {
 }
 
 /// `@unchecked Sendable`: `owned`, `relay`, `stopRequested` and `closed` are
-/// owned by the serial `queue` (the dial completion, the relay's close and
+/// owned by `loop`'s thread (the dial completion, the relay's close and
 /// `stop` all run there), not by a lock.
 final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
@@ -61,12 +61,14 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let forwarder: Forwarder
-    private let queue = WorkerQueues.connectionQueue("agentpen.forwarder.conn")
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var relay: Relay?
     private var stopRequested = false
     private var closed = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, forwarder: Forwarder, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer
@@ -82,7 +84,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
         } else {
             header = []
         }
-        Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, queue: queue) { [self] result in
+        Dialer.connect(to: f.target, port: f.targetPort, timeout: f.config.connectTimeout, loop: loop) { [self] result in
             // Each early return drops (closes) `upstream`.
             switch consume result {
             case .failure(let e):
@@ -98,7 +100,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
                     return finish()
                 }
                 guard let socket = owned.take() else { return }
-                let r = Relay(socket, upstream, queue: queue, config: f.config.relay) { [self] _, _ in
+                let r = Relay(socket, upstream, loop: loop, config: f.config.relay) { [self] _, _ in
                     closed = true
                     f.table.remove(self, client: peer)
                 }
@@ -109,7 +111,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func finish() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         closed = true
         owned = nil
@@ -117,7 +119,7 @@ final class ForwardedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     func stop() {
-        queue.async { [self] in
+        loop.async { [self] in
             stopRequested = true
             relay?.stop()
         }

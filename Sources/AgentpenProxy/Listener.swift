@@ -6,53 +6,59 @@ import FoundationEssentials
 import Glibc
 
 /// Accepts connections on a listening socket and hands each one (nonblocking,
-/// close-on-exec, owned by the callee) to `onAccept` on the listener's queue.
-/// `@unchecked Sendable`: `watch` is set once in `start` before it is
-/// enabled (on `queue`, via `queue.async`), then only used on `queue`; the
-/// listening socket is the watch's from `start` (closed once it is cancelled),
-/// the listener's before (closed at deinit if it never started).
+/// close-on-exec, owned by the callee) to `onAccept` on `loop`'s thread, where
+/// the accept itself runs (its watch is the loop's own: no hand-over per
+/// connection; the proxy's connections then live on the same loop).
+/// `@unchecked Sendable`: `socket` is set at init and taken on the loop's
+/// thread by `start` (posted); `watch` and `pause` are only touched there.
+/// The listening socket is the watch's from `start` (closed once it is
+/// cancelled), the listener's before (closed at deinit if it never started).
 final class Listener: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
+    let loop: EventLoop
     private var socket: Descriptor?
-    private let queue: DispatchQueue
     private var watch: Watch?
+    /// Accepting paused while out of descriptors.
+    private var pause: LoopTimer?
     private let onAccept: (consuming Descriptor, IPAddress?, UInt16) -> Void
 
-    init(address: IPAddress, port: UInt16, queue: DispatchQueue,
+    init(address: IPAddress, port: UInt16, loop: EventLoop,
          onAccept: @escaping (consuming Descriptor, IPAddress?, UInt16) -> Void) throws(SocketError) {
         let bound = try Sock.listenTCP(address, port: port)
         fd = bound.socket.raw
         self.port = bound.port
         socket = bound.take()
-        self.queue = queue
+        self.loop = loop
         self.onAccept = onAccept
     }
 
     /// Takes over a listening socket made elsewhere (inside the sandbox's
     /// namespace, handed over by the namespace helper); it is made nonblocking.
-    init(adopting socket: consuming Descriptor, queue: DispatchQueue,
+    init(adopting socket: consuming Descriptor, loop: EventLoop,
          onAccept: @escaping (consuming Descriptor, IPAddress?, UInt16) -> Void) throws(SocketError) {
         try Sock.check(ap_set_nonblocking(socket.raw), "O_NONBLOCK")
         fd = socket.raw
         port = (try? Sock.localPort(socket.raw)) ?? 0
         self.socket = .some(socket)
-        self.queue = queue
+        self.loop = loop
         self.onAccept = onAccept
     }
 
     func start() {
-        guard let socket = socket.take() else { return }
-        let w = Watch.read(owning: socket, queue: queue, group: nil) { [weak self] in self?.acceptSome() }
-        watch = w
-        queue.async { w.enable() }
+        loop.async { [self] in
+            guard watch == nil, let socket = socket.take() else { return }
+            let w = Watch.read(owning: socket, on: loop) { [weak self] in self?.acceptSome() }
+            watch = w
+            w.enable()
+        }
     }
 
     /// Accepts up to `acceptBatch` queued connections; returns how many it took.
     @discardableResult
     private func acceptSome() -> Int {
-        dispatchPrecondition(condition: .onQueue(queue))
-        // Bounded, so one busy listener cannot hold the queue.
+        loop.preconditionOnThread()
+        // Bounded, so one busy listener cannot hold the loop.
         for taken in 0..<Self.acceptBatch {
             var addr = [UInt8](repeating: 0, count: 16)
             var len: Int32 = 0
@@ -68,10 +74,11 @@ final class Listener: @unchecked Sendable {
             }
             if c == -EMFILE || c == -ENFILE || c == -ENOBUFS || c == -ENOMEM {
                 // Out of descriptors: the pending connection stays queued and the
-                // source would fire in a tight loop; pause instead.
+                // watch would fire in a tight loop; pause instead.
                 guard let w = watch else { return taken }
                 w.disable()
-                queue.asyncAfter(deadline: .now() + 0.1) { w.enable() }
+                if pause == nil { pause = LoopTimer(on: loop) { [weak self] in self?.watch?.enable() } }
+                pause?.schedule(after: 0.1)
             }
             return taken
         }
@@ -83,12 +90,14 @@ final class Listener: @unchecked Sendable {
     /// Stops listening; `draining`: first accepts every connection already queued
     /// in the kernel (bounded: 64 batches), so that none is closed unseen. The
     /// catch-all needs this: a connection the agent made just before it ended is
-    /// a refused flow still to be reported.
+    /// a refused flow still to be reported. Posted to the loop: work posted
+    /// there after this runs after the drain.
     func stop(draining: Bool = false) {
-        queue.async { [self] in
+        loop.async { [self] in
             if draining {
                 for _ in 0..<64 { if acceptSome() < Self.acceptBatch { break } }
             }
+            pause?.cancel()
             watch?.cancel()
             watch = nil
         }

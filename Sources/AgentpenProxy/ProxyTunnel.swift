@@ -9,10 +9,10 @@ import Glibc
 /// to it: sends the request, then reads the reply header, peeked and then
 /// consumed to its exact end, so that bytes the upstream sends right after it
 /// (an ssh banner) stay queued for the relay. The completion runs once on
-/// `queue`; the socket stays the caller's either way.
-/// `@unchecked Sendable`: every mutable field is owned by `queue` (set in
+/// `loop`'s thread; the socket stays the caller's either way.
+/// `@unchecked Sendable`: every mutable field is owned by `loop`'s thread (set in
 /// `begin`, cleared in `finish`, each asserted to run there).
-/// Invariant: the completion runs at most once, after the watch's source is gone.
+/// Invariant: the completion runs at most once, after the watch is gone.
 final class ProxyTunnel: @unchecked Sendable {
     enum Outcome {
         /// A 2xx reply: the socket now carries the upstream's stream.
@@ -24,52 +24,48 @@ final class ProxyTunnel: @unchecked Sendable {
     }
 
     private let fd: Int32
-    private let queue: DispatchQueue
+    private let loop: EventLoop
     private var pending: [UInt8]
     private var watch: Watch?
-    /// Every watch made joins it: the completion waits until all are gone.
-    private let watches = DispatchGroup()
-    private var timer: DispatchSourceTimer?
+    private var timer: LoopTimer?
     private var seen = 0
     private var completion: ((Outcome) -> Void)?
 
-    private init(fd: Int32, request: [UInt8], queue: DispatchQueue) {
+    private init(fd: Int32, request: [UInt8], loop: EventLoop) {
         self.fd = fd
         self.pending = request
-        self.queue = queue
+        self.loop = loop
     }
 
-    static func open(_ fd: Int32, request: [UInt8], timeout: TimeInterval, queue: DispatchQueue,
+    static func open(_ fd: Int32, request: [UInt8], timeout: TimeInterval, loop: EventLoop,
                      completion: @escaping (Outcome) -> Void) {
-        let t = ProxyTunnel(fd: fd, request: request, queue: queue)
+        let t = ProxyTunnel(fd: fd, request: request, loop: loop)
         t.completion = completion
-        queue.async { t.begin(timeout) }
+        loop.async { t.begin(timeout) }
     }
 
     private func begin(_ timeout: TimeInterval) {
-        dispatchPrecondition(condition: .onQueue(queue))
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.schedule(deadline: .now() + timeout)
-        t.setEventHandler { [self] in finish(.failed("no reply from the proxy within \(Int(timeout)) s")) }
-        t.activate()
+        loop.preconditionOnThread()
+        let t = LoopTimer(on: loop) { [self] in finish(.failed("no reply from the proxy within \(Int(timeout)) s")) }
+        t.schedule(after: timeout)
         timer = t
         send()
     }
 
     /// Writes what is left of the request; waits for room when the socket is full.
     private func send() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard completion != nil else { return }
         while !pending.isEmpty {
             let n = pending.withUnsafeBytes { ap_send_nosignal(fd, $0.baseAddress, $0.count) }
             if n == -Int(EINTR) { continue }
             if n == -Int(EAGAIN) {
-                return swapWatch(Watch.write(fd, queue: queue, group: watches) { [weak self] in self?.send() })
+                return swapWatch(Watch.write(fd, on: loop) { [weak self] in self?.send() })
             }
             if n < 0 { return finish(.failed("cannot send CONNECT to the proxy: \(String(cString: strerror(Int32(-n))))")) }
             pending.removeFirst(n)
         }
-        swapWatch(Watch.read(fd, queue: queue, group: watches) { [weak self] in self?.readable() })
+        swapWatch(Watch.read(fd, on: loop) { [weak self] in self?.readable() })
     }
 
     private func swapWatch(_ w: Watch) {
@@ -81,7 +77,7 @@ final class ProxyTunnel: @unchecked Sendable {
     }
 
     private func readable() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard completion != nil else { return }
         let max = UpstreamProxy.maxReplySize
         var buf = [UInt8](repeating: 0, count: max)
@@ -109,7 +105,7 @@ final class ProxyTunnel: @unchecked Sendable {
     }
 
     private func finish(_ outcome: Outcome) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard let completion else { return }
         self.completion = nil
         timer?.cancel()
@@ -119,7 +115,7 @@ final class ProxyTunnel: @unchecked Sendable {
         // after their cancellation went through.
         watch?.cancel()
         watch = nil
-        watches.notify(queue: queue) { completion(outcome) }
+        loop.later { completion(outcome) }
     }
 }
 
@@ -128,13 +124,12 @@ final class ProxyTunnel: @unchecked Sendable {
 public func tryUpstreamProxy(_ up: UpstreamProxy, timeout: TimeInterval = 3) -> String? {
     let addresses = IPAddress(up.host).map { [$0] } ?? systemResolve(up.host)
     guard !addresses.isEmpty else { return "cannot resolve \(up.host)" }
-    let queue = DispatchQueue(label: "agentpen.check.proxy")
     var failures: [String] = []
     for a in addresses {
         let done = DispatchSemaphore(value: 0)
         // nil: connected (the socket closed at once: nothing is sent).
         let outcome = Locked<String??>(.some("no answer"))
-        Dialer.connect(to: a, port: up.port, timeout: timeout, queue: queue) { r in
+        Dialer.connect(to: a, port: up.port, timeout: timeout, loop: .shared) { r in
             switch consume r {
             case .success: outcome.withLock { $0 = .some(nil) }
             case .failure(let e): outcome.withLock { $0 = .some(e.description) }

@@ -31,7 +31,7 @@ public final class NamespaceSockets: @unchecked Sendable {
 
     /// Asks for one socket; `then` runs on an internal queue with it (nonblocking,
     /// now `then`'s to own: the one raw hand-over, as it crosses to the
-    /// connection's queue) or nil once the helper is gone.
+    /// connection's loop) or nil once the helper is gone.
     func request(_ then: @escaping @Sendable (Int32?) -> Void) {
         queue.async { [self] in
             guard !ended, ap_send_fds(sock, Self.requestTag, nil, 0) == 1 else { return then(nil) }
@@ -84,10 +84,10 @@ public final class Publisher: Sendable {
         self.sockets = sockets
         self.events = events
         self.config = config
-        acceptor = Acceptor(label: "agentpen.publish.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return PublishedConnection(socket: socket, peer: peer, clientEndpoint: client, publisher: self)
+            return PublishedConnection(socket: socket, peer: peer, clientEndpoint: client, publisher: self, loop: loop)
         }
     }
 
@@ -98,7 +98,7 @@ public final class Publisher: Sendable {
 }
 
 /// `@unchecked Sendable`: `owned`, `relay`, `stopRequested` and `closed` are
-/// owned by the serial `queue`.
+/// owned by `loop`'s thread.
 final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     private let client: Int32
     /// The client's socket until the relay takes it (or `finish` closes it).
@@ -106,12 +106,14 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let publisher: Publisher
-    private let queue = WorkerQueues.connectionQueue("agentpen.publish.conn")
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var relay: Relay?
     private var stopRequested = false
     private var closed = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, publisher: Publisher) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, publisher: Publisher, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer
@@ -122,10 +124,10 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     func start() {
         let p = publisher
         p.sockets.request { [self] fd in
-            queue.async { [self] in
+            loop.async { [self] in
                 let socket = fd.map { Descriptor($0) }   // ours from here (closed on every early return)
                 guard let socket, !stopRequested else { return finish("the sandbox is gone") }
-                Dialer.connect(to: .loopbackV4, port: p.port, timeout: p.config.connectTimeout, queue: queue,
+                Dialer.connect(to: .loopbackV4, port: p.port, timeout: p.config.connectTimeout, loop: loop,
                                socket: socket) { [self] result in
                     switch consume result {
                     case .failure(let e):
@@ -136,7 +138,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
                         p.events.record(Event(.connectionAllowed, subject: .publishedPort(p.port),
                                               reason: "allowed by --publish \(p.port)",
                                               details: ["client": clientEndpoint, "protocol": "tcp", "port": String(p.port)]))
-                        let r = Relay(client, inside, queue: queue, config: p.config.relay) { [self] _, _ in
+                        let r = Relay(client, inside, loop: loop, config: p.config.relay) { [self] _, _ in
                             closed = true
                             p.table.remove(self, client: peer)
                         }
@@ -149,7 +151,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func finish(_ failure: String?) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         closed = true
         if let failure {
@@ -161,7 +163,7 @@ final class PublishedConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     func stop() {
-        queue.async { [self] in
+        loop.async { [self] in
             stopRequested = true
             relay?.stop()
         }

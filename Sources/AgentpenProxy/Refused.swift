@@ -61,11 +61,11 @@ public final class RefusalReporter: Sendable {
 /// leave to this listener (127.0.0.1 and ::1, one port). It reads where the
 /// connection was meant to go (SO_ORIGINAL_DST), resets it (so the client fails
 /// at connect or at its first read, never by a time-out) and reports it.
-/// `@unchecked Sendable`: `listeners` is only touched on the serial `queue`.
-public final class CatchAll: @unchecked Sendable {
+/// Its listeners accept on `loop`'s thread; `listeners` is behind its Mutex.
+public final class CatchAll: Sendable {
     private let reporter: RefusalReporter
-    private let queue = DispatchQueue(label: "agentpen.catch-all")
-    private var listeners: [Listener] = []
+    private let loop = EventLoop.shared
+    private let listeners = Mutex<[Listener]>([])
 
     public init(reporter: RefusalReporter) { self.reporter = reporter }
 
@@ -73,14 +73,14 @@ public final class CatchAll: @unchecked Sendable {
     /// IPv6 loopback); returns the port.
     public func start() throws -> UInt16 {
         ignoreSIGPIPE()
-        let v4 = try Listener(address: .loopbackV4, port: 0, queue: queue) { [weak self] c, _, _ in
+        let v4 = try Listener(address: .loopbackV4, port: 0, loop: loop) { [weak self] c, _, _ in
             self?.refuse(c, ipv6: false)
         }
         var started = [v4]
-        if let v6 = try? Listener(address: .loopbackV6, port: v4.port, queue: queue, onAccept: { [weak self] c, _, _ in
+        if let v6 = try? Listener(address: .loopbackV6, port: v4.port, loop: loop, onAccept: { [weak self] c, _, _ in
             self?.refuse(c, ipv6: true)
         }) { started.append(v6) }
-        queue.sync { listeners = started }
+        listeners.withLock { $0 = started }
         for l in started { l.start() }
         return v4.port
     }
@@ -96,23 +96,28 @@ public final class CatchAll: @unchecked Sendable {
         var ipv6 = false
         while !sockets.isEmpty {
             let v6 = ipv6
-            started.append(try Listener(adopting: sockets.removeFirst(), queue: queue) { [weak self] c, _, _ in self?.refuse(c, ipv6: v6) })
+            started.append(try Listener(adopting: sockets.removeFirst(), loop: loop) { [weak self] c, _, _ in self?.refuse(c, ipv6: v6) })
             ipv6 = true
         }
-        queue.sync { listeners += started }
+        listeners.withLock { $0 += started }
         for l in started { l.start() }
     }
 
     public func stop() {
-        let ls = queue.sync { () -> [Listener] in
-            defer { listeners = [] }
-            return listeners
+        let ls = listeners.withLock { l in
+            defer { l = [] }
+            return l
         }
         // Draining: a connection the agent made just before it ended may still wait in
         // the kernel's queue, unaccepted (the queue's thread had no CPU yet); it is a
         // refused flow and is reported like the others.
         for l in ls { l.stop(draining: true) }
-        queue.sync {}   // the accepts already queued, and the drains, have run
+        // The drains, posted to the loop, have run once this has: waiting here
+        // blocks the caller (never the loop's own thread), not the loop.
+        precondition(!loop.isCurrent, "agentpen: CatchAll.stop on its own loop's thread")
+        let drained = DispatchSemaphore(value: 0)
+        loop.async { drained.signal() }
+        drained.wait()
     }
 
     private func refuse(_ connection: consuming Descriptor, ipv6: Bool) {

@@ -12,11 +12,11 @@ struct RelayConfig: Sendable {
 /// Moves bytes both ways between two connected nonblocking sockets until both
 /// directions have ended, either side fails, or nothing moved for the idle
 /// timeout. Each direction splices through its own pipe (falling back to a small
-/// user-space buffer if no pipe can be had), so bytes stay in the kernel. One
-/// serial queue owns all state; watches (the proxy's epoll loop) wake it, so there is no thread
-/// per connection and a slow peer only ever stalls its own direction.
+/// user-space buffer if no pipe can be had), so bytes stay in the kernel. All
+/// state lives on one event loop's thread; its watches run the pumps there,
+/// so there is no thread per connection and a slow peer only ever stalls its own direction.
 /// `@unchecked Sendable`: all mutable state (`dirs`, `timer`, `closed`,
-/// `onClose`) is owned by `queue`; `start` and `stop` only hop onto it and every
+/// `onClose`) is owned by `loop`'s thread; `start` and `stop` only hop onto it and every
 /// other method asserts it runs there. Invariant: once `closed`, no watch runs
 /// a pump again and both descriptors are closed after every watch is gone.
 final class Relay: @unchecked Sendable {
@@ -121,7 +121,7 @@ final class Relay: @unchecked Sendable {
         }
     }
 
-    let queue: DispatchQueue
+    let loop: EventLoop
     private let a: Int32
     private let b: Int32
     /// The two sockets' owners: dropped (closed) once no watch is left on them.
@@ -129,39 +129,38 @@ final class Relay: @unchecked Sendable {
     private var ownedB: Descriptor?
     private let config: RelayConfig
     private var dirs: [Direction] = []
-    private var timer: DispatchSourceTimer?
+    private var timer: LoopTimer?
     private var lastActivity: UInt64 = DispatchTime.now().uptimeNanoseconds
     private var closed = false
-    private let group = DispatchGroup()
     private var onClose: ((End, Stats) -> Void)?
 
     /// Takes ownership of both sockets; they are closed when the relay ends.
-    init(_ a: consuming Descriptor, _ b: consuming Descriptor, queue: DispatchQueue, config: RelayConfig,
+    init(_ a: consuming Descriptor, _ b: consuming Descriptor, loop: EventLoop, config: RelayConfig,
          onClose: @escaping (End, Stats) -> Void) {
         self.a = a.raw
         self.b = b.raw
         ownedA = .some(a)
         ownedB = .some(b)
-        self.queue = queue
+        self.loop = loop
         self.config = config
         self.onClose = onClose
     }
 
-    func start() { queue.async { self.setUp() } }
+    func start() { loop.async { self.setUp() } }
 
-    /// `start` for a caller already on `queue`: the relay is set up, and what
+    /// `start` for a caller already on the loop's thread: the relay is set up, and what
     /// both sockets already hold is moved, before this returns (no hop, so the
     /// ClientHello goes upstream at once).
     func startHere() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         setUp()
     }
 
     /// Ends the relay from outside (proxy shutdown). Safe to call more than once.
-    func stop() { queue.async { self.teardown(.stopped, reset: false) } }
+    func stop() { loop.async { self.teardown(.stopped, reset: false) } }
 
     private func setUp() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         dirs = [Direction(src: a, dst: b), Direction(src: b, dst: a)]
         for (i, d) in dirs.enumerated() {
@@ -170,25 +169,21 @@ final class Relay: @unchecked Sendable {
                 d.capacity = Int(max(ap_get_pipe_size(p.write.raw), 4096))
                 d.pipe = consume p
             }
-            d.readWatch = Watch.read(d.src, queue: queue, group: group) { [weak self] in self?.pump(i) }
-            d.writeWatch = Watch.write(d.dst, queue: queue, group: group) { [weak self] in self?.pump(i) }
+            d.readWatch = Watch.read(d.src, on: loop) { [weak self] in self?.pump(i) }
+            d.writeWatch = Watch.write(d.dst, on: loop) { [weak self] in self?.pump(i) }
         }
-        let t = DispatchSource.makeTimerSource(queue: queue)
-        t.setEventHandler { [weak self] in self?.idleCheck() }
-        timer = t
+        timer = LoopTimer(on: loop) { [weak self] in self?.idleCheck() }
         scheduleIdle(after: config.idleTimeout)
-        t.activate()
         pump(0)
         pump(1)
     }
 
     private func scheduleIdle(after seconds: TimeInterval) {
-        let leeway = DispatchTimeInterval.milliseconds(Int(min(1000, max(10, seconds * 100))))
-        timer?.schedule(deadline: .now() + max(seconds, 0.001), leeway: leeway)
+        timer?.schedule(after: max(seconds, 0.001))
     }
 
     private func idleCheck() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         let idleFor = Double(DispatchTime.now().uptimeNanoseconds - lastActivity) / 1e9
         if idleFor >= config.idleTimeout {
@@ -200,7 +195,7 @@ final class Relay: @unchecked Sendable {
     }
 
     private func pump(_ i: Int) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         let d = dirs[i]
         guard !d.done else { return }
@@ -243,7 +238,7 @@ final class Relay: @unchecked Sendable {
         if progressed {
             d.readWatch?.disable()
             d.writeWatch?.disable()
-            queue.async { [weak self] in self?.pump(i) }
+            loop.async { [weak self] in self?.pump(i) }
             return
         }
         // Waiting on exactly one thing: the destination to drain what is in
@@ -276,7 +271,7 @@ final class Relay: @unchecked Sendable {
     }
 
     private func teardown(_ end: End, reset: Bool) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard !closed else { return }
         closed = true
         timer?.cancel()
@@ -292,8 +287,9 @@ final class Relay: @unchecked Sendable {
         let stats = Stats(forward: dirs.first?.bytes ?? 0, backward: dirs.last?.bytes ?? 0)
         let onClose = self.onClose
         self.onClose = nil
-        // Descriptors are closed only after every watch on them is gone.
-        group.notify(queue: queue) { [self] in
+        // Descriptors are closed only after every watch on them is gone (each
+        // is out of the loop's set already; this runs after their cancels' work).
+        loop.later { [self] in
             for d in dirs {
                 d.readWatch = nil
                 d.writeWatch = nil

@@ -152,10 +152,10 @@ public final class SNIProxy: Sendable {
         self.config = config
         self.names = names
         self.resolver = resolver
-        self.acceptor = Acceptor(label: "agentpen.proxy.accept", cap: config.maxConnectionsPerClient, events: events)
-        acceptor.open = { [weak self] socket, peer, client in
+        self.acceptor = Acceptor(cap: config.maxConnectionsPerClient, events: events)
+        acceptor.open = { [weak self] socket, peer, client, loop in
             guard let self else { return nil }
-            return ProxyConnection(socket: socket, peer: peer, clientEndpoint: client, proxy: self)
+            return ProxyConnection(socket: socket, peer: peer, clientEndpoint: client, proxy: self, loop: loop)
         }
     }
 
@@ -183,9 +183,10 @@ public final class SNIProxy: Sendable {
 }
 
 /// One client connection through the proxy: ClientHello, decision, resolve,
-/// dial, relay. All state lives on `queue`.
+/// dial, relay. All state lives on one event loop's thread, which also runs
+/// its watches' handlers and its deadline: no hand-over to a worker per report.
 /// `@unchecked Sendable`: the mutable state (phase, watches, buffer, hello) is
-/// owned by the serial `queue` rather than a lock; `start` and `stop` only hop
+/// owned by `loop`'s thread rather than a lock; `start` and `stop` only hop
 /// onto it, and every other method asserts it runs there.
 final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private enum Phase { case hello, connecting, relaying(Relay), closed }
@@ -198,11 +199,12 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private let peer: IPAddress?
     private let clientEndpoint: String
     private let proxy: SNIProxy
-    private let queue = WorkerQueues.connectionQueue("agentpen.proxy.conn")
+    /// The loop its listener accepted it on.
+    private let loop: EventLoop
     private var phase = Phase.hello
     private var helloWatch: Watch?
-    private var deadline: DispatchSourceTimer?
-    private let helloGroup = DispatchGroup()
+    /// The hello deadline (handshakeTimeout from the start).
+    private var deadline: LoopTimer?
     private var buffer: UnsafeMutableRawBufferPointer?
     private var seen = 0
     /// The hello so far: each wake-up hands it only the newly arrived bytes.
@@ -211,7 +213,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var peekOffset = false
     private var stopRequested = false
 
-    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy) {
+    init(socket: consuming Descriptor, peer: IPAddress?, clientEndpoint: String, proxy: SNIProxy, loop: EventLoop) {
+        self.loop = loop
         client = socket.raw
         owned = .some(socket)
         self.peer = peer
@@ -262,18 +265,16 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var requiredName: String?
 
     func start() {
-        queue.async { [self] in
+        loop.async { [self] in
             guard case .hello = phase else { return }
-            let t = DispatchSource.makeTimerSource(queue: queue)
-            t.schedule(deadline: .now() + proxy.config.handshakeTimeout)
-            t.setEventHandler { [weak self] in
+            let t = LoopTimer(on: loop) { [weak self] in
                 guard let self else { return }
                 self.block(.noServerName, "no complete ClientHello within \(Int(self.proxy.config.handshakeTimeout)) s")
             }
             deadline = t
-            t.activate()
+            t.schedule(after: proxy.config.handshakeTimeout)
             if proxy.config.forwarderToken != nil {
-                let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.headerReadable() }
+                let w = Watch.read(client, on: loop) { [weak self] in self?.headerReadable() }
                 headerWatch = w
                 w.enable()
                 return
@@ -286,7 +287,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var headerWatch: Watch?
 
     private func headerReadable() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard case .hello = phase, let w = headerWatch else { return }
         var buf = [UInt8](repeating: 0, count: ForwarderHeader.maxSize)
         let got = Int(ap_recv_peek(client, &buf, buf.count))
@@ -309,7 +310,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         }
         headerWatch = nil
         w.cancel()
-        helloGroup.notify(queue: queue) { [self] in
+        loop.async { [self] in
             guard case .hello = phase else { return }
             proceed(route(local: h.local, port: h.port, name: h.name))
         }
@@ -318,7 +319,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// Acts on the route: a TLS route waits for the ClientHello, the others dial
     /// or refuse at once.
     private func proceed(_ route: Route) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         switch route {
         case .sni: break
         case .tls(let name):
@@ -341,13 +342,13 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         case .refused(let subject, let reason, let details):
             return block(subject, reason, details)
         }
-        let w = Watch.read(client, queue: queue, group: helloGroup) { [weak self] in self?.readable() }
+        let w = Watch.read(client, on: loop) { [weak self] in self?.readable() }
         helloWatch = w
         w.enable()
     }
 
     func stop() {
-        queue.async { [self] in
+        loop.async { [self] in
             stopRequested = true
             switch phase {
             case .hello:
@@ -368,7 +369,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func readable() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         guard case .hello = phase, helloWatch != nil else { return }
         let size = proxy.config.maxHelloSize
         if buffer == nil {
@@ -424,7 +425,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// A ClientHello for a name the allowlist does not have (its SNI equals the
     /// name its address stands for, if any).
     private func unlisted(_ name: String, _ extra: [String: String]) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         var extra = extra
         extra["permit"] = Permit.allow(name)
         // A name listed for NAME:PORT only, or one --allow would refuse, is never let through.
@@ -445,7 +446,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             endHello {
                 if self.stopRequested { return self.closeClient() }
                 approver.request(host: name, client: self.clientEndpoint) { outcome in
-                    self.queue.async { self.held(name, pattern, extra, outcome) }
+                    self.loop.async { self.held(name, pattern, extra, outcome) }
                 }
             }
         case .pass:
@@ -460,7 +461,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
 
     /// The user's decision (or the time running out) about a held connection.
     private func held(_ name: String, _ pattern: HostPattern, _ extra: [String: String], _ outcome: HoldOutcome) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         if stopRequested { return closeClient() }
         switch outcome {
         case .allowed(let reason, let decision):
@@ -475,9 +476,9 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     /// Cancels the hello watcher and deadline; `then` runs once the watches are gone
-    /// and the descriptor may be closed or handed on.
+    /// and the descriptor may be closed or handed on (next on the loop).
     private func endHello(then: @escaping () -> Void) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         deadline?.cancel()
         deadline = nil
         buffer?.deallocate()
@@ -494,7 +495,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             headerWatch = nil
             w.cancel()
         }
-        helloGroup.notify(queue: queue, execute: then)
+        loop.later(then)
     }
 
     private func block(_ subject: Event.Subject, _ reason: String, _ extra: [String: String] = [:]) {
@@ -505,7 +506,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     }
 
     private func closeClient() {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         phase = .closed
         guard !removed else { return }
         removed = true
@@ -552,7 +553,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private var removed = false
 
     private func dialEarly(_ name: String) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         // Through an upstream proxy the dial is a CONNECT request: bytes. Only direct dials start early.
         guard let pattern = proxy.allowlist.matchTLS(name), proxy.config.upstreamProxy.map({ $0.bypasses(name) }) ?? true
         else { return }
@@ -567,7 +568,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// The ClientHello passed (its SNI `name` allowed and, on a per-name address,
     /// that address's name): the early dial's outcome if there is one, else the dial now.
     private func helloPassed(_ name: String, _ pattern: HostPattern, _ extra: [String: String]) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         let port = proxy.config.upstreamPort
         guard var e = early, e.name == name else { return resolve(name, pattern, extra, port: port) }
         if stopRequested { return closeClient() }
@@ -592,7 +593,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
             // address (from the user's global config) is looked up here, and not vetted.
             WorkerQueues.resolver().async {
                 let addresses = IPAddress(up.host).map { [$0] } ?? resolver(up.host)
-                self.queue.async { self.dialProxy(up, name, pattern, addresses, extra, port: port) }
+                self.loop.async { self.dialProxy(up, name, pattern, addresses, extra, port: port) }
             }
             return
         }
@@ -605,16 +606,16 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     private func resolveAndConnect(_ name: String, _ pattern: HostPattern, port: UInt16,
                                    then: @escaping @Sendable (DialOutcome) -> Void) {
         let resolver = proxy.resolver
-        // getaddrinfo blocks; keep it off the connection queue and its worker.
+        // getaddrinfo blocks: never on the loop's thread (it would stall every connection there).
         WorkerQueues.resolver().async {
             let addresses = resolver(name)
-            self.queue.async { self.vetAndConnect(name, pattern, addresses, port: port, then: then) }
+            self.loop.async { self.vetAndConnect(name, pattern, addresses, port: port, then: then) }
         }
     }
 
     private func vetAndConnect(_ name: String, _ pattern: HostPattern, _ addresses: [IPAddress], port: UInt16,
                                then: @escaping @Sendable (DialOutcome) -> Void) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         if stopRequested || removed { return closeClient() }
         guard !addresses.isEmpty else { return then(.failed(.failure, reason: "could not resolve \(name)", permit: nil)) }
         var vetted: [IPAddress] = []
@@ -642,7 +643,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// Acts on how the dial ended: the relay, or the event and the close.
     private func conclude(_ outcome: DialOutcome, _ name: String, _ pattern: HostPattern, _ extra: [String: String],
                           port: UInt16) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         if stopRequested { return closeClient() }
         switch outcome {
         case .connected(let dialled):
@@ -657,7 +658,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
 
     private func dialProxy(_ up: UpstreamProxy, _ name: String, _ pattern: HostPattern, _ addresses: [IPAddress],
                            _ extra: [String: String], port: UInt16) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         if stopRequested { return closeClient() }
         var extra = extra
         extra["proxy"] = up.redactedURL
@@ -678,7 +679,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
                 return closeClient()
             }
             ProxyTunnel.open(fd, request: request,
-                             timeout: proxy.config.connectTimeout, queue: queue) { [self] outcome in
+                             timeout: proxy.config.connectTimeout, loop: loop) { [self] outcome in
                 if stopRequested { return closeClient() }
                 var details = extra
                 details["upstream"] = dialled
@@ -704,11 +705,11 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// then `upstream` and `then` gets its address. nil: none did (each one's error).
     private func connectFirst(_ addresses: [IPAddress], port: UInt16, _ i: Int = 0, _ failures: [String] = [],
                               then: @escaping (IPAddress?, [String]) -> Void) {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         if stopRequested || removed { return closeClient() }
         guard i < addresses.count else { return then(nil, failures) }
         let address = addresses[i]
-        dialer = Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, queue: queue) { [self] result in
+        dialer = Dialer.connect(to: address, port: port, timeout: proxy.config.connectTimeout, loop: loop) { [self] result in
             dialer = nil
             switch consume result {
             case .failure(let e):
@@ -726,7 +727,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
     /// both ways, and the event.
     private func relay(_ name: String, _ pattern: HostPattern, _ dialled: String,
                        _ extra: [String: String], port: UInt16, note: String = "") {
-        dispatchPrecondition(condition: .onQueue(queue))
+        loop.preconditionOnThread()
         var details = extra
         details["upstream"] = dialled
         details["pattern"] = extra["audit"] != nil ? "(audit)" : extra["asked"] != nil ? "(asked)" : pattern.description
@@ -738,7 +739,7 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         if extra["host-port"] != nil { details["pattern"] = "--allow-host-port \(port)" }
         let opened = DispatchTime.now()
         guard let clientSocket = owned.take(), let upstreamSocket = upstream.take() else { return closeClient() }
-        let relay = Relay(clientSocket, upstreamSocket, queue: queue, config: proxy.config.relay) { [self] end, stats in
+        let relay = Relay(clientSocket, upstreamSocket, loop: loop, config: proxy.config.relay) { [self] end, stats in
             let ms = (DispatchTime.now().uptimeNanoseconds - opened.uptimeNanoseconds) / 1_000_000
             record(.tunnelClosed, .name(name), "closed: \(end)",
                    ["upstream": dialled, "bytes-up": String(stats.forward),
@@ -751,8 +752,8 @@ final class ProxyConnection: AcceptedConnection, @unchecked Sendable {
         // The relay starts here, so the ClientHello (queued on the client socket)
         // goes upstream before the event is encoded and written; the event is
         // still recorded before anything comes back (the relay runs on this
-        // queue), and always before the tunnel-closed event (its close handler
-        // runs on this queue later).
+        // loop's thread), and always before the tunnel-closed event (its close handler
+        // runs there later).
         relay.startHere()
         record(.connectionAllowed, .name(name), why, details)
     }

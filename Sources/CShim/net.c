@@ -7,6 +7,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <linux/sched/types.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -220,10 +223,23 @@ int ap_epoll_arm(int ep, int fd, int add, uint32_t want, uint64_t token) {
     RET(epoll_ctl(ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e));
 }
 int ap_epoll_remove(int ep, int fd) { RET(epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL)); }
-int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max) {
+int ap_sched_slice(int nice, uint64_t ns) {
+    struct sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = 0;   /* SCHED_OTHER */
+    a.sched_nice = nice;
+    a.sched_runtime = ns;
+    RET(syscall(SYS_sched_setattr, 0, &a, 0));
+}
+int ap_eventfd(void) { RET(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)); }
+int ap_eventfd_signal(int fd) { uint64_t one = 1; RET(write(fd, &one, sizeof one) == sizeof one ? 0 : -1); }
+int ap_eventfd_drain(int fd) { uint64_t n; RET(read(fd, &n, sizeof n) == sizeof n ? 0 : -1); }
+int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max, int64_t timeout_ns) {
     struct epoll_event evs[64];
     if (max > 64) max = 64;
-    int n = epoll_wait(ep, evs, max, -1);
+    struct timespec t = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    int n = epoll_pwait2(ep, evs, max, timeout_ns < 0 ? NULL : &t, NULL);
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) {
         uint32_t r = 0, e = evs[i].events;

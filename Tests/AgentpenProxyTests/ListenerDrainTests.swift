@@ -14,9 +14,9 @@ import Testing
     /// control, so that the test can fail).
     @Test func aDrainingStopAcceptsEveryQueuedConnectionAPlainStopNone() throws {
         for draining in [true, false] {
-            let q = DispatchQueue(label: "listener.drain.test")
+            let loop = EventLoop.shared
             let accepted = Locked(0)
-            let l = try Listener(address: .loopbackV4, port: 0, queue: q) { c, _, _ in
+            let l = try Listener(address: .loopbackV4, port: 0, loop: loop) { c, _, _ in
                 accepted.withLock { $0 += 1 }
                 c.close()
             }
@@ -24,7 +24,10 @@ import Testing
             // exactly what these clients made (each connect returns once queued).
             let clients = try (0..<70).map { _ in try Net.connect(l.port) }
             l.stop(draining: draining)
-            q.sync {}
+            // The stop is posted to the loop: what is posted after it runs after it.
+            let stopped = DispatchSemaphore(value: 0)
+            loop.async { stopped.signal() }
+            stopped.wait()
             #expect(accepted.withLock { $0 } == (draining ? 70 : 0), "draining: \(draining)")
             for c in clients { close(c) }
         }

@@ -82,8 +82,20 @@ int ap_epoll_create(void);
 int ap_epoll_arm(int ep, int fd, int add, uint32_t want, uint64_t token);
 /// Removes fd from the set.
 int ap_epoll_remove(int ep, int fd);
-/// epoll_wait without a timeout: up to `max` reports into ready[] (AP_READY_*
-/// bits; a hang-up or error sets both) and tokens[]; the count or -errno.
-int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max);
+/// epoll_pwait2: up to `max` reports into ready[] (AP_READY_* bits; a hang-up
+/// or error sets both) and tokens[], waiting at most timeout_ns (< 0: no
+/// limit); the count (0: the time ran out) or -errno.
+int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max, int64_t timeout_ns);
+/// sched_setattr(0, SCHED_OTHER at `nice`, sched_runtime = ns) for the calling
+/// thread: asks the fair scheduler (EEVDF, Linux 6.12+) for a slice of `ns`
+/// (clamped to 0.1-100 ms), so that the thread preempts on wake-up; older
+/// kernels ignore sched_runtime for SCHED_OTHER. 0 or -errno.
+int ap_sched_slice(int nice, uint64_t ns);
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): the descriptor or -errno.
+int ap_eventfd(void);
+/// Adds 1 to the eventfd's counter (makes it readable); 0 or -errno.
+int ap_eventfd_signal(int fd);
+/// Reads (resets) the eventfd's counter; 0 or -errno (-EAGAIN: it was 0).
+int ap_eventfd_drain(int fd);
 
 #endif

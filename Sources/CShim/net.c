@@ -239,7 +239,20 @@ int ap_epoll_wait(int ep, uint32_t *ready, uint64_t *tokens, int max, int64_t ti
     struct epoll_event evs[64];
     if (max > 64) max = 64;
     struct timespec t = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
-    int n = epoll_pwait2(ep, evs, max, timeout_ns < 0 ? NULL : &t, NULL);
+    // epoll_pwait2 (Linux 5.11) for a timeout finer than a millisecond; where it is
+    // missing (an older kernel, valgrind) epoll_wait, the timeout rounded up so a
+    // deadline is never woken for early in a busy loop.
+    static _Atomic int no_pwait2 = 0;
+    int n = -1;
+    if (!no_pwait2) {
+        n = epoll_pwait2(ep, evs, max, timeout_ns < 0 ? NULL : &t, NULL);
+        if (n < 0 && errno == ENOSYS) no_pwait2 = 1;
+    }
+    if (no_pwait2) {
+        int ms = timeout_ns < 0 ? -1 : timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
+        if (timeout_ns > (int64_t)2147483647 * 1000000) ms = 2147483647;
+        n = epoll_wait(ep, evs, max, ms);
+    }
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) {
         uint32_t r = 0, e = evs[i].events;

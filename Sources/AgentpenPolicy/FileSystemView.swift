@@ -24,7 +24,7 @@ public enum Paths {
         // (WritableSet, isWithin), and splitting and joining each showed in profiles.
         if isNormalized(path) { return path }
         var out: [Substring] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        for part in components(path) {
             if part == "." { continue }
             if part == ".." { if !out.isEmpty { out.removeLast() }; continue }
             out.append(part)
